@@ -1,0 +1,1 @@
+//! `nudge fmt`: the canonical layout.

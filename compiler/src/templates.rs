@@ -1,0 +1,1 @@
+//! Templates (MiniJinja) checked at compile time.

@@ -1,0 +1,28 @@
+//! Every conformance project parses (the checker's tests go further).
+
+use nudge_grammar::{parse, span::FileId};
+use std::path::Path;
+
+#[test]
+fn conformance_files_parse() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/conformance");
+    let mut n = 0;
+    for dir in std::fs::read_dir(&root).expect("conformance dir").flatten() {
+        if !dir.path().is_dir() {
+            continue;
+        }
+        for f in std::fs::read_dir(dir.path()).expect("project").flatten() {
+            let p = f.path();
+            if p.extension().is_some_and(|e| e == "nudge") {
+                let text = std::fs::read_to_string(&p).expect("utf-8");
+                if let Err(e) = parse(FileId(0), &text) {
+                    let (s, _) = (e.span.start as usize, 0);
+                    let line = text[..s].matches('\n').count() + 1;
+                    panic!("{}:{line}: {}", p.display(), e.message);
+                }
+                n += 1;
+            }
+        }
+    }
+    assert_eq!(n, 10);
+}
