@@ -80,7 +80,12 @@ impl SourceSet {
     }
 
     /// Add a file; files should be added in path order (bundle order).
-    pub fn add(&mut self, path: impl Into<PathBuf>, name: impl Into<String>, text: impl Into<String>) -> FileId {
+    pub fn add(
+        &mut self,
+        path: impl Into<PathBuf>,
+        name: impl Into<String>,
+        text: impl Into<String>,
+    ) -> FileId {
         let text = text.into();
         let id = FileId(self.files.len() as u32);
         self.files.push(SourceFile {

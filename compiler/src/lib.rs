@@ -25,6 +25,7 @@ pub mod resolve;
 pub mod syntax;
 pub mod templates;
 pub mod types;
+pub mod walk;
 
 use diagnostics::Diagnostics;
 use files::{FileSystem, SourceSet};

@@ -152,7 +152,9 @@ impl FieldInfo {
 
     /// Must be given when a contact is created.
     pub fn required(&self) -> bool {
-        !self.has_default && !self.ty.is_optional() && !matches!(self.ty, Type::Set(_) | Type::List(_))
+        !self.has_default
+            && !self.ty.is_optional()
+            && !matches!(self.ty, Type::Set(_) | Type::List(_))
     }
 }
 

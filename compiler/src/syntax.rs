@@ -96,17 +96,48 @@ impl From<SyntaxError> for SyntaxDiagnostic {
     fn from(e: SyntaxError) -> Self {
         let (message, span, label, help) = (e.message, ss(e.span), e.label, e.help);
         match e.kind {
-            SyntaxErrorKind::Unexpected => SyntaxDiagnostic::Unexpected { message, span, label, help },
-            SyntaxErrorKind::UnterminatedString => {
-                SyntaxDiagnostic::UnterminatedString { message, span, label, help }
-            }
-            SyntaxErrorKind::UnterminatedComment => {
-                SyntaxDiagnostic::UnterminatedComment { message, span, label, help }
-            }
-            SyntaxErrorKind::InvalidEscape => SyntaxDiagnostic::InvalidEscape { message, span, label, help },
-            SyntaxErrorKind::InvalidNumber => SyntaxDiagnostic::InvalidNumber { message, span, label, help },
-            SyntaxErrorKind::TooDeep => SyntaxDiagnostic::TooDeep { message, span, label, help },
-            SyntaxErrorKind::FileTooLarge => SyntaxDiagnostic::FileTooLarge { message, span, label, help },
+            SyntaxErrorKind::Unexpected => SyntaxDiagnostic::Unexpected {
+                message,
+                span,
+                label,
+                help,
+            },
+            SyntaxErrorKind::UnterminatedString => SyntaxDiagnostic::UnterminatedString {
+                message,
+                span,
+                label,
+                help,
+            },
+            SyntaxErrorKind::UnterminatedComment => SyntaxDiagnostic::UnterminatedComment {
+                message,
+                span,
+                label,
+                help,
+            },
+            SyntaxErrorKind::InvalidEscape => SyntaxDiagnostic::InvalidEscape {
+                message,
+                span,
+                label,
+                help,
+            },
+            SyntaxErrorKind::InvalidNumber => SyntaxDiagnostic::InvalidNumber {
+                message,
+                span,
+                label,
+                help,
+            },
+            SyntaxErrorKind::TooDeep => SyntaxDiagnostic::TooDeep {
+                message,
+                span,
+                label,
+                help,
+            },
+            SyntaxErrorKind::FileTooLarge => SyntaxDiagnostic::FileTooLarge {
+                message,
+                span,
+                label,
+                help,
+            },
         }
     }
 }

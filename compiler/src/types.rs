@@ -6,4 +6,11 @@ use nudge_grammar::ast::Module;
 use nudge_grammar::span::FileId;
 
 /// Type-check every expression, template and literal.
-pub fn check(_env: &Env<'_>, _modules: &[(FileId, Module)], _sources: &SourceSet, _fs: &dyn FileSystem, _diags: &mut Diagnostics) {}
+pub fn check(
+    _env: &Env<'_>,
+    _modules: &[(FileId, Module)],
+    _sources: &SourceSet,
+    _fs: &dyn FileSystem,
+    _diags: &mut Diagnostics,
+) {
+}

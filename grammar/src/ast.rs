@@ -183,9 +183,15 @@ pub struct SourceDecl {
 pub enum SourceEntry {
     Setting(Setting),
     /// `rename { "dep" = sale, … }`
-    Rename { pairs: Vec<(StrLit, Ident)>, span: Span },
+    Rename {
+        pairs: Vec<(StrLit, Ident)>,
+        span: Span,
+    },
     /// `fields { amount = param("payout"), … }`
-    Fields { settings: Vec<Setting>, span: Span },
+    Fields {
+        settings: Vec<Setting>,
+        span: Span,
+    },
 }
 
 /// `define name = expr`
@@ -255,7 +261,11 @@ pub enum Schedule {
         span: Span,
     },
     /// `every "CRON" [local]`
-    Cron { expr: StrLit, local: bool, span: Span },
+    Cron {
+        expr: StrLit,
+        local: bool,
+        span: Span,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -308,10 +318,24 @@ pub struct TimeOfDay {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum FlowOption {
-    Reenter { mode: Reenter, span: Span },
-    ExitWhen { event: EventRef, cond: Option<Expr>, span: Span },
-    Goal { event: EventRef, cond: Option<Expr>, span: Span },
-    Holdout { percent: Percent, span: Span },
+    Reenter {
+        mode: Reenter,
+        span: Span,
+    },
+    ExitWhen {
+        event: EventRef,
+        cond: Option<Expr>,
+        span: Span,
+    },
+    Goal {
+        event: EventRef,
+        cond: Option<Expr>,
+        span: Span,
+    },
+    Holdout {
+        percent: Percent,
+        span: Span,
+    },
     Window(Window),
 }
 
@@ -391,27 +415,52 @@ pub enum StmtKind {
         as_name: Option<Ident>,
     },
     /// `set PATH = EXPR` (`contact.F`, or `ID.F` in tests)
-    Set { target: Expr, value: Expr },
-    Unset { target: Expr },
-    Add { value: Expr, target: Expr },
-    Remove { value: Expr, target: Expr },
-    Tag { value: Expr },
-    Untag { value: Expr },
+    Set {
+        target: Expr,
+        value: Expr,
+    },
+    Unset {
+        target: Expr,
+    },
+    Add {
+        value: Expr,
+        target: Expr,
+    },
+    Remove {
+        value: Expr,
+        target: Expr,
+    },
+    Tag {
+        value: Expr,
+    },
+    Untag {
+        value: Expr,
+    },
     If {
         branches: Vec<(Expr, Vec<Stmt>)>,
         otherwise: Option<Vec<Stmt>>,
     },
-    Split { arms: Vec<SplitArm> },
+    Split {
+        arms: Vec<SplitArm>,
+    },
     Wait(Wait),
-    Goto { target: GotoTarget },
-    Start { flow: Ident },
-    Stop { flow: Ident },
+    Goto {
+        target: GotoTarget,
+    },
+    Start {
+        flow: Ident,
+    },
+    Stop {
+        flow: Ident,
+    },
     Exit,
     Emit {
         event: Ident,
         fields: Option<Vec<Setting>>,
     },
-    Log { text: StrLit },
+    Log {
+        text: StrLit,
+    },
     Block(Vec<Stmt>),
 }
 
@@ -508,15 +557,27 @@ pub struct TestStmt {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum TestStmtKind {
-    Env { name: Ident, value: StrLit },
-    Contact { id: Option<Ident>, fields: Vec<Setting> },
+    Env {
+        name: Ident,
+        value: StrLit,
+    },
+    Contact {
+        id: Option<Ident>,
+        fields: Vec<Setting>,
+    },
     Event {
         name: Ident,
         fields: Option<Vec<Setting>>,
         contact: Option<Ident>,
     },
-    Postback { source: Ident, params: Vec<Setting> },
-    Set { target: Expr, value: Expr },
+    Postback {
+        source: Ident,
+        params: Vec<Setting>,
+    },
+    Set {
+        target: Expr,
+        value: Expr,
+    },
     After(Expr),
     At(Expr),
     Reply {
@@ -530,12 +591,24 @@ pub enum TestStmtKind {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Expect {
     /// `expect in FLOW.STEP`
-    In { flow: Ident, step: Ident },
+    In {
+        flow: Ident,
+        step: Ident,
+    },
     /// `expect [not] enrolled FLOW`
-    Enrolled { flow: Ident, negated: bool },
-    Completed { flow: Ident },
-    Exited { flow: Ident },
-    Converted { flow: Ident },
+    Enrolled {
+        flow: Ident,
+        negated: bool,
+    },
+    Completed {
+        flow: Ident,
+    },
+    Exited {
+        flow: Ident,
+    },
+    Converted {
+        flow: Ident,
+    },
     /// `expect [not] sent CHANNEL [TEMPLATE] [where COND]`
     Sent {
         channel: Ident,
@@ -581,17 +654,26 @@ pub enum ExprKind {
     /// `json VALUE`
     Json(Box<Expr>),
     /// `N per DURATION` (channel `rate` and `cap`)
-    Rate { count: Box<Expr>, per: DurationLit },
+    Rate {
+        count: Box<Expr>,
+        per: DurationLit,
+    },
     /// A bare name: `contact`, `event`, `now`, `message`, a define …
     Name(Ident),
     /// `base.field`
     Field(Box<Expr>, Ident),
     /// `f(args)` — `lower`, `env`, `file`, `param` …
-    Call { func: Ident, args: Vec<Expr> },
+    Call {
+        func: Ident,
+        args: Vec<Expr>,
+    },
     Unary(UnaryOp, Box<Expr>),
     Binary(BinaryOp, Box<Expr>, Box<Expr>),
     /// `x is set` (`negated`: `is not set`)
-    IsSet { value: Box<Expr>, negated: bool },
+    IsSet {
+        value: Box<Expr>,
+        negated: bool,
+    },
     /// `( expr )`, kept for the formatter
     Paren(Box<Expr>),
 }
@@ -630,9 +712,9 @@ pub struct DurationLit {
 impl DurationLit {
     /// Total length in seconds (durations are exact: 1 day = 24 h).
     pub fn seconds(&self) -> u64 {
-        self.parts
-            .iter()
-            .fold(0u64, |acc, (n, u)| acc.saturating_add(n.saturating_mul(u.seconds())))
+        self.parts.iter().fold(0u64, |acc, (n, u)| {
+            acc.saturating_add(n.saturating_mul(u.seconds()))
+        })
     }
 }
 

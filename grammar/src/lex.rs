@@ -155,7 +155,12 @@ pub fn doc_before(text: &str, comments: &[Comment], offset: usize) -> Option<Str
         if !c.text.starts_with("///") || c.text.starts_with("////") {
             break;
         }
-        lines.push(c.text[3..].strip_prefix(' ').unwrap_or(&c.text[3..]).to_string());
+        lines.push(
+            c.text[3..]
+                .strip_prefix(' ')
+                .unwrap_or(&c.text[3..])
+                .to_string(),
+        );
         cursor = c.span.start as usize;
     }
     if lines.is_empty() {

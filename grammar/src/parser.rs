@@ -140,7 +140,9 @@ fn rule_label(rule: Rule) -> Option<String> {
         | Rule::source_decl
         | Rule::define_decl
         | Rule::flow_decl
-        | Rule::test_decl => "a declaration (`contact`, `event`, `channel`, `template`, `source`, `define`, `flow`, `test`)",
+        | Rule::test_decl => {
+            "a declaration (`contact`, `event`, `channel`, `template`, `source`, `define`, `flow`, `test`)"
+        }
         Rule::stmt | Rule::block => "a statement",
         Rule::test_stmt => "a test statement",
         Rule::trigger | Rule::keyword_trigger => "a trigger",
@@ -453,7 +455,10 @@ impl<'a> Builder<'a> {
         self.err(
             span,
             SyntaxErrorKind::Unexpected,
-            format!("unexpected {}", rule_label(r).unwrap_or_else(|| "text".into())),
+            format!(
+                "unexpected {}",
+                rule_label(r).unwrap_or_else(|| "text".into())
+            ),
         )
     }
 
@@ -509,9 +514,9 @@ impl<'a> Builder<'a> {
             Rule::type_set | Rule::type_list => {
                 let is_set = first.as_rule() == Rule::type_set;
                 let t = parts(first).into_iter().next();
-                let t = self.type_expr(
-                    t.ok_or_else(|| self.err(fspan, SyntaxErrorKind::Unexpected, "missing type"))?,
-                )?;
+                let t = self.type_expr(t.ok_or_else(|| {
+                    self.err(fspan, SyntaxErrorKind::Unexpected, "missing type")
+                })?)?;
                 if is_set {
                     TypeExprKind::Set(Box::new(t))
                 } else {
@@ -608,10 +613,7 @@ impl<'a> Builder<'a> {
                 )
             })?;
             rest = rest[digits..].trim_start();
-            let ulen = rest
-                .chars()
-                .take_while(|c| c.is_ascii_alphabetic())
-                .count();
+            let ulen = rest.chars().take_while(|c| c.is_ascii_alphabetic()).count();
             let unit = unit_of(&rest[..ulen]).ok_or_else(|| {
                 self.err(span, SyntaxErrorKind::Unexpected, "expected a time unit")
             })?;
@@ -1486,11 +1488,9 @@ impl<'a> Builder<'a> {
                 let e = self.next(&mut parts(p).into_iter(), span)?;
                 ExprKind::Json(Box::new(self.expr(e)?))
             }
-            Rule::list_lit => ExprKind::List(
-                p.into_inner()
-                    .map(|e| self.expr(e))
-                    .collect::<Res<_>>()?,
-            ),
+            Rule::list_lit => {
+                ExprKind::List(p.into_inner().map(|e| self.expr(e)).collect::<Res<_>>()?)
+            }
             Rule::map_lit => {
                 let mut entries = Vec::new();
                 for e in p.into_inner() {
