@@ -80,10 +80,15 @@ impl Diagnostics {
         self.error_count() > 0
     }
 
-    /// Sort by file and position (stable: same-place diagnostics keep their order).
+    /// Sort by file and position (stable: same-place diagnostics keep their
+    /// order), and drop repeats of the same diagnostic at the same place (a
+    /// template used by several `send`s is checked at each of them).
     pub fn sort(&mut self) {
         self.items
             .sort_by_key(|d| (d.file, d.span.start, d.span.end));
+        let mut seen = std::collections::HashSet::new();
+        self.items
+            .retain(|d| seen.insert((d.file, d.span.start, d.span.end, d.code(), d.message())));
     }
 
     /// Plain data for `--format json` and `--format github`.

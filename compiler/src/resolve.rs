@@ -843,20 +843,20 @@ impl<'e, 'a> Resolver<'e, 'a> {
                         check_contact(c, &contacts, diags);
                     }
                 }
-                TestStmtKind::Postback { source, .. } => {
-                    if !self.env.sources.contains_key(&source.name) {
-                        diags.push(
-                            source.span,
-                            ResolveError::UnknownSource {
-                                name: source.name.clone(),
-                                span: ss(source.span),
-                                help: did_you_mean(
-                                    &source.name,
-                                    self.env.sources.keys().map(String::as_str),
-                                ),
-                            },
-                        );
-                    }
+                TestStmtKind::Postback { source, .. }
+                    if !self.env.sources.contains_key(&source.name) =>
+                {
+                    diags.push(
+                        source.span,
+                        ResolveError::UnknownSource {
+                            name: source.name.clone(),
+                            span: ss(source.span),
+                            help: did_you_mean(
+                                &source.name,
+                                self.env.sources.keys().map(String::as_str),
+                            ),
+                        },
+                    );
                 }
                 TestStmtKind::Reply {
                     target: CallTarget::Channel(c),

@@ -295,9 +295,29 @@ fn parts(p: Pair<'_, Rule>) -> Vec<Pair<'_, Rule>> {
 }
 
 impl<'a> Builder<'a> {
+    /// The span of a pair without the whitespace pest may include at its end
+    /// (an optional part that did not match still consumed the whitespace).
     fn span(&self, p: &Pair<'_, Rule>) -> Span {
         let s = p.as_span();
-        Span::new(self.file, s.start(), s.end())
+        let (start, mut end) = (s.start(), s.end());
+        loop {
+            let text = &self.text[start..end];
+            end = start
+                + text
+                    .trim_end_matches([' ', '\t', '\r', '\n', ';', '\u{FEFF}'])
+                    .len();
+            // a comment that ends the span (pest skipped it looking for more)
+            let i = self
+                .comments
+                .partition_point(|c| (c.span.end as usize) < end);
+            match self.comments.get(i) {
+                Some(c) if c.span.end as usize == end && c.span.start as usize >= start => {
+                    end = c.span.start as usize;
+                }
+                _ => break,
+            }
+        }
+        Span::new(self.file, start, end)
     }
 
     fn err(&self, span: Span, kind: SyntaxErrorKind, message: impl Into<String>) -> SyntaxError {

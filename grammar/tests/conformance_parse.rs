@@ -26,3 +26,13 @@ fn conformance_files_parse() {
     }
     assert_eq!(n, 10);
 }
+
+#[test]
+fn spans_exclude_trailing_whitespace_and_comments() {
+    let text = "contact {\n  email: email?   // the address\n  name: text?\n}\n";
+    let m = parse(FileId(0), text).expect("parses");
+    let nudge_grammar::ast::Item::Contact(c) = &m.items[0] else {
+        panic!("contact")
+    };
+    assert_eq!(&text[c.fields[0].span.range()], "email: email?");
+}
