@@ -505,11 +505,7 @@ fn check_settings(
                 s.name.span,
                 ResolveError::UnknownSetting {
                     name: s.name.name.clone(),
-                    of: format!(
-                        "a{} {} {what}",
-                        if kind.name == "email" { "n" } else { "" },
-                        kind.name
-                    ),
+                    of: format!("`{}` {what}s", kind.name),
                     span: ss(s.name.span),
                     help: did_you_mean(&s.name.name, allowed.iter().copied()).or_else(|| {
                         Some(format!(
