@@ -17,14 +17,17 @@
 //! INVARIANT: the compiler does no IO except through [`files::FileSystem`].
 
 pub mod analysis;
+pub mod bundle;
 pub mod diagnostics;
 pub mod files;
 pub mod fmt;
+pub mod lower;
 pub mod model;
 pub mod resolve;
 pub mod syntax;
 pub mod templates;
 pub mod types;
+pub mod value;
 pub mod walk;
 
 use diagnostics::Diagnostics;
@@ -49,16 +52,27 @@ impl Checked {
 
 /// Run every pass over a project.
 pub fn check(sources: &SourceSet, fs: &dyn FileSystem) -> Checked {
+    run(sources, fs, false).0
+}
+
+/// Check a project and, when it has no errors, lower it to a [`bundle::Bundle`].
+pub fn compile(sources: &SourceSet, fs: &dyn FileSystem) -> (Checked, Option<bundle::Bundle>) {
+    run(sources, fs, true)
+}
+
+fn run(sources: &SourceSet, fs: &dyn FileSystem, lower: bool) -> (Checked, Option<bundle::Bundle>) {
     let mut diags = Diagnostics::new();
     let modules = syntax::parse_all(sources, &mut diags);
+    let mut bundle = None;
     if !diags.has_errors() {
-        run_semantic_passes(sources, fs, &modules, &mut diags);
+        bundle = run_semantic_passes(sources, fs, &modules, &mut diags, lower);
     }
     diags.sort();
-    Checked {
+    let checked = Checked {
         modules,
         diagnostics: diags,
-    }
+    };
+    (checked, bundle)
 }
 
 fn run_semantic_passes(
@@ -66,14 +80,19 @@ fn run_semantic_passes(
     fs: &dyn FileSystem,
     modules: &[(FileId, Module)],
     diags: &mut Diagnostics,
-) {
+    lower: bool,
+) -> Option<bundle::Bundle> {
     let env = resolve::resolve(modules, diags);
     if diags.has_errors() {
-        return;
+        return None;
     }
-    types::check(&env, modules, sources, fs, diags);
+    let info = types::check(&env, modules, sources, fs, diags);
     if diags.has_errors() {
-        return;
+        return None;
     }
     analysis::analyse(&env, modules, diags);
+    if !lower || diags.has_errors() {
+        return None;
+    }
+    Some(lower::lower(&env, modules, &info, sources))
 }

@@ -342,6 +342,9 @@ impl Walk<'_> {
             WaitKind::Until(e) => {
                 if report {
                     let t = ck.ty(e, &self.cx(&ev), d);
+                    if matches!(t.base(), Type::Bool) {
+                        ck.info.data_waits.insert(e.span);
+                    }
                     if !matches!(t.base(), Type::Time | Type::Bool) && !t.is_dynamic() {
                         d.push(
                             e.span,

@@ -227,6 +227,18 @@ pub(crate) struct Checker<'e, 'a> {
     pub template_cache: HashMap<String, Option<crate::templates::Parsed>>,
     /// `file(...)` bodies by resolved path.
     pub file_cache: HashMap<std::path::PathBuf, Result<String, String>>,
+    /// What the lowering needs to know from typing.
+    pub info: TypeInfo,
+}
+
+/// Facts found while typing that the lowering needs.
+#[derive(Debug, Default)]
+pub struct TypeInfo {
+    /// Spans of `wait until` expressions that are conditions (data matches),
+    /// not instants.
+    pub data_waits: std::collections::HashSet<nudge_grammar::span::Span>,
+    /// `file(…)` bodies read, by resolved path.
+    pub files: HashMap<std::path::PathBuf, String>,
 }
 
 /// Type-check every expression, template and literal.
@@ -236,7 +248,7 @@ pub fn check(
     sources: &SourceSet,
     fs: &dyn FileSystem,
     diags: &mut Diagnostics,
-) {
+) -> TypeInfo {
     let mut ck = Checker {
         env,
         sources,
@@ -245,6 +257,7 @@ pub fn check(
         define_stack: Vec::new(),
         template_cache: HashMap::new(),
         file_cache: HashMap::new(),
+        info: TypeInfo::default(),
     };
     for (_, m) in modules {
         for item in &m.items {
@@ -269,4 +282,10 @@ pub fn check(
             }
         }
     }
+    for (path, text) in ck.file_cache.drain() {
+        if let Ok(t) = text {
+            ck.info.files.insert(path, t);
+        }
+    }
+    ck.info
 }
