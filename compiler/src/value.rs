@@ -148,7 +148,11 @@ impl Value {
             },
             J::String(s) => Value::Text(s.clone()),
             J::Array(a) => Value::List(a.iter().map(Value::from_json).collect()),
-            J::Object(o) => Value::Map(o.iter().map(|(k, v)| (k.clone(), Value::from_json(v))).collect()),
+            J::Object(o) => Value::Map(
+                o.iter()
+                    .map(|(k, v)| (k.clone(), Value::from_json(v)))
+                    .collect(),
+            ),
         }
     }
 }
@@ -181,7 +185,10 @@ mod tests {
         assert!(!Value::Null.equals(&Value::Null));
         assert_eq!(format_decimal(4.5), "4.5");
         assert_eq!(format_decimal(120.0), "120");
-        assert_eq!(Value::set_of(vec![Value::text("b"), Value::text("a"), Value::text("b")]), Value::Set(vec![Value::text("a"), Value::text("b")]));
+        assert_eq!(
+            Value::set_of(vec![Value::text("b"), Value::text("a"), Value::text("b")]),
+            Value::Set(vec![Value::text("a"), Value::text("b")])
+        );
     }
 }
 

@@ -447,7 +447,24 @@ impl<'a> Builder<'a> {
                     }
                     _ => None,
                 };
-                let body = it.map(|i| self.flow_item(i)).collect::<Res<_>>()?;
+                let body: Vec<FlowItem> = it.map(|i| self.flow_item(i)).collect::<Res<_>>()?;
+                let first_step = body.iter().position(|i| matches!(i, FlowItem::Step(_)));
+                if let Some(stray) = first_step.and_then(|at| {
+                    body[at..].iter().find_map(|i| match i {
+                        FlowItem::Stmt(s) => Some(s.span),
+                        _ => None,
+                    })
+                }) {
+                    return Err(SyntaxError {
+                        kind: SyntaxErrorKind::Unexpected,
+                        span: stray,
+                        message: "a statement after the first `step` must be inside a step".into(),
+                        label: "outside any step".into(),
+                        help: Some(
+                            "move it into the step above, or start a new `step name { … }`".into(),
+                        ),
+                    });
+                }
                 Item::Flow(FlowDecl {
                     name,
                     title,

@@ -18,7 +18,11 @@ pub fn disasm_bundle(b: &Bundle) -> String {
 /// One program.
 pub fn disasm(p: &Program) -> String {
     let mut o = String::new();
-    let title = p.title.as_ref().map(|t| format!(" {t:?}")).unwrap_or_default();
+    let title = p
+        .title
+        .as_ref()
+        .map(|t| format!(" {t:?}"))
+        .unwrap_or_default();
     let _ = writeln!(o, "flow {}{title}  ({})", p.name, p.file);
     for t in &p.triggers {
         let _ = writeln!(o, "  trigger   {}", trigger(t));
@@ -42,7 +46,11 @@ pub fn disasm(p: &Program) -> String {
     for (pc, ins) in p.code.iter().enumerate() {
         let pc = pc as u32;
         for s in p.steps.iter().filter(|s| s.pc == pc) {
-            let t = s.title.as_ref().map(|t| format!(" {t:?}")).unwrap_or_default();
+            let t = s
+                .title
+                .as_ref()
+                .map(|t| format!(" {t:?}"))
+                .unwrap_or_default();
             let _ = writeln!(o, "step {}{t}:", s.name);
         }
         for h in p.handlers.iter().filter(|h| h.pc == pc) {
@@ -100,7 +108,9 @@ fn trigger(t: &Trigger) -> String {
 }
 
 fn where_(c: &Option<Code>) -> String {
-    c.as_ref().map(|c| format!(" where {}", code(c))).unwrap_or_default()
+    c.as_ref()
+        .map(|c| format!(" where {}", code(c)))
+        .unwrap_or_default()
 }
 
 fn instr(p: &Program, i: &Instr) -> String {
@@ -121,8 +131,14 @@ fn instr(p: &Program, i: &Instr) -> String {
                 (None, None, Some(t)) => format!("{:?}", t.0),
                 _ => "{}".into(),
             };
-            let to = to.as_ref().map(|t| format!(" to {}", code(t))).unwrap_or_default();
-            format!("send {channel} {what}{to}{}", if *force { " force" } else { "" })
+            let to = to
+                .as_ref()
+                .map(|t| format!(" to {}", code(t)))
+                .unwrap_or_default();
+            format!(
+                "send {channel} {what}{to}{}",
+                if *force { " force" } else { "" }
+            )
         }
         Instr::Call {
             target,
@@ -136,10 +152,16 @@ fn instr(p: &Program, i: &Instr) -> String {
             let w = if with.is_empty() {
                 String::new()
             } else {
-                let parts: Vec<String> = with.iter().map(|(k, v)| format!("{k} = {}", code(v))).collect();
+                let parts: Vec<String> = with
+                    .iter()
+                    .map(|(k, v)| format!("{k} = {}", code(v)))
+                    .collect();
                 format!(" with {{ {} }}", parts.join(", "))
             };
-            let r = result.as_ref().map(|r| format!(" as {r} (suspends)")).unwrap_or_default();
+            let r = result
+                .as_ref()
+                .map(|r| format!(" as {r} (suspends)"))
+                .unwrap_or_default();
             format!("call {t}{w}{r}")
         }
         Instr::Set { field, value } => format!("set contact.{field} = {}", code(value)),
@@ -172,7 +194,11 @@ fn instr(p: &Program, i: &Instr) -> String {
                     } => format!(
                         "until {}{hour:02}:{minute:02}{}{}",
                         day.map(|d| format!("{} ", d.name())).unwrap_or_default(),
-                        if *second > 0 { format!(":{second:02}") } else { String::new() },
+                        if *second > 0 {
+                            format!(":{second:02}")
+                        } else {
+                            String::new()
+                        },
                         if *local { " local" } else { "" }
                     ),
                 };
@@ -198,7 +224,10 @@ fn instr(p: &Program, i: &Instr) -> String {
             if fields.is_empty() {
                 format!("emit {event}")
             } else {
-                let parts: Vec<String> = fields.iter().map(|(k, v)| format!("{k} = {}", code(v))).collect();
+                let parts: Vec<String> = fields
+                    .iter()
+                    .map(|(k, v)| format!("{k} = {}", code(v)))
+                    .collect();
                 format!("emit {event} {{ {} }}", parts.join(", "))
             }
         }
@@ -252,7 +281,11 @@ pub fn code(c: &Code) -> String {
             Op::Call(f, n) => {
                 let at = st.len().saturating_sub(*n as usize);
                 let args = st.split_off(at);
-                st.push(format!("{}({})", format!("{f:?}").to_lowercase(), args.join(", ")));
+                st.push(format!(
+                    "{}({})",
+                    format!("{f:?}").to_lowercase(),
+                    args.join(", ")
+                ));
             }
             Op::List(n) => {
                 let at = st.len().saturating_sub(*n as usize);
@@ -262,7 +295,11 @@ pub fn code(c: &Code) -> String {
             Op::Map(keys) => {
                 let at = st.len().saturating_sub(keys.len());
                 let vals = st.split_off(at);
-                let parts: Vec<String> = keys.iter().zip(vals).map(|(k, v)| format!("{k:?}: {v}")).collect();
+                let parts: Vec<String> = keys
+                    .iter()
+                    .zip(vals)
+                    .map(|(k, v)| format!("{k:?}: {v}"))
+                    .collect();
                 st.push(format!("{{ {} }}", parts.join(", ")));
             }
         }
@@ -279,13 +316,35 @@ fn value(v: &Value) -> String {
         Value::Text(s) => format!("{s:?}"),
         Value::Time(t) => format_time(*t),
         Value::Date(d) => format_date(*d),
-        Value::Duration(s) => format!("{s}s"),
+        Value::Duration(s) => duration(*s),
         Value::List(items) | Value::Set(items) => {
-            format!("[{}]", items.iter().map(value).collect::<Vec<_>>().join(", "))
+            format!(
+                "[{}]",
+                items.iter().map(value).collect::<Vec<_>>().join(", ")
+            )
         }
         Value::Map(m) => format!(
             "{{ {} }}",
-            m.iter().map(|(k, v)| format!("{k:?}: {}", value(v))).collect::<Vec<_>>().join(", ")
+            m.iter()
+                .map(|(k, v)| format!("{k:?}: {}", value(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
     }
+}
+
+/// `172800` seconds → `2 days`.
+fn duration(s: i64) -> String {
+    for (unit, n) in [
+        ("week", 604_800),
+        ("day", 86_400),
+        ("hour", 3_600),
+        ("minute", 60),
+    ] {
+        if s != 0 && s % n == 0 {
+            let k = s / n;
+            return format!("{k} {unit}{}", if k == 1 { "" } else { "s" });
+        }
+    }
+    format!("{s} second{}", if s == 1 { "" } else { "s" })
 }

@@ -27,6 +27,8 @@ pub struct Bundle {
     /// Flows in bundle order (files by path, then position).
     pub flows: Vec<Program>,
     pub tests: Vec<TestDef>,
+    /// Named conditions, for templates that read them.
+    pub defines: Vec<(String, Code)>,
     /// Names of every `env("…")` the bundle reads, sorted.
     pub env: Vec<String>,
 }
@@ -191,9 +193,16 @@ pub struct EventMatch {
 pub enum Trigger {
     Event(EventMatch),
     /// `when TIME_EXPR [where COND]`
-    Time { at: Code, cond: Option<Code> },
+    Time {
+        at: Code,
+        cond: Option<Code>,
+    },
     /// `when every …`
-    Schedule { schedule: Schedule, local: bool, cond: Option<Code> },
+    Schedule {
+        schedule: Schedule,
+        local: bool,
+        cond: Option<Code>,
+    },
     /// `keyword "TEXT"` (stored folded: trimmed, lowercase)
     Keyword(String),
 }
@@ -325,25 +334,48 @@ pub enum Instr {
         /// `as NAME`: the enrollment waits for the response.
         result: Option<String>,
     },
-    Set { field: String, value: Code },
-    Unset { field: String },
-    Add { field: String, value: Code },
-    Remove { field: String, value: Code },
+    Set {
+        field: String,
+        value: Code,
+    },
+    Unset {
+        field: String,
+    },
+    Add {
+        field: String,
+        value: Code,
+    },
+    Remove {
+        field: String,
+        value: Code,
+    },
     Tag(Code),
     Untag(Code),
     Jump(u32),
-    JumpUnless { cond: Code, to: u32 },
+    JumpUnless {
+        cond: Code,
+        to: u32,
+    },
     /// A deterministic split: `id` is the split's place in the flow.
-    Split { id: u32, arms: Vec<SplitArm> },
+    Split {
+        id: u32,
+        arms: Vec<SplitArm>,
+    },
     Wait(WaitDef),
     /// Leave this flow for another one (at a step or its start).
-    GotoFlow { flow: String, step: Option<String> },
+    GotoFlow {
+        flow: String,
+        step: Option<String>,
+    },
     Start(String),
     Stop(String),
     Exit,
     /// Ran past the last step.
     Complete,
-    Emit { event: String, fields: Vec<(String, Code)> },
+    Emit {
+        event: String,
+        fields: Vec<(String, Code)>,
+    },
     Log(String),
     /// End of a handler body that did not move: back to the wait.
     Return,
@@ -361,7 +393,9 @@ pub enum ChannelKind {
         from: Code,
         reply_to: Option<Code>,
     },
-    Slack { webhook: Code },
+    Slack {
+        webhook: Code,
+    },
     Http {
         method: String,
         url: Body,
@@ -446,23 +480,64 @@ pub struct TestStep {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum TestOp {
-    Env { name: String, value: String },
-    Contact { id: Option<String>, fields: Vec<(String, Code)> },
-    Event { name: String, fields: Vec<(String, Code)>, contact: Option<String> },
-    Postback { source: String, params: Vec<(String, String)> },
-    Set { contact: Option<String>, field: String, value: Code },
+    Env {
+        name: String,
+        value: String,
+    },
+    Contact {
+        id: Option<String>,
+        fields: Vec<(String, Code)>,
+    },
+    Event {
+        name: String,
+        fields: Vec<(String, Code)>,
+        contact: Option<String>,
+    },
+    Postback {
+        source: String,
+        params: Vec<(String, String)>,
+    },
+    Set {
+        contact: Option<String>,
+        field: String,
+        value: Code,
+    },
     /// Advance the clock by seconds.
     After(Code),
     /// Move the clock to an instant.
     At(Code),
-    Reply { target: CallTarget, status: u16, json: Option<Code> },
-    ExpectIn { flow: String, step: String },
-    ExpectEnrolled { flow: String, negated: bool },
-    ExpectCompleted { flow: String },
-    ExpectExited { flow: String },
-    ExpectConverted { flow: String },
-    ExpectSent { channel: String, template: Option<String>, cond: Option<Code>, negated: bool },
+    Reply {
+        target: CallTarget,
+        status: u16,
+        json: Option<Code>,
+    },
+    ExpectIn {
+        flow: String,
+        step: String,
+    },
+    ExpectEnrolled {
+        flow: String,
+        negated: bool,
+    },
+    ExpectCompleted {
+        flow: String,
+    },
+    ExpectExited {
+        flow: String,
+    },
+    ExpectConverted {
+        flow: String,
+    },
+    ExpectSent {
+        channel: String,
+        template: Option<String>,
+        cond: Option<Code>,
+        negated: bool,
+    },
     ExpectNothingSent,
-    ExpectCalled { target: CallTarget, cond: Option<Code> },
+    ExpectCalled {
+        target: CallTarget,
+        cond: Option<Code>,
+    },
     Expect(Code),
 }

@@ -117,10 +117,15 @@ fn emit(env: &Env<'_>, names: &Names<'_>, e: &Expr, ops: &mut Vec<Op>, depth: us
             for en in entries {
                 emit(env, names, &en.value, ops, depth);
             }
-            ops.push(Op::Map(entries.iter().map(|en| en.key.text().to_string()).collect()));
+            ops.push(Op::Map(
+                entries.iter().map(|en| en.key.text().to_string()).collect(),
+            ));
         }
         ExprKind::Percent(p) => ops.push(Op::Push(Value::Decimal(p.value))),
-        ExprKind::TimeOfDay(t) => ops.push(Op::Push(Value::Text(format!("{:02}:{:02}", t.hour, t.minute)))),
+        ExprKind::TimeOfDay(t) => ops.push(Op::Push(Value::Text(format!(
+            "{:02}:{:02}",
+            t.hour, t.minute
+        )))),
         ExprKind::Rate { .. } => ops.push(Op::Push(Value::Null)),
         _ => ops.push(Op::Push(const_value(e).unwrap_or(Value::Null))),
     }

@@ -4,9 +4,9 @@
 
 use super::expr::{Names, code};
 use crate::bundle::*;
+use crate::files::SourceFile;
 use crate::model::{Env, FlowInfo};
 use crate::types::TypeInfo;
-use crate::files::SourceFile;
 use nudge_grammar::ast::{self, FlowItem, FlowOption, Reenter, StmtKind, WaitBranchKind, WaitKind};
 use std::collections::BTreeSet;
 
@@ -26,10 +26,18 @@ pub(super) struct FlowLowering<'l, 'e, 'a> {
 static NO_CONTACTS: BTreeSet<String> = BTreeSet::new();
 
 impl<'l, 'e, 'a> FlowLowering<'l, 'e, 'a> {
-    pub fn new(env: &'l Env<'a>, info: &'l TypeInfo, flow: &'l FlowInfo<'e>, file: &'l SourceFile) -> Self {
+    pub fn new(
+        env: &'l Env<'a>,
+        info: &'l TypeInfo,
+        flow: &'l FlowInfo<'e>,
+        file: &'l SourceFile,
+    ) -> Self {
         let mut calls = BTreeSet::new();
         crate::walk::each_flow_stmt(flow.decl, &mut |s| {
-            if let StmtKind::Call { as_name: Some(n), .. } = &s.kind {
+            if let StmtKind::Call {
+                as_name: Some(n), ..
+            } = &s.kind
+            {
                 calls.insert(n.name.clone());
             }
         });
@@ -67,7 +75,12 @@ impl<'l, 'e, 'a> FlowLowering<'l, 'e, 'a> {
 
     fn push(&mut self, i: Instr, span: nudge_grammar::span::Span) -> usize {
         self.code.push(i);
-        self.line_of.push(self.file.lines.line_col(&self.file.text, span.start as usize).0 as u32);
+        self.line_of.push(
+            self.file
+                .lines
+                .line_col(&self.file.text, span.start as usize)
+                .0 as u32,
+        );
         self.code.len() - 1
     }
 
@@ -101,7 +114,9 @@ impl<'l, 'e, 'a> FlowLowering<'l, 'e, 'a> {
                     },
                     ast::TriggerKind::Schedule(s) => {
                         let (schedule, local) = match s {
-                            ast::Schedule::At { day, time, local, .. } => (
+                            ast::Schedule::At {
+                                day, time, local, ..
+                            } => (
                                 match day {
                                     Some(d) => Schedule::Weekly {
                                         day: *d,
@@ -115,7 +130,9 @@ impl<'l, 'e, 'a> FlowLowering<'l, 'e, 'a> {
                                 },
                                 *local,
                             ),
-                            ast::Schedule::Cron { expr, local, .. } => (Schedule::Cron(expr.value.clone()), *local),
+                            ast::Schedule::Cron { expr, local, .. } => {
+                                (Schedule::Cron(expr.value.clone()), *local)
+                            }
                         };
                         Trigger::Schedule {
                             schedule,
@@ -127,7 +144,9 @@ impl<'l, 'e, 'a> FlowLowering<'l, 'e, 'a> {
                 }),
                 FlowItem::Option(o) => match o {
                     FlowOption::Reenter { mode, .. } => reenter = *mode,
-                    FlowOption::ExitWhen { event, cond, .. } => exit_when.push(self.matcher(event, cond)),
+                    FlowOption::ExitWhen { event, cond, .. } => {
+                        exit_when.push(self.matcher(event, cond))
+                    }
                     FlowOption::Goal { event, cond, .. } => goals.push(self.matcher(event, cond)),
                     FlowOption::Holdout { percent, .. } => holdout = Some(percent.value),
                     FlowOption::Window(w) => window = Some(window_def(w)),
@@ -153,9 +172,15 @@ impl<'l, 'e, 'a> FlowLowering<'l, 'e, 'a> {
             self.push(Instr::Step(i as u32), step.span);
             steps.push(StepDef {
                 name: step.name.clone(),
-                title: step.explicit.and_then(|s| s.title.as_ref()).map(|t| t.value.clone()),
+                title: step
+                    .explicit
+                    .and_then(|s| s.title.as_ref())
+                    .map(|t| t.value.clone()),
                 pc,
-                window: step.explicit.and_then(|s| s.window.as_ref()).map(window_def),
+                window: step
+                    .explicit
+                    .and_then(|s| s.window.as_ref())
+                    .map(window_def),
             });
             for s in step.stmts() {
                 self.stmt(s);
@@ -201,7 +226,9 @@ impl<'l, 'e, 'a> FlowLowering<'l, 'e, 'a> {
                 force,
             } => {
                 let message = match content {
-                    ast::Content::Template(t) => super::template_message(self.env, &t.name, self.info),
+                    ast::Content::Template(t) => {
+                        super::template_message(self.env, &t.name, self.info)
+                    }
                     ast::Content::Inline(lit) => MessageDef {
                         template: None,
                         subject: None,
@@ -266,7 +293,12 @@ impl<'l, 'e, 'a> FlowLowering<'l, 'e, 'a> {
                 self.push(i, span);
             }
             StmtKind::Unset { target } => {
-                self.push(Instr::Unset { field: field_of(target) }, span);
+                self.push(
+                    Instr::Unset {
+                        field: field_of(target),
+                    },
+                    span,
+                );
             }
             StmtKind::Add { value, target } => {
                 let i = Instr::Add {
@@ -290,7 +322,10 @@ impl<'l, 'e, 'a> FlowLowering<'l, 'e, 'a> {
                 let i = Instr::Untag(self.c(value));
                 self.push(i, span);
             }
-            StmtKind::If { branches, otherwise } => {
+            StmtKind::If {
+                branches,
+                otherwise,
+            } => {
                 let mut to_end = Vec::new();
                 for (cond, body) in branches {
                     let c = self.c(cond);
@@ -311,7 +346,13 @@ impl<'l, 'e, 'a> FlowLowering<'l, 'e, 'a> {
             StmtKind::Split { arms } => {
                 let id = self.splits;
                 self.splits += 1;
-                let at = self.push(Instr::Split { id, arms: Vec::new() }, span);
+                let at = self.push(
+                    Instr::Split {
+                        id,
+                        arms: Vec::new(),
+                    },
+                    span,
+                );
                 let mut out = Vec::new();
                 let mut to_end = Vec::new();
                 for a in arms {
@@ -336,7 +377,9 @@ impl<'l, 'e, 'a> FlowLowering<'l, 'e, 'a> {
                 let step = match &target.second {
                     Some(step) if &target.first.name == this => Some(step.name.clone()),
                     Some(_) => None,
-                    None if self.flow.step(&target.first.name).is_some() => Some(target.first.name.clone()),
+                    None if self.flow.step(&target.first.name).is_some() => {
+                        Some(target.first.name.clone())
+                    }
                     None => None,
                 };
                 match step {
@@ -425,9 +468,13 @@ impl<'l, 'e, 'a> FlowLowering<'l, 'e, 'a> {
                 for b in branches {
                     let pc = self.here();
                     match &b.kind {
-                        WaitBranchKind::On { event, cond } => def.events.push((self.matcher(event, cond), pc)),
+                        WaitBranchKind::On { event, cond } => {
+                            def.events.push((self.matcher(event, cond), pc))
+                        }
                         WaitBranchKind::Until(c) => def.data.push((self.c(c), pc)),
-                        WaitBranchKind::After(d) => def.timers.push((TimerDef::After(self.c(d)), pc)),
+                        WaitBranchKind::After(d) => {
+                            def.timers.push((TimerDef::After(self.c(d)), pc))
+                        }
                     }
                     self.stmt(&b.body);
                     to_end.push(self.push(Instr::Jump(0), b.span));

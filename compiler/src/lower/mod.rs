@@ -28,7 +28,12 @@ fn names() -> Names<'static> {
 }
 
 /// Lower a checked project.
-pub fn lower(env: &Env<'_>, modules: &[(FileId, Module)], info: &TypeInfo, sources: &SourceSet) -> Bundle {
+pub fn lower(
+    env: &Env<'_>,
+    modules: &[(FileId, Module)],
+    info: &TypeInfo,
+    sources: &SourceSet,
+) -> Bundle {
     let defaults: HashMap<&str, &Expr> = modules
         .iter()
         .flat_map(|(_, m)| m.items.iter())
@@ -42,7 +47,12 @@ pub fn lower(env: &Env<'_>, modules: &[(FileId, Module)], info: &TypeInfo, sourc
     let schema = env
         .contact
         .iter()
-        .map(|f| field_def(f, defaults.get(f.name.as_str()).and_then(|d| const_value(d))))
+        .map(|f| {
+            field_def(
+                f,
+                defaults.get(f.name.as_str()).and_then(|d| const_value(d)),
+            )
+        })
         .collect();
     let events = env
         .events
@@ -53,16 +63,23 @@ pub fn lower(env: &Env<'_>, modules: &[(FileId, Module)], info: &TypeInfo, sourc
             builtin: e.span.is_none(),
         })
         .collect();
-    let channels = env.channels.values().map(|(c, _)| channel_def(env, c, info)).collect();
+    let channels = env
+        .channels
+        .values()
+        .map(|(c, _)| channel_def(env, c, info))
+        .collect();
     let templates = env
         .templates
         .values()
         .map(|(t, _)| {
             let get = |n: &str| {
-                t.settings
-                    .iter()
-                    .find(|s| s.name.name == n)
-                    .and_then(|s| tpl_of(&s.value, sources.get(t.span.file).map(|f| f.path.as_path()), info))
+                t.settings.iter().find(|s| s.name.name == n).and_then(|s| {
+                    tpl_of(
+                        &s.value,
+                        sources.get(t.span.file).map(|f| f.path.as_path()),
+                        info,
+                    )
+                })
             };
             TemplateDef {
                 name: t.name.name.clone(),
@@ -83,7 +100,9 @@ pub fn lower(env: &Env<'_>, modules: &[(FileId, Module)], info: &TypeInfo, sourc
     }
     let mut tests_out = Vec::new();
     for (id, m) in modules {
-        let Some(file) = sources.get(*id) else { continue };
+        let Some(file) = sources.get(*id) else {
+            continue;
+        };
         for item in &m.items {
             if let Item::Test(t) = item {
                 tests_out.push(tests::lower_test(env, t, file));
@@ -99,6 +118,11 @@ pub fn lower(env: &Env<'_>, modules: &[(FileId, Module)], info: &TypeInfo, sourc
         sources: sources_out,
         flows,
         tests: tests_out,
+        defines: env
+            .defines
+            .iter()
+            .map(|(n, d)| (n.clone(), code(env, &names(), &d.value)))
+            .collect(),
         env: Vec::new(),
     };
     bundle.env = env_names(&bundle);
@@ -127,7 +151,9 @@ fn field_type(t: &Type) -> FieldType {
 
 fn field_def(f: &FieldInfo, default: Option<crate::value::Value>) -> FieldDef {
     let default = match (&f.ty, default) {
-        (Type::Set(_), Some(crate::value::Value::List(items))) => Some(crate::value::Value::set_of(items)),
+        (Type::Set(_), Some(crate::value::Value::List(items))) => {
+            Some(crate::value::Value::set_of(items))
+        }
         (_, d) => d,
     };
     FieldDef {
@@ -147,10 +173,19 @@ pub(crate) fn tpl_of(e: &Expr, base: Option<&std::path::Path>, info: &TypeInfo) 
             let Some(ExprKind::Str(p)) = args.first().map(|a| &a.kind) else {
                 return None;
             };
-            let full = crate::files::normalize(&base.map(|b| b.parent().unwrap_or(b).join(&p.value)).unwrap_or_default());
+            let full = crate::files::normalize(
+                &base
+                    .map(|b| b.parent().unwrap_or(b).join(&p.value))
+                    .unwrap_or_default(),
+            );
             info.files
                 .get(&full)
-                .or_else(|| info.files.iter().find(|(k, _)| k.ends_with(&p.value)).map(|(_, v)| v))
+                .or_else(|| {
+                    info.files
+                        .iter()
+                        .find(|(k, _)| k.ends_with(&p.value))
+                        .map(|(_, v)| v)
+                })
                 .map(|t| Tpl(t.clone()))
         }
         _ => None,
@@ -210,7 +245,12 @@ fn rate(e: &Expr) -> Option<Rate> {
 }
 
 fn channel_def(env: &Env<'_>, c: &ast::ChannelDecl, _info: &TypeInfo) -> ChannelDef {
-    let get = |n: &str| c.settings.iter().find(|s| s.name.name == n).map(|s| &s.value);
+    let get = |n: &str| {
+        c.settings
+            .iter()
+            .find(|s| s.name.name == n)
+            .map(|s| &s.value)
+    };
     let c_of = |n: &str| get(n).map(|e| code(env, &names(), e));
     let text_of = |n: &str| match get(n).map(|e| &e.kind) {
         Some(ExprKind::Str(s)) => Some(s.value.clone()),
@@ -243,7 +283,9 @@ fn channel_def(env: &Env<'_>, c: &ast::ChannelDecl, _info: &TypeInfo) -> Channel
         },
         _ => ChannelKind::Http {
             method: text_of("method").unwrap_or_else(|| "POST".into()),
-            url: get("url").map(|e| body(e, env)).unwrap_or(Body::Tpl(Tpl(String::new()))),
+            url: get("url")
+                .map(|e| body(e, env))
+                .unwrap_or(Body::Tpl(Tpl(String::new()))),
             headers: match get("headers").map(|e| &e.kind) {
                 Some(ExprKind::Map(entries)) => entries
                     .iter()
@@ -312,7 +354,10 @@ fn source_def(s: &ast::SourceDecl) -> SourceDef {
                 _ => {}
             },
             ast::SourceEntry::Rename { pairs, .. } => {
-                out.rename = pairs.iter().map(|(k, v)| (k.value.clone(), v.name.clone())).collect();
+                out.rename = pairs
+                    .iter()
+                    .map(|(k, v)| (k.value.clone(), v.name.clone()))
+                    .collect();
             }
             ast::SourceEntry::Fields { settings, .. } => {
                 out.fields = settings

@@ -20,7 +20,9 @@ pub(super) fn lower_test(env: &Env<'_>, t: &ast::TestDecl, file: &SourceFile) ->
         };
         let c = |e: &ast::Expr| code(env, &names, e);
         let fields = |f: &[ast::Setting]| -> Vec<(String, Code)> {
-            f.iter().map(|s| (s.name.name.clone(), c(&s.value))).collect()
+            f.iter()
+                .map(|s| (s.name.name.clone(), c(&s.value)))
+                .collect()
         };
         let target = |t: &ast::CallTarget| match t {
             ast::CallTarget::Channel(c) => CallTarget::Channel(c.name.clone()),
@@ -66,7 +68,9 @@ pub(super) fn lower_test(env: &Env<'_>, t: &ast::TestDecl, file: &SourceFile) ->
             TestStmtKind::Set { target: t, value } => {
                 let (contact, field) = match &t.kind {
                     ExprKind::Field(base, f) => match &base.kind {
-                        ExprKind::Name(n) if n.name != "contact" => (Some(n.name.clone()), f.name.clone()),
+                        ExprKind::Name(n) if n.name != "contact" => {
+                            (Some(n.name.clone()), f.name.clone())
+                        }
                         _ => (None, f.name.clone()),
                     },
                     _ => (None, String::new()),
@@ -97,9 +101,15 @@ pub(super) fn lower_test(env: &Env<'_>, t: &ast::TestDecl, file: &SourceFile) ->
                     flow: flow.name.clone(),
                     negated: *negated,
                 },
-                Expect::Completed { flow } => TestOp::ExpectCompleted { flow: flow.name.clone() },
-                Expect::Exited { flow } => TestOp::ExpectExited { flow: flow.name.clone() },
-                Expect::Converted { flow } => TestOp::ExpectConverted { flow: flow.name.clone() },
+                Expect::Completed { flow } => TestOp::ExpectCompleted {
+                    flow: flow.name.clone(),
+                },
+                Expect::Exited { flow } => TestOp::ExpectExited {
+                    flow: flow.name.clone(),
+                },
+                Expect::Converted { flow } => TestOp::ExpectConverted {
+                    flow: flow.name.clone(),
+                },
                 Expect::Sent {
                     channel,
                     template,

@@ -171,6 +171,7 @@ impl TemplateScope for TplScope<'_, '_, '_> {
             },
             "now" => Ok(()),
             "message" | "data" if channel => Ok(()),
+            name if path.len() == 1 && self.env.defines.contains_key(name) => Ok(()),
             name if self.ctx.calls.contains(name) => Ok(()),
             other => {
                 let mut roots = vec!["contact", "event", "flow", "now"];

@@ -1,0 +1,103 @@
+//! Lowering: every conformance project compiles to a bundle; the same
+//! sources give the same bytes; the bytes read back; the disassembly is stable.
+
+use nudge_compiler::bundle::{Bundle, disasm};
+use nudge_compiler::compile;
+use nudge_compiler::files::{FileSystem, SourceSet};
+use std::path::{Path, PathBuf};
+
+struct Disk;
+
+impl FileSystem for Disk {
+    fn read_to_string(&self, path: &Path) -> Result<String, String> {
+        std::fs::read_to_string(path).map_err(|e| e.to_string())
+    }
+}
+
+fn project(dir: &Path) -> SourceSet {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+        .expect("project dir")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "nudge"))
+        .collect();
+    paths.sort();
+    let mut set = SourceSet::new();
+    for p in paths {
+        let name = p.file_name().expect("name").to_string_lossy().to_string();
+        let text = std::fs::read_to_string(&p).expect("utf-8");
+        set.add(p, name, text);
+    }
+    set
+}
+
+fn conformance(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/conformance")
+        .join(name)
+}
+
+fn bundle_of(dir: &Path) -> Bundle {
+    let (checked, bundle) = compile(&project(dir), &Disk);
+    assert!(checked.is_ok(), "{:?}", checked.diagnostics);
+    bundle.expect("a bundle")
+}
+
+#[test]
+fn every_conformance_project_compiles_deterministically() {
+    for name in [
+        "chatbot_keywords",
+        "crm_autofunnel",
+        "newsletter_triggers",
+        "postback_funnel",
+        "visit_scenarios",
+    ] {
+        let a = bundle_of(&conformance(name));
+        let b = bundle_of(&conformance(name));
+        assert_eq!(
+            a.to_bytes(),
+            b.to_bytes(),
+            "{name}: same sources, same bytes"
+        );
+        assert_eq!(a.hash(), b.hash());
+        let back = Bundle::from_bytes(&a.to_bytes()).expect("reads back");
+        assert_eq!(back, a);
+        assert!(!a.flows.is_empty());
+        assert!(!a.tests.is_empty());
+    }
+}
+
+#[test]
+fn a_different_format_version_is_refused() {
+    let b = bundle_of(&conformance("postback_funnel"));
+    let text = String::from_utf8(b.to_bytes()).expect("utf-8").replacen(
+        "\"format\":1",
+        "\"format\":99",
+        1,
+    );
+    assert!(Bundle::from_bytes(text.as_bytes()).is_err());
+}
+
+#[test]
+fn disassembly_of_the_postback_funnel() {
+    let b = bundle_of(&conformance("postback_funnel"));
+    let text: String = b
+        .flows
+        .iter()
+        .map(disasm::disasm)
+        .collect::<Vec<_>>()
+        .join("\n");
+    insta::assert_snapshot!("postback_funnel_disasm", text);
+}
+
+#[test]
+fn disassembly_of_the_crm_autofunnel() {
+    let b = bundle_of(&conformance("crm_autofunnel"));
+    let text: String = b
+        .flows
+        .iter()
+        .map(disasm::disasm)
+        .collect::<Vec<_>>()
+        .join("\n");
+    insta::assert_snapshot!("crm_autofunnel_disasm", text);
+}
