@@ -1,0 +1,17 @@
+//! The VM: advancing one contact through one flow.
+//!
+//! [`advance`] is pure: no IO, no clock, no randomness, no async. It takes the
+//! bundle, the enrollment, the contact, one [`Input`] and `now`, and gives back
+//! the new enrollment, the contact's changes and the [`Effect`]s (messages,
+//! calls, emitted events, flows to start or stop, journal lines). The
+//! simulator behind `nudge test` and the daemon run this same function.
+
+mod eval;
+mod render;
+mod run;
+mod state;
+
+pub use eval::{Scope, coerce, eval, hash_share};
+pub use render::{RenderKind, render};
+pub use run::advance;
+pub use state::*;
