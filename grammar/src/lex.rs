@@ -120,7 +120,7 @@ fn skip_string(file: FileId, text: &str, start: usize) -> Result<usize, SyntaxEr
         let mut i = start + 3;
         while i < bytes.len() {
             if bytes[i] == b'\\' {
-                i += 2;
+                i += 1 + text[i + 1..].chars().next().map_or(0, char::len_utf8);
                 continue;
             }
             if text[i..].starts_with("\"\"\"") {
@@ -133,7 +133,7 @@ fn skip_string(file: FileId, text: &str, start: usize) -> Result<usize, SyntaxEr
     let mut i = start + 1;
     while i < bytes.len() {
         match bytes[i] {
-            b'\\' => i += 2,
+            b'\\' => i += 1 + text[i + 1..].chars().next().map_or(0, char::len_utf8),
             b'"' => return Ok(i + 1),
             b'\n' => return Err(unterminated(start + 1, false)),
             _ => i += 1,
@@ -190,6 +190,12 @@ mod tests {
         let err = scan(FileId(0), "log \"abc").expect_err("unterminated");
         assert_eq!(err.kind, SyntaxErrorKind::UnterminatedString);
         assert_eq!(err.span.start, 4);
+    }
+
+    #[test]
+    fn escapes_before_multibyte_characters() {
+        assert!(scan(FileId(0), "define x = \"\"\"\\é\"\"\"").is_ok());
+        assert!(scan(FileId(0), "define x = \"\\é\"").is_ok());
     }
 
     #[test]

@@ -36,3 +36,19 @@ fn spans_exclude_trailing_whitespace_and_comments() {
     };
     assert_eq!(&text[c.fields[0].span.range()], "email: email?");
 }
+
+#[test]
+fn expect_sent_without_template_before_another_statement() {
+    let text = "test \"t\" {\n  expect sent bot\n  after 2 hours\n  expect sent bot welcome\n}\n";
+    let m = parse(FileId(0), text).expect("parses");
+    let nudge_grammar::ast::Item::Test(t) = &m.items[0] else {
+        panic!("test")
+    };
+    assert_eq!(t.body.len(), 3);
+}
+
+#[test]
+fn escaped_multibyte_characters_do_not_panic() {
+    let text = "define x = \"\"\"\\é\"\"\"";
+    assert!(parse(FileId(0), text).is_err());
+}

@@ -1,0 +1,151 @@
+//! Templates at run time (LANGUAGE.md §7, §10): MiniJinja with the lenient
+//! default, so an unset optional is undefined — falsy in `{% if %}`, replaced
+//! by `default(…)`, printed empty. Values are HTML-escaped in `html` bodies
+//! and percent-encoded (RFC 3986 unreserved kept) inside URLs; subjects and
+//! texts are not escaped. Fuel bounds the work of any one template.
+
+use minijinja::{AutoEscape, Environment, Value as J};
+use nudge_compiler::value::{Value, format_date, format_time};
+use std::collections::BTreeMap;
+use std::sync::LazyLock;
+
+/// Where a rendered text goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RenderKind {
+    /// Subjects, texts, chat messages: no escaping.
+    Text,
+    /// HTML bodies: values HTML-escaped.
+    Html,
+    /// URLs: values percent-encoded as URI components.
+    Url,
+}
+
+const FUEL: u64 = 50_000;
+
+fn env(kind: RenderKind) -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_fuel(Some(FUEL));
+    match kind {
+        RenderKind::Text => env.set_auto_escape_callback(|_| AutoEscape::None),
+        RenderKind::Html => env.set_auto_escape_callback(|_| AutoEscape::Html),
+        RenderKind::Url => {
+            env.set_auto_escape_callback(|_| AutoEscape::None);
+            env.set_formatter(|out, _state, value| {
+                if value.is_undefined() || value.is_none() {
+                    return Ok(());
+                }
+                let s = match value.as_str() {
+                    Some(s) => s.to_string(),
+                    None => value.to_string(),
+                };
+                out.write_str(&percent_encode(&s))
+                    .map_err(|e| minijinja::Error::new(minijinja::ErrorKind::WriteFailure, e.to_string()))
+            });
+        }
+    }
+    env
+}
+
+static TEXT: LazyLock<Environment<'static>> = LazyLock::new(|| env(RenderKind::Text));
+static HTML: LazyLock<Environment<'static>> = LazyLock::new(|| env(RenderKind::Html));
+static URL: LazyLock<Environment<'static>> = LazyLock::new(|| env(RenderKind::Url));
+
+/// Render a template with named roots (`contact`, `event`, `flow`, …).
+pub fn render(source: &str, roots: &BTreeMap<String, Value>, kind: RenderKind) -> Result<String, String> {
+    if !source.contains("{{") && !source.contains("{%") && !source.contains("{#") {
+        return Ok(source.to_string());
+    }
+    let ctx: BTreeMap<String, J> = roots
+        .iter()
+        .filter(|(_, v)| !v.is_null())
+        .map(|(k, v)| (k.clone(), to_jinja(v)))
+        .collect();
+    let env = match kind {
+        RenderKind::Text => &*TEXT,
+        RenderKind::Html => &*HTML,
+        RenderKind::Url => &*URL,
+    };
+    env.render_str(source, ctx).map_err(|e| {
+        let detail = e.detail().map(str::to_string).unwrap_or_else(|| e.kind().to_string());
+        format!("template error: {detail}")
+    })
+}
+
+/// A value for MiniJinja: unset map entries are left out (undefined).
+fn to_jinja(v: &Value) -> J {
+    match v {
+        Value::Null => J::from(()),
+        Value::Bool(b) => J::from(*b),
+        Value::Int(i) => J::from(*i),
+        Value::Decimal(d) => {
+            if d.fract() == 0.0 && d.abs() < 9.0e15 {
+                J::from(*d as i64)
+            } else {
+                J::from(*d)
+            }
+        }
+        Value::Text(s) => J::from(s.clone()),
+        Value::Time(t) => J::from(format_time(*t)),
+        Value::Date(d) => J::from(format_date(*d)),
+        Value::Duration(s) => J::from(*s),
+        Value::List(items) | Value::Set(items) => J::from(items.iter().map(to_jinja).collect::<Vec<_>>()),
+        Value::Map(m) => J::from(
+            m.iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k.clone(), to_jinja(v)))
+                .collect::<BTreeMap<String, J>>(),
+        ),
+    }
+}
+
+/// Percent-encode as a URI component: only RFC 3986 unreserved characters stay.
+pub fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn roots(pairs: &[(&str, Value)]) -> BTreeMap<String, Value> {
+        let contact: BTreeMap<String, Value> = pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+        BTreeMap::from([("contact".to_string(), Value::Map(contact))])
+    }
+
+    #[test]
+    fn unset_is_undefined() {
+        let r = roots(&[("first_name", Value::Null)]);
+        let out = render("Hi {{ contact.first_name | default('friend') }}{% if contact.first_name %}!{% endif %}", &r, RenderKind::Text);
+        assert_eq!(out.as_deref(), Ok("Hi friend"));
+        assert_eq!(render("[{{ contact.first_name }}]", &r, RenderKind::Text).as_deref(), Ok("[]"));
+    }
+
+    #[test]
+    fn escaping_by_context() {
+        let r = roots(&[("name", Value::text("Ann <b>&"))]);
+        assert_eq!(render("{{ contact.name }}", &r, RenderKind::Text).as_deref(), Ok("Ann <b>&"));
+        assert_eq!(render("{{ contact.name }}", &r, RenderKind::Html).as_deref(), Ok("Ann &lt;b&gt;&amp;"));
+        assert_eq!(render("https://x.example/?q={{ contact.name }}", &r, RenderKind::Url).as_deref(), Ok("https://x.example/?q=Ann%20%3Cb%3E%26"));
+    }
+
+    #[test]
+    fn decimals_print_shortest() {
+        let r = roots(&[("a", Value::Decimal(4.5)), ("b", Value::Decimal(120.0))]);
+        assert_eq!(render("{{ contact.a }} {{ contact.b }}", &r, RenderKind::Text).as_deref(), Ok("4.5 120"));
+    }
+
+    #[test]
+    fn runaway_templates_stop() {
+        let r = roots(&[]);
+        let out = render("{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}", &r, RenderKind::Text);
+        assert!(out.is_err());
+    }
+}

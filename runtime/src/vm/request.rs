@@ -1,0 +1,197 @@
+//! Building what goes out, from channel settings: the HTTP request of a
+//! `call` or of a `send` to an `http` or `slack` channel. JSON bodies are built
+//! structurally (a value can never break the JSON); URL templates
+//! percent-encode their values. Pure: the daemon and the simulator share it.
+
+use super::eval::{Scope, eval};
+use super::render::{RenderKind, render};
+use nudge_compiler::bundle::{Body, Bundle, CallTarget, ChannelKind};
+use nudge_compiler::value::{Value, decimal_json, format_date, format_time};
+use std::collections::BTreeMap;
+
+/// A value as JSON for the outside world: instants as RFC 3339 strings.
+pub fn to_json(v: &Value) -> serde_json::Value {
+    use serde_json::Value as J;
+    match v {
+        Value::Null => J::Null,
+        Value::Bool(b) => J::Bool(*b),
+        Value::Int(i) => J::from(*i),
+        Value::Decimal(d) => decimal_json(*d),
+        Value::Text(s) => J::String(s.clone()),
+        Value::Time(t) => J::String(format_time(*t)),
+        Value::Date(d) => J::String(format_date(*d)),
+        Value::Duration(s) => J::from(*s),
+        Value::List(items) | Value::Set(items) => J::Array(items.iter().map(to_json).collect()),
+        Value::Map(m) => J::Object(m.iter().map(|(k, v)| (k.clone(), to_json(v))).collect()),
+    }
+}
+
+/// The template roots of a place: `contact`, `event`, `flow`, `now`, call
+/// results, and whatever the caller adds (`message`, `data`).
+pub fn roots(s: &Scope<'_>, bundle: &Bundle, tpl_hint: &str) -> BTreeMap<String, Value> {
+    let mut r = BTreeMap::new();
+    if let Some(c) = s.contact {
+        r.insert("contact".into(), c.as_value());
+    }
+    if let Some(e) = s.event {
+        r.insert("event".into(), e.as_value());
+    }
+    if let Some((name, step, entered)) = s.flow {
+        r.insert(
+            "flow".into(),
+            Value::Map(BTreeMap::from([
+                ("name".to_string(), Value::text(name)),
+                ("step".to_string(), Value::text(step)),
+                ("entered_at".to_string(), Value::Time(entered)),
+            ])),
+        );
+    }
+    r.insert("now".into(), Value::Time(s.now));
+    if let Some(l) = s.locals {
+        for (k, v) in l {
+            r.insert(k.clone(), v.clone());
+        }
+    }
+    for (name, code) in &bundle.defines {
+        if tpl_hint.contains(name.as_str()) {
+            r.insert(name.clone(), eval(code, s));
+        }
+    }
+    r
+}
+
+/// A built request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Built {
+    pub method: String,
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub json: Option<serde_json::Value>,
+    pub body: String,
+}
+
+fn body_json(b: &Body, s: &Scope<'_>, roots: &BTreeMap<String, Value>) -> Result<serde_json::Value, String> {
+    Ok(match b {
+        Body::Tpl(t) => serde_json::Value::String(render(&t.0, roots, RenderKind::Text)?),
+        Body::Expr(c) => to_json(&eval(c, s)),
+        Body::Object(entries) => serde_json::Value::Object(
+            entries
+                .iter()
+                .map(|(k, v)| Ok((k.clone(), body_json(v, s, roots)?)))
+                .collect::<Result<_, String>>()?,
+        ),
+        Body::Array(items) => {
+            serde_json::Value::Array(items.iter().map(|i| body_json(i, s, roots)).collect::<Result<_, _>>()?)
+        }
+    })
+}
+
+fn body_text(b: &Body, s: &Scope<'_>, roots: &BTreeMap<String, Value>, kind: RenderKind) -> Result<String, String> {
+    match b {
+        Body::Tpl(t) => render(&t.0, roots, kind),
+        Body::Expr(c) => Ok(match eval(c, s) {
+            Value::Text(t) => t,
+            Value::Null => String::new(),
+            other => to_json(&other).to_string(),
+        }),
+        other => Ok(body_json(other, s, roots)?.to_string()),
+    }
+}
+
+/// Slack's escaping of `&`, `<`, `>` in message text.
+pub fn slack_escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
+/// Build the request for a channel or URL. `message` is the rendered text of
+/// a `send`; `data` the object of `call … with`. `s.named` must answer
+/// `Root::Message` and `Root::Data` with the same values.
+pub fn build(
+    bundle: &Bundle,
+    target: &CallTarget,
+    s: &Scope<'_>,
+    message: Option<&str>,
+    data: Option<&Value>,
+) -> Result<Built, String> {
+    let hint = serde_json::to_string(&bundle.channels).unwrap_or_default();
+    let mut r = roots(s, bundle, &hint);
+    if let Some(m) = message {
+        r.insert("message".into(), Value::text(m));
+    }
+    if let Some(d) = data {
+        r.insert("data".into(), d.clone());
+    }
+    match target {
+        CallTarget::Url(u) => {
+            let url = render(&u.0, &r, RenderKind::Url)?;
+            match data {
+                Some(Value::Map(m)) if !m.is_empty() => {
+                    let json = to_json(&Value::Map(m.clone()));
+                    Ok(Built {
+                        method: "POST".into(),
+                        url,
+                        headers: vec![("Content-Type".into(), "application/json".into())],
+                        body: json.to_string(),
+                        json: Some(json),
+                    })
+                }
+                _ => Ok(Built {
+                    method: "GET".into(),
+                    url,
+                    headers: Vec::new(),
+                    json: None,
+                    body: String::new(),
+                }),
+            }
+        }
+        CallTarget::Channel(name) => {
+            let ch = bundle.channel(name).ok_or_else(|| format!("unknown channel `{name}`"))?;
+            match &ch.kind {
+                ChannelKind::Http {
+                    method,
+                    url,
+                    headers,
+                    body,
+                } => {
+                    let url = body_text(url, s, &r, RenderKind::Url)?;
+                    let mut hs = Vec::new();
+                    for (k, v) in headers {
+                        hs.push((k.clone(), body_text(v, s, &r, RenderKind::Text)?));
+                    }
+                    let (json, text) = match body {
+                        Some(b @ (Body::Object(_) | Body::Array(_))) => {
+                            let j = body_json(b, s, &r)?;
+                            hs.push(("Content-Type".into(), "application/json".into()));
+                            let t = j.to_string();
+                            (Some(j), t)
+                        }
+                        Some(b) => (None, body_text(b, s, &r, RenderKind::Text)?),
+                        None => (None, String::new()),
+                    };
+                    Ok(Built {
+                        method: method.clone(),
+                        url,
+                        headers: hs,
+                        json,
+                        body: text,
+                    })
+                }
+                ChannelKind::Slack { webhook } => {
+                    let url = match eval(webhook, s) {
+                        Value::Text(t) => t,
+                        _ => String::new(),
+                    };
+                    let json = serde_json::json!({ "text": slack_escape(message.unwrap_or("")) });
+                    Ok(Built {
+                        method: "POST".into(),
+                        url,
+                        headers: vec![("Content-Type".into(), "application/json".into())],
+                        body: json.to_string(),
+                        json: Some(json),
+                    })
+                }
+                ChannelKind::Smtp { .. } => Err(format!("channel `{name}` sends e-mail; it cannot be called")),
+            }
+        }
+    }
+}
