@@ -4,7 +4,8 @@
 //! enough of the written form (titles, duration parts, bare rate units) for
 //! `nudge fmt` to print it back; comments live beside the tree in
 //! [`Module::comments`]. Equality ignores nothing: two trees are equal only if
-//! spans are equal too, so round-trip tests compare with [`crate::strip_spans`].
+//! spans are equal too, so round-trip tests compare trees without their spans
+//! (see `compiler/tests/fmt_support`).
 
 use crate::span::Span;
 use serde::{Deserialize, Serialize};

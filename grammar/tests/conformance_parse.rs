@@ -52,3 +52,12 @@ fn escaped_multibyte_characters_do_not_panic() {
     let text = "define x = \"\"\"\\é\"\"\"";
     assert!(parse(FileId(0), text).is_err());
 }
+
+#[test]
+fn combined_short_durations() {
+    let e = nudge_grammar::parse_expr(FileId(0), "1h30m").expect("parses");
+    let nudge_grammar::ast::ExprKind::Duration(d) = e.kind else {
+        panic!("duration")
+    };
+    assert_eq!(d.seconds(), 5400);
+}

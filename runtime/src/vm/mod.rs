@@ -8,10 +8,11 @@
 
 mod eval;
 mod render;
+pub mod request;
 mod run;
 mod state;
 
 pub use eval::{Scope, coerce, eval, hash_share};
 pub use render::{RenderKind, render};
-pub use run::advance;
+pub use run::{STEP_BUDGET, advance, call_result};
 pub use state::*;

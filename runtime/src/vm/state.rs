@@ -206,7 +206,7 @@ pub struct Outcome {
 /// What the world tells `advance` besides the input: settings it reads and
 /// the contact's recent sends (for per-contact caps). Kept explicit so that
 /// `advance` stays pure.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct World<'w> {
     pub env: &'w BTreeMap<String, String>,
     /// Instants of the contact's recent sends, per channel.
