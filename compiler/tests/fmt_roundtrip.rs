@@ -200,7 +200,7 @@ fn comments_in_awkward_places_round_trip() {
         "\u{FEFF}// bom\nflow f {}",
         "flow f { step a { window 09:00..10:00 // w\n log \"x\" } }",
         "flow f { step a { log \"x\" window 09:00..10:00 local } }",
-        "flow f {\n  /// doc a\n  step a {}\n  /// doc b\n\n  step b {}\n  log \"x\" /// doc c\n  step c {}\n}",
+        "flow f {\n  /// doc a\n  step a {}\n  /// doc b\n\n  step b { log \"x\" } /// doc c\n  step c {}\n}",
         "/// a\n/// b\n\n/// c\nflow f {}",
         "define a = 1 //// not doc\nflow f {}",
         "define a = 1 // x\n/// d\nflow f {}",

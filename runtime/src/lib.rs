@@ -1,7 +1,9 @@
-//! The Nudge runtime: the VM, the simulator behind `nudge test`, storage, the
-//! scheduler, the outbox and the HTTP API. It takes compiled bundles from
-//! `nudge-compiler` and never parses text. (Grows with issues 4 and 5.)
+//! The Nudge runtime: the pure VM ([`vm::advance`]), the dispatch of inputs
+//! across a contact's flows ([`engine`]), the simulator behind `nudge test`
+//! ([`sim`]), and the time calculations they share ([`clock`]). It takes
+//! compiled bundles from `nudge-compiler` and never parses text.
 
 pub use nudge_compiler as compiler;
 
 pub mod clock;
+pub mod vm;

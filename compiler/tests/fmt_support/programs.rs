@@ -301,9 +301,24 @@ fn stmt() -> Text {
         .boxed()
 }
 
-fn flow_item() -> Text {
+/// Items before the first step: statements, triggers, options, handlers.
+fn flow_head_item() -> Text {
     prop_oneof![
         3 => stmt(),
+        1 => (pick(&["sale", "resale #2", "contact.at + 7 days", "every day at 09:00 local", "every monday at 10:00", "every \"0 9 * * 1\" local"]), where_clause())
+            // `holdout` first: after an `exit` statement, `when` would be
+            // read as the `exit when` option.
+            .prop_map(|(t, w)| format!("holdout 5%\n  when {t}{w}")),
+        1 => pick(&["keyword \"PROMO\"", "reenter never", "reenter after_exit", "holdout 10%", "window 09:00..21:00 local", "goal sale"]),
+        1 => (event_ref(), where_clause()).prop_map(|(e, w)| format!("exit when {e}{w}")),
+        1 => (event_ref(), where_clause(), stmt()).prop_map(|(e, w, s)| format!("on {e}{w} -> {s}")),
+    ]
+    .boxed()
+}
+
+/// Items from the first step on: no statements outside steps.
+fn flow_tail_item() -> Text {
+    prop_oneof![
         1 => (pick(&["sale", "resale #2", "contact.at + 7 days", "every day at 09:00 local", "every monday at 10:00", "every \"0 9 * * 1\" local"]), where_clause())
             // `holdout` first: after an `exit` statement, `when` would be
             // read as the `exit when` option.
@@ -383,7 +398,7 @@ fn item() -> Text {
         1 => (string(), string()).prop_map(|(a, b)| format!("template t: email {{\n  subject = {a}\n  text = {b}\n}}")),
         1 => settings().prop_map(|s| format!("source partner: postback {{ contact = clickid rename {{ \"dep\" = sale, \"x\" = y }} fields {s} }}")),
         2 => expr().prop_map(|e| format!("define d = {e}")),
-        4 => (pick(&["", " \"A flow\""]), joined(flow_item(), 4)).prop_map(|(t, b)| format!("flow f{t} {{{b}}}")),
+        4 => (pick(&["", " \"A flow\""]), joined(flow_head_item(), 3), joined(flow_tail_item(), 2)).prop_map(|(t, a, b)| format!("flow f{t} {{{a}\n{b}}}")),
         2 => (string(), joined(test_stmt(), 4)).prop_map(|(n, b)| format!("test {n} {{{b}}}")),
     ]
     .boxed()
