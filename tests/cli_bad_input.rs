@@ -205,7 +205,6 @@ fn odd_bytes_never_panic() {
 }
 
 #[test]
-#[ignore = "grammar bug (found by the fuzz target): lex.rs skips the byte after `\\` in a `\"\"\"` string, not the char, and slices inside `é`"]
 fn a_backslash_before_a_multibyte_char_in_a_triple_string_is_reported() {
     let dir = project(
         "triple_escape",

@@ -239,7 +239,10 @@ fn human_format_ends_with_a_summary() {
 
     let clean = project(
         "human_clean",
-        &[("a.nudge", "event e {}\n"), ("b.nudge", "event f {}\n")],
+        &[
+            ("a.nudge", "event e {}\nflow a { when e\n log \"x\" }\n"),
+            ("b.nudge", "event f {}\nflow b { when f\n log \"y\" }\n"),
+        ],
     );
     let run = nudge(&["check", s(&clean)]);
     assert_eq!(
@@ -264,7 +267,6 @@ fn usage_errors_exit_2() {
 }
 
 #[test]
-#[ignore = "needs the analysis pass (`nudge::analysis::no_trigger`)"]
 fn deny_warnings_turns_warnings_into_failure() {
     let dir = project("deny", &[("a.nudge", "event e {}\nflow f { log \"x\" }\n")]);
     let run = nudge(&["check", "--format", "json", s(&dir)]);
@@ -338,7 +340,6 @@ fn fmt_then_fmt_check_is_clean() {
 }
 
 #[test]
-#[ignore = "needs the formatter (today's `format_source` returns the text unchanged)"]
 fn fmt_check_lists_files_that_would_change() {
     let messy = "event   signup{}\nflow welcome{when signup\n log \"hi\"}\n";
     let dir = project("fmt_check", &[("a.nudge", messy), ("sub/b.nudge", messy)]);

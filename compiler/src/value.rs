@@ -206,7 +206,7 @@ pub fn format_time(t: i64) -> String {
 pub fn parse_date(s: &str) -> Option<i32> {
     let d = s.parse::<jiff::civil::Date>().ok()?;
     let epoch = jiff::civil::date(1970, 1, 1);
-    i32::try_from(epoch.until(d).ok()?.get_days()).ok()
+    Some(epoch.until(d).ok()?.get_days())
 }
 
 /// Days since 1970-01-01 → `2026-12-24`.

@@ -6,4 +6,6 @@
 pub use nudge_compiler as compiler;
 
 pub mod clock;
+pub mod engine;
+pub mod sim;
 pub mod vm;

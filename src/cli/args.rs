@@ -59,6 +59,47 @@ pub enum Command {
     /// Rewrite `.nudge` files in the canonical layout
     #[command(after_help = FMT_AFTER_HELP)]
     Fmt(FmtArgs),
+    /// Compile a project to its bundle (or show the bytecode)
+    Compile(CompileArgs),
+    /// Run the project's `test` blocks on a virtual clock
+    Test(TestArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CompileArgs {
+    /// A project directory (every `*.nudge` file below it) or one file
+    #[arg(default_value = ".")]
+    pub path: PathBuf,
+    /// Write to this file instead of stdout
+    #[arg(short = 'o', long = "output")]
+    pub output: Option<PathBuf>,
+    /// What to write
+    #[arg(long, value_enum, default_value_t = Emit::Bundle)]
+    pub emit: Emit,
+}
+
+/// What `nudge compile` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Emit {
+    /// The versioned bundle bytes the runtime loads
+    Bundle,
+    /// A readable listing: offsets, step labels, source lines
+    Disasm,
+    /// The bundle as indented JSON
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct TestArgs {
+    /// A project directory (every `*.nudge` file below it) or one file
+    #[arg(default_value = ".")]
+    pub path: PathBuf,
+    /// Run only the tests whose name contains this text
+    #[arg(long)]
+    pub filter: Option<String>,
+    /// Print each test's journey step by step
+    #[arg(long)]
+    pub trace: bool,
 }
 
 #[derive(Debug, Args)]

@@ -10,13 +10,16 @@
 //! ends the command quietly.
 
 mod args;
+mod build;
 mod check;
+mod compile;
 mod error;
 mod fmt;
 mod human;
 mod io_diag;
 mod machine;
 mod project;
+mod test;
 
 use args::{Cli, Command};
 use clap::Parser;
@@ -43,6 +46,8 @@ pub fn run() -> ExitCode {
     let result = match &cli.command {
         Command::Check(a) => check::run(a),
         Command::Fmt(a) => fmt::run(a),
+        Command::Compile(a) => compile::run(a),
+        Command::Test(a) => test::run(a),
     };
     match result.and_then(print) {
         Ok(true) => ExitCode::from(PROBLEMS),

@@ -76,11 +76,11 @@ fn emit(env: &Env<'_>, names: &Names<'_>, e: &Expr, ops: &mut Vec<Op>, depth: us
             ops.push(Op::Get(field.name.clone()));
         }
         ExprKind::Call { func, args } => {
-            if func.name == "env" {
-                if let Some(ExprKind::Str(s)) = args.first().map(|a| &a.kind) {
-                    ops.push(Op::Env(s.value.clone()));
-                    return;
-                }
+            if func.name == "env"
+                && let Some(ExprKind::Str(s)) = args.first().map(|a| &a.kind)
+            {
+                ops.push(Op::Env(s.value.clone()));
+                return;
             }
             for a in args {
                 emit(env, names, a, ops, depth);

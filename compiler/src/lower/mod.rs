@@ -382,11 +382,11 @@ fn collect_env(v: &serde_json::Value, out: &mut BTreeSet<String>) {
     match v {
         serde_json::Value::Object(m) => {
             for (k, v) in m {
-                if k == "Env" {
-                    if let serde_json::Value::String(s) = v {
-                        out.insert(s.clone());
-                        continue;
-                    }
+                if k == "Env"
+                    && let serde_json::Value::String(s) = v
+                {
+                    out.insert(s.clone());
+                    continue;
                 }
                 if k == "tests" {
                     continue;

@@ -198,16 +198,26 @@ fn arith(op: BinaryOp, l: Value, r: Value) -> Value {
     use BinaryOp::*;
     match (op, &l, &r) {
         (_, Value::Null, _) | (_, _, Value::Null) => Value::Null,
-        (Add, Value::Int(a), Value::Int(b)) => a.checked_add(*b).map_or(Value::Decimal(*a as f64 + *b as f64), Value::Int),
-        (Sub, Value::Int(a), Value::Int(b)) => a.checked_sub(*b).map_or(Value::Decimal(*a as f64 - *b as f64), Value::Int),
-        (Mul, Value::Int(a), Value::Int(b)) => a.checked_mul(*b).map_or(Value::Decimal(*a as f64 * *b as f64), Value::Int),
+        (Add, Value::Int(a), Value::Int(b)) => a
+            .checked_add(*b)
+            .map_or(Value::Decimal(*a as f64 + *b as f64), Value::Int),
+        (Sub, Value::Int(a), Value::Int(b)) => a
+            .checked_sub(*b)
+            .map_or(Value::Decimal(*a as f64 - *b as f64), Value::Int),
+        (Mul, Value::Int(a), Value::Int(b)) => a
+            .checked_mul(*b)
+            .map_or(Value::Decimal(*a as f64 * *b as f64), Value::Int),
         (Rem, Value::Int(a), Value::Int(b)) => a.checked_rem(*b).map_or(Value::Null, Value::Int),
-        (Add, Value::Time(t), Value::Duration(d)) | (Add, Value::Duration(d), Value::Time(t)) => Value::Time(t.saturating_add(*d)),
+        (Add, Value::Time(t), Value::Duration(d)) | (Add, Value::Duration(d), Value::Time(t)) => {
+            Value::Time(t.saturating_add(*d))
+        }
         (Sub, Value::Time(t), Value::Duration(d)) => Value::Time(t.saturating_sub(*d)),
         (Sub, Value::Time(a), Value::Time(b)) => Value::Duration(a.saturating_sub(*b)),
         (Add, Value::Duration(a), Value::Duration(b)) => Value::Duration(a.saturating_add(*b)),
         (Sub, Value::Duration(a), Value::Duration(b)) => Value::Duration(a.saturating_sub(*b)),
-        (Mul, Value::Duration(d), Value::Int(k)) | (Mul, Value::Int(k), Value::Duration(d)) => Value::Duration(d.saturating_mul(*k)),
+        (Mul, Value::Duration(d), Value::Int(k)) | (Mul, Value::Int(k), Value::Duration(d)) => {
+            Value::Duration(d.saturating_mul(*k))
+        }
         (Div, Value::Duration(d), Value::Int(k)) if *k != 0 => Value::Duration(d / k),
         (Add, Value::Text(a), Value::Text(b)) => Value::Text(format!("{a}{b}")),
         _ => match (l.as_f64(), r.as_f64()) {
@@ -220,7 +230,11 @@ fn arith(op: BinaryOp, l: Value, r: Value) -> Value {
                     Rem if b != 0.0 => a % b,
                     _ => return Value::Null,
                 };
-                if v.is_finite() { Value::Decimal(v) } else { Value::Null }
+                if v.is_finite() {
+                    Value::Decimal(v)
+                } else {
+                    Value::Null
+                }
             }
             _ => Value::Null,
         },
@@ -244,7 +258,9 @@ fn call(f: Func, args: Vec<Value>, tz: &str) -> Value {
             _ => Value::Null,
         },
         Func::Round => {
-            let Some(x) = a0.as_f64() else { return Value::Null };
+            let Some(x) = a0.as_f64() else {
+                return Value::Null;
+            };
             match args.get(1) {
                 Some(Value::Int(places)) => {
                     let k = 10f64.powi((*places).clamp(0, 12) as i32);
@@ -260,10 +276,16 @@ fn call(f: Func, args: Vec<Value>, tz: &str) -> Value {
             _ => Value::Null,
         },
         Func::Date | Func::Hour | Func::Minute | Func::Weekday => {
-            let Value::Time(t) = a0 else { return Value::Null };
-            let Ok(parts) = clock::civil_parts(t, tz) else { return Value::Null };
+            let Value::Time(t) = a0 else {
+                return Value::Null;
+            };
+            let Ok(parts) = clock::civil_parts(t, tz) else {
+                return Value::Null;
+            };
             match f {
-                Func::Date => nudge_compiler::value::parse_date(&parts.date).map_or(Value::Null, Value::Date),
+                Func::Date => {
+                    nudge_compiler::value::parse_date(&parts.date).map_or(Value::Null, Value::Date)
+                }
                 Func::Hour => Value::Int(i64::from(parts.hour)),
                 Func::Minute => Value::Int(i64::from(parts.minute)),
                 _ => Value::text(parts.weekday.name()),
@@ -281,9 +303,14 @@ pub fn coerce(v: Value, ty: &FieldType) -> Option<Value> {
     }
     Some(match (ty, v) {
         (FieldType::Json, v) => v,
-        (FieldType::Text | FieldType::Email | FieldType::Phone | FieldType::Url | FieldType::Timezone, v) => {
-            Value::Text(text_of(&v)?)
-        }
+        (
+            FieldType::Text
+            | FieldType::Email
+            | FieldType::Phone
+            | FieldType::Url
+            | FieldType::Timezone,
+            v,
+        ) => Value::Text(text_of(&v)?),
         (FieldType::Union(members), v) => {
             let s = text_of(&v)?;
             if !members.contains(&s) {
@@ -296,7 +323,9 @@ pub fn coerce(v: Value, ty: &FieldType) -> Option<Value> {
         (FieldType::Int, Value::Text(s)) => Value::Int(s.trim().parse().ok()?),
         (FieldType::Decimal, Value::Int(i)) => Value::Decimal(i as f64),
         (FieldType::Decimal, Value::Decimal(d)) => Value::Decimal(d),
-        (FieldType::Decimal, Value::Text(s)) => Value::Decimal(s.trim().parse().ok().filter(|d: &f64| d.is_finite())?),
+        (FieldType::Decimal, Value::Text(s)) => {
+            Value::Decimal(s.trim().parse().ok().filter(|d: &f64| d.is_finite())?)
+        }
         (FieldType::Bool, Value::Bool(b)) => Value::Bool(b),
         (FieldType::Bool, Value::Text(s)) => Value::Bool(match s.as_str() {
             "true" | "1" | "yes" => true,
@@ -310,12 +339,18 @@ pub fn coerce(v: Value, ty: &FieldType) -> Option<Value> {
         (FieldType::Date, Value::Text(s)) => Value::Date(nudge_compiler::value::parse_date(&s)?),
         (FieldType::Duration, Value::Duration(d)) => Value::Duration(d),
         (FieldType::Duration, Value::Int(i)) => Value::Duration(i),
-        (FieldType::Set(e), Value::List(items) | Value::Set(items)) => {
-            Value::set_of(items.into_iter().map(|i| coerce(i, e)).collect::<Option<Vec<_>>>()?)
-        }
-        (FieldType::List(e), Value::List(items) | Value::Set(items)) => {
-            Value::List(items.into_iter().map(|i| coerce(i, e)).collect::<Option<Vec<_>>>()?)
-        }
+        (FieldType::Set(e), Value::List(items) | Value::Set(items)) => Value::set_of(
+            items
+                .into_iter()
+                .map(|i| coerce(i, e))
+                .collect::<Option<Vec<_>>>()?,
+        ),
+        (FieldType::List(e), Value::List(items) | Value::Set(items)) => Value::List(
+            items
+                .into_iter()
+                .map(|i| coerce(i, e))
+                .collect::<Option<Vec<_>>>()?,
+        ),
         _ => return None,
     })
 }
@@ -343,34 +378,65 @@ mod tests {
 
     #[test]
     fn unset_comparisons_are_false() {
-        let v = run(vec![Op::Push(Value::Null), Op::Push(Value::Int(1)), Op::Bin(BinaryOp::Ne)]);
+        let v = run(vec![
+            Op::Push(Value::Null),
+            Op::Push(Value::Int(1)),
+            Op::Bin(BinaryOp::Ne),
+        ]);
         assert_eq!(v, Value::Bool(false));
-        let v = run(vec![Op::Push(Value::Null), Op::Push(Value::Int(1)), Op::Bin(BinaryOp::Lt)]);
+        let v = run(vec![
+            Op::Push(Value::Null),
+            Op::Push(Value::Int(1)),
+            Op::Bin(BinaryOp::Lt),
+        ]);
         assert_eq!(v, Value::Bool(false));
     }
 
     #[test]
     fn arithmetic() {
-        let v = run(vec![Op::Push(Value::Int(1)), Op::Push(Value::Decimal(0.5)), Op::Bin(BinaryOp::Add)]);
+        let v = run(vec![
+            Op::Push(Value::Int(1)),
+            Op::Push(Value::Decimal(0.5)),
+            Op::Bin(BinaryOp::Add),
+        ]);
         assert_eq!(v, Value::Decimal(1.5));
-        let v = run(vec![Op::Push(Value::Time(100)), Op::Push(Value::Duration(50)), Op::Bin(BinaryOp::Sub)]);
+        let v = run(vec![
+            Op::Push(Value::Time(100)),
+            Op::Push(Value::Duration(50)),
+            Op::Bin(BinaryOp::Sub),
+        ]);
         assert_eq!(v, Value::Time(50));
-        let v = run(vec![Op::Push(Value::Int(1)), Op::Push(Value::Int(0)), Op::Bin(BinaryOp::Div)]);
+        let v = run(vec![
+            Op::Push(Value::Int(1)),
+            Op::Push(Value::Int(0)),
+            Op::Bin(BinaryOp::Div),
+        ]);
         assert_eq!(v, Value::Null);
     }
 
     #[test]
     fn coercions() {
-        assert_eq!(coerce(Value::text("50"), &FieldType::Decimal), Some(Value::Decimal(50.0)));
+        assert_eq!(
+            coerce(Value::text("50"), &FieldType::Decimal),
+            Some(Value::Decimal(50.0))
+        );
         assert_eq!(coerce(Value::text("x"), &FieldType::Int), None);
-        assert_eq!(coerce(Value::Int(7), &FieldType::Text), Some(Value::text("7")));
-        assert_eq!(coerce(Value::text("gold"), &FieldType::Union(vec!["free".into()])), None);
+        assert_eq!(
+            coerce(Value::Int(7), &FieldType::Text),
+            Some(Value::text("7"))
+        );
+        assert_eq!(
+            coerce(Value::text("gold"), &FieldType::Union(vec!["free".into()])),
+            None
+        );
     }
 
     #[test]
     fn shares_are_stable_and_spread() {
         assert_eq!(hash_share(&["c1", "f", "0"]), hash_share(&["c1", "f", "0"]));
-        let below: usize = (0..1000).filter(|i| hash_share(&[&i.to_string(), "f"]) < 50.0).count();
+        let below: usize = (0..1000)
+            .filter(|i| hash_share(&[&i.to_string(), "f"]) < 50.0)
+            .count();
         assert!((400..600).contains(&below), "{below}");
     }
 }

@@ -38,8 +38,9 @@ fn env(kind: RenderKind) -> Environment<'static> {
                     Some(s) => s.to_string(),
                     None => value.to_string(),
                 };
-                out.write_str(&percent_encode(&s))
-                    .map_err(|e| minijinja::Error::new(minijinja::ErrorKind::WriteFailure, e.to_string()))
+                out.write_str(&percent_encode(&s)).map_err(|e| {
+                    minijinja::Error::new(minijinja::ErrorKind::WriteFailure, e.to_string())
+                })
             });
         }
     }
@@ -51,7 +52,11 @@ static HTML: LazyLock<Environment<'static>> = LazyLock::new(|| env(RenderKind::H
 static URL: LazyLock<Environment<'static>> = LazyLock::new(|| env(RenderKind::Url));
 
 /// Render a template with named roots (`contact`, `event`, `flow`, …).
-pub fn render(source: &str, roots: &BTreeMap<String, Value>, kind: RenderKind) -> Result<String, String> {
+pub fn render(
+    source: &str,
+    roots: &BTreeMap<String, Value>,
+    kind: RenderKind,
+) -> Result<String, String> {
     if !source.contains("{{") && !source.contains("{%") && !source.contains("{#") {
         return Ok(source.to_string());
     }
@@ -66,7 +71,10 @@ pub fn render(source: &str, roots: &BTreeMap<String, Value>, kind: RenderKind) -
         RenderKind::Url => &*URL,
     };
     env.render_str(source, ctx).map_err(|e| {
-        let detail = e.detail().map(str::to_string).unwrap_or_else(|| e.kind().to_string());
+        let detail = e
+            .detail()
+            .map(str::to_string)
+            .unwrap_or_else(|| e.kind().to_string());
         format!("template error: {detail}")
     })
 }
@@ -88,7 +96,9 @@ fn to_jinja(v: &Value) -> J {
         Value::Time(t) => J::from(format_time(*t)),
         Value::Date(d) => J::from(format_date(*d)),
         Value::Duration(s) => J::from(*s),
-        Value::List(items) | Value::Set(items) => J::from(items.iter().map(to_jinja).collect::<Vec<_>>()),
+        Value::List(items) | Value::Set(items) => {
+            J::from(items.iter().map(to_jinja).collect::<Vec<_>>())
+        }
         Value::Map(m) => J::from(
             m.iter()
                 .filter(|(_, v)| !v.is_null())
@@ -116,36 +126,67 @@ mod tests {
     use super::*;
 
     fn roots(pairs: &[(&str, Value)]) -> BTreeMap<String, Value> {
-        let contact: BTreeMap<String, Value> = pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+        let contact: BTreeMap<String, Value> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect();
         BTreeMap::from([("contact".to_string(), Value::Map(contact))])
     }
 
     #[test]
     fn unset_is_undefined() {
         let r = roots(&[("first_name", Value::Null)]);
-        let out = render("Hi {{ contact.first_name | default('friend') }}{% if contact.first_name %}!{% endif %}", &r, RenderKind::Text);
+        let out = render(
+            "Hi {{ contact.first_name | default('friend') }}{% if contact.first_name %}!{% endif %}",
+            &r,
+            RenderKind::Text,
+        );
         assert_eq!(out.as_deref(), Ok("Hi friend"));
-        assert_eq!(render("[{{ contact.first_name }}]", &r, RenderKind::Text).as_deref(), Ok("[]"));
+        assert_eq!(
+            render("[{{ contact.first_name }}]", &r, RenderKind::Text).as_deref(),
+            Ok("[]")
+        );
     }
 
     #[test]
     fn escaping_by_context() {
         let r = roots(&[("name", Value::text("Ann <b>&"))]);
-        assert_eq!(render("{{ contact.name }}", &r, RenderKind::Text).as_deref(), Ok("Ann <b>&"));
-        assert_eq!(render("{{ contact.name }}", &r, RenderKind::Html).as_deref(), Ok("Ann &lt;b&gt;&amp;"));
-        assert_eq!(render("https://x.example/?q={{ contact.name }}", &r, RenderKind::Url).as_deref(), Ok("https://x.example/?q=Ann%20%3Cb%3E%26"));
+        assert_eq!(
+            render("{{ contact.name }}", &r, RenderKind::Text).as_deref(),
+            Ok("Ann <b>&")
+        );
+        assert_eq!(
+            render("{{ contact.name }}", &r, RenderKind::Html).as_deref(),
+            Ok("Ann &lt;b&gt;&amp;")
+        );
+        assert_eq!(
+            render(
+                "https://x.example/?q={{ contact.name }}",
+                &r,
+                RenderKind::Url
+            )
+            .as_deref(),
+            Ok("https://x.example/?q=Ann%20%3Cb%3E%26")
+        );
     }
 
     #[test]
     fn decimals_print_shortest() {
         let r = roots(&[("a", Value::Decimal(4.5)), ("b", Value::Decimal(120.0))]);
-        assert_eq!(render("{{ contact.a }} {{ contact.b }}", &r, RenderKind::Text).as_deref(), Ok("4.5 120"));
+        assert_eq!(
+            render("{{ contact.a }} {{ contact.b }}", &r, RenderKind::Text).as_deref(),
+            Ok("4.5 120")
+        );
     }
 
     #[test]
     fn runaway_templates_stop() {
         let r = roots(&[]);
-        let out = render("{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}", &r, RenderKind::Text);
+        let out = render(
+            "{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}",
+            &r,
+            RenderKind::Text,
+        );
         assert!(out.is_err());
     }
 }

@@ -70,7 +70,11 @@ pub struct Built {
     pub body: String,
 }
 
-fn body_json(b: &Body, s: &Scope<'_>, roots: &BTreeMap<String, Value>) -> Result<serde_json::Value, String> {
+fn body_json(
+    b: &Body,
+    s: &Scope<'_>,
+    roots: &BTreeMap<String, Value>,
+) -> Result<serde_json::Value, String> {
     Ok(match b {
         Body::Tpl(t) => serde_json::Value::String(render(&t.0, roots, RenderKind::Text)?),
         Body::Expr(c) => to_json(&eval(c, s)),
@@ -80,13 +84,21 @@ fn body_json(b: &Body, s: &Scope<'_>, roots: &BTreeMap<String, Value>) -> Result
                 .map(|(k, v)| Ok((k.clone(), body_json(v, s, roots)?)))
                 .collect::<Result<_, String>>()?,
         ),
-        Body::Array(items) => {
-            serde_json::Value::Array(items.iter().map(|i| body_json(i, s, roots)).collect::<Result<_, _>>()?)
-        }
+        Body::Array(items) => serde_json::Value::Array(
+            items
+                .iter()
+                .map(|i| body_json(i, s, roots))
+                .collect::<Result<_, _>>()?,
+        ),
     })
 }
 
-fn body_text(b: &Body, s: &Scope<'_>, roots: &BTreeMap<String, Value>, kind: RenderKind) -> Result<String, String> {
+fn body_text(
+    b: &Body,
+    s: &Scope<'_>,
+    roots: &BTreeMap<String, Value>,
+    kind: RenderKind,
+) -> Result<String, String> {
     match b {
         Body::Tpl(t) => render(&t.0, roots, kind),
         Body::Expr(c) => Ok(match eval(c, s) {
@@ -100,7 +112,9 @@ fn body_text(b: &Body, s: &Scope<'_>, roots: &BTreeMap<String, Value>, kind: Ren
 
 /// Slack's escaping of `&`, `<`, `>` in message text.
 pub fn slack_escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 /// Build the request for a channel or URL. `message` is the rendered text of
@@ -145,7 +159,9 @@ pub fn build(
             }
         }
         CallTarget::Channel(name) => {
-            let ch = bundle.channel(name).ok_or_else(|| format!("unknown channel `{name}`"))?;
+            let ch = bundle
+                .channel(name)
+                .ok_or_else(|| format!("unknown channel `{name}`"))?;
             match &ch.kind {
                 ChannelKind::Http {
                     method,
@@ -190,7 +206,9 @@ pub fn build(
                         json: Some(json),
                     })
                 }
-                ChannelKind::Smtp { .. } => Err(format!("channel `{name}` sends e-mail; it cannot be called")),
+                ChannelKind::Smtp { .. } => Err(format!(
+                    "channel `{name}` sends e-mail; it cannot be called"
+                )),
             }
         }
     }

@@ -81,7 +81,10 @@ impl<'m> Machine<'m> {
     }
 
     fn journal(&mut self, what: impl Into<String>) {
-        self.effects.push(Effect::Journal(what.into()));
+        self.effects.push(Effect::Journal {
+            step: self.enr.step.clone(),
+            what: what.into(),
+        });
     }
 
     fn eval(&self, c: &Code) -> Value {
@@ -133,11 +136,15 @@ impl<'m> Machine<'m> {
                 }
             }
             Input::CallResponse { name, status, json } => {
-                let Some(w) = self.enr.wait.clone() else { return };
+                let Some(w) = self.enr.wait.clone() else {
+                    return;
+                };
                 if w.call.as_deref() != Some(name.as_str()) {
                     return;
                 }
-                self.enr.locals.insert(name.clone(), call_result(*status, json.clone()));
+                self.enr
+                    .locals
+                    .insert(name.clone(), call_result(*status, json.clone()));
                 self.journal(format!("call `{name}` answered with status {status}"));
                 self.enr.wait = None;
                 self.run(w.pc + 1);
@@ -152,7 +159,10 @@ impl<'m> Machine<'m> {
         let Some(Instr::Wait(def)) = self.program.code.get(w.pc as usize) else {
             return None;
         };
-        def.data.iter().find(|(c, _)| self.eval(c).truthy()).map(|(_, pc)| *pc)
+        def.data
+            .iter()
+            .find(|(c, _)| self.eval(c).truthy())
+            .map(|(_, pc)| *pc)
     }
 
     fn event(&mut self, ev: &EventValue) {
@@ -265,7 +275,8 @@ impl<'m> Machine<'m> {
                     }
                 }
                 Instr::Split { id, arms } => {
-                    let share = hash_share(&[&self.contact.id, &self.program.name, &id.to_string()]);
+                    let share =
+                        hash_share(&[&self.contact.id, &self.program.name, &id.to_string()]);
                     let mut acc = 0.0;
                     let chosen = arms
                         .iter()
@@ -365,7 +376,11 @@ impl<'m> Machine<'m> {
                     second,
                     local,
                 } => {
-                    let tz = if *local { self.contact.timezone().to_string() } else { "UTC".into() };
+                    let tz = if *local {
+                        self.contact.timezone().to_string()
+                    } else {
+                        "UTC".into()
+                    };
                     match clock::next_local_time(self.now, &tz, *hour, *minute, *second, *day) {
                         Ok(t) => Some(t),
                         Err(e) => {
@@ -391,7 +406,9 @@ impl<'m> Machine<'m> {
     }
 
     fn set_field(&mut self, field: &str, v: Value) {
-        let Some(def) = self.bundle.field(field) else { return };
+        let Some(def) = self.bundle.field(field) else {
+            return;
+        };
         match coerce(v, &def.ty) {
             Some(Value::Null) => {
                 self.contact.fields.remove(field);
@@ -401,12 +418,16 @@ impl<'m> Machine<'m> {
                 self.contact.fields.insert(field.to_string(), v.clone());
                 self.changes.push(Change::Set(field.to_string(), v));
             }
-            None => self.journal(format!("`{field}` not set: the value does not convert to its type")),
+            None => self.journal(format!(
+                "`{field}` not set: the value does not convert to its type"
+            )),
         }
     }
 
     fn add_remove(&mut self, field: &str, v: Value, add: bool) {
-        let Some(def) = self.bundle.field(field) else { return };
+        let Some(def) = self.bundle.field(field) else {
+            return;
+        };
         let elem_ty = match &def.ty {
             FieldType::Set(e) | FieldType::List(e) => e.as_ref().clone(),
             _ => return,
@@ -437,7 +458,9 @@ impl<'m> Machine<'m> {
     }
 
     fn send(&mut self, channel: &str, message: &MessageDef, to: Option<&Code>, force: bool) {
-        let Some(ch) = self.bundle.channel(channel) else { return };
+        let Some(ch) = self.bundle.channel(channel) else {
+            return;
+        };
         let smtp = matches!(ch.kind, ChannelKind::Smtp { .. });
         let recipient = match to {
             Some(c) => self.eval(c),
@@ -449,7 +472,9 @@ impl<'m> Machine<'m> {
             _ => None,
         };
         if smtp && recipient.is_none() {
-            self.journal(format!("send to `{channel}` skipped: the recipient is not set"));
+            self.journal(format!(
+                "send to `{channel}` skipped: the recipient is not set"
+            ));
             return;
         }
         if self.enr.holdout {
@@ -498,7 +523,11 @@ impl<'m> Machine<'m> {
             .or(self.program.window);
         let at = match window {
             Some(w) => {
-                let tz = if w.local { self.contact.timezone().to_string() } else { "UTC".into() };
+                let tz = if w.local {
+                    self.contact.timezone().to_string()
+                } else {
+                    "UTC".into()
+                };
                 match clock::window_release(self.now, &tz, w.from, w.to) {
                     Ok(Some(t)) => {
                         self.journal(format!("send to `{channel}` held until the window opens"));
@@ -509,7 +538,10 @@ impl<'m> Machine<'m> {
             }
             None => self.now,
         };
-        self.sent_now.entry(channel.to_string()).or_default().push(at);
+        self.sent_now
+            .entry(channel.to_string())
+            .or_default()
+            .push(at);
         self.journal(format!("sent to `{channel}`"));
         self.effects.push(Effect::Send(Message {
             flow: self.program.name.clone(),
@@ -526,15 +558,27 @@ impl<'m> Machine<'m> {
     }
 
     /// Returns true when the enrollment now waits for the response.
-    fn call(&mut self, target: &CallTarget, with: &[(String, Code)], result: Option<&str>, pc: u32) -> bool {
+    fn call(
+        &mut self,
+        target: &CallTarget,
+        with: &[(String, Code)],
+        result: Option<&str>,
+        pc: u32,
+    ) -> bool {
         if self.enr.holdout {
             self.journal("call skipped: holdout");
             if let Some(name) = result {
-                self.enr.locals.insert(name.to_string(), call_result(0, Value::Null));
+                self.enr
+                    .locals
+                    .insert(name.to_string(), call_result(0, Value::Null));
             }
             return false;
         }
-        let data = Value::Map(with.iter().map(|(k, c)| (k.clone(), self.eval(c))).collect());
+        let data = Value::Map(
+            with.iter()
+                .map(|(k, c)| (k.clone(), self.eval(c)))
+                .collect(),
+        );
         let data_ref = data.clone();
         let named = move |r: &Root| match r {
             Root::Data => data_ref.clone(),
@@ -564,7 +608,9 @@ impl<'m> Machine<'m> {
             Err(e) => {
                 self.journal(format!("call skipped: {e}"));
                 if let Some(name) = result {
-                    self.enr.locals.insert(name.to_string(), call_result(0, Value::Null));
+                    self.enr
+                        .locals
+                        .insert(name.to_string(), call_result(0, Value::Null));
                 }
                 return false;
             }

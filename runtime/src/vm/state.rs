@@ -134,9 +134,15 @@ pub enum Input {
     Timer,
     /// The contact's data changed: re-check data-match waits.
     DataChange,
-    CallResponse { name: String, status: i64, json: Value },
+    CallResponse {
+        name: String,
+        status: i64,
+        json: Value,
+    },
     /// Move to a step (manual move).
-    Move { step: String },
+    Move {
+        step: String,
+    },
 }
 
 /// A rendered message.
@@ -180,11 +186,24 @@ pub enum Effect {
     Call(Request),
     Emit(EventValue),
     /// Enroll in another flow (in parallel), carrying the current event.
-    Start { flow: String, event: Option<EventValue> },
+    Start {
+        flow: String,
+        event: Option<EventValue>,
+    },
     /// Leave for another flow, at a step or its start.
-    Goto { flow: String, step: Option<String>, event: Option<EventValue> },
-    Stop { flow: String },
-    Journal(String),
+    Goto {
+        flow: String,
+        step: Option<String>,
+        event: Option<EventValue>,
+    },
+    Stop {
+        flow: String,
+    },
+    /// A line of the contact's journey, at the step it happened in.
+    Journal {
+        step: String,
+        what: String,
+    },
 }
 
 /// A change to the contact's data.

@@ -1,0 +1,590 @@
+//! Dispatch: one input for one contact, applied across all its flows
+//! (LANGUAGE.md §5.5, §10). The daemon and the simulator both call
+//! [`Engine::apply`]; it calls the pure [`advance`] for each enrollment and
+//! handles what crosses flows: restarts, enrolment by triggers, `start`,
+//! `goto` another flow, `stop`, emitted events, data-match re-checks, time
+//! triggers and schedules. Pure as well: the caller owns the clock and IO.
+
+use crate::clock;
+use crate::vm::*;
+use nudge_compiler::bundle::*;
+use nudge_compiler::value::Value;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+/// Inputs applied in one call before the rest is dropped (a runaway of
+/// emitted events).
+const MAX_INPUTS: usize = 1_000;
+
+/// A time trigger's state for one contact.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TimeTrigger {
+    pub at: i64,
+    pub fired: bool,
+}
+
+/// Everything the engine keeps about one contact.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct ContactState {
+    pub contact: Contact,
+    /// Every enrollment, oldest first; the last one of a flow is its current.
+    pub enrollments: Vec<Enrollment>,
+    pub event_counts: BTreeMap<String, i64>,
+    /// Instants of sends per channel (per-contact caps).
+    pub sent: BTreeMap<String, Vec<i64>>,
+    /// `flow#index` → time trigger state.
+    pub time_triggers: BTreeMap<String, TimeTrigger>,
+    /// `flow#index` → next instant of a schedule.
+    pub schedules: BTreeMap<String, i64>,
+}
+
+impl ContactState {
+    pub fn new(contact: Contact) -> ContactState {
+        ContactState {
+            contact,
+            ..ContactState::default()
+        }
+    }
+
+    /// The current enrollment of a flow, active or not.
+    pub fn latest(&self, flow: &str) -> Option<&Enrollment> {
+        self.enrollments.iter().rev().find(|e| e.flow == flow)
+    }
+
+    pub fn active(&self, flow: &str) -> Option<&Enrollment> {
+        self.latest(flow).filter(|e| e.is_active())
+    }
+
+    fn active_index(&self, flow: &str) -> Option<usize> {
+        self.enrollments
+            .iter()
+            .rposition(|e| e.flow == flow)
+            .filter(|i| self.enrollments[*i].is_active())
+    }
+
+    /// The earliest instant at which something is due for this contact.
+    pub fn next_wake(&self) -> Option<i64> {
+        let waits = self
+            .enrollments
+            .iter()
+            .filter(|e| e.is_active())
+            .filter_map(|e| e.wait.as_ref().and_then(|w| w.wake_at()));
+        let triggers = self
+            .time_triggers
+            .values()
+            .filter(|t| !t.fired)
+            .map(|t| t.at);
+        waits
+            .chain(triggers)
+            .chain(self.schedules.values().copied())
+            .min()
+    }
+}
+
+/// One input for a contact.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EngineInput {
+    /// An event (its `nth` is computed here).
+    Event(EventValue),
+    /// Fields changed from outside: re-check data waits, then `contact_updated`.
+    Changed(Vec<String>),
+    /// Fire everything due at `now`.
+    Timer,
+    CallResponse {
+        flow: String,
+        name: String,
+        status: i64,
+        json: Value,
+    },
+    /// Manual entry (API, CLI), at a step or the start.
+    Enter { flow: String, step: Option<String> },
+    /// Manual move to a step of a flow the contact is in.
+    Move { flow: String, step: String },
+    /// Manual removal.
+    Remove { flow: String },
+}
+
+/// A journal line.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JournalLine {
+    pub at: i64,
+    pub flow: String,
+    pub step: String,
+    pub what: String,
+}
+
+/// What an input produced for the world outside.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Applied {
+    pub messages: Vec<Message>,
+    pub calls: Vec<Request>,
+    pub journal: Vec<JournalLine>,
+}
+
+/// Applies inputs with a bundle and the settings (`env`) it reads.
+pub struct Engine<'b> {
+    pub bundle: &'b Bundle,
+    pub version: String,
+}
+
+/// Keyword folding: case and surrounding spaces ignored.
+pub fn fold_keyword(s: &str) -> String {
+    s.trim().to_lowercase()
+}
+
+struct Run<'r> {
+    st: &'r mut ContactState,
+    env: &'r BTreeMap<String, String>,
+    now: i64,
+    out: Applied,
+    queue: VecDeque<EngineInput>,
+    /// Flows this input moved the contact into or through.
+    moved: BTreeSet<String>,
+}
+
+impl<'b> Engine<'b> {
+    pub fn new(bundle: &'b Bundle) -> Engine<'b> {
+        Engine {
+            bundle,
+            version: bundle.hash(),
+        }
+    }
+
+    /// Apply one input (and everything it raises) to a contact.
+    pub fn apply(
+        &self,
+        st: &mut ContactState,
+        input: EngineInput,
+        now: i64,
+        env: &BTreeMap<String, String>,
+    ) -> Applied {
+        let mut run = Run {
+            st,
+            env,
+            now,
+            out: Applied::default(),
+            queue: VecDeque::from([input]),
+            moved: BTreeSet::new(),
+        };
+        let mut n = 0;
+        while let Some(input) = run.queue.pop_front() {
+            n += 1;
+            if n > MAX_INPUTS {
+                run.out.journal.push(JournalLine {
+                    at: now,
+                    flow: String::new(),
+                    step: String::new(),
+                    what: format!(
+                        "stopped after {MAX_INPUTS} inputs in one instant (emitted events loop?)"
+                    ),
+                });
+                break;
+            }
+            run.moved.clear();
+            self.one(&mut run, input);
+        }
+        self.schedule(run.st, now, env);
+        run.out
+    }
+
+    fn one(&self, run: &mut Run<'_>, input: EngineInput) {
+        match input {
+            EngineInput::Event(ev) => self.event(run, ev),
+            EngineInput::Changed(fields) => {
+                self.recheck(run);
+                let changed = Value::set_of(fields.into_iter().map(Value::Text).collect());
+                let ev = EventValue {
+                    name: "contact_updated".into(),
+                    fields: BTreeMap::from([("changed".to_string(), changed)]),
+                    at: run.now,
+                    nth: 0,
+                };
+                self.event(run, ev);
+            }
+            EngineInput::Timer => self.timers(run),
+            EngineInput::CallResponse {
+                flow,
+                name,
+                status,
+                json,
+            } => {
+                if let Some(i) = run.st.active_index(&flow) {
+                    self.step(run, i, &Input::CallResponse { name, status, json });
+                }
+            }
+            EngineInput::Enter { flow, step } => {
+                if run.st.active(&flow).is_none() {
+                    self.enroll(run, &flow, None, step.as_deref());
+                }
+            }
+            EngineInput::Move { flow, step } => {
+                if let Some(i) = run.st.active_index(&flow) {
+                    self.step(run, i, &Input::Move { step });
+                }
+            }
+            EngineInput::Remove { flow } => {
+                if let Some(i) = run.st.active_index(&flow) {
+                    self.end(run, i, Status::Exited, "removed by hand");
+                }
+            }
+        }
+    }
+
+    fn trigger_matches(&self, run: &Run<'_>, p: &Program, ev: &EventValue) -> bool {
+        p.triggers.iter().any(|t| match t {
+            Trigger::Event(m) => {
+                m.event == ev.name
+                    && m.nth.is_none_or(|n| i64::from(n) == ev.nth)
+                    && m.cond.as_ref().is_none_or(|c| {
+                        let mut s = Scope::new(run.now);
+                        s.contact = Some(&run.st.contact);
+                        s.event = Some(ev);
+                        s.env = Some(run.env);
+                        eval(c, &s).truthy()
+                    })
+            }
+            Trigger::Keyword(k) => {
+                ev.name == "message_received"
+                    && matches!(ev.fields.get("text"), Some(Value::Text(t)) if &fold_keyword(t) == k)
+            }
+            _ => false,
+        })
+    }
+
+    fn event(&self, run: &mut Run<'_>, mut ev: EventValue) {
+        let count = run.st.event_counts.entry(ev.name.clone()).or_insert(0);
+        *count += 1;
+        ev.nth = *count;
+        let enrolled: BTreeSet<String> = run
+            .st
+            .enrollments
+            .iter()
+            .filter(|e| e.is_active())
+            .map(|e| e.flow.clone())
+            .collect();
+        // round 1: flows the contact is in
+        for p in &self.bundle.flows {
+            if !enrolled.contains(&p.name) || run.moved.contains(&p.name) {
+                continue;
+            }
+            let Some(i) = run.st.active_index(&p.name) else {
+                continue;
+            };
+            if p.reenter == nudge_grammar::ast::Reenter::Restart
+                && self.trigger_matches(run, p, &ev)
+            {
+                self.end(run, i, Status::Exited, "restarted by its trigger");
+                self.enroll(run, &p.name, Some(ev.clone()), None);
+            } else {
+                self.step(run, i, &Input::Event(ev.clone()));
+            }
+        }
+        // round 2: every other flow whose trigger matches
+        for p in &self.bundle.flows {
+            if enrolled.contains(&p.name)
+                || run.moved.contains(&p.name)
+                || run.st.active(&p.name).is_some()
+            {
+                continue;
+            }
+            if p.reenter == nudge_grammar::ast::Reenter::Never && run.st.latest(&p.name).is_some() {
+                continue;
+            }
+            if self.trigger_matches(run, p, &ev) {
+                self.enroll(run, &p.name, Some(ev.clone()), None);
+            }
+        }
+    }
+
+    /// Enroll the contact in a flow and run it to its first wait.
+    fn enroll(&self, run: &mut Run<'_>, flow: &str, event: Option<EventValue>, step: Option<&str>) {
+        let Some(p) = self.bundle.flow(flow) else {
+            return;
+        };
+        let start = match step {
+            Some(s) => p.step(s),
+            None => p.steps.first(),
+        };
+        let (pc, step_name) = match start {
+            Some(s) => (s.pc, s.name.clone()),
+            None => (p.code.len().saturating_sub(1) as u32, String::new()),
+        };
+        let holdout = p
+            .holdout
+            .is_some_and(|h| hash_share(&[&run.st.contact.id, flow, "holdout"]) < h);
+        run.moved.insert(flow.to_string());
+        run.st.enrollments.push(Enrollment {
+            flow: flow.to_string(),
+            version: self.version.clone(),
+            pc,
+            status: Status::Active,
+            step: step_name,
+            entered_at: run.now,
+            event,
+            locals: BTreeMap::new(),
+            wait: None,
+            holdout,
+            failure: None,
+        });
+        let i = run.st.enrollments.len() - 1;
+        self.journal(
+            run,
+            flow,
+            "",
+            if holdout {
+                "entered the flow (holdout)"
+            } else {
+                "entered the flow"
+            },
+        );
+        self.step(run, i, &Input::Start);
+    }
+
+    fn journal(&self, run: &mut Run<'_>, flow: &str, step: &str, what: &str) {
+        run.out.journal.push(JournalLine {
+            at: run.now,
+            flow: flow.to_string(),
+            step: step.to_string(),
+            what: what.to_string(),
+        });
+    }
+
+    fn end(&self, run: &mut Run<'_>, i: usize, status: Status, why: &str) {
+        let Some(e) = run.st.enrollments.get_mut(i) else {
+            return;
+        };
+        e.status = status;
+        e.wait = None;
+        let (flow, step) = (e.flow.clone(), e.step.clone());
+        self.journal(run, &flow, &step, why);
+    }
+
+    /// Advance enrollment `i` with an input and apply the outcome.
+    fn step(&self, run: &mut Run<'_>, i: usize, input: &Input) {
+        let Some(enr) = run.st.enrollments.get(i).cloned() else {
+            return;
+        };
+        let Some(p) = self.bundle.flow(&enr.flow) else {
+            return;
+        };
+        let world = World {
+            env: run.env,
+            sent: &run.st.sent,
+            version: &self.version,
+        };
+        let outcome = advance(
+            self.bundle,
+            p,
+            &enr,
+            &run.st.contact,
+            input,
+            run.now,
+            &world,
+        );
+        let changed = !outcome.changes.is_empty();
+        run.st.contact = outcome.contact;
+        run.st.enrollments[i] = outcome.enrollment;
+        for eff in outcome.effects {
+            match eff {
+                Effect::Send(m) => {
+                    run.st.sent.entry(m.channel.clone()).or_default().push(m.at);
+                    run.out.messages.push(m);
+                }
+                Effect::Call(r) => run.out.calls.push(r),
+                Effect::Emit(mut ev) => {
+                    ev.at = run.now;
+                    run.queue.push_back(EngineInput::Event(ev));
+                }
+                Effect::Start { flow, event } => {
+                    if run.st.active(&flow).is_none() {
+                        self.enroll(run, &flow, event, None);
+                    }
+                }
+                Effect::Goto { flow, step, event } => match run.st.active_index(&flow) {
+                    Some(j) => {
+                        run.moved.insert(flow.clone());
+                        if let Some(s) = step {
+                            self.step(run, j, &Input::Move { step: s });
+                        }
+                    }
+                    None => self.enroll(run, &flow, event, step.as_deref()),
+                },
+                Effect::Stop { flow } => {
+                    if let Some(j) = run.st.active_index(&flow) {
+                        self.end(
+                            run,
+                            j,
+                            Status::Exited,
+                            &format!("stopped by flow `{}`", p.name),
+                        );
+                    }
+                }
+                Effect::Journal { step, what } => self.journal(run, &p.name, &step, &what),
+            }
+        }
+        if changed {
+            self.recheck(run);
+        }
+    }
+
+    /// Re-check every data-match wait, flows in bundle order, until quiet.
+    fn recheck(&self, run: &mut Run<'_>) {
+        for _ in 0..16 {
+            let mut any = false;
+            for p in &self.bundle.flows {
+                let Some(i) = run.st.active_index(&p.name) else {
+                    continue;
+                };
+                let e = &run.st.enrollments[i];
+                let has_data = e.wait.as_ref().is_some_and(|w| {
+                    matches!(p.code.get(w.pc as usize), Some(Instr::Wait(d)) if !d.data.is_empty())
+                });
+                if !has_data {
+                    continue;
+                }
+                let before = run.st.enrollments[i].clone();
+                self.step(run, i, &Input::DataChange);
+                if run.st.enrollments.get(i) != Some(&before) {
+                    any = true;
+                }
+            }
+            if !any {
+                break;
+            }
+        }
+    }
+
+    fn timers(&self, run: &mut Run<'_>) {
+        let now = run.now;
+        for p in &self.bundle.flows {
+            if let Some(i) = run.st.active_index(&p.name) {
+                let due = run.st.enrollments[i]
+                    .wait
+                    .as_ref()
+                    .and_then(|w| w.wake_at())
+                    .is_some_and(|t| t <= now);
+                if due {
+                    self.step(run, i, &Input::Timer);
+                }
+            }
+        }
+        // time triggers and schedules
+        let keys: Vec<String> = run
+            .st
+            .time_triggers
+            .iter()
+            .filter(|(_, t)| !t.fired && t.at <= now)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in keys {
+            if let Some(t) = run.st.time_triggers.get_mut(&k) {
+                t.fired = true;
+            }
+            self.fire_trigger(run, &k);
+        }
+        let due: Vec<String> = run
+            .st
+            .schedules
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in due {
+            run.st.schedules.remove(&k);
+            self.fire_trigger(run, &k);
+        }
+    }
+
+    /// A time trigger or schedule `flow#index` fired: enroll if it may.
+    fn fire_trigger(&self, run: &mut Run<'_>, key: &str) {
+        let Some((flow, idx)) = key.rsplit_once('#') else {
+            return;
+        };
+        let Some(p) = self.bundle.flow(flow) else {
+            return;
+        };
+        let Some(t) = idx.parse::<usize>().ok().and_then(|i| p.triggers.get(i)) else {
+            return;
+        };
+        let cond = match t {
+            Trigger::Time { cond, .. } | Trigger::Schedule { cond, .. } => cond,
+            _ => return,
+        };
+        let ok = cond.as_ref().is_none_or(|c| {
+            let mut s = Scope::new(run.now);
+            s.contact = Some(&run.st.contact);
+            s.env = Some(run.env);
+            eval(c, &s).truthy()
+        });
+        let allowed = run.st.active(flow).is_none()
+            && !(p.reenter == nudge_grammar::ast::Reenter::Never && run.st.latest(flow).is_some());
+        if ok && allowed {
+            run.moved.clear();
+            self.enroll(run, flow, None, None);
+        }
+    }
+
+    /// Recompute time triggers from contact data and the next schedule instants.
+    fn schedule(&self, st: &mut ContactState, now: i64, env: &BTreeMap<String, String>) {
+        for p in &self.bundle.flows {
+            for (i, t) in p.triggers.iter().enumerate() {
+                let key = format!("{}#{i}", p.name);
+                match t {
+                    Trigger::Time { at, .. } => {
+                        let mut s = Scope::new(now);
+                        s.contact = Some(&st.contact);
+                        s.env = Some(env);
+                        match eval(at, &s) {
+                            Value::Time(at) => {
+                                let same = st.time_triggers.get(&key).is_some_and(|t| t.at == at);
+                                if !same {
+                                    // an instant already past when (re)scheduled does not fire
+                                    st.time_triggers.insert(
+                                        key,
+                                        TimeTrigger {
+                                            at,
+                                            fired: at <= now,
+                                        },
+                                    );
+                                }
+                            }
+                            _ => {
+                                st.time_triggers.remove(&key);
+                            }
+                        }
+                    }
+                    Trigger::Schedule {
+                        schedule, local, ..
+                    } => {
+                        if st.schedules.contains_key(&key) {
+                            continue;
+                        }
+                        let tz = if *local {
+                            st.contact.timezone().to_string()
+                        } else {
+                            "UTC".into()
+                        };
+                        let next = match schedule {
+                            Schedule::Daily { hour, minute } => {
+                                clock::next_local_time(now, &tz, *hour, *minute, 0, None)
+                            }
+                            Schedule::Weekly { day, hour, minute } => {
+                                clock::next_local_time(now, &tz, *hour, *minute, 0, Some(*day))
+                            }
+                            Schedule::Cron(c) => clock::next_cron(now, c, &tz),
+                        };
+                        if let Ok(at) = next {
+                            st.schedules.insert(key, at);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    /// Prepare a new contact's triggers (call once after creating it).
+    pub fn arm(&self, st: &mut ContactState, now: i64, env: &BTreeMap<String, String>) {
+        self.schedule(st, now, env);
+    }
+}
