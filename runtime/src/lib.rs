@@ -8,4 +8,5 @@ pub use nudge_compiler as compiler;
 pub mod clock;
 pub mod engine;
 pub mod sim;
+pub mod store;
 pub mod vm;

@@ -118,8 +118,8 @@ pub fn slack_escape(s: &str) -> String {
 }
 
 /// Build the request for a channel or URL. `message` is the rendered text of
-/// a `send`; `data` the object of `call … with`. `s.named` must answer
-/// `Root::Message` and `Root::Data` with the same values.
+/// a `send`; `data` the object of `call … with` (both readable by the
+/// channel's expressions and templates).
 pub fn build(
     bundle: &Bundle,
     target: &CallTarget,
@@ -127,6 +127,17 @@ pub fn build(
     message: Option<&str>,
     data: Option<&Value>,
 ) -> Result<Built, String> {
+    let message_value = message.map_or(Value::Null, Value::text);
+    let data_value = data.cloned().unwrap_or_default();
+    let outer = s.named;
+    let named = |r: &nudge_compiler::bundle::Root| match r {
+        nudge_compiler::bundle::Root::Message => message_value.clone(),
+        nudge_compiler::bundle::Root::Data => data_value.clone(),
+        other => outer.map_or(Value::Null, |f| f(other)),
+    };
+    let mut inner = *s;
+    inner.named = Some(&named);
+    let s = &inner;
     let hint = serde_json::to_string(&bundle.channels).unwrap_or_default();
     let mut r = roots(s, bundle, &hint);
     if let Some(m) = message {

@@ -538,6 +538,24 @@ impl<'m> Machine<'m> {
             }
             None => self.now,
         };
+        let request = if smtp {
+            None
+        } else {
+            let scope = self.scope();
+            let target = CallTarget::Channel(channel.to_string());
+            match build(self.bundle, &target, &scope, text.as_deref(), None) {
+                Ok(b) => Some(HttpRequest {
+                    method: b.method,
+                    url: b.url,
+                    headers: b.headers,
+                    body: b.body,
+                }),
+                Err(e) => {
+                    self.journal(format!("send to `{channel}` skipped: {e}"));
+                    return;
+                }
+            }
+        };
         self.sent_now
             .entry(channel.to_string())
             .or_default()
@@ -554,6 +572,7 @@ impl<'m> Machine<'m> {
             html,
             at,
             force,
+            request,
         }));
     }
 

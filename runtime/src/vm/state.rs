@@ -159,6 +159,18 @@ pub struct Message {
     /// When it may go out (later than now when a send window holds it).
     pub at: i64,
     pub force: bool,
+    /// For `http` and `slack` channels: the request that carries it, built
+    /// from the channel's settings when the message was made.
+    pub request: Option<HttpRequest>,
+}
+
+/// An HTTP request ready to go (no contact data needed any more).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HttpRequest {
+    pub method: String,
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
 }
 
 /// A built HTTP request (a `call`).

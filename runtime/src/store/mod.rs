@@ -1,0 +1,234 @@
+//! Storage: one interface ([`Store`]), engines behind it (SQLite today in
+//! `sqlite.rs`; Postgres next). The daemon reads contact states, runs the
+//! pure engine in memory, then writes everything an input produced — contact
+//! state, event record, outbox rows, journal — in ONE transaction
+//! ([`Store::commit`]). Many inputs go into one commit under load (group
+//! commit); a contact's `version` guards against a concurrent writer.
+//!
+//! INVARIANT: an event is acknowledged only after the commit that records it
+//! returned; its idempotency key is unique, so it applies at most once.
+
+use crate::engine::{ContactState, JournalLine};
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database refused or failed (retryable at a higher level).
+    #[error("database error: {0}")]
+    Db(String),
+    /// A contact changed since it was read, or a unique key is taken.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// Stored data could not be read back.
+    #[error("corrupt data: {0}")]
+    Corrupt(String),
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// A contact state with the version it was read at.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Versioned {
+    pub state: ContactState,
+    pub version: i64,
+}
+
+/// A contact to write.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ContactWrite {
+    pub state: ContactState,
+    /// The version it was read at; `None` for a new contact.
+    pub expected_version: Option<i64>,
+    /// Its unique keys (`field`, `value`), replacing the stored ones.
+    pub keys: Vec<(String, String)>,
+    /// When the scheduler must wake it (paused flows left out).
+    pub next_wake: Option<i64>,
+}
+
+/// An event as received (for the record and idempotency).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventRecord {
+    /// The idempotency key; unique when given.
+    pub key: Option<String>,
+    pub contact: String,
+    pub name: String,
+    pub payload: serde_json::Value,
+    pub received_at: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OutboxKind {
+    Message,
+    Call,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OutboxStatus {
+    Pending,
+    Delivered,
+    Dead,
+}
+
+impl OutboxStatus {
+    pub fn name(self) -> &'static str {
+        match self {
+            OutboxStatus::Pending => "pending",
+            OutboxStatus::Delivered => "delivered",
+            OutboxStatus::Dead => "dead",
+        }
+    }
+
+    pub fn from_name(s: &str) -> Option<OutboxStatus> {
+        match s {
+            "pending" => Some(OutboxStatus::Pending),
+            "delivered" => Some(OutboxStatus::Delivered),
+            "dead" => Some(OutboxStatus::Dead),
+            _ => None,
+        }
+    }
+}
+
+/// A new effect to deliver.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewOutbox {
+    pub contact: String,
+    pub flow: String,
+    pub step: String,
+    pub kind: OutboxKind,
+    /// The `vm::Message` or `vm::Request`, as JSON.
+    pub payload: serde_json::Value,
+    /// Stable across retries and re-applications: a second row with the same
+    /// key is ignored.
+    pub idem_key: String,
+    /// Not before this instant (send windows).
+    pub not_before: i64,
+}
+
+/// A stored outbox row.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OutboxRow {
+    pub id: i64,
+    pub contact: String,
+    pub flow: String,
+    pub step: String,
+    pub kind: OutboxKind,
+    pub payload: serde_json::Value,
+    pub idem_key: String,
+    pub status: OutboxStatus,
+    pub attempts: i64,
+    pub next_attempt_at: i64,
+    pub last_error: Option<String>,
+    pub created_at: i64,
+}
+
+/// A postback kept because its contact does not exist yet.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HeldPostback {
+    pub id: i64,
+    pub source: String,
+    pub key_field: String,
+    pub key_value: String,
+    pub params: BTreeMap<String, String>,
+    pub received_at: i64,
+    pub until: i64,
+}
+
+/// Everything one group of inputs wrote; applied in one transaction.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Commit {
+    pub contacts: Vec<ContactWrite>,
+    pub events: Vec<EventRecord>,
+    pub outbox: Vec<NewOutbox>,
+    /// (contact id, line)
+    pub journal: Vec<(String, JournalLine)>,
+    /// Held postbacks now applied (deleted).
+    pub released: Vec<i64>,
+    /// New held postbacks.
+    pub held: Vec<HeldPostback>,
+    /// Postbacks refused and kept for inspection: (source, params, reason, at).
+    pub rejected: Vec<(String, BTreeMap<String, String>, String, i64)>,
+}
+
+/// Per-flow counts for `GET /v1/flows` and `nudge stats`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct FlowCounts {
+    pub flow: String,
+    /// Enrollments ever.
+    pub enrolled: i64,
+    pub active: i64,
+    pub completed: i64,
+    pub exited: i64,
+    pub converted: i64,
+    pub failed: i64,
+    /// Active enrollments per step.
+    pub steps: BTreeMap<String, i64>,
+}
+
+/// Totals for `/metrics` and `nudge stats`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Totals {
+    pub contacts: i64,
+    pub events: i64,
+    pub outbox_pending: i64,
+    pub outbox_dead: i64,
+    pub outbox_delivered: i64,
+    /// Contacts with a wake time at or before `now`.
+    pub due: i64,
+}
+
+/// The storage interface; object-safe (`Arc<dyn Store>`).
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// Create or upgrade the schema (migrations ship in the binary).
+    async fn migrate(&self) -> Result<()>;
+
+    // ---- contacts and events
+    async fn load_contacts(&self, ids: &[String]) -> Result<Vec<Versioned>>;
+    /// The contact owning a unique key.
+    async fn find_contact(&self, field: &str, value: &str) -> Result<Option<String>>;
+    /// Which of these idempotency keys were recorded before.
+    async fn seen_events(&self, keys: &[String]) -> Result<BTreeSet<String>>;
+    /// Write one group of inputs atomically. A contact whose version moved,
+    /// or a unique key owned by another contact, fails the whole commit with
+    /// [`StoreError::Conflict`]; a duplicate event key likewise.
+    async fn commit(&self, c: Commit) -> Result<()>;
+
+    // ---- the scheduler
+    /// Contacts due at `now`, earliest first (uses the index on wake times).
+    async fn due_contacts(&self, now: i64, limit: usize) -> Result<Vec<String>>;
+    /// The earliest wake time of any contact.
+    async fn next_wake(&self) -> Result<Option<i64>>;
+    /// Contacts with an active enrollment in a flow (for pause/resume).
+    async fn contacts_in_flow(&self, flow: &str) -> Result<Vec<String>>;
+
+    // ---- the outbox
+    /// Claim up to `limit` pending rows due at `now`: their
+    /// `next_attempt_at` moves to `lease_until` so no other worker takes them.
+    async fn claim_outbox(&self, now: i64, lease_until: i64, limit: usize) -> Result<Vec<OutboxRow>>;
+    async fn outbox_delivered(&self, id: i64) -> Result<()>;
+    /// Count an attempt and reschedule.
+    async fn outbox_retry(&self, id: i64, at: i64, error: &str) -> Result<()>;
+    /// Count an attempt and give up (dead letter).
+    async fn outbox_dead(&self, id: i64, error: &str) -> Result<()>;
+    async fn outbox_list(&self, status: Option<OutboxStatus>, limit: usize) -> Result<Vec<OutboxRow>>;
+    /// Put a dead row back to pending (attempts reset); false if not dead.
+    async fn outbox_requeue(&self, id: i64, now: i64) -> Result<bool>;
+
+    // ---- journey, bundles, flows, postbacks, totals
+    async fn journal(&self, contact: &str, limit: usize) -> Result<Vec<JournalLine>>;
+    /// Store a bundle by hash (idempotent).
+    async fn put_bundle(&self, hash: &str, bytes: &[u8], now: i64) -> Result<()>;
+    async fn get_bundle(&self, hash: &str) -> Result<Option<Vec<u8>>>;
+    async fn set_paused(&self, flow: &str, paused: bool) -> Result<()>;
+    async fn paused(&self) -> Result<BTreeSet<String>>;
+    async fn flow_counts(&self) -> Result<Vec<FlowCounts>>;
+    /// Held postbacks waiting for this key.
+    async fn held_for(&self, key_field: &str, key_value: &str) -> Result<Vec<HeldPostback>>;
+    /// Drop held postbacks past their hold time; returns how many.
+    async fn expire_held(&self, now: i64) -> Result<u64>;
+    async fn rejected_postbacks(&self, limit: usize) -> Result<Vec<(String, BTreeMap<String, String>, String, i64)>>;
+    async fn totals(&self, now: i64) -> Result<Totals>;
+}
