@@ -125,6 +125,9 @@ pub struct Applied {
 pub struct Engine<'b> {
     pub bundle: &'b Bundle,
     pub version: String,
+    /// Paused flows (daemon): they neither enrol nor advance, and their
+    /// timers wait until they resume.
+    pub paused: BTreeSet<String>,
 }
 
 /// Keyword folding: case and surrounding spaces ignored.
@@ -147,6 +150,7 @@ impl<'b> Engine<'b> {
         Engine {
             bundle,
             version: bundle.hash(),
+            paused: BTreeSet::new(),
         }
     }
 
@@ -264,7 +268,10 @@ impl<'b> Engine<'b> {
             .collect();
         // round 1: flows the contact is in
         for p in &self.bundle.flows {
-            if !enrolled.contains(&p.name) || run.moved.contains(&p.name) {
+            if !enrolled.contains(&p.name)
+                || run.moved.contains(&p.name)
+                || self.paused.contains(&p.name)
+            {
                 continue;
             }
             let Some(i) = run.st.active_index(&p.name) else {
@@ -301,6 +308,9 @@ impl<'b> Engine<'b> {
         let Some(p) = self.bundle.flow(flow) else {
             return;
         };
+        if self.paused.contains(flow) {
+            return;
+        }
         let start = match step {
             Some(s) => p.step(s),
             None => p.steps.first(),
@@ -432,6 +442,9 @@ impl<'b> Engine<'b> {
         for _ in 0..16 {
             let mut any = false;
             for p in &self.bundle.flows {
+                if self.paused.contains(&p.name) {
+                    continue;
+                }
                 let Some(i) = run.st.active_index(&p.name) else {
                     continue;
                 };
@@ -457,6 +470,9 @@ impl<'b> Engine<'b> {
     fn timers(&self, run: &mut Run<'_>) {
         let now = run.now;
         for p in &self.bundle.flows {
+            if self.paused.contains(&p.name) {
+                continue;
+            }
             if let Some(i) = run.st.active_index(&p.name) {
                 let due = run.st.enrollments[i]
                     .wait
@@ -473,7 +489,7 @@ impl<'b> Engine<'b> {
             .st
             .time_triggers
             .iter()
-            .filter(|(_, t)| !t.fired && t.at <= now)
+            .filter(|(k, t)| !t.fired && t.at <= now && !self.paused_key(k))
             .map(|(k, _)| k.clone())
             .collect();
         for k in keys {
@@ -486,13 +502,43 @@ impl<'b> Engine<'b> {
             .st
             .schedules
             .iter()
-            .filter(|(_, at)| **at <= now)
+            .filter(|(k, at)| **at <= now && !self.paused_key(k))
             .map(|(k, _)| k.clone())
             .collect();
         for k in due {
             run.st.schedules.remove(&k);
             self.fire_trigger(run, &k);
         }
+    }
+
+    /// Whether a `flow#index` trigger key belongs to a paused flow.
+    fn paused_key(&self, key: &str) -> bool {
+        key.rsplit_once('#')
+            .is_some_and(|(flow, _)| self.paused.contains(flow))
+    }
+
+    /// The earliest instant something is due for a contact, paused flows
+    /// left out (their timers wait for the resume).
+    pub fn next_wake(&self, st: &ContactState) -> Option<i64> {
+        if self.paused.is_empty() {
+            return st.next_wake();
+        }
+        let waits = st
+            .enrollments
+            .iter()
+            .filter(|e| e.is_active() && !self.paused.contains(&e.flow))
+            .filter_map(|e| e.wait.as_ref().and_then(|w| w.wake_at()));
+        let triggers = st
+            .time_triggers
+            .iter()
+            .filter(|(k, t)| !t.fired && !self.paused_key(k))
+            .map(|(_, t)| t.at);
+        let schedules = st
+            .schedules
+            .iter()
+            .filter(|(k, _)| !self.paused_key(k))
+            .map(|(_, at)| *at);
+        waits.chain(triggers).chain(schedules).min()
     }
 
     /// A time trigger or schedule `flow#index` fired: enroll if it may.

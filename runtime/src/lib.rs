@@ -6,7 +6,10 @@
 pub use nudge_compiler as compiler;
 
 pub mod clock;
+pub mod daemon;
+pub mod deliver;
 pub mod engine;
+pub mod intake;
 pub mod sim;
 pub mod store;
 pub mod vm;

@@ -63,6 +63,143 @@ pub enum Command {
     Compile(CompileArgs),
     /// Run the project's `test` blocks on a virtual clock
     Test(TestArgs),
+    /// Run the daemon: HTTP API and postbacks in, the outbox out
+    #[command(after_help = RUN_AFTER_HELP)]
+    Run(RunArgs),
+    /// Totals of the database: contacts, events, outbox, flows
+    Stats(DbArgs),
+    /// Show, move or remove a contact
+    #[command(subcommand)]
+    Contact(ContactCommand),
+    /// Pause or resume a flow
+    #[command(subcommand)]
+    Flow(FlowCommand),
+    /// List the outbox or retry a dead letter
+    #[command(subcommand)]
+    Outbox(OutboxCommand),
+    /// Apply an event to a contact, as `POST /v1/events` would
+    SendEvent(SendEventArgs),
+}
+
+const RUN_AFTER_HELP: &str = "\
+Environment:
+  NUDGE_DB           the database (as --db)
+  NUDGE_LISTEN       the address of the API (as --listen)
+  NUDGE_API_TOKEN    when set, /v1/* needs `Authorization: Bearer <token>`
+  NUDGE_ALLOW_HOSTS  comma-separated hosts outgoing requests may reach although
+                     they are private or loopback (as --allow-host)
+  NUDGE_LOG          log filter (default `info`); logs are JSON lines on stderr
+  and every variable the project reads with env(\"…\"): a missing one stops
+  the start with an error naming it.
+
+Stops cleanly on SIGTERM or Ctrl-C: intake stops, in-flight work finishes.";
+
+/// The database the operating commands work on.
+#[derive(Debug, Args)]
+pub struct DbArgs {
+    /// The database URL
+    #[arg(long, env = "NUDGE_DB", default_value = "sqlite://nudge.db")]
+    pub db: String,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// A project directory (every `*.nudge` file below it) or one file
+    #[arg(default_value = ".")]
+    pub path: PathBuf,
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// The address the HTTP API listens on
+    #[arg(long, env = "NUDGE_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: std::net::SocketAddr,
+    /// A host outgoing requests may reach although private or loopback
+    /// (repeatable; `host` or `host:port`)
+    #[arg(long = "allow-host", env = "NUDGE_ALLOW_HOSTS", value_delimiter = ',')]
+    pub allow_host: Vec<String>,
+    /// Seconds before the first retry of a failed delivery (doubles each time)
+    #[arg(long, default_value_t = 10)]
+    pub retry_base: u64,
+    /// Delivery attempts before a row becomes a dead letter
+    #[arg(long, default_value_t = 8)]
+    pub max_attempts: i64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ContactCommand {
+    /// Fields, enrollments, pending waits and journey, as JSON
+    Show {
+        id: String,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Enter a flow (at its start or a step) or move to a step of it
+    Move {
+        id: String,
+        flow: String,
+        /// The step (omitted: enter the flow at its start)
+        step: Option<String>,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Take a contact out of a flow
+    Remove {
+        id: String,
+        flow: String,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FlowCommand {
+    /// Stop enrolling and advancing; due timers wait for the resume
+    Pause {
+        flow: String,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    Resume {
+        flow: String,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OutboxCommand {
+    /// Outbox rows, newest first
+    List {
+        /// pending, delivered or dead
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Put a dead letter back in line
+    Retry {
+        id: i64,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct SendEventArgs {
+    /// The event's name
+    pub event: String,
+    /// The contact, as a JSON object (`{"id": "c-1"}` or a unique field)
+    #[arg(long)]
+    pub contact: String,
+    /// The event's fields, as a JSON object
+    #[arg(long)]
+    pub data: Option<String>,
+    /// An idempotency key
+    #[arg(long)]
+    pub id: Option<String>,
+    #[command(flatten)]
+    pub db: DbArgs,
 }
 
 #[derive(Debug, Args)]

@@ -21,6 +21,9 @@ pub enum CliError {
     Write { path: PathBuf, source: io::Error },
     #[error("cannot write the report: {}", describe(.0))]
     Output(io::Error),
+    /// The daemon or a database command could not go on.
+    #[error("{0}")]
+    Runtime(String),
 }
 
 /// A path as the user wrote it (lossy for names that are not UTF-8).

@@ -18,7 +18,9 @@ mod fmt;
 mod human;
 mod io_diag;
 mod machine;
+mod ops;
 mod project;
+mod run;
 mod test;
 
 use args::{Cli, Command};
@@ -48,6 +50,12 @@ pub fn run() -> ExitCode {
         Command::Fmt(a) => fmt::run(a),
         Command::Compile(a) => compile::run(a),
         Command::Test(a) => test::run(a),
+        Command::Run(a) => run::run(a),
+        Command::Stats(a) => ops::stats(a),
+        Command::Contact(c) => ops::contact(c),
+        Command::Flow(c) => ops::flow(c),
+        Command::Outbox(c) => ops::outbox(c),
+        Command::SendEvent(a) => ops::send_event(a),
     };
     match result.and_then(print) {
         Ok(true) => ExitCode::from(PROBLEMS),

@@ -6,8 +6,9 @@
 pub mod runner;
 
 use crate::engine::{ContactState, Engine, EngineInput, JournalLine};
+use crate::intake;
 use crate::vm::*;
-use nudge_compiler::bundle::{Bundle, FieldType, ParamValue};
+use nudge_compiler::bundle::Bundle;
 use nudge_compiler::value::{Value, format_time};
 use std::collections::{BTreeMap, VecDeque};
 
@@ -74,62 +75,26 @@ impl<'b> Sim<'b> {
         name: Option<&str>,
         given: Vec<(String, Value)>,
     ) -> Result<usize, String> {
-        let mut fields = BTreeMap::new();
-        for f in &self.bundle.schema {
-            match (&f.default, &f.ty) {
-                (Some(d), _) => {
-                    fields.insert(f.name.clone(), d.clone());
-                }
-                (None, FieldType::Set(_)) => {
-                    fields.insert(f.name.clone(), Value::Set(Vec::new()));
-                }
-                (None, FieldType::List(_)) => {
-                    fields.insert(f.name.clone(), Value::List(Vec::new()));
-                }
-                _ => {}
-            }
-        }
-        fields.insert("created_at".into(), Value::Time(self.now));
-        fields.insert("timezone".into(), Value::text("UTC"));
         let mut id = match name {
             Some(n) => n.to_string(),
             None => format!("contact-{}", self.next_id),
         };
         self.next_id += 1;
-        for (k, v) in given {
-            if k == "id" {
-                if let Value::Text(t) = v {
-                    id = t;
-                }
-                continue;
-            }
-            let def = self
-                .bundle
-                .field(&k)
-                .ok_or_else(|| format!("the contact has no field `{k}`"))?;
-            let v = coerce(v, &def.ty).ok_or_else(|| format!("`{k}` does not take this value"))?;
-            if v.is_null() {
-                fields.remove(&k);
-            } else {
-                fields.insert(k, v);
+        if let Some((_, Value::Text(t))) = given.iter().find(|(k, _)| k == "id") {
+            id = t.clone();
+        }
+        let fields = intake::contact_fields(self.bundle, given)?;
+        let contact = intake::new_contact(self.bundle, id, fields, self.now)?;
+        for (field, value) in intake::unique_keys(self.bundle, &contact) {
+            let taken = self.contacts.iter().any(|c| {
+                intake::unique_keys(self.bundle, &c.contact)
+                    .contains(&(field.clone(), value.clone()))
+            });
+            if taken {
+                return Err(format!("another contact already has this `{field}`"));
             }
         }
-        for f in &self.bundle.schema {
-            if !f.optional && !fields.contains_key(&f.name) && f.name != "id" {
-                return Err(format!("the contact needs `{}`", f.name));
-            }
-            if f.unique
-                && f.name != "id"
-                && let Some(v) = fields.get(&f.name)
-                && self
-                    .contacts
-                    .iter()
-                    .any(|c| c.contact.fields.get(&f.name) == Some(v))
-            {
-                return Err(format!("another contact already has this `{}`", f.name));
-            }
-        }
-        let mut st = ContactState::new(Contact { id, fields });
+        let mut st = ContactState::new(contact);
         self.engine.arm(&mut st, self.now, &self.env);
         self.contacts.push(st);
         let i = self.contacts.len() - 1;
@@ -159,28 +124,7 @@ impl<'b> Sim<'b> {
         name: &str,
         given: Vec<(String, Value)>,
     ) -> Result<BTreeMap<String, Value>, String> {
-        let def = self
-            .bundle
-            .event(name)
-            .ok_or_else(|| format!("unknown event `{name}`"))?;
-        let mut out = BTreeMap::new();
-        for (k, v) in given {
-            let f = def
-                .fields
-                .iter()
-                .find(|f| f.name == k)
-                .ok_or_else(|| format!("event `{name}` has no field `{k}`"))?;
-            let v = coerce(v, &f.ty).ok_or_else(|| format!("`{k}` does not take this value"))?;
-            if !v.is_null() {
-                out.insert(k, v);
-            }
-        }
-        for f in &def.fields {
-            if !f.optional && !out.contains_key(&f.name) {
-                return Err(format!("event `{name}` needs `{}`", f.name));
-            }
-        }
-        Ok(out)
+        intake::event_fields(self.bundle, name, given)
     }
 
     /// Send an event to contact `i`.
@@ -191,20 +135,11 @@ impl<'b> Sim<'b> {
 
     /// A change from outside.
     pub fn set(&mut self, i: usize, field: &str, value: Value) -> Result<(), String> {
-        let def = self
-            .bundle
-            .field(field)
-            .ok_or_else(|| format!("the contact has no field `{field}`"))?;
-        let v =
-            coerce(value, &def.ty).ok_or_else(|| format!("`{field}` does not take this value"))?;
+        let typed = intake::contact_fields(self.bundle, vec![(field.to_string(), value)])?;
         let Some(st) = self.contacts.get_mut(i) else {
             return Err("no such contact".into());
         };
-        if v.is_null() {
-            st.contact.fields.remove(field);
-        } else {
-            st.contact.fields.insert(field.to_string(), v);
-        }
+        intake::set_fields(&mut st.contact, typed);
         self.deliver(i, EngineInput::Changed(vec![field.to_string()]));
         self.release_held()
     }
@@ -281,75 +216,34 @@ impl<'b> Sim<'b> {
         ))
     }
 
-    fn param_value(&self, pv: &ParamValue, params: &BTreeMap<String, String>) -> Option<String> {
-        match pv {
-            ParamValue::Param(p) => params.get(p).cloned(),
-            ParamValue::Literal(l) => Some(l.clone()),
-            ParamValue::Env(e) => self.env.get(e).cloned(),
-        }
-    }
-
     /// A postback through a source's mapping: `Ok(true)` applied, `Ok(false)` held.
     pub fn postback(
         &mut self,
         source: &str,
         params: BTreeMap<String, String>,
     ) -> Result<bool, String> {
-        let src = self
-            .bundle
-            .source(source)
-            .ok_or_else(|| format!("unknown source `{source}`"))?
-            .clone();
-        let expected = self
-            .param_value(&src.token, &BTreeMap::new())
-            .ok_or_else(|| "the source's token is not set (env)".to_string())?;
-        if params.get("token") != Some(&expected) {
-            return Err("postback refused: wrong or missing token".into());
-        }
-        let raw = self
-            .param_value(&src.event, &params)
-            .ok_or_else(|| "postback refused: no event named".to_string())?;
-        let name = src
-            .rename
+        let mapped = intake::check_token(self.bundle, &self.env, source, &params, None)
+            .and_then(|()| intake::map_postback(self.bundle, &self.env, source, &params))
+            .map_err(|e| match e {
+                intake::PostbackError::UnknownSource(_) => e.to_string(),
+                other => format!("postback refused: {other}"),
+            })?;
+        let key = (mapped.key_field.clone(), mapped.key_value.clone());
+        let found = self
+            .contacts
             .iter()
-            .find(|(k, _)| *k == raw)
-            .map_or(raw.clone(), |(_, v)| v.clone());
-        let def = self
-            .bundle
-            .event(&name)
-            .ok_or_else(|| format!("postback refused: event `{name}` is not declared"))?;
-        let mut fields = BTreeMap::new();
-        for (f, pv) in &src.fields {
-            let Some(fd) = def.fields.iter().find(|d| &d.name == f) else {
-                continue;
-            };
-            if let Some(v) = self.param_value(pv, &params) {
-                let v = coerce(Value::Text(v), &fd.ty)
-                    .ok_or_else(|| format!("postback refused: `{f}` does not convert"))?;
-                fields.insert(f.clone(), v);
-            }
-        }
-        if let Some(f) = def
-            .fields
-            .iter()
-            .find(|f| !f.optional && !fields.contains_key(&f.name))
-        {
-            return Err(format!("postback refused: `{}` is missing", f.name));
-        }
-        let key = params.get(&src.contact_key).cloned().unwrap_or_default();
-        let found = self.contacts.iter().position(
-            |c| matches!(c.contact.fields.get(&src.contact_key), Some(Value::Text(v)) if *v == key),
-        );
+            .position(|c| intake::unique_keys(self.bundle, &c.contact).contains(&key));
         match found {
             Some(i) => {
-                self.event(i, &name, fields);
+                self.event(i, &mapped.event, mapped.fields);
                 Ok(true)
             }
             None => {
+                let hold = self.bundle.source(source).map_or(0, |s| s.hold_seconds);
                 self.held.push(Held {
                     source: source.to_string(),
                     params,
-                    until: self.now + src.hold_seconds,
+                    until: self.now + hold,
                 });
                 Ok(false)
             }
@@ -365,11 +259,14 @@ impl<'b> Sim<'b> {
             let Some(src) = self.bundle.source(&h.source) else {
                 continue;
             };
-            let key = h.params.get(&src.contact_key).cloned().unwrap_or_default();
+            let key = (
+                src.contact_key.clone(),
+                h.params.get(&src.contact_key).cloned().unwrap_or_default(),
+            );
             let exists = self
                 .contacts
                 .iter()
-                .any(|c| matches!(c.contact.fields.get(&src.contact_key), Some(Value::Text(v)) if *v == key));
+                .any(|c| intake::unique_keys(self.bundle, &c.contact).contains(&key));
             if exists {
                 self.postback(&h.source, h.params)?;
             } else {

@@ -8,6 +8,8 @@
 //! INVARIANT: an event is acknowledged only after the commit that records it
 //! returned; its idempotency key is unique, so it applies at most once.
 
+pub mod sqlite;
+
 use crate::engine::{ContactState, JournalLine};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -207,13 +209,22 @@ pub trait Store: Send + Sync {
     // ---- the outbox
     /// Claim up to `limit` pending rows due at `now`: their
     /// `next_attempt_at` moves to `lease_until` so no other worker takes them.
-    async fn claim_outbox(&self, now: i64, lease_until: i64, limit: usize) -> Result<Vec<OutboxRow>>;
+    async fn claim_outbox(
+        &self,
+        now: i64,
+        lease_until: i64,
+        limit: usize,
+    ) -> Result<Vec<OutboxRow>>;
     async fn outbox_delivered(&self, id: i64) -> Result<()>;
     /// Count an attempt and reschedule.
     async fn outbox_retry(&self, id: i64, at: i64, error: &str) -> Result<()>;
     /// Count an attempt and give up (dead letter).
     async fn outbox_dead(&self, id: i64, error: &str) -> Result<()>;
-    async fn outbox_list(&self, status: Option<OutboxStatus>, limit: usize) -> Result<Vec<OutboxRow>>;
+    async fn outbox_list(
+        &self,
+        status: Option<OutboxStatus>,
+        limit: usize,
+    ) -> Result<Vec<OutboxRow>>;
     /// Put a dead row back to pending (attempts reset); false if not dead.
     async fn outbox_requeue(&self, id: i64, now: i64) -> Result<bool>;
 
@@ -222,6 +233,9 @@ pub trait Store: Send + Sync {
     /// Store a bundle by hash (idempotent).
     async fn put_bundle(&self, hash: &str, bytes: &[u8], now: i64) -> Result<()>;
     async fn get_bundle(&self, hash: &str) -> Result<Option<Vec<u8>>>;
+    /// The bundle deployed last (hash, bytes): what the CLI's database
+    /// commands run with.
+    async fn latest_bundle(&self) -> Result<Option<(String, Vec<u8>)>>;
     async fn set_paused(&self, flow: &str, paused: bool) -> Result<()>;
     async fn paused(&self) -> Result<BTreeSet<String>>;
     async fn flow_counts(&self) -> Result<Vec<FlowCounts>>;
@@ -229,6 +243,27 @@ pub trait Store: Send + Sync {
     async fn held_for(&self, key_field: &str, key_value: &str) -> Result<Vec<HeldPostback>>;
     /// Drop held postbacks past their hold time; returns how many.
     async fn expire_held(&self, now: i64) -> Result<u64>;
-    async fn rejected_postbacks(&self, limit: usize) -> Result<Vec<(String, BTreeMap<String, String>, String, i64)>>;
+    async fn rejected_postbacks(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<(String, BTreeMap<String, String>, String, i64)>>;
     async fn totals(&self, now: i64) -> Result<Totals>;
+}
+
+/// Open the store a URL names: `sqlite://FILE` (created if missing) or
+/// `sqlite::memory:`. The schema is migrated before it is returned.
+pub async fn open(url: &str) -> Result<std::sync::Arc<dyn Store>> {
+    let store: std::sync::Arc<dyn Store> = if url.starts_with("sqlite:") {
+        std::sync::Arc::new(sqlite::SqliteStore::open(url).await?)
+    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        return Err(StoreError::Db(
+            "postgres is not supported by this build yet; use `sqlite://FILE`".into(),
+        ));
+    } else {
+        return Err(StoreError::Db(format!(
+            "`{url}` is not a database URL nudge knows (use `sqlite://FILE`)"
+        )));
+    };
+    store.migrate().await?;
+    Ok(store)
 }

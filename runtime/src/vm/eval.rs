@@ -57,6 +57,21 @@ impl<'s> Scope<'s> {
         }
     }
 
+    /// `ROOT.field` for the contact and the event, read in place; `None`
+    /// for other roots (read through [`Scope::load`]).
+    fn field(&self, r: &Root, f: &str) -> Option<Value> {
+        match r {
+            Root::Contact => self.contact.map(|c| c.get(f)),
+            Root::Event => self.event.map(|e| match f {
+                "name" => Value::text(e.name.as_str()),
+                "at" => Value::Time(e.at),
+                "nth" => Value::Int(e.nth),
+                _ => e.fields.get(f).cloned().unwrap_or_default(),
+            }),
+            _ => None,
+        }
+    }
+
     fn tz(&self) -> &str {
         self.contact.map_or("UTC", |c| c.timezone())
     }
@@ -65,10 +80,22 @@ impl<'s> Scope<'s> {
 /// Evaluate compiled code.
 pub fn eval(code: &Code, s: &Scope<'_>) -> Value {
     let mut st: Vec<Value> = Vec::with_capacity(8);
-    for op in &code.0 {
+    let mut ops = code.0.iter().peekable();
+    while let Some(op) = ops.next() {
         match op {
             Op::Push(v) => st.push(v.clone()),
-            Op::Load(r) => st.push(s.load(r)),
+            Op::Load(r) => {
+                // `contact.F` / `event.F`: read the one field instead of
+                // copying the whole record into a map first (same result)
+                if let Some(Op::Get(f)) = ops.peek()
+                    && let Some(v) = s.field(r, f)
+                {
+                    ops.next();
+                    st.push(v);
+                } else {
+                    st.push(s.load(r));
+                }
+            }
             Op::Get(f) => {
                 let base = st.pop().unwrap_or_default();
                 st.push(get(base, f));

@@ -138,7 +138,13 @@ pub fn build(
     let mut inner = *s;
     inner.named = Some(&named);
     let s = &inner;
-    let hint = serde_json::to_string(&bundle.channels).unwrap_or_default();
+    // which defines the channel templates may read (only when there are any:
+    // serialising the channels on every send is costly)
+    let hint = if bundle.defines.is_empty() {
+        String::new()
+    } else {
+        serde_json::to_string(&bundle.channels).unwrap_or_default()
+    };
     let mut r = roots(s, bundle, &hint);
     if let Some(m) = message {
         r.insert("message".into(), Value::text(m));

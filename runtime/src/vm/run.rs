@@ -453,6 +453,10 @@ impl<'m> Machine<'m> {
 
     fn render(&mut self, t: &Option<Tpl>, kind: RenderKind) -> Result<Option<String>, String> {
         let Some(t) = t else { return Ok(None) };
+        if !t.0.contains("{{") && !t.0.contains("{%") && !t.0.contains("{#") {
+            // a plain text: no roots to build
+            return Ok(Some(t.0.clone()));
+        }
         let r = roots(&self.scope(), self.bundle, &t.0);
         render(&t.0, &r, kind).map(Some)
     }

@@ -1,0 +1,252 @@
+//! The HTTP API (RUNTIME.md §5a): the router, the bearer-token guard, the
+//! JSON error shape, health, readiness and metrics. Handlers live in
+//! `api_events.rs` (events, postbacks) and `api_admin.rs` (contacts, flows,
+//! outbox).
+//!
+//! Every error is `{"error": {"code", "message"}}` with a 4xx status for bad
+//! input; bodies are read as bytes and parsed here, so a malformed body, an
+//! oversized one or a bad path never reaches axum's plain-text rejections.
+//! A panic in a handler would be a bug: it is caught and answered 500 with
+//! the same JSON shape, never a dropped connection.
+
+use super::Shared;
+use super::apply::ApplyError;
+use super::{api_admin, api_events};
+use crate::intake::same_secret;
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use std::sync::Arc;
+
+/// An API error: status, stable code, message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn invalid(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", message)
+    }
+
+    pub fn bad_json(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", message)
+    }
+
+    pub fn not_found(code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, code, message)
+    }
+
+    /// An apply failure as an answer.
+    pub fn from_apply(e: &ApplyError, prefix: &str) -> ApiError {
+        let msg = format!("{prefix}{e}");
+        match e {
+            ApplyError::Invalid(_) | ApplyError::Aborted => ApiError::invalid(msg),
+            ApplyError::NotFound(_) => ApiError::not_found("unknown_contact", msg),
+            ApplyError::Conflict(_) => ApiError::new(StatusCode::CONFLICT, "conflict", msg),
+            ApplyError::Store(_) => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", msg)
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({"error": {"code": self.code, "message": self.message}});
+        (self.status, axum::Json(body)).into_response()
+    }
+}
+
+pub type ApiResult = Result<Response, ApiError>;
+
+/// A JSON answer with a status.
+pub fn json(status: StatusCode, v: serde_json::Value) -> Response {
+    (status, axum::Json(v)).into_response()
+}
+
+/// Parse a body as a JSON value (the body limit applies before).
+pub fn parse_body(body: &[u8]) -> Result<serde_json::Value, ApiError> {
+    if body.is_empty() {
+        return Err(ApiError::bad_json(
+            "the request has no body; send a JSON object",
+        ));
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_json(format!("the body is not valid JSON: {e}")))
+}
+
+/// The bytes of a body, with an oversized one answered 413.
+pub fn body_bytes(
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<axum::body::Bytes, ApiError> {
+    body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                "the request body is too large",
+            )
+        } else {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "bad_body",
+                "the request body could not be read",
+            )
+        }
+    })
+}
+
+async fn require_token(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    req: Request,
+    next: Next,
+) -> Response {
+    if let Some(token) = &shared.config.api_token {
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        if !same_secret(token, given) {
+            return ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "missing or wrong API token (send `Authorization: Bearer …`)",
+            )
+            .into_response();
+        }
+    }
+    next.run(req).await
+}
+
+async fn count_status(State(shared): State<Arc<Shared>>, req: Request, next: Next) -> Response {
+    let res = next.run(req).await;
+    shared.metrics.http(res.status().as_u16());
+    res
+}
+
+async fn healthz() -> Response {
+    json(StatusCode::OK, serde_json::json!({"status": "ok"}))
+}
+
+async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
+    match shared.store.totals(shared.clock.now()).await {
+        Ok(_) => json(StatusCode::OK, serde_json::json!({"status": "ready"})),
+        Err(_) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_ready",
+            "the database is not reachable",
+        )
+        .into_response(),
+    }
+}
+
+async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
+    let t = shared
+        .store
+        .totals(shared.clock.now())
+        .await
+        .unwrap_or_default();
+    let text = shared.metrics.render(&[
+        ("nudge_contacts", "contacts stored", t.contacts),
+        (
+            "nudge_outbox_pending",
+            "outbox rows waiting for delivery",
+            t.outbox_pending,
+        ),
+        (
+            "nudge_outbox_dead",
+            "outbox rows given up (dead letters)",
+            t.outbox_dead,
+        ),
+        (
+            "nudge_outbox_delivered",
+            "outbox rows delivered",
+            t.outbox_delivered,
+        ),
+        (
+            "nudge_due_contacts",
+            "contacts with a wake time now or past",
+            t.due,
+        ),
+    ]);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}
+
+async fn no_route() -> Response {
+    ApiError::not_found("no_route", "no such endpoint").into_response()
+}
+
+async fn wrong_method() -> Response {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this endpoint does not take that method",
+    )
+    .into_response()
+}
+
+/// The whole API.
+pub fn router(shared: Arc<Shared>) -> Router {
+    let v1 = Router::new()
+        .route("/v1/events", post(api_events::events))
+        .route(
+            "/v1/contacts/{id}",
+            get(api_admin::get_contact).put(api_admin::put_contact),
+        )
+        .route(
+            "/v1/contacts/{id}/flows/{flow}",
+            post(api_admin::contact_flow),
+        )
+        .route("/v1/flows", get(api_admin::flows))
+        .route("/v1/flows/{flow}/{action}", post(api_admin::flow_action))
+        .route("/v1/outbox", get(api_admin::outbox_list))
+        .route("/v1/outbox/{id}/retry", post(api_admin::outbox_retry))
+        .route("/v1/postbacks/rejected", get(api_admin::rejected_postbacks))
+        .route_layer(middleware::from_fn_with_state(
+            shared.clone(),
+            require_token,
+        ));
+    let limit = shared.config.body_limit;
+    Router::new()
+        .merge(v1)
+        .route(
+            "/postback/{source}",
+            get(api_events::postback).post(api_events::postback),
+        )
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .fallback(no_route)
+        .method_not_allowed_fallback(wrong_method)
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(middleware::from_fn_with_state(shared.clone(), count_status))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "an internal error occurred",
+            )
+            .into_response()
+        }))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            std::time::Duration::from_secs(30),
+        ))
+        .with_state(shared)
+}

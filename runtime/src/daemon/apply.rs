@@ -1,0 +1,781 @@
+//! The applier: takes a group of inputs (events, changes, postbacks, timers,
+//! call responses, manual moves), runs the pure [`Engine`] on the contacts
+//! they touch, and writes everything they produced in ONE store commit
+//! (group commit). The daemon feeds it from a queue; the CLI calls it
+//! directly on the same database.
+//!
+//! INVARIANT: a result is returned only after the commit holding its effect
+//! returned. An event's idempotency key is recorded in that same commit, so
+//! its state effect applies exactly once. A conflicting commit (a unique key
+//! taken, a concurrent writer) is retried input by input, so one bad input
+//! never sinks the others.
+
+use super::clock::Clock;
+use super::metrics::Metrics;
+use crate::engine::{ContactState, Engine, EngineInput, JournalLine};
+use crate::intake::{self, MappedPostback};
+use crate::store::{
+    Commit, ContactWrite, EventRecord, HeldPostback, NewOutbox, OutboxKind, Store, StoreError,
+};
+use crate::vm::EventValue;
+use nudge_compiler::bundle::Bundle;
+use nudge_compiler::value::Value;
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+
+/// How an input names its contact.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ContactRef {
+    Id(String),
+    /// A `unique` field's value.
+    Key {
+        field: String,
+        value: String,
+    },
+}
+
+/// One input, already validated against the schema.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Job {
+    /// An event; `set` are contact fields given with it (set first).
+    Event {
+        contact: ContactRef,
+        set: Vec<(String, Value)>,
+        name: String,
+        fields: BTreeMap<String, Value>,
+        key: Option<String>,
+    },
+    /// `PUT /v1/contacts/{id}`: create or change a contact.
+    Upsert {
+        id: String,
+        set: Vec<(String, Value)>,
+    },
+    /// A mapped postback; held when no contact has its key.
+    Postback {
+        source: String,
+        mapped: MappedPostback,
+        params: BTreeMap<String, String>,
+    },
+    /// Fire what is due for a contact.
+    Timer { contact: String },
+    CallResponse {
+        contact: String,
+        flow: String,
+        name: String,
+        status: i64,
+        json: Value,
+    },
+    /// Enter, move or remove by hand.
+    Manual { contact: String, input: EngineInput },
+    /// Recompute the contact's wake time (after a pause or resume).
+    Refresh { contact: String },
+}
+
+/// What became of one input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Done {
+    Applied {
+        contact: String,
+        created: bool,
+    },
+    Duplicate,
+    Held,
+    /// Nothing to do (a timer not due any more, a refresh).
+    Skipped,
+}
+
+/// Why one input was not applied.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApplyError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("no contact `{0}`")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("storage failed: {0}")]
+    Store(String),
+    /// Another input of the same unit (batch) failed.
+    #[error("not applied: another input of the same batch was refused")]
+    Aborted,
+}
+
+pub type Outcome = Result<Done, ApplyError>;
+
+struct Slot {
+    st: ContactState,
+    /// The stored version; `None` for a contact created in this batch.
+    version: Option<i64>,
+    dirty: bool,
+    /// Inputs applied to it in this batch (for idempotency keys).
+    inputs: u32,
+}
+
+/// Applies groups of jobs to a store with one bundle.
+pub struct Applier {
+    pub store: Arc<dyn Store>,
+    pub bundle: Arc<Bundle>,
+    pub version: String,
+    pub env: BTreeMap<String, String>,
+    pub clock: Arc<dyn Clock>,
+    pub metrics: Arc<Metrics>,
+}
+
+/// A group of jobs run in memory, ready to commit.
+struct Prepared {
+    commit: Commit,
+    outcomes: Vec<Outcome>,
+    /// The earliest wake time written.
+    wake: Option<i64>,
+}
+
+/// A unit's outcomes when it was left out: its failures stay, the rest say
+/// they were not applied.
+fn aborted(part: Vec<Outcome>) -> Vec<Outcome> {
+    part.into_iter()
+        .map(|o| match o {
+            Ok(_) => Err(ApplyError::Aborted),
+            e => e,
+        })
+        .collect()
+}
+
+struct Batch {
+    slots: HashMap<String, Slot>,
+    /// Keys of contacts in this batch → contact id.
+    keys: HashMap<(String, String), String>,
+    commit: Commit,
+    seen: HashSet<String>,
+}
+
+/// A contact id derived from a unique key, for contacts first named by it.
+fn derived_id(field: &str, value: &str) -> String {
+    let h = Sha256::digest(format!("{field}\u{0}{value}").as_bytes());
+    let hex: String = h.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    format!("c-{hex}")
+}
+
+impl Applier {
+    fn engine<'a>(&'a self, paused: BTreeSet<String>) -> Engine<'a> {
+        Engine {
+            bundle: &self.bundle,
+            version: self.version.clone(),
+            paused,
+        }
+    }
+
+    /// Apply a group of jobs: one commit, one outcome per job in order. The
+    /// group is one unit: if a job of it fails, none of it applies.
+    pub async fn apply(&self, jobs: Vec<Job>) -> Vec<Outcome> {
+        self.apply_units(vec![jobs])
+            .await
+            .into_iter()
+            .flatten()
+            .collect()
+    }
+
+    /// Apply several units (each all or nothing) in one commit; outcomes per
+    /// unit, per job in order. A failing unit is left out and the rest is
+    /// prepared again; a store conflict is retried unit by unit.
+    pub async fn apply_units(&self, units: Vec<Vec<Job>>) -> Vec<Vec<Outcome>> {
+        let started = std::time::Instant::now();
+        let inputs: usize = units.iter().map(Vec::len).sum();
+        let mut results: Vec<Option<Vec<Outcome>>> = vec![None; units.len()];
+        let mut active: Vec<usize> = (0..units.len()).collect();
+        let mut tries = 0;
+        while !active.is_empty() {
+            tries += 1;
+            let jobs: Vec<Job> = active
+                .iter()
+                .flat_map(|&u| units[u].iter().cloned())
+                .collect();
+            let prepared = match self.prepare(&jobs).await {
+                Ok(p) => p,
+                Err(e) => {
+                    self.fail_all(&mut results, &active, &units, &e);
+                    break;
+                }
+            };
+            // split the outcomes back per unit; leave out units with a failure
+            let mut it = prepared.outcomes.iter().cloned();
+            let mut failed = Vec::new();
+            let mut split = Vec::new();
+            for &u in &active {
+                let part: Vec<Outcome> = it.by_ref().take(units[u].len()).collect();
+                let oks = part.iter().filter(|o| o.is_ok()).count();
+                if part.iter().any(Result::is_err) && oks > 0 {
+                    failed.push(u);
+                    results[u] = Some(aborted(part));
+                } else {
+                    split.push((u, part));
+                }
+            }
+            if !failed.is_empty() && tries < 4 {
+                active.retain(|u| !failed.contains(u));
+                continue;
+            }
+            match self.commit(prepared).await {
+                Ok(()) => {
+                    for (u, part) in split {
+                        results[u] = Some(part);
+                    }
+                    break;
+                }
+                Err(StoreError::Conflict(_)) if active.len() > 1 => {
+                    for &u in &active {
+                        results[u] = Some(Box::pin(self.apply_alone(&units[u])).await);
+                    }
+                    break;
+                }
+                Err(e) => {
+                    self.fail_all(&mut results, &active, &units, &e);
+                    break;
+                }
+            }
+        }
+        self.metrics.commit(started.elapsed(), inputs);
+        let out: Vec<Vec<Outcome>> = results
+            .into_iter()
+            .zip(&units)
+            .map(|(r, u)| {
+                r.unwrap_or_else(|| {
+                    u.iter()
+                        .map(|_| Err(ApplyError::Store("not applied".into())))
+                        .collect()
+                })
+            })
+            .collect();
+        for part in &out {
+            self.metrics.after_commit(part);
+        }
+        out
+    }
+
+    fn fail_all(
+        &self,
+        results: &mut [Option<Vec<Outcome>>],
+        active: &[usize],
+        units: &[Vec<Job>],
+        e: &StoreError,
+    ) {
+        for &u in active {
+            results[u] = Some(
+                units[u]
+                    .iter()
+                    .map(|_| Err(ApplyError::Store(e.to_string())))
+                    .collect(),
+            );
+        }
+    }
+
+    /// One unit in its own commit; a conflict is read again once.
+    async fn apply_alone(&self, jobs: &[Job]) -> Vec<Outcome> {
+        let mut last = String::new();
+        for _ in 0..2 {
+            let prepared = match self.prepare(jobs).await {
+                Ok(p) => p,
+                Err(e) => {
+                    return jobs
+                        .iter()
+                        .map(|_| Err(ApplyError::Store(e.to_string())))
+                        .collect();
+                }
+            };
+            if prepared.outcomes.iter().any(Result::is_err) {
+                return aborted(prepared.outcomes);
+            }
+            let outcomes = prepared.outcomes.clone();
+            match self.commit(prepared).await {
+                Ok(()) => return outcomes,
+                Err(StoreError::Conflict(c)) => last = c,
+                Err(e) => {
+                    return jobs
+                        .iter()
+                        .map(|_| Err(ApplyError::Store(e.to_string())))
+                        .collect();
+                }
+            }
+        }
+        jobs.iter()
+            .map(|_| Err(ApplyError::Conflict(last.clone())))
+            .collect()
+    }
+
+    async fn commit(&self, p: Prepared) -> Result<(), StoreError> {
+        let outbox = !p.commit.outbox.is_empty();
+        self.store.commit(p.commit).await?;
+        if let Some(w) = p.wake {
+            self.metrics.wake_hint(w);
+        }
+        if outbox {
+            self.metrics.outbox_hint();
+        }
+        Ok(())
+    }
+
+    /// Run the jobs in memory: the commit to write and one outcome per job.
+    async fn prepare(&self, jobs: &[Job]) -> Result<Prepared, StoreError> {
+        let now = self.clock.now();
+        let paused = self.store.paused().await?;
+        let engine = self.engine(paused);
+        let keys: Vec<String> = jobs
+            .iter()
+            .filter_map(|j| match j {
+                Job::Event { key: Some(k), .. } => Some(k.clone()),
+                _ => None,
+            })
+            .collect();
+        let seen = if keys.is_empty() {
+            BTreeSet::new()
+        } else {
+            self.store.seen_events(&keys).await?
+        };
+        // resolve contacts named by key, then load everyone in one query
+        let mut ids: Vec<String> = Vec::new();
+        let mut by_key: HashMap<(String, String), String> = HashMap::new();
+        for j in jobs {
+            let key = match j {
+                Job::Event {
+                    contact: ContactRef::Key { field, value },
+                    ..
+                } => (field.clone(), value.clone()),
+                Job::Postback { mapped, .. } => {
+                    (mapped.key_field.clone(), mapped.key_value.clone())
+                }
+                Job::Event {
+                    contact: ContactRef::Id(id),
+                    ..
+                }
+                | Job::Upsert { id, .. }
+                | Job::Timer { contact: id }
+                | Job::CallResponse { contact: id, .. }
+                | Job::Manual { contact: id, .. }
+                | Job::Refresh { contact: id } => {
+                    ids.push(id.clone());
+                    continue;
+                }
+            };
+            if let std::collections::hash_map::Entry::Vacant(e) = by_key.entry(key) {
+                let (f, v) = e.key();
+                if let Some(id) = self.store.find_contact(f, v).await? {
+                    ids.push(id.clone());
+                    e.insert(id);
+                }
+            }
+        }
+        ids.sort();
+        ids.dedup();
+        let loaded = self.store.load_contacts(&ids).await?;
+        let mut b = Batch {
+            slots: loaded
+                .into_iter()
+                .map(|v| {
+                    (
+                        v.state.contact.id.clone(),
+                        Slot {
+                            st: v.state,
+                            version: Some(v.version),
+                            dirty: false,
+                            inputs: 0,
+                        },
+                    )
+                })
+                .collect(),
+            keys: by_key,
+            commit: Commit::default(),
+            seen: seen.into_iter().collect(),
+        };
+        let mut outcomes = Vec::with_capacity(jobs.len());
+        for j in jobs {
+            outcomes.push(self.job(&engine, &mut b, j.clone(), now).await?);
+        }
+        let mut wake = None::<i64>;
+        for slot in b.slots.into_values() {
+            if !slot.dirty {
+                continue;
+            }
+            let next_wake = engine.next_wake(&slot.st);
+            wake = match (wake, next_wake) {
+                (Some(a), Some(c)) => Some(a.min(c)),
+                (a, c) => a.or(c),
+            };
+            b.commit.contacts.push(ContactWrite {
+                keys: intake::unique_keys(&self.bundle, &slot.st.contact),
+                state: slot.st,
+                expected_version: slot.version,
+                next_wake,
+            });
+        }
+        Ok(Prepared {
+            commit: b.commit,
+            outcomes,
+            wake,
+        })
+    }
+
+    /// The slot of a contact, creating it when `create` gives fields.
+    fn slot_id(b: &Batch, r: &ContactRef) -> Option<String> {
+        match r {
+            ContactRef::Id(id) => Some(id.clone()),
+            ContactRef::Key { field, value } => {
+                b.keys.get(&(field.clone(), value.clone())).cloned()
+            }
+        }
+    }
+
+    /// Create a contact in the batch (runs `contact_created`).
+    fn create(
+        &self,
+        engine: &Engine<'_>,
+        b: &mut Batch,
+        id: String,
+        set: Vec<(String, Value)>,
+        now: i64,
+    ) -> Result<(), ApplyError> {
+        let contact =
+            intake::new_contact(&self.bundle, id.clone(), set, now).map_err(ApplyError::Invalid)?;
+        for k in intake::unique_keys(&self.bundle, &contact) {
+            if let Some(owner) = b.keys.get(&k)
+                && *owner != id
+            {
+                return Err(ApplyError::Conflict(format!(
+                    "another contact already has this `{}`",
+                    k.0
+                )));
+            }
+            b.keys.insert(k, id.clone());
+        }
+        let mut st = ContactState::new(contact);
+        engine.arm(&mut st, now, &self.env);
+        b.slots.insert(
+            id.clone(),
+            Slot {
+                st,
+                version: None,
+                dirty: true,
+                inputs: 0,
+            },
+        );
+        let ev = EventValue {
+            name: "contact_created".into(),
+            fields: BTreeMap::new(),
+            at: now,
+            nth: 0,
+        };
+        self.run(engine, b, &id, EngineInput::Event(ev), now);
+        Ok(())
+    }
+
+    /// Set fields from outside on a contact: one `Changed` input if any moved.
+    fn change(
+        &self,
+        engine: &Engine<'_>,
+        b: &mut Batch,
+        id: &str,
+        set: Vec<(String, Value)>,
+        now: i64,
+    ) {
+        let Some(slot) = b.slots.get_mut(id) else {
+            return;
+        };
+        let changed = intake::set_fields(&mut slot.st.contact, set);
+        if changed.is_empty() {
+            return;
+        }
+        for k in intake::unique_keys(&self.bundle, &slot.st.contact) {
+            b.keys.insert(k, id.to_string());
+        }
+        self.run(engine, b, id, EngineInput::Changed(changed), now);
+    }
+
+    /// Run one engine input on a contact of the batch and collect its output.
+    fn run(&self, engine: &Engine<'_>, b: &mut Batch, id: &str, input: EngineInput, now: i64) {
+        let Some(slot) = b.slots.get_mut(id) else {
+            return;
+        };
+        slot.dirty = true;
+        slot.inputs += 1;
+        let applied = engine.apply(&mut slot.st, input, now, &self.env);
+        // the stored version (None before the first commit) and the input's rank
+        // in this batch make the key unique and stable for this effect
+        let base = format!("{id}\u{0}{:?}\u{0}{}", slot.version, slot.inputs);
+        let idem = |kind: &str, n: usize| {
+            let h = Sha256::digest(format!("{base}\u{0}{kind}{n}").as_bytes());
+            h.iter()
+                .take(16)
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        };
+        for (n, m) in applied.messages.into_iter().enumerate() {
+            b.commit.outbox.push(NewOutbox {
+                contact: id.to_string(),
+                flow: m.flow.clone(),
+                step: m.step.clone(),
+                kind: OutboxKind::Message,
+                idem_key: idem("m", n),
+                not_before: m.at,
+                payload: serde_json::to_value(&m).unwrap_or_default(),
+            });
+        }
+        for (n, c) in applied.calls.into_iter().enumerate() {
+            b.commit.outbox.push(NewOutbox {
+                contact: id.to_string(),
+                flow: c.flow.clone(),
+                step: c.step.clone(),
+                kind: OutboxKind::Call,
+                idem_key: idem("c", n),
+                not_before: now,
+                payload: serde_json::to_value(&c).unwrap_or_default(),
+            });
+        }
+        b.commit
+            .journal
+            .extend(applied.journal.into_iter().map(|j| (id.to_string(), j)));
+    }
+
+    async fn job(
+        &self,
+        engine: &Engine<'_>,
+        b: &mut Batch,
+        job: Job,
+        now: i64,
+    ) -> Result<Outcome, StoreError> {
+        Ok(match job {
+            Job::Event {
+                contact,
+                set,
+                name,
+                fields,
+                key,
+            } => {
+                if let Some(k) = &key
+                    && !b.seen.insert(k.clone())
+                {
+                    return Ok(Ok(Done::Duplicate));
+                }
+                let (id, created) = match Self::slot_id(b, &contact) {
+                    Some(id) if b.slots.contains_key(&id) => {
+                        self.change(engine, b, &id, set, now);
+                        (id, false)
+                    }
+                    other => {
+                        let id = other.unwrap_or_else(|| match &contact {
+                            ContactRef::Key { field, value } => derived_id(field, value),
+                            ContactRef::Id(id) => id.clone(),
+                        });
+                        let mut set = set;
+                        if let ContactRef::Key { field, value } = &contact
+                            && !set.iter().any(|(k, _)| k == field)
+                        {
+                            set.push((field.clone(), Value::text(value.clone())));
+                        }
+                        if let Err(e) = self.create(engine, b, id.clone(), set, now) {
+                            if let Some(k) = &key {
+                                b.seen.remove(k);
+                            }
+                            return Ok(Err(e));
+                        }
+                        (id, true)
+                    }
+                };
+                self.release_held(engine, b, &id, now).await?;
+                let payload = serde_json::Value::Object(
+                    fields
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.to_json()))
+                        .collect(),
+                );
+                b.commit.events.push(EventRecord {
+                    key,
+                    contact: id.clone(),
+                    name: name.clone(),
+                    payload,
+                    received_at: now,
+                });
+                let ev = EventValue {
+                    name,
+                    fields,
+                    at: now,
+                    nth: 0,
+                };
+                self.run(engine, b, &id, EngineInput::Event(ev), now);
+                Ok(Done::Applied {
+                    contact: id,
+                    created,
+                })
+            }
+            Job::Upsert { id, set } => {
+                let created = !b.slots.contains_key(&id);
+                if created {
+                    if let Err(e) = self.create(engine, b, id.clone(), set, now) {
+                        return Ok(Err(e));
+                    }
+                } else {
+                    self.change(engine, b, &id, set, now);
+                }
+                self.release_held(engine, b, &id, now).await?;
+                Ok(Done::Applied {
+                    contact: id,
+                    created,
+                })
+            }
+            Job::Postback {
+                source,
+                mapped,
+                params,
+            } => {
+                let key = (mapped.key_field.clone(), mapped.key_value.clone());
+                match b.keys.get(&key).cloned() {
+                    Some(id) if b.slots.contains_key(&id) => {
+                        self.postback_event(engine, b, &id, &source, mapped, now);
+                        Ok(Done::Applied {
+                            contact: id,
+                            created: false,
+                        })
+                    }
+                    _ => {
+                        let hold = self.bundle.source(&source).map_or(0, |s| s.hold_seconds);
+                        b.commit.held.push(HeldPostback {
+                            id: 0,
+                            source,
+                            key_field: key.0,
+                            key_value: key.1,
+                            params,
+                            received_at: now,
+                            until: now + hold,
+                        });
+                        Ok(Done::Held)
+                    }
+                }
+            }
+            Job::Timer { contact } => {
+                let Some(slot) = b.slots.get_mut(&contact) else {
+                    return Ok(Ok(Done::Skipped));
+                };
+                if engine.next_wake(&slot.st).is_none_or(|w| w > now) {
+                    // a stale wake time (a flow paused since): write it again
+                    slot.dirty = true;
+                    return Ok(Ok(Done::Skipped));
+                }
+                // several flows may be due; each firing may make more due
+                for _ in 0..16 {
+                    self.run(engine, b, &contact, EngineInput::Timer, now);
+                    let due = b
+                        .slots
+                        .get(&contact)
+                        .and_then(|s| engine.next_wake(&s.st))
+                        .is_some_and(|w| w <= now);
+                    if !due {
+                        break;
+                    }
+                }
+                Ok(Done::Applied {
+                    contact,
+                    created: false,
+                })
+            }
+            Job::CallResponse {
+                contact,
+                flow,
+                name,
+                status,
+                json,
+            } => {
+                if !b.slots.contains_key(&contact) {
+                    return Ok(Err(ApplyError::NotFound(contact)));
+                }
+                let input = EngineInput::CallResponse {
+                    flow,
+                    name,
+                    status,
+                    json,
+                };
+                self.run(engine, b, &contact, input, now);
+                Ok(Done::Applied {
+                    contact,
+                    created: false,
+                })
+            }
+            Job::Manual { contact, input } => {
+                if !b.slots.contains_key(&contact) {
+                    return Ok(Err(ApplyError::NotFound(contact)));
+                }
+                self.run(engine, b, &contact, input, now);
+                Ok(Done::Applied {
+                    contact,
+                    created: false,
+                })
+            }
+            Job::Refresh { contact } => {
+                if let Some(slot) = b.slots.get_mut(&contact) {
+                    slot.dirty = true;
+                }
+                Ok(Done::Skipped)
+            }
+        })
+    }
+
+    fn postback_event(
+        &self,
+        engine: &Engine<'_>,
+        b: &mut Batch,
+        id: &str,
+        source: &str,
+        mapped: MappedPostback,
+        now: i64,
+    ) {
+        b.commit.events.push(EventRecord {
+            key: None,
+            contact: id.to_string(),
+            name: mapped.event.clone(),
+            payload: serde_json::json!({ "source": source }),
+            received_at: now,
+        });
+        let ev = EventValue {
+            name: mapped.event,
+            fields: mapped.fields,
+            at: now,
+            nth: 0,
+        };
+        self.run(engine, b, id, EngineInput::Event(ev), now);
+    }
+
+    /// Apply postbacks held for any of the contact's keys.
+    async fn release_held(
+        &self,
+        engine: &Engine<'_>,
+        b: &mut Batch,
+        id: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let Some(slot) = b.slots.get(id) else {
+            return Ok(());
+        };
+        let keys = intake::unique_keys(&self.bundle, &slot.st.contact);
+        for (field, value) in keys {
+            for h in self.store.held_for(&field, &value).await? {
+                if h.until < now || b.commit.released.contains(&h.id) {
+                    continue;
+                }
+                b.commit.released.push(h.id);
+                let Ok(mapped) =
+                    intake::map_postback(&self.bundle, &self.env, &h.source, &h.params)
+                else {
+                    continue;
+                };
+                self.postback_event(engine, b, id, &h.source, mapped, now);
+                b.commit.journal.push((
+                    id.to_string(),
+                    JournalLine {
+                        at: now,
+                        flow: String::new(),
+                        step: String::new(),
+                        what: format!("held postback from `{}` applied", h.source),
+                    },
+                ));
+            }
+        }
+        Ok(())
+    }
+}

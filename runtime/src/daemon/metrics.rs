@@ -1,0 +1,224 @@
+//! Counters the daemon keeps and renders for Prometheus (`GET /metrics`),
+//! plus the [`Signals`] that wake the scheduler and the outbox worker early
+//! after a commit. Lock-free counters on the hot path; labelled series
+//! (deliveries by channel and outcome, HTTP answers by status) under a
+//! mutex taken once per delivery or request.
+
+use super::apply::{Done, Outcome};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::sync::Notify;
+
+/// Wake-ups between the applier and the background loops.
+#[derive(Debug, Default)]
+pub struct Signals {
+    /// Something may be due sooner than the scheduler planned.
+    pub wake: Notify,
+    /// New outbox rows were committed.
+    pub outbox: Notify,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Sum {
+    count: u64,
+    seconds: f64,
+}
+
+/// Everything `/metrics` shows.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub events_accepted: AtomicU64,
+    pub events_duplicate: AtomicU64,
+    pub inputs_applied: AtomicU64,
+    pub postbacks_held: AtomicU64,
+    pub postbacks_rejected: AtomicU64,
+    pub timers_fired: AtomicU64,
+    /// Seconds between a timer's due instant and its firing (last batch).
+    pub timer_lag_seconds: AtomicI64,
+    commits: Mutex<Sum>,
+    commit_inputs: AtomicU64,
+    deliveries: Mutex<BTreeMap<(String, &'static str), Sum>>,
+    http: Mutex<BTreeMap<u16, u64>>,
+    pub signals: Signals,
+}
+
+impl Metrics {
+    pub fn commit(&self, took: Duration, inputs: usize) {
+        if let Ok(mut s) = self.commits.lock() {
+            s.count += 1;
+            s.seconds += took.as_secs_f64();
+        }
+        self.commit_inputs
+            .fetch_add(inputs as u64, Ordering::Relaxed);
+    }
+
+    pub fn after_commit(&self, outcomes: &[Outcome]) {
+        for o in outcomes {
+            match o {
+                Ok(Done::Applied { .. }) => &self.inputs_applied,
+                Ok(Done::Duplicate) => &self.events_duplicate,
+                Ok(Done::Held) => &self.postbacks_held,
+                _ => continue,
+            }
+            .fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// A contact will be due at `at`: wake the scheduler to re-plan.
+    pub fn wake_hint(&self, _at: i64) {
+        self.signals.wake.notify_one();
+    }
+
+    pub fn outbox_hint(&self) {
+        self.signals.outbox.notify_one();
+    }
+
+    pub fn delivery(&self, channel: &str, outcome: &'static str, took: Duration) {
+        if let Ok(mut m) = self.deliveries.lock() {
+            let s = m.entry((channel.to_string(), outcome)).or_default();
+            s.count += 1;
+            s.seconds += took.as_secs_f64();
+        }
+    }
+
+    pub fn http(&self, status: u16) {
+        if let Ok(mut m) = self.http.lock() {
+            *m.entry(status).or_default() += 1;
+        }
+    }
+
+    /// The Prometheus text format; `gauges` are read from the store at scrape.
+    pub fn render(&self, gauges: &[(&str, &str, i64)]) -> String {
+        let mut o = String::new();
+        let counter = |o: &mut String, name: &str, help: &str, v: u64| {
+            let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
+        };
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        counter(
+            &mut o,
+            "nudge_events_accepted_total",
+            "events accepted by the API",
+            get(&self.events_accepted),
+        );
+        counter(
+            &mut o,
+            "nudge_events_duplicate_total",
+            "events ignored as already seen (idempotency key)",
+            get(&self.events_duplicate),
+        );
+        counter(
+            &mut o,
+            "nudge_inputs_applied_total",
+            "inputs applied (events, changes, postbacks, timers, responses)",
+            get(&self.inputs_applied),
+        );
+        counter(
+            &mut o,
+            "nudge_postbacks_held_total",
+            "postbacks held until their contact appears",
+            get(&self.postbacks_held),
+        );
+        counter(
+            &mut o,
+            "nudge_postbacks_rejected_total",
+            "postbacks refused and kept for inspection",
+            get(&self.postbacks_rejected),
+        );
+        counter(
+            &mut o,
+            "nudge_timers_fired_total",
+            "due contacts woken by the scheduler",
+            get(&self.timers_fired),
+        );
+        counter(
+            &mut o,
+            "nudge_commit_inputs_total",
+            "inputs written by group commits",
+            get(&self.commit_inputs),
+        );
+        let _ = writeln!(
+            o,
+            "# HELP nudge_timer_lag_seconds delay between a timer's due instant and its firing\n# TYPE nudge_timer_lag_seconds gauge\nnudge_timer_lag_seconds {}",
+            self.timer_lag_seconds.load(Ordering::Relaxed)
+        );
+        let c = self.commits.lock().map(|s| *s).unwrap_or_default();
+        let _ = writeln!(
+            o,
+            "# HELP nudge_commit_seconds time spent applying and committing groups of inputs\n# TYPE nudge_commit_seconds summary\nnudge_commit_seconds_sum {}\nnudge_commit_seconds_count {}",
+            c.seconds, c.count
+        );
+        let _ = writeln!(
+            o,
+            "# HELP nudge_deliveries_total deliveries by channel and outcome\n# TYPE nudge_deliveries_total counter"
+        );
+        let deliveries = self
+            .deliveries
+            .lock()
+            .map(|m| m.clone())
+            .unwrap_or_default();
+        for ((ch, outcome), s) in &deliveries {
+            let _ = writeln!(
+                o,
+                "nudge_deliveries_total{{channel=\"{}\",outcome=\"{outcome}\"}} {}",
+                label(ch),
+                s.count
+            );
+        }
+        let _ = writeln!(
+            o,
+            "# HELP nudge_delivery_seconds time spent per delivery attempt\n# TYPE nudge_delivery_seconds summary"
+        );
+        for ((ch, outcome), s) in &deliveries {
+            let l = format!("channel=\"{}\",outcome=\"{outcome}\"", label(ch));
+            let _ = writeln!(
+                o,
+                "nudge_delivery_seconds_sum{{{l}}} {}\nnudge_delivery_seconds_count{{{l}}} {}",
+                s.seconds, s.count
+            );
+        }
+        let _ = writeln!(
+            o,
+            "# HELP nudge_http_responses_total API answers by status\n# TYPE nudge_http_responses_total counter"
+        );
+        for (status, n) in self.http.lock().map(|m| m.clone()).unwrap_or_default() {
+            let _ = writeln!(o, "nudge_http_responses_total{{status=\"{status}\"}} {n}");
+        }
+        for (name, help, v) in gauges {
+            let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+        }
+        o
+    }
+}
+
+/// A label value with `"`, `\` and newlines escaped.
+fn label(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn render_shows_counters_and_labels() {
+        let m = Metrics::default();
+        m.events_accepted.fetch_add(3, Ordering::Relaxed);
+        m.after_commit(&[Ok(Done::Duplicate), Ok(Done::Held)]);
+        m.delivery("e\"mail", "delivered", Duration::from_millis(5));
+        m.http(202);
+        let text = m.render(&[("nudge_outbox_pending", "rows waiting", 7)]);
+        assert!(text.contains("nudge_events_accepted_total 3"));
+        assert!(text.contains("nudge_events_duplicate_total 1"));
+        assert!(text.contains("nudge_postbacks_held_total 1"));
+        assert!(
+            text.contains("nudge_deliveries_total{channel=\"e\\\"mail\",outcome=\"delivered\"} 1")
+        );
+        assert!(text.contains("nudge_http_responses_total{status=\"202\"} 1"));
+        assert!(text.contains("nudge_outbox_pending 7"));
+    }
+}

@@ -1,0 +1,255 @@
+//! The daemon behind `nudge run`: one process that takes events and
+//! postbacks over HTTP, keeps every contact's place in the store, fires due
+//! timers and delivers the outbox.
+//!
+//! Tasks, all stopped by one [`CancellationToken`]:
+//! * the HTTP API (`api.rs`), which validates input and hands [`Job`]s to
+//! * the applier task (`queue.rs` around `apply.rs`), the only writer of
+//!   contact state in this process: it groups whatever is queued into one
+//!   commit (group commit) and answers each caller after the commit;
+//! * the scheduler (`scheduler.rs`): due contacts from the wake-time index,
+//!   in batches, as `Timer` jobs;
+//! * the outbox worker (`outbox.rs`): claims due rows, delivers them through
+//!   `crate::deliver`, retries with backoff or dead-letters them, and turns
+//!   call responses into jobs.
+//!
+//! Shutdown (SIGTERM): stop intake, let in-flight requests finish their
+//! commits, drain the queue, let in-flight deliveries finish; nothing is
+//! half-applied because every input is one transaction.
+
+pub mod api;
+pub mod api_admin;
+pub mod api_events;
+pub mod apply;
+pub mod clock;
+pub mod metrics;
+pub mod outbox;
+pub mod queue;
+pub mod scheduler;
+
+pub use apply::{Applier, ApplyError, ContactRef, Done, Job};
+pub use clock::{Clock, ManualClock, SystemClock};
+
+use crate::deliver::{Channels, DeliverOptions};
+use crate::store::Store;
+use metrics::Metrics;
+use nudge_compiler::bundle::Bundle;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// How the daemon runs; flags and environment fill it in the CLI.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    /// When set, `/v1/*` needs `Authorization: Bearer …`.
+    pub api_token: Option<String>,
+    /// Hosts outgoing requests may reach although private or loopback.
+    pub allow_hosts: Vec<String>,
+    /// The values of the `env(…)` names the bundle reads.
+    pub env: BTreeMap<String, String>,
+    pub retry: RetryPolicy,
+    /// The longest the scheduler and outbox sleep between looks.
+    pub tick: Duration,
+    /// Largest request body accepted.
+    pub body_limit: usize,
+    /// Inputs per commit at most.
+    pub max_group: usize,
+}
+
+/// Outbox retries: exponential backoff with jitter, as rescheduled rows.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    pub base: Duration,
+    pub max_delay: Duration,
+    pub max_attempts: i64,
+    pub timeout: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> RetryPolicy {
+        RetryPolicy {
+            base: Duration::from_secs(10),
+            max_delay: Duration::from_secs(3600),
+            max_attempts: 8,
+            timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl Config {
+    pub fn new(listen: SocketAddr) -> Config {
+        Config {
+            listen,
+            api_token: None,
+            allow_hosts: Vec::new(),
+            env: BTreeMap::new(),
+            retry: RetryPolicy::default(),
+            tick: Duration::from_secs(1),
+            body_limit: 4 * 1024 * 1024,
+            max_group: 1000,
+        }
+    }
+}
+
+/// The `env(…)` values a bundle needs, read from the process environment;
+/// a missing one is an error naming it.
+pub fn read_env(
+    bundle: &Bundle,
+    get: impl Fn(&str) -> Option<String>,
+) -> Result<BTreeMap<String, String>, String> {
+    let mut out = BTreeMap::new();
+    let mut missing = Vec::new();
+    for name in &bundle.env {
+        match get(name) {
+            Some(v) => {
+                out.insert(name.clone(), v);
+            }
+            None => missing.push(format!("`{name}`")),
+        }
+    }
+    if missing.is_empty() {
+        Ok(out)
+    } else {
+        Err(format!(
+            "the project reads environment variable{} {} which {} not set",
+            if missing.len() > 1 { "s" } else { "" },
+            missing.join(", "),
+            if missing.len() > 1 { "are" } else { "is" }
+        ))
+    }
+}
+
+/// What the tasks share.
+pub struct Shared {
+    pub store: Arc<dyn Store>,
+    pub bundle: Arc<Bundle>,
+    pub version: String,
+    pub config: Config,
+    pub clock: Arc<dyn Clock>,
+    pub metrics: Arc<Metrics>,
+    pub queue: queue::Queue,
+}
+
+/// A started daemon.
+pub struct Running {
+    /// The address the API listens on (port 0 resolved).
+    pub addr: SocketAddr,
+    pub store: Arc<dyn Store>,
+    pub metrics: Arc<Metrics>,
+    cancel: CancellationToken,
+    tasks: TaskTracker,
+}
+
+impl Running {
+    /// Stop intake, finish what is in flight, and wait for every task.
+    pub async fn shutdown(self) {
+        self.cancel.cancel();
+        self.wait().await;
+    }
+
+    /// Wait until the daemon stops (after [`Running::cancel_token`] fires).
+    pub async fn wait(self) {
+        self.tasks.close();
+        self.tasks.wait().await;
+    }
+
+    pub fn cancel_token(&self) -> CancellationToken {
+        self.cancel.clone()
+    }
+}
+
+/// The shared state over a store, with the applier task running; the
+/// daemon builds its tasks on it, and the CLI's database commands use it
+/// alone. The applier task ends when every `Shared` is dropped.
+pub fn attach(
+    store: Arc<dyn Store>,
+    bundle: Arc<Bundle>,
+    clock: Arc<dyn Clock>,
+    config: Config,
+) -> (Arc<Shared>, tokio::task::JoinHandle<()>) {
+    let version = bundle.hash();
+    let metrics = Arc::new(Metrics::default());
+    let applier = Arc::new(Applier {
+        store: store.clone(),
+        bundle: bundle.clone(),
+        version: version.clone(),
+        env: config.env.clone(),
+        clock: clock.clone(),
+        metrics: metrics.clone(),
+    });
+    let (queue, rx) = queue::Queue::new(4096);
+    let task = tokio::spawn(queue::run(applier, rx, config.max_group));
+    let shared = Arc::new(Shared {
+        store,
+        bundle,
+        version,
+        config,
+        clock,
+        metrics,
+        queue,
+    });
+    (shared, task)
+}
+
+/// Deploy the bundle and start every task.
+pub async fn start(
+    store: Arc<dyn Store>,
+    bundle: Bundle,
+    clock: Arc<dyn Clock>,
+    config: Config,
+) -> Result<Running, String> {
+    store.migrate().await.map_err(|e| e.to_string())?;
+    let version = bundle.hash();
+    store
+        .put_bundle(&version, &bundle.to_bytes(), clock.now())
+        .await
+        .map_err(|e| e.to_string())?;
+    let channels = Channels::new(
+        &bundle,
+        &config.env,
+        DeliverOptions {
+            allow_hosts: config.allow_hosts.clone(),
+            default_timeout: config.retry.timeout,
+        },
+    )?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let cancel = CancellationToken::new();
+    let tasks = TaskTracker::new();
+    let (shared, applier_task) = attach(store, Arc::new(bundle), clock, config);
+    tasks.spawn(async move {
+        let _ = applier_task.await;
+    });
+    tasks.spawn(scheduler::run(shared.clone(), cancel.clone()));
+    tasks.spawn(outbox::run(
+        shared.clone(),
+        Arc::new(channels),
+        cancel.clone(),
+    ));
+    let app = api::router(shared.clone());
+    let stop = cancel.clone();
+    tasks.spawn(async move {
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { stop.cancelled().await })
+            .await;
+        if let Err(e) = served {
+            tracing::error!(error = %e, "the API server stopped");
+        }
+    });
+    tracing::info!(%addr, version = %shared.version, "nudge is listening");
+    let (store, metrics) = (shared.store.clone(), shared.metrics.clone());
+    drop(shared);
+    Ok(Running {
+        addr,
+        store,
+        metrics,
+        cancel,
+        tasks,
+    })
+}

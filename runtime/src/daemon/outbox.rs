@@ -1,0 +1,162 @@
+//! The outbox worker: claims due rows (a lease, so a crashed worker's rows
+//! come back), delivers them concurrently through [`Channels`], and records
+//! the result: delivered; retried later with exponential backoff and jitter
+//! (a rescheduled row, never a sleep); or dead-lettered on a permanent
+//! failure or when attempts run out. The response of a `call … as NAME`
+//! goes back to its enrollment as a job (status 0 when it never came).
+//!
+//! Delivery is at least once: a crash after sending but before recording
+//! sends the row again when its lease expires, with the same idempotency
+//! key (`Idempotency-Key` header, e-mail `Message-ID`).
+
+use super::Shared;
+use super::apply::Job;
+use crate::deliver::{Channels, Delivered};
+use crate::store::{OutboxKind, OutboxRow};
+use nudge_compiler::value::Value;
+use rand::Rng;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+/// Rows claimed per look.
+const BATCH: usize = 256;
+/// How long a claim holds a row.
+const LEASE: i64 = 300;
+
+pub async fn run(shared: Arc<Shared>, channels: Arc<Channels>, cancel: CancellationToken) {
+    loop {
+        if cancel.is_cancelled() {
+            break;
+        }
+        let now = shared.clock.now();
+        let rows = match shared.store.claim_outbox(now, now + LEASE, BATCH).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot claim outbox rows");
+                Vec::new()
+            }
+        };
+        if rows.is_empty() {
+            tokio::select! {
+                () = cancel.cancelled() => break,
+                () = shared.metrics.signals.outbox.notified() => {}
+                () = tokio::time::sleep(shared.config.tick) => {}
+            }
+            continue;
+        }
+        // a batch in flight finishes even when shutdown begins
+        let mut set = JoinSet::new();
+        for row in rows {
+            let (shared, channels) = (shared.clone(), channels.clone());
+            set.spawn(async move { deliver_one(&shared, &channels, row).await });
+        }
+        while set.join_next().await.is_some() {}
+    }
+}
+
+/// The channel a row goes out through (for metrics).
+fn channel_of(row: &OutboxRow) -> String {
+    let key = if row.payload.get("channel").is_some_and(|c| !c.is_null()) {
+        "channel"
+    } else {
+        "url"
+    };
+    match row.payload.get(key) {
+        Some(serde_json::Value::String(s)) if key == "channel" => s.clone(),
+        Some(_) => "url".into(),
+        None => "unknown".into(),
+    }
+}
+
+/// The delay before attempt `attempts + 1`: base · 2^attempts, capped, with
+/// jitter in [50 %, 100 %].
+pub fn backoff(policy: &super::RetryPolicy, attempts: i64) -> i64 {
+    let exp = (policy.base.as_secs_f64() * 2f64.powi(attempts.clamp(0, 30) as i32))
+        .min(policy.max_delay.as_secs_f64());
+    let jitter: f64 = rand::rng().random_range(0.5..=1.0);
+    (exp * jitter).ceil().max(1.0) as i64
+}
+
+async fn deliver_one(shared: &Shared, channels: &Channels, row: OutboxRow) {
+    let kind = match row.kind {
+        OutboxKind::Message => "message",
+        OutboxKind::Call => "call",
+    };
+    let started = Instant::now();
+    let result = channels.deliver(kind, &row.payload, &row.idem_key).await;
+    let took = started.elapsed();
+    let channel = channel_of(&row);
+    let now = shared.clock.now();
+    let store = &shared.store;
+    let mut response = None;
+    let recorded = match result {
+        Delivered::Ok { status, json } => {
+            shared.metrics.delivery(&channel, "delivered", took);
+            response = Some((status, Value::from_json(&json)));
+            store.outbox_delivered(row.id).await
+        }
+        Delivered::Transient(error) if row.attempts + 1 < shared.config.retry.max_attempts => {
+            shared.metrics.delivery(&channel, "retry", took);
+            let at = now + backoff(&shared.config.retry, row.attempts);
+            store.outbox_retry(row.id, at, &error).await
+        }
+        Delivered::Transient(error) => {
+            shared.metrics.delivery(&channel, "dead", took);
+            response = Some((0, Value::Null));
+            store
+                .outbox_dead(
+                    row.id,
+                    &format!("gave up after {} attempts: {error}", row.attempts + 1),
+                )
+                .await
+        }
+        Delivered::Permanent { status, error } => {
+            shared.metrics.delivery(&channel, "dead", took);
+            response = Some((status, Value::Null));
+            store.outbox_dead(row.id, &error).await
+        }
+    };
+    if let Err(e) = recorded {
+        tracing::warn!(id = row.id, error = %e, "cannot record a delivery");
+    }
+    let result_name = row
+        .payload
+        .get("result")
+        .and_then(|r| r.as_str())
+        .map(str::to_string);
+    if let (OutboxKind::Call, Some(name), Some((status, json))) = (row.kind, result_name, response)
+    {
+        let job = Job::CallResponse {
+            contact: row.contact.clone(),
+            flow: row.flow.clone(),
+            name,
+            status,
+            json,
+        };
+        for outcome in shared.queue.submit(vec![job]).await {
+            if let Err(e) = outcome {
+                tracing::warn!(id = row.id, error = %e, "cannot apply a call response");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let p = super::super::RetryPolicy::default();
+        for attempts in 0..20 {
+            let d = backoff(&p, attempts);
+            let full = (10.0 * 2f64.powi(attempts as i32)).min(3600.0);
+            assert!(
+                d as f64 >= (full * 0.5).floor() && d as f64 <= full.ceil(),
+                "{attempts}: {d}"
+            );
+        }
+    }
+}

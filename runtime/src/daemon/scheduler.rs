@@ -1,0 +1,80 @@
+//! The scheduler: wakes due contacts in batches, straight from the store's
+//! index on wake times (one indexed query per look, never a scan of every
+//! contact), and hands them to the applier as `Timer` jobs. It sleeps until
+//! the earliest wake time, at most one tick, or until a commit signals
+//! something earlier. It also drops held postbacks past their hold time.
+//!
+//! Paused flows are left out of a contact's wake time by the applier, so
+//! their due timers wait here for the resume.
+
+use super::Shared;
+use super::apply::{Done, Job};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Contacts woken per batch.
+const BATCH: usize = 1000;
+
+pub async fn run(shared: Arc<Shared>, cancel: CancellationToken) {
+    let mut last_expiry: Option<i64> = None;
+    loop {
+        if cancel.is_cancelled() {
+            break;
+        }
+        let now = shared.clock.now();
+        if last_expiry.is_none_or(|t| now.saturating_sub(t) >= 60) {
+            last_expiry = Some(now);
+            if let Err(e) = shared.store.expire_held(now).await {
+                tracing::warn!(error = %e, "cannot expire held postbacks");
+            }
+        }
+        match fire_due(&shared, now).await {
+            Ok(n) if n > 0 => continue,
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot read due contacts"),
+        }
+        let wait = match shared.store.next_wake().await {
+            Ok(Some(w)) if w > now => Duration::from_secs((w - now) as u64).min(shared.config.tick),
+            _ => shared.config.tick,
+        };
+        tokio::select! {
+            () = cancel.cancelled() => break,
+            () = shared.metrics.signals.wake.notified() => {}
+            () = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+/// Fire one batch of due contacts; how many there were.
+pub async fn fire_due(shared: &Shared, now: i64) -> Result<usize, crate::store::StoreError> {
+    let earliest = shared.store.next_wake().await?;
+    let due = shared.store.due_contacts(now, BATCH).await?;
+    if due.is_empty() {
+        return Ok(0);
+    }
+    if let Some(w) = earliest {
+        shared
+            .metrics
+            .timer_lag_seconds
+            .store((now - w).max(0), Ordering::Relaxed);
+    }
+    let n = due.len();
+    let jobs = due
+        .into_iter()
+        .map(|contact| Job::Timer { contact })
+        .collect();
+    let fired = shared
+        .queue
+        .submit(jobs)
+        .await
+        .iter()
+        .filter(|o| matches!(o, Ok(Done::Applied { .. })))
+        .count();
+    shared
+        .metrics
+        .timers_fired
+        .fetch_add(fired as u64, Ordering::Relaxed);
+    Ok(n)
+}

@@ -1,0 +1,289 @@
+//! Outgoing delivery: one attempt at one outbox row.
+//!
+//! Takes the bundle's channels, the environment and [`DeliverOptions`];
+//! gives [`Channels::deliver`], which sends a rendered `send` (a
+//! [`crate::vm::Message`]) or a built `call` (a [`crate::vm::Request`]) and
+//! says what happened as a [`Delivered`]. Retry, backoff and dead letters are
+//! the caller's policy; this module only classifies.
+//!
+//! Guarantees: a message on an `smtp` channel goes as e-mail (`smtp.rs`), one
+//! on `http`/`slack` as its request, a call as its request (`http.rs`); every
+//! HTTP request carries `Idempotency-Key` and every e-mail a `Message-ID`
+//! derived from the key, so retries are recognisable; HTTP never reaches a
+//! non-public address unless allowed (`guard.rs`); a channel's `rate` makes
+//! deliveries wait their turn; each attempt is bounded by the channel's
+//! timeout. Error texts never contain a URL, a query or a header value.
+
+pub mod guard;
+pub mod http;
+pub mod smtp;
+
+use crate::vm::{Message, Request};
+use http::{Http, Outgoing};
+use nudge_compiler::bundle::{Bundle, ChannelKind, Rate};
+use smtp::{Mailer, SmtpSettings};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// How delivery is set up.
+#[derive(Debug, Clone)]
+pub struct DeliverOptions {
+    /// Hosts HTTP may reach even when internal: names or IP literals,
+    /// optionally with a port (`127.0.0.1:9000`); case-insensitive.
+    pub allow_hosts: Vec<String>,
+    /// The timeout of a channel without `timeout`, and of bare-URL calls.
+    pub default_timeout: Duration,
+}
+
+impl Default for DeliverOptions {
+    fn default() -> Self {
+        DeliverOptions {
+            allow_hosts: Vec::new(),
+            default_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// What one attempt gave.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Delivered {
+    /// Accepted: a 2xx with its body parsed as JSON (`Null` when not JSON),
+    /// or an e-mail the SMTP server accepted (status 250, `Null`).
+    Ok {
+        status: i64,
+        json: serde_json::Value,
+    },
+    /// Try again later: connection errors, timeouts, 408, 429, 5xx, SMTP 4xx.
+    Transient(String),
+    /// Will not succeed as is: other 4xx, SMTP 5xx, a bad address, a payload
+    /// that cannot be read, or a request refused by the guard (status 0).
+    Permanent { status: i64, error: String },
+}
+
+/// A channel's throttle: `count` per `per`, bursts up to `count` (GCRA).
+struct Throttle {
+    interval: Duration,
+    burst: Duration,
+    /// When the next delivery would be due at the steady rate.
+    next: Mutex<Option<Instant>>,
+}
+
+impl Throttle {
+    fn new(rate: Rate) -> Throttle {
+        let count = rate.count.max(1);
+        let per = Duration::from_secs(u64::try_from(rate.per_seconds.max(1)).unwrap_or(1));
+        let interval = per / count;
+        Throttle {
+            interval,
+            burst: interval * (count - 1),
+            next: Mutex::new(None),
+        }
+    }
+
+    /// Wait for this delivery's turn.
+    async fn wait(&self) {
+        let now = Instant::now();
+        let start = {
+            let mut next = self.next.lock().unwrap_or_else(|p| p.into_inner());
+            let due = next.map_or(now, |n| n.max(now));
+            *next = Some(due + self.interval);
+            due.checked_sub(self.burst).unwrap_or(now).max(now)
+        };
+        tokio::time::sleep_until(start).await;
+    }
+}
+
+enum Way {
+    Smtp(Box<Mailer>),
+    Web,
+}
+
+struct Channel {
+    way: Way,
+    throttle: Option<Throttle>,
+    timeout: Duration,
+}
+
+struct Inner {
+    channels: BTreeMap<String, Channel>,
+    http: Http,
+    default_timeout: Duration,
+}
+
+/// The delivery side of every channel of a bundle. Cheap to clone (shared).
+#[derive(Clone)]
+pub struct Channels {
+    inner: Arc<Inner>,
+}
+
+impl Channels {
+    /// Evaluate the channels' settings against `env` and set up the clients.
+    /// Fails on a missing or invalid SMTP setting, naming the channel.
+    pub fn new(
+        bundle: &Bundle,
+        env: &BTreeMap<String, String>,
+        opts: DeliverOptions,
+    ) -> Result<Channels, String> {
+        let mut channels = BTreeMap::new();
+        for def in &bundle.channels {
+            let timeout = match def.timeout_seconds {
+                Some(s) if s > 0 => Duration::from_secs(u64::try_from(s).unwrap_or(u64::MAX)),
+                _ => opts.default_timeout,
+            };
+            let way = match &def.kind {
+                ChannelKind::Smtp {
+                    host,
+                    port,
+                    security,
+                    username,
+                    password,
+                    from,
+                    reply_to,
+                } => {
+                    let settings = SmtpSettings {
+                        host,
+                        port: *port,
+                        security,
+                        username: username.as_ref(),
+                        password: password.as_ref(),
+                        from,
+                        reply_to: reply_to.as_ref(),
+                    };
+                    Way::Smtp(Box::new(Mailer::new(&def.name, &settings, env, timeout)?))
+                }
+                ChannelKind::Slack { .. } | ChannelKind::Http { .. } => Way::Web,
+            };
+            channels.insert(
+                def.name.clone(),
+                Channel {
+                    way,
+                    throttle: def.rate.map(Throttle::new),
+                    timeout,
+                },
+            );
+        }
+        let http = Http::new(guard::Guard::new(&opts.allow_hosts))?;
+        Ok(Channels {
+            inner: Arc::new(Inner {
+                channels,
+                http,
+                default_timeout: opts.default_timeout,
+            }),
+        })
+    }
+
+    /// One attempt. `kind` is `"message"` (payload: a [`Message`] as JSON)
+    /// or `"call"` (payload: a [`Request`] as JSON).
+    pub async fn deliver(
+        &self,
+        kind: &str,
+        payload: &serde_json::Value,
+        idem_key: &str,
+    ) -> Delivered {
+        match kind {
+            "message" => match serde_json::from_value::<Message>(payload.clone()) {
+                Ok(m) => self.send(&m, idem_key).await,
+                Err(_) => permanent("unreadable message payload".into()),
+            },
+            "call" => match serde_json::from_value::<Request>(payload.clone()) {
+                Ok(r) => self.call(&r, idem_key).await,
+                Err(_) => permanent("unreadable call payload".into()),
+            },
+            other => permanent(format!("unknown delivery kind `{other}`")),
+        }
+    }
+
+    fn channel(&self, name: &str) -> Result<&Channel, Delivered> {
+        self.inner
+            .channels
+            .get(name)
+            .ok_or_else(|| permanent(format!("unknown channel `{name}`")))
+    }
+
+    async fn send(&self, m: &Message, idem_key: &str) -> Delivered {
+        let ch = match self.channel(&m.channel) {
+            Ok(c) => c,
+            Err(d) => return d,
+        };
+        if let Some(t) = &ch.throttle {
+            t.wait().await;
+        }
+        match (&ch.way, &m.request) {
+            (Way::Smtp(mailer), _) => mailer.send(m, idem_key).await,
+            (Way::Web, Some(r)) => {
+                let out = Outgoing {
+                    method: &r.method,
+                    url: &r.url,
+                    headers: &r.headers,
+                    body: &r.body,
+                    json: false,
+                };
+                self.inner.http.send(&out, idem_key, ch.timeout).await
+            }
+            (Way::Web, None) => permanent(format!(
+                "the message on channel `{}` has no request",
+                m.channel
+            )),
+        }
+    }
+
+    async fn call(&self, r: &Request, idem_key: &str) -> Delivered {
+        let mut timeout = self.inner.default_timeout;
+        if let Some(name) = &r.channel {
+            let ch = match self.channel(name) {
+                Ok(c) => c,
+                Err(d) => return d,
+            };
+            if let Some(t) = &ch.throttle {
+                t.wait().await;
+            }
+            timeout = ch.timeout;
+        }
+        let out = Outgoing {
+            method: &r.method,
+            url: &r.url,
+            headers: &r.headers,
+            body: &r.body,
+            json: r.json.is_some(),
+        };
+        self.inner.http.send(&out, idem_key, timeout).await
+    }
+}
+
+fn permanent(error: String) -> Delivered {
+    Delivered::Permanent { status: 0, error }
+}
+
+/// `10s`, or `250ms` below a whole second.
+fn format_duration(d: Duration) -> String {
+    if d.subsec_millis() == 0 && d.as_secs() > 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}ms", d.as_millis())
+    }
+}
+
+/// The innermost I/O error of a chain, in plain words (no addresses).
+fn describe_io(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut found = None;
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            found = Some(io);
+        }
+        cur = err.source();
+    }
+    let io = found?;
+    use std::io::ErrorKind as K;
+    Some(match io.kind() {
+        K::ConnectionRefused => "connection refused".into(),
+        K::ConnectionReset => "connection reset".into(),
+        K::ConnectionAborted => "connection aborted".into(),
+        K::TimedOut => "timed out".into(),
+        K::UnexpectedEof => "connection closed early".into(),
+        K::NotFound => "host not found".into(),
+        _ => io.to_string(),
+    })
+}

@@ -1,0 +1,228 @@
+//! E-mail delivery through lettre, one pooled transport per `smtp` channel.
+//!
+//! Takes a channel's settings (evaluated once, at start, against the
+//! environment) and gives [`Mailer::send`]: a rendered message becomes an
+//! e-mail (multipart text + HTML when both are set), with a `Message-ID`
+//! derived from the idempotency key so retries carry the same id. SMTP 5xx
+//! answers are permanent; 4xx, connection errors and timeouts are transient.
+//!
+//! The transport is built on first use, inside the runtime that sends (lettre's
+//! pool spawns a cleanup task when built, and a closing task when dropped: the
+//! drop enters that runtime again).
+
+use super::{Delivered, describe_io, format_duration};
+use crate::vm::Message;
+use crate::vm::{Scope, eval};
+use lettre::message::{Mailbox, MultiPart, SinglePart};
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::transport::smtp::{AsyncSmtpTransport, AsyncSmtpTransportBuilder};
+use lettre::{AsyncTransport, Tokio1Executor};
+use nudge_compiler::bundle::Code;
+use nudge_compiler::value::Value;
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+use std::time::Duration;
+use tokio::runtime::Handle;
+
+/// The settings of one `smtp` channel, as the compiler gives them.
+pub struct SmtpSettings<'a> {
+    pub host: &'a Code,
+    pub port: u16,
+    pub security: &'a str,
+    pub username: Option<&'a Code>,
+    pub password: Option<&'a Code>,
+    pub from: &'a Code,
+    pub reply_to: Option<&'a Code>,
+}
+
+/// One channel's mailer.
+pub struct Mailer {
+    builder: AsyncSmtpTransportBuilder,
+    /// Built on first use, with the runtime it was built in.
+    transport: OnceLock<(AsyncSmtpTransport<Tokio1Executor>, Handle)>,
+    from: Mailbox,
+    reply_to: Option<Mailbox>,
+    timeout: Duration,
+}
+
+/// A setting's text, `None` when unset or empty.
+fn text(code: &Code, scope: &Scope<'_>) -> Option<String> {
+    match eval(code, scope) {
+        Value::Null => None,
+        Value::Text(t) if t.trim().is_empty() => None,
+        Value::Text(t) => Some(t.trim().to_string()),
+        other => Some(crate::vm::request::to_json(&other).to_string()),
+    }
+}
+
+impl Mailer {
+    /// Evaluate the settings and prepare the transport.
+    pub fn new(
+        channel: &str,
+        s: &SmtpSettings<'_>,
+        env: &BTreeMap<String, String>,
+        timeout: Duration,
+    ) -> Result<Mailer, String> {
+        let mut scope = Scope::new(0);
+        scope.env = Some(env);
+        let required = |code: &Code, what: &str| {
+            text(code, &scope).ok_or_else(|| format!("channel `{channel}`: `{what}` is not set"))
+        };
+        let host = required(s.host, "host")?;
+        let address = |code: &Code, what: &str| -> Result<Mailbox, String> {
+            let t = required(code, what)?;
+            t.parse().map_err(|_| {
+                format!("channel `{channel}`: `{what}` is not an e-mail address: `{t}`")
+            })
+        };
+        let from = address(s.from, "from")?;
+        let reply_to = s.reply_to.map(|c| address(c, "reply_to")).transpose()?;
+        let tls = |host: &str| {
+            TlsParameters::new(host.to_string())
+                .map_err(|e| format!("channel `{channel}`: cannot set up tls for `{host}`: {e}"))
+        };
+        let tls = match s.security {
+            "starttls" => Tls::Required(tls(&host)?),
+            "tls" => Tls::Wrapper(tls(&host)?),
+            "none" => Tls::None,
+            other => {
+                return Err(format!(
+                    "channel `{channel}`: unknown security `{other}` (expected `starttls`, `tls` or `none`)"
+                ));
+            }
+        };
+        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)
+            .port(s.port)
+            .tls(tls)
+            .timeout(Some(timeout));
+        if let Some(user) = s.username.and_then(|c| text(c, &scope)) {
+            let password = s.password.and_then(|c| text(c, &scope)).unwrap_or_default();
+            builder = builder.credentials(Credentials::new(user, password));
+        }
+        Ok(Mailer {
+            builder,
+            transport: OnceLock::new(),
+            from,
+            reply_to,
+            timeout,
+        })
+    }
+
+    /// Must be called inside a tokio runtime (lettre's pool spawns a task).
+    fn transport(&self) -> &AsyncSmtpTransport<Tokio1Executor> {
+        &self
+            .transport
+            .get_or_init(|| (self.builder.clone().build(), Handle::current()))
+            .0
+    }
+
+    /// Send one message.
+    pub async fn send(&self, m: &Message, idem_key: &str) -> Delivered {
+        let email = match self.build(m, idem_key) {
+            Ok(e) => e,
+            Err(error) => return Delivered::Permanent { status: 0, error },
+        };
+        match tokio::time::timeout(self.timeout, self.transport().send(email)).await {
+            Err(_) => {
+                Delivered::Transient(format!("timed out after {}", format_duration(self.timeout)))
+            }
+            Ok(Ok(resp)) => Delivered::Ok {
+                status: i64::from(u16::from(resp.code())),
+                json: serde_json::Value::Null,
+            },
+            Ok(Err(e)) => classify(&e, self.timeout),
+        }
+    }
+
+    fn build(&self, m: &Message, idem_key: &str) -> Result<lettre::Message, String> {
+        let to = m.to.as_deref().map(str::trim).unwrap_or_default();
+        if to.is_empty() {
+            return Err("the message has no recipient".into());
+        }
+        let to: Mailbox = to.parse().map_err(|_| format!("bad address `{to}`"))?;
+        let mut b = lettre::Message::builder()
+            .from(self.from.clone())
+            .to(to)
+            .subject(m.subject.clone().unwrap_or_default())
+            .message_id(Some(message_id(idem_key)));
+        if let Some(r) = &self.reply_to {
+            b = b.reply_to(r.clone());
+        }
+        let built = match (&m.text, &m.html) {
+            (Some(t), Some(h)) => {
+                b.multipart(MultiPart::alternative_plain_html(t.clone(), h.clone()))
+            }
+            (None, Some(h)) => b.singlepart(SinglePart::html(h.clone())),
+            (t, None) => b.singlepart(SinglePart::plain(t.clone().unwrap_or_default())),
+        };
+        built.map_err(|e| format!("cannot build the e-mail: {e}"))
+    }
+}
+
+impl Drop for Mailer {
+    /// lettre's pool spawns a closing task when dropped: give it the runtime
+    /// it was built in, so that dropping the channels outside a runtime does
+    /// not panic (a runtime already shut down just cancels the task).
+    fn drop(&mut self) {
+        if let Some((transport, handle)) = self.transport.take() {
+            let _inside = handle.enter();
+            drop(transport);
+        }
+    }
+}
+
+/// The `Message-ID` for an idempotency key: the same key, the same id.
+/// Characters outside `[A-Za-z0-9._-]` become `-`, with a hash of the key
+/// appended then so that different keys keep different ids.
+pub fn message_id(idem_key: &str) -> String {
+    let safe = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+    let clean: String = idem_key
+        .chars()
+        .take(64)
+        .map(|c| if safe(c) { c } else { '-' })
+        .collect();
+    if clean == idem_key && !clean.is_empty() {
+        return format!("<{clean}@nudge.local>");
+    }
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(idem_key.as_bytes());
+    let hash: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    format!("<{clean}.{hash}@nudge.local>")
+}
+
+/// 5xx → permanent; everything else (4xx, network, tls, timeout) → transient.
+fn classify(e: &lettre::transport::smtp::Error, timeout: Duration) -> Delivered {
+    let code = e.status().map(u16::from);
+    let server_text = || {
+        use std::error::Error as _;
+        e.source().map(|s| s.to_string()).unwrap_or_default()
+    };
+    match code {
+        Some(c) if e.is_permanent() => Delivered::Permanent {
+            status: i64::from(c),
+            error: format!("smtp {c}: {}", server_text())
+                .trim_end_matches([':', ' '])
+                .to_string(),
+        },
+        Some(c) => Delivered::Transient(
+            format!("smtp {c}: {}", server_text())
+                .trim_end_matches([':', ' '])
+                .to_string(),
+        ),
+        None if e.is_timeout() => {
+            Delivered::Transient(format!("timed out after {}", format_duration(timeout)))
+        }
+        None => {
+            let what = if e.is_tls() {
+                "smtp tls failed"
+            } else {
+                "smtp connection failed"
+            };
+            match describe_io(e) {
+                Some(io) => Delivered::Transient(format!("{what}: {io}")),
+                None => Delivered::Transient(what.to_string()),
+            }
+        }
+    }
+}

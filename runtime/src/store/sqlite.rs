@@ -1,0 +1,582 @@
+//! The SQLite engine behind [`Store`]: takes a `sqlite://path.db` (created
+//! if missing) or `sqlite::memory:` URL, gives a [`SqliteStore`].
+//!
+//! Guarantees: the file runs in WAL mode with `synchronous=NORMAL` (a commit
+//! survives a process crash; the last commits may be lost on power loss,
+//! never corrupted); every write goes through ONE writer connection in
+//! `BEGIN IMMEDIATE` transactions, so writers of this process never meet
+//! `SQLITE_BUSY` and another process waits up to `busy_timeout`; reads use a
+//! small pool of their own connections and see every returned commit. A
+//! contact is one JSON document (`ContactState`) with its `version` and
+//! `next_wake`; enrollment rows are derived from it at each commit (see
+//! `sqlite/commit.rs`). Migrations are embedded from
+//! `runtime/migrations/sqlite/`. Bookkeeping columns (`created_at`,
+//! `updated_at` of contacts, `created_at` of outbox rows) use the wall
+//! clock; every other time comes from the caller.
+
+mod commit;
+
+use super::*;
+use crate::engine::ContactState;
+use sqlx::migrate::Migrator;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use std::str::FromStr;
+use std::time::Duration;
+
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// Reader connections of a file database.
+const READERS: u32 = 4;
+
+/// A store in one SQLite database.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    /// One connection: all writes, serialised.
+    writer: SqlitePool,
+    /// Reads; the writer itself for an in-memory database.
+    reader: SqlitePool,
+}
+
+type OutboxTuple = (
+    i64,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    i64,
+    i64,
+    Option<String>,
+    i64,
+);
+
+const OUTBOX_COLUMNS: &str = "id, contact, flow, step, kind, payload, idem_key, status, attempts, \
+                              next_attempt_at, last_error, created_at";
+
+impl SqliteStore {
+    /// Opens (creating the file if missing) the database at `url`:
+    /// `sqlite://path.db` or `sqlite::memory:`. Does not migrate: call
+    /// [`Store::migrate`].
+    pub async fn open(url: &str) -> Result<SqliteStore> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|e| StoreError::Db(format!("invalid database url `{url}`: {e}")))?
+            .create_if_missing(true)
+            .busy_timeout(Duration::from_secs(5))
+            .foreign_keys(false)
+            .statement_cache_capacity(256)
+            .pragma("cache_size", "-32768")
+            .pragma("temp_store", "memory");
+        let memory = url.contains(":memory:") || url.contains("mode=memory");
+        let options = if memory {
+            options
+        } else {
+            options
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+        };
+        let pool = |max: u32| {
+            SqlitePoolOptions::new()
+                .max_connections(max)
+                .test_before_acquire(false)
+                .acquire_timeout(Duration::from_secs(30))
+        };
+        // An in-memory database lives as long as its one connection.
+        let writer = pool(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(options.clone())
+            .await
+            .map_err(|e| StoreError::Db(format!("cannot open `{url}`: {e}")))?;
+        let reader = if memory {
+            writer.clone()
+        } else {
+            pool(READERS).connect_lazy_with(options)
+        };
+        Ok(SqliteStore { writer, reader })
+    }
+
+    /// Closes every connection (waits for the ones in use).
+    pub async fn close(&self) {
+        self.reader.close().await;
+        self.writer.close().await;
+    }
+
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
+        self.writer.begin_with("BEGIN IMMEDIATE").await.map_err(db)
+    }
+}
+
+/// A database error as a [`StoreError`]: unique violations are conflicts.
+pub(crate) fn db(e: sqlx::Error) -> StoreError {
+    if let sqlx::Error::Database(d) = &e
+        && d.is_unique_violation()
+    {
+        return StoreError::Conflict(d.message().to_string());
+    }
+    StoreError::Db(e.to_string())
+}
+
+/// A value as JSON text (for `json_each` parameters and JSON columns).
+pub(crate) fn json_text<T: serde::Serialize + ?Sized>(v: &T) -> Result<String> {
+    serde_json::to_string(v).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(what: &str, text: &str) -> Result<T> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
+}
+
+fn limit(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn wall_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+fn outbox_row(t: OutboxTuple) -> Result<OutboxRow> {
+    let (id, contact, flow, step, kind, payload, idem_key, status, attempts, next, error, created) =
+        t;
+    let kind = match kind.as_str() {
+        "message" => OutboxKind::Message,
+        "call" => OutboxKind::Call,
+        _ => {
+            return Err(StoreError::Corrupt(format!(
+                "outbox row {id}: kind `{kind}`"
+            )));
+        }
+    };
+    let status = OutboxStatus::from_name(&status)
+        .ok_or_else(|| StoreError::Corrupt(format!("outbox row {id}: status `{status}`")))?;
+    Ok(OutboxRow {
+        id,
+        contact,
+        flow,
+        step,
+        kind,
+        payload: from_json(&format!("outbox row {id}"), &payload)?,
+        idem_key,
+        status,
+        attempts,
+        next_attempt_at: next,
+        last_error: error,
+        created_at: created,
+    })
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn migrate(&self) -> Result<()> {
+        MIGRATOR
+            .run(&self.writer)
+            .await
+            .map_err(|e| StoreError::Db(format!("migration failed: {e}")))
+    }
+
+    async fn load_contacts(&self, ids: &[String]) -> Result<Vec<Versioned>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows: Vec<(String, String, i64)> = sqlx::query_as(
+            "SELECT c.id, c.state, c.version FROM json_each(?) j \
+             JOIN contacts c ON c.id = j.value ORDER BY j.key",
+        )
+        .bind(json_text(ids)?)
+        .fetch_all(&self.reader)
+        .await
+        .map_err(db)?;
+        rows.into_iter()
+            .map(|(id, state, version)| {
+                let state: ContactState = from_json(&format!("contact `{id}`"), &state)?;
+                Ok(Versioned { state, version })
+            })
+            .collect()
+    }
+
+    async fn find_contact(&self, field: &str, value: &str) -> Result<Option<String>> {
+        let row: Option<(String,)> =
+            sqlx::query_as("SELECT contact FROM contact_keys WHERE field = ? AND value = ?")
+                .bind(field)
+                .bind(value)
+                .fetch_optional(&self.reader)
+                .await
+                .map_err(db)?;
+        Ok(row.map(|(c,)| c))
+    }
+
+    async fn seen_events(&self, keys: &[String]) -> Result<BTreeSet<String>> {
+        if keys.is_empty() {
+            return Ok(BTreeSet::new());
+        }
+        let rows: Vec<(String,)> =
+            sqlx::query_as("SELECT e.key FROM json_each(?) j JOIN events e ON e.key = j.value")
+                .bind(json_text(keys)?)
+                .fetch_all(&self.reader)
+                .await
+                .map_err(db)?;
+        Ok(rows.into_iter().map(|(k,)| k).collect())
+    }
+
+    async fn commit(&self, c: Commit) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        commit::apply(&mut tx, c, wall_now()).await?;
+        tx.commit().await.map_err(db)
+    }
+
+    async fn due_contacts(&self, now: i64, limit_: usize) -> Result<Vec<String>> {
+        let rows: Vec<(String,)> = sqlx::query_as(
+            "SELECT id FROM contacts WHERE next_wake <= ? ORDER BY next_wake, id LIMIT ?",
+        )
+        .bind(now)
+        .bind(limit(limit_))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(db)?;
+        Ok(rows.into_iter().map(|(id,)| id).collect())
+    }
+
+    async fn next_wake(&self) -> Result<Option<i64>> {
+        let (at,): (Option<i64>,) =
+            sqlx::query_as("SELECT min(next_wake) FROM contacts WHERE next_wake IS NOT NULL")
+                .fetch_one(&self.reader)
+                .await
+                .map_err(db)?;
+        Ok(at)
+    }
+
+    async fn contacts_in_flow(&self, flow: &str) -> Result<Vec<String>> {
+        let rows: Vec<(String,)> = sqlx::query_as(
+            "SELECT DISTINCT contact FROM enrollments WHERE flow = ? AND status = 'active' \
+             ORDER BY contact",
+        )
+        .bind(flow)
+        .fetch_all(&self.reader)
+        .await
+        .map_err(db)?;
+        Ok(rows.into_iter().map(|(c,)| c).collect())
+    }
+
+    async fn claim_outbox(
+        &self,
+        now: i64,
+        lease_until: i64,
+        limit_: usize,
+    ) -> Result<Vec<OutboxRow>> {
+        let mut tx = self.begin_write().await?;
+        let rows: Vec<OutboxTuple> = sqlx::query_as(
+            "SELECT id, contact, flow, step, kind, payload, idem_key, status, attempts, \
+             next_attempt_at, last_error, created_at FROM outbox \
+             WHERE status = 'pending' AND next_attempt_at <= ? \
+             ORDER BY next_attempt_at, id LIMIT ?",
+        )
+        .bind(now)
+        .bind(limit(limit_))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db)?;
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
+        sqlx::query(
+            "UPDATE outbox SET next_attempt_at = ? WHERE id IN (SELECT value FROM json_each(?))",
+        )
+        .bind(lease_until)
+        .bind(json_text(&ids)?)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        rows.into_iter()
+            .map(|t| {
+                let mut row = outbox_row(t)?;
+                row.next_attempt_at = lease_until;
+                Ok(row)
+            })
+            .collect()
+    }
+
+    async fn outbox_delivered(&self, id: i64) -> Result<()> {
+        sqlx::query(
+            "UPDATE outbox SET status = 'delivered', attempts = attempts + 1 \
+             WHERE id = ? AND status = 'pending'",
+        )
+        .bind(id)
+        .execute(&self.writer)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
+    async fn outbox_retry(&self, id: i64, at: i64, error: &str) -> Result<()> {
+        sqlx::query(
+            "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ? \
+             WHERE id = ? AND status = 'pending'",
+        )
+        .bind(at)
+        .bind(error)
+        .bind(id)
+        .execute(&self.writer)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
+    async fn outbox_dead(&self, id: i64, error: &str) -> Result<()> {
+        sqlx::query(
+            "UPDATE outbox SET status = 'dead', attempts = attempts + 1, last_error = ? \
+             WHERE id = ? AND status = 'pending'",
+        )
+        .bind(error)
+        .bind(id)
+        .execute(&self.writer)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
+    async fn outbox_list(
+        &self,
+        status: Option<OutboxStatus>,
+        limit_: usize,
+    ) -> Result<Vec<OutboxRow>> {
+        let rows: Vec<OutboxTuple> = match status {
+            Some(s) => sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE status = ? ORDER BY id LIMIT ?"
+            )))
+            .bind(s.name())
+            .bind(limit(limit_))
+            .fetch_all(&self.reader)
+            .await
+            .map_err(db)?,
+            None => sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT {OUTBOX_COLUMNS} FROM outbox ORDER BY id LIMIT ?"
+            )))
+            .bind(limit(limit_))
+            .fetch_all(&self.reader)
+            .await
+            .map_err(db)?,
+        };
+        rows.into_iter().map(outbox_row).collect()
+    }
+
+    async fn outbox_requeue(&self, id: i64, now: i64) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = ? \
+             WHERE id = ? AND status = 'dead'",
+        )
+        .bind(now)
+        .bind(id)
+        .execute(&self.writer)
+        .await
+        .map_err(db)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn journal(&self, contact: &str, limit_: usize) -> Result<Vec<JournalLine>> {
+        let rows: Vec<(i64, String, String, String)> = sqlx::query_as(
+            "SELECT at, flow, step, what FROM (SELECT seq, at, flow, step, what FROM journal \
+             WHERE contact = ? ORDER BY seq DESC LIMIT ?) ORDER BY seq",
+        )
+        .bind(contact)
+        .bind(limit(limit_))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(db)?;
+        Ok(rows
+            .into_iter()
+            .map(|(at, flow, step, what)| JournalLine {
+                at,
+                flow,
+                step,
+                what,
+            })
+            .collect())
+    }
+
+    async fn put_bundle(&self, hash: &str, bytes: &[u8], now: i64) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO bundles (hash, bytes, deployed_at) VALUES (?, ?, ?) \
+             ON CONFLICT (hash) DO UPDATE SET deployed_at = excluded.deployed_at",
+        )
+        .bind(hash)
+        .bind(bytes)
+        .bind(now)
+        .execute(&self.writer)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
+    async fn get_bundle(&self, hash: &str) -> Result<Option<Vec<u8>>> {
+        let row: Option<(Vec<u8>,)> = sqlx::query_as("SELECT bytes FROM bundles WHERE hash = ?")
+            .bind(hash)
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(db)?;
+        Ok(row.map(|(b,)| b))
+    }
+
+    async fn latest_bundle(&self) -> Result<Option<(String, Vec<u8>)>> {
+        let row: Option<(String, Vec<u8>)> = sqlx::query_as(
+            "SELECT hash, bytes FROM bundles ORDER BY deployed_at DESC, rowid DESC LIMIT 1",
+        )
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(db)?;
+        Ok(row)
+    }
+
+    async fn set_paused(&self, flow: &str, paused: bool) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO flows (name, paused) VALUES (?, ?) \
+             ON CONFLICT (name) DO UPDATE SET paused = excluded.paused",
+        )
+        .bind(flow)
+        .bind(paused)
+        .execute(&self.writer)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
+    async fn paused(&self) -> Result<BTreeSet<String>> {
+        let rows: Vec<(String,)> = sqlx::query_as("SELECT name FROM flows WHERE paused")
+            .fetch_all(&self.reader)
+            .await
+            .map_err(db)?;
+        Ok(rows.into_iter().map(|(n,)| n).collect())
+    }
+
+    async fn flow_counts(&self) -> Result<Vec<FlowCounts>> {
+        type Counts = (String, i64, i64, i64, i64, i64, i64);
+        let rows: Vec<Counts> = sqlx::query_as(
+            "SELECT flow, count(*), sum(status = 'active'), sum(status = 'completed'), \
+             sum(status = 'exited'), sum(status = 'converted'), sum(status = 'failed') \
+             FROM enrollments GROUP BY flow ORDER BY flow",
+        )
+        .fetch_all(&self.reader)
+        .await
+        .map_err(db)?;
+        let steps: Vec<(String, String, i64)> = sqlx::query_as(
+            "SELECT flow, step, count(*) FROM enrollments WHERE status = 'active' \
+             GROUP BY flow, step",
+        )
+        .fetch_all(&self.reader)
+        .await
+        .map_err(db)?;
+        let mut out: Vec<FlowCounts> = rows
+            .into_iter()
+            .map(
+                |(flow, enrolled, active, completed, exited, converted, failed)| FlowCounts {
+                    flow,
+                    enrolled,
+                    active,
+                    completed,
+                    exited,
+                    converted,
+                    failed,
+                    steps: BTreeMap::new(),
+                },
+            )
+            .collect();
+        for (flow, step, n) in steps {
+            if let Some(c) = out.iter_mut().find(|c| c.flow == flow) {
+                c.steps.insert(step, n);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn held_for(&self, key_field: &str, key_value: &str) -> Result<Vec<HeldPostback>> {
+        type Held = (i64, String, String, String, String, i64, i64);
+        let rows: Vec<Held> = sqlx::query_as(
+            "SELECT id, source, key_field, key_value, params, received_at, until \
+             FROM postbacks_held WHERE key_field = ? AND key_value = ? ORDER BY id",
+        )
+        .bind(key_field)
+        .bind(key_value)
+        .fetch_all(&self.reader)
+        .await
+        .map_err(db)?;
+        rows.into_iter()
+            .map(
+                |(id, source, key_field, key_value, params, received_at, until)| {
+                    Ok(HeldPostback {
+                        params: from_json(&format!("held postback {id}"), &params)?,
+                        id,
+                        source,
+                        key_field,
+                        key_value,
+                        received_at,
+                        until,
+                    })
+                },
+            )
+            .collect()
+    }
+
+    async fn expire_held(&self, now: i64) -> Result<u64> {
+        let done = sqlx::query("DELETE FROM postbacks_held WHERE until <= ?")
+            .bind(now)
+            .execute(&self.writer)
+            .await
+            .map_err(db)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn rejected_postbacks(
+        &self,
+        limit_: usize,
+    ) -> Result<Vec<(String, BTreeMap<String, String>, String, i64)>> {
+        let rows: Vec<(String, String, String, i64)> = sqlx::query_as(
+            "SELECT source, params, reason, at FROM (SELECT id, source, params, reason, at \
+             FROM postbacks_rejected ORDER BY id DESC LIMIT ?) ORDER BY id",
+        )
+        .bind(limit(limit_))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(db)?;
+        rows.into_iter()
+            .map(|(source, params, reason, at)| {
+                Ok((source, from_json("rejected postback", &params)?, reason, at))
+            })
+            .collect()
+    }
+
+    async fn totals(&self, now: i64) -> Result<Totals> {
+        let (contacts, events, outbox_pending, outbox_dead, outbox_delivered, due): (
+            i64,
+            i64,
+            i64,
+            i64,
+            i64,
+            i64,
+        ) = sqlx::query_as(
+            "SELECT (SELECT count(*) FROM contacts), (SELECT count(*) FROM events), \
+             (SELECT count(*) FROM outbox WHERE status = 'pending'), \
+             (SELECT count(*) FROM outbox WHERE status = 'dead'), \
+             (SELECT count(*) FROM outbox WHERE status = 'delivered'), \
+             (SELECT count(*) FROM contacts WHERE next_wake <= ?)",
+        )
+        .bind(now)
+        .fetch_one(&self.reader)
+        .await
+        .map_err(db)?;
+        Ok(Totals {
+            contacts,
+            events,
+            outbox_pending,
+            outbox_dead,
+            outbox_delivered,
+            due,
+        })
+    }
+}

@@ -1,0 +1,161 @@
+//! The store behaviour suite (`store_suite/`) against SQLite: each test runs
+//! on a fresh, migrated database in a temporary file (removed afterwards),
+//! plus what only a file can show: data survives closing and reopening it,
+//! and the in-memory URL works.
+
+#![allow(clippy::unwrap_used)]
+
+mod store_suite;
+
+use nudge_runtime::store::sqlite::SqliteStore;
+use nudge_runtime::store::{Commit, Store};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use store_suite::*;
+
+/// A database file under the temp dir, removed (with its WAL files) on drop.
+struct TempDb {
+    path: PathBuf,
+}
+
+impl TempDb {
+    fn new(name: &str) -> TempDb {
+        static SEQ: AtomicUsize = AtomicUsize::new(0);
+        let n = SEQ.fetch_add(1, Ordering::Relaxed);
+        let file = format!("nudge-store-{}-{n}-{name}.db", std::process::id());
+        let db = TempDb {
+            path: std::env::temp_dir().join(file),
+        };
+        db.remove();
+        db
+    }
+
+    fn url(&self) -> String {
+        format!("sqlite://{}", self.path.display())
+    }
+
+    fn remove(&self) {
+        for suffix in ["", "-wal", "-shm"] {
+            let mut p = self.path.clone().into_os_string();
+            p.push(suffix);
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+impl Drop for TempDb {
+    fn drop(&mut self) {
+        self.remove();
+    }
+}
+
+async fn fresh(db: &TempDb) -> SqliteStore {
+    let s = SqliteStore::open(&db.url()).await.unwrap();
+    s.migrate().await.unwrap();
+    s
+}
+
+macro_rules! suite {
+    ($($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $name() {
+                let db = TempDb::new(stringify!($name));
+                let s = fresh(&db).await;
+                store_suite::$name(&s).await;
+                s.close().await;
+            }
+        )*
+    };
+}
+
+suite!(
+    migrate_twice,
+    commit_round_trips_a_contact,
+    version_conflict_changes_nothing,
+    concurrent_writers_conflict,
+    unique_key_owned_by_another_contact,
+    duplicate_event_key_conflicts,
+    outbox_idem_key_dedupes,
+    due_contacts_in_wake_order,
+    claim_outbox_leases_rows,
+    outbox_retry_dead_requeue,
+    journal_in_order,
+    bundles_by_hash,
+    pause_flags,
+    flow_counts_from_states,
+    held_postbacks,
+    rejected_postbacks_kept,
+    totals_count_everything,
+);
+
+#[tokio::test]
+async fn data_survives_reopening_the_file() {
+    let db = TempDb::new("reopen");
+    let s = fresh(&db).await;
+    let st = state(
+        "ann",
+        vec![enrollment(
+            "welcome",
+            "wait",
+            nudge_runtime::vm::Status::Active,
+            Some(40),
+        )],
+    );
+    let w = waking(keyed(update(st.clone(), 0), &[("email", "ann@x.test")]), 40);
+    let w = nudge_runtime::store::ContactWrite {
+        expected_version: None,
+        ..w
+    };
+    commit(
+        &s,
+        Commit {
+            contacts: vec![w],
+            events: vec![event(Some("k1"), "ann", 5)],
+            outbox: vec![outbox("ann", "m1", 5)],
+            journal: vec![("ann".into(), line(5, "entered"))],
+            ..Commit::default()
+        },
+    )
+    .await;
+    s.put_bundle("h1", b"bytes", 5).await.unwrap();
+    s.set_paused("welcome", true).await.unwrap();
+    s.close().await;
+    assert!(db.path.exists());
+
+    let s = SqliteStore::open(&db.url()).await.unwrap();
+    s.migrate().await.unwrap();
+    let got = s.load_contacts(&["ann".to_string()]).await.unwrap();
+    assert_eq!((got[0].state.clone(), got[0].version), (st, 1));
+    assert_eq!(
+        s.find_contact("email", "ann@x.test").await.unwrap(),
+        Some("ann".into())
+    );
+    assert_eq!(s.seen_events(&["k1".to_string()]).await.unwrap().len(), 1);
+    assert_eq!(s.due_contacts(40, 10).await.unwrap(), ["ann"]);
+    assert_eq!(s.outbox_list(None, 10).await.unwrap()[0].idem_key, "m1");
+    assert_eq!(
+        s.journal("ann", 10).await.unwrap(),
+        vec![line(5, "entered")]
+    );
+    assert_eq!(s.get_bundle("h1").await.unwrap(), Some(b"bytes".to_vec()));
+    assert!(s.paused().await.unwrap().contains("welcome"));
+    assert_eq!(s.flow_counts().await.unwrap()[0].active, 1);
+    s.close().await;
+}
+
+#[tokio::test]
+async fn in_memory_database_keeps_data_across_calls() {
+    let s = SqliteStore::open("sqlite::memory:").await.unwrap();
+    s.migrate().await.unwrap();
+    store_suite::commit_round_trips_a_contact(&s).await;
+    store_suite::claim_outbox_leases_rows(&s).await;
+}
+
+#[tokio::test]
+async fn a_bad_url_is_an_error() {
+    let err = SqliteStore::open("postgres://nowhere/db")
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("postgres://nowhere/db"), "{err}");
+}
