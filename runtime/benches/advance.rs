@@ -5,7 +5,10 @@
 //! event enrolling, a wait, a timer firing, sends through an `http` channel
 //! with a template, a handler moving the contact to another flow, its timer)
 //! and `journeys: N tests/s` (the `nudge test` runner over the project's
-//! tests). Each measure runs for about a second after a warm-up.
+//! tests). A second `advance` line measures `first_deposit` of
+//! `examples/affiliate_funnel` (a send window, a `define`, an e-mail template
+//! rendered with MiniJinja). Each measure runs for about a second; without
+//! `--bench` (under `cargo test --benches`) for a few milliseconds.
 
 use nudge_runtime::compiler::bundle::Bundle;
 use nudge_runtime::compiler::compile;
@@ -26,10 +29,10 @@ impl FileSystem for Disk {
     }
 }
 
-fn load(name: &str) -> Result<Bundle, String> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/conformance")
-        .join(name);
+/// Compile the project in `dir` (relative to this crate).
+fn load(dir: &str) -> Result<Bundle, String> {
+    let name = dir;
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
     let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
         .map_err(|e| format!("{}: {e}", dir.display()))?
         .flatten()
@@ -126,6 +129,50 @@ fn journey(bundle: &Bundle, contact: &Contact, world: &World<'_>) -> Result<u64,
     Ok(calls)
 }
 
+/// One lead through `first_deposit` of `examples/affiliate_funnel`: the
+/// welcome (a send held by the flow's window, wait 1 day), the timer (a
+/// `define`, the `bonus_reminder` e-mail template rendered: subject, text
+/// and html, wait 2 days), the last timer (a send, completed): three calls.
+fn templated(bundle: &Bundle, contact: &Contact, world: &World<'_>) -> Result<u64, String> {
+    let t0 = 1_767_225_600;
+    let p = bundle
+        .flow("first_deposit")
+        .ok_or("no flow `first_deposit`")?;
+    let enr =
+        enrollment(bundle, "first_deposit", t0, event("registration", t0)).ok_or("no step")?;
+    let mut out = black_box(advance(bundle, p, &enr, contact, &Input::Start, t0, world));
+    let mut mails = 0;
+    for _ in 0..2 {
+        let due = out
+            .enrollment
+            .wait
+            .as_ref()
+            .and_then(|w| w.wake_at())
+            .ok_or("no timer")?;
+        out = black_box(advance(
+            bundle,
+            p,
+            &out.enrollment,
+            &out.contact,
+            &Input::Timer,
+            due,
+            world,
+        ));
+        mails += out
+            .effects
+            .iter()
+            .filter(|e| matches!(e, Effect::Send(m) if m.html.is_some()))
+            .count();
+    }
+    if out.enrollment.status != Status::Completed || mails != 1 {
+        return Err(format!(
+            "`first_deposit` ended {} with {mails} e-mails",
+            out.enrollment.status.name()
+        ));
+    }
+    Ok(3)
+}
+
 /// Run `f` repeatedly for about `for_how_long`; gives units per second.
 fn rate(for_how_long: Duration, mut f: impl FnMut() -> Result<u64, String>) -> Result<f64, String> {
     let start = Instant::now();
@@ -137,14 +184,15 @@ fn rate(for_how_long: Duration, mut f: impl FnMut() -> Result<u64, String>) -> R
 }
 
 fn main() -> Result<(), String> {
-    // `cargo test --benches` runs this binary too: keep that quick
-    let quick = std::env::args().any(|a| a == "--test");
+    // `cargo bench` passes `--bench`; under `cargo test --benches` (no
+    // `--bench`) this is a quick smoke run
+    let quick = !std::env::args().any(|a| a == "--bench");
     let span = if quick {
         Duration::from_millis(20)
     } else {
         Duration::from_secs(1)
     };
-    let bundle = load("postback_funnel")?;
+    let bundle = load("../../shared/conformance/postback_funnel")?;
     let env = BTreeMap::from([
         ("BOT_TOKEN".to_string(), "b0t".to_string()),
         ("PARTNER_TOKEN".to_string(), "s3cret".to_string()),
@@ -169,7 +217,19 @@ fn main() -> Result<(), String> {
     };
     rate(span / 5, || journey(&bundle, &contact, &world))?;
     let calls = rate(span, || journey(&bundle, &contact, &world))?;
-    println!("advance: {calls:.0} calls/s");
+    println!("advance: {calls:.0} calls/s (postback_funnel: fd → rd)");
+
+    let affiliate = load("../examples/affiliate_funnel")?;
+    let mut lead = contact.clone();
+    lead.fields
+        .insert("email".to_string(), Value::text("ann@example.com"));
+    lead.fields
+        .insert("first_name".to_string(), Value::text("Ann"));
+    lead.fields
+        .insert("total_paid".to_string(), Value::Decimal(0.0));
+    lead.fields.insert("stage".to_string(), Value::text("lead"));
+    let calls = rate(span, || templated(&affiliate, &lead, &world))?;
+    println!("advance: {calls:.0} calls/s (affiliate_funnel: first_deposit, e-mail template)");
 
     let tests = bundle.tests.len() as u64;
     let journeys = rate(span, || {

@@ -21,7 +21,7 @@ use nudge_runtime::vm::{Contact, Enrollment, PendingWait, Status};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{AssertSqlSafe, Sqlite};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
@@ -196,7 +196,7 @@ async fn time_store(store: &SqliteStore, states: &[ContactState], pass: i64) -> 
 }
 
 /// The same rows with plain multi-row inserts into bare tables.
-async fn time_raw(path: &PathBuf, states: &[ContactState]) -> Duration {
+async fn time_raw(path: &Path, states: &[ContactState]) -> Duration {
     let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
         .unwrap()
         .create_if_missing(true)
@@ -311,9 +311,9 @@ fn temp(name: &str) -> PathBuf {
     p
 }
 
-fn remove(path: &PathBuf) {
+fn remove(path: &Path) {
     for suffix in ["", "-wal", "-shm"] {
-        let mut p = path.clone().into_os_string();
+        let mut p = path.as_os_str().to_owned();
         p.push(suffix);
         let _ = std::fs::remove_file(p);
     }

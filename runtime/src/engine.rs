@@ -128,6 +128,9 @@ pub struct Engine<'b> {
     /// Paused flows (daemon): they neither enrol nor advance, and their
     /// timers wait until they resume.
     pub paused: BTreeSet<String>,
+    /// Bundles deployed before, by version: an enrollment runs on the
+    /// version it entered with (new enrollments take `bundle`).
+    pub versions: BTreeMap<String, &'b Bundle>,
 }
 
 /// Keyword folding: case and surrounding spaces ignored.
@@ -151,6 +154,7 @@ impl<'b> Engine<'b> {
             bundle,
             version: bundle.hash(),
             paused: BTreeSet::new(),
+            versions: BTreeMap::new(),
         }
     }
 
@@ -267,14 +271,15 @@ impl<'b> Engine<'b> {
             .map(|e| e.flow.clone())
             .collect();
         // round 1: flows the contact is in
-        for p in &self.bundle.flows {
-            if !enrolled.contains(&p.name)
-                || run.moved.contains(&p.name)
-                || self.paused.contains(&p.name)
+        for name in self.flow_order(run.st) {
+            if !enrolled.contains(&name) || run.moved.contains(&name) || self.paused.contains(&name)
             {
                 continue;
             }
-            let Some(i) = run.st.active_index(&p.name) else {
+            let Some(i) = run.st.active_index(&name) else {
+                continue;
+            };
+            let Some(p) = self.program(&run.st.enrollments[i]) else {
                 continue;
             };
             if p.reenter == nudge_grammar::ast::Reenter::Restart
@@ -374,7 +379,8 @@ impl<'b> Engine<'b> {
         let Some(enr) = run.st.enrollments.get(i).cloned() else {
             return;
         };
-        let Some(p) = self.bundle.flow(&enr.flow) else {
+        let bundle = self.bundle_of(&enr.version);
+        let Some(p) = bundle.flow(&enr.flow) else {
             return;
         };
         let world = World {
@@ -382,15 +388,7 @@ impl<'b> Engine<'b> {
             sent: &run.st.sent,
             version: &self.version,
         };
-        let outcome = advance(
-            self.bundle,
-            p,
-            &enr,
-            &run.st.contact,
-            input,
-            run.now,
-            &world,
-        );
+        let outcome = advance(bundle, p, &enr, &run.st.contact, input, run.now, &world);
         let changed = !outcome.changes.is_empty();
         run.st.contact = outcome.contact;
         run.st.enrollments[i] = outcome.enrollment;
@@ -441,14 +439,17 @@ impl<'b> Engine<'b> {
     fn recheck(&self, run: &mut Run<'_>) {
         for _ in 0..16 {
             let mut any = false;
-            for p in &self.bundle.flows {
-                if self.paused.contains(&p.name) {
+            for name in self.flow_order(run.st) {
+                if self.paused.contains(&name) {
                     continue;
                 }
-                let Some(i) = run.st.active_index(&p.name) else {
+                let Some(i) = run.st.active_index(&name) else {
                     continue;
                 };
                 let e = &run.st.enrollments[i];
+                let Some(p) = self.program(e) else {
+                    continue;
+                };
                 let has_data = e.wait.as_ref().is_some_and(|w| {
                     matches!(p.code.get(w.pc as usize), Some(Instr::Wait(d)) if !d.data.is_empty())
                 });
@@ -469,11 +470,11 @@ impl<'b> Engine<'b> {
 
     fn timers(&self, run: &mut Run<'_>) {
         let now = run.now;
-        for p in &self.bundle.flows {
-            if self.paused.contains(&p.name) {
+        for name in self.flow_order(run.st) {
+            if self.paused.contains(&name) {
                 continue;
             }
-            if let Some(i) = run.st.active_index(&p.name) {
+            if let Some(i) = run.st.active_index(&name) {
                 let due = run.st.enrollments[i]
                     .wait
                     .as_ref()
@@ -509,6 +510,30 @@ impl<'b> Engine<'b> {
             run.st.schedules.remove(&k);
             self.fire_trigger(run, &k);
         }
+    }
+
+    /// The bundle an enrollment of `version` runs on.
+    fn bundle_of(&self, version: &str) -> &'b Bundle {
+        if version == self.version {
+            return self.bundle;
+        }
+        self.versions.get(version).copied().unwrap_or(self.bundle)
+    }
+
+    /// The program an enrollment runs: its flow in the version it entered with.
+    fn program(&self, e: &Enrollment) -> Option<&'b Program> {
+        self.bundle_of(&e.version).flow(&e.flow)
+    }
+
+    /// Flows in bundle order, then flows only older versions still run.
+    fn flow_order(&self, st: &ContactState) -> Vec<String> {
+        let mut names: Vec<String> = self.bundle.flows.iter().map(|p| p.name.clone()).collect();
+        for e in st.enrollments.iter().filter(|e| e.is_active()) {
+            if !names.contains(&e.flow) {
+                names.push(e.flow.clone());
+            }
+        }
+        names
     }
 
     /// Whether a `flow#index` trigger key belongs to a paused flow.

@@ -122,6 +122,11 @@ pub struct RunArgs {
     /// Delivery attempts before a row becomes a dead letter
     #[arg(long, default_value_t = 8)]
     pub max_attempts: i64,
+    /// Seconds an outbox claim holds its rows: after a crash, the rows the
+    /// dead process had claimed go out again once this passes. Keep it above
+    /// the slowest delivery batch when several daemons share a database
+    #[arg(long = "outbox-lease", default_value_t = 300)]
+    pub outbox_lease: u64,
 }
 
 #[derive(Debug, Subcommand)]

@@ -33,6 +33,7 @@ pub fn run(args: &RunArgs) -> Result<Outcome, CliError> {
         .map(|h| h.trim().to_string())
         .filter(|h| !h.is_empty())
         .collect();
+    config.outbox_lease = Duration::from_secs(args.outbox_lease.max(1));
     config.retry = RetryPolicy {
         base: Duration::from_secs(args.retry_base.max(1)),
         max_attempts: args.max_attempts.max(1),

@@ -120,6 +120,8 @@ pub struct Applier {
     pub env: BTreeMap<String, String>,
     pub clock: Arc<dyn Clock>,
     pub metrics: Arc<Metrics>,
+    /// Earlier deployed bundles by version, loaded on first use.
+    pub older: std::sync::Mutex<HashMap<String, Arc<Bundle>>>,
 }
 
 /// A group of jobs run in memory, ready to commit.
@@ -157,12 +159,52 @@ fn derived_id(field: &str, value: &str) -> String {
 }
 
 impl Applier {
-    fn engine<'a>(&'a self, paused: BTreeSet<String>) -> Engine<'a> {
+    fn engine<'a>(
+        &'a self,
+        paused: BTreeSet<String>,
+        older: &'a [(String, Arc<Bundle>)],
+    ) -> Engine<'a> {
         Engine {
             bundle: &self.bundle,
             version: self.version.clone(),
             paused,
+            versions: older.iter().map(|(v, b)| (v.clone(), &**b)).collect(),
         }
+    }
+
+    /// The earlier deployed bundles these contacts' enrollments run on,
+    /// read from the store once and kept.
+    async fn older_versions(
+        &self,
+        slots: &HashMap<String, Slot>,
+    ) -> Result<Vec<(String, Arc<Bundle>)>, StoreError> {
+        let wanted: BTreeSet<&str> = slots
+            .values()
+            .flat_map(|s| s.st.enrollments.iter())
+            .filter(|e| e.is_active() && e.version != self.version)
+            .map(|e| e.version.as_str())
+            .collect();
+        let mut out = Vec::new();
+        for v in wanted {
+            let cached = self.older.lock().ok().and_then(|c| c.get(v).cloned());
+            let bundle = match cached {
+                Some(b) => b,
+                None => {
+                    let Some(bytes) = self.store.get_bundle(v).await? else {
+                        continue;
+                    };
+                    let b = Arc::new(Bundle::from_bytes(&bytes).map_err(|e| {
+                        StoreError::Corrupt(format!("bundle `{v}` cannot be read: {e}"))
+                    })?);
+                    if let Ok(mut c) = self.older.lock() {
+                        c.insert(v.to_string(), b.clone());
+                    }
+                    b
+                }
+            };
+            out.push((v.to_string(), bundle));
+        }
+        Ok(out)
     }
 
     /// Apply a group of jobs: one commit, one outcome per job in order. The
@@ -318,7 +360,6 @@ impl Applier {
     async fn prepare(&self, jobs: &[Job]) -> Result<Prepared, StoreError> {
         let now = self.clock.now();
         let paused = self.store.paused().await?;
-        let engine = self.engine(paused);
         let keys: Vec<String> = jobs
             .iter()
             .filter_map(|j| match j {
@@ -386,6 +427,8 @@ impl Applier {
             commit: Commit::default(),
             seen: seen.into_iter().collect(),
         };
+        let older = self.older_versions(&b.slots).await?;
+        let engine = self.engine(paused, &older);
         let mut outcomes = Vec::with_capacity(jobs.len());
         for j in jobs {
             outcomes.push(self.job(&engine, &mut b, j.clone(), now).await?);

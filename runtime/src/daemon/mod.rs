@@ -54,6 +54,11 @@ pub struct Config {
     pub retry: RetryPolicy,
     /// The longest the scheduler and outbox sleep between looks.
     pub tick: Duration,
+    /// How long an outbox claim holds its rows: a crashed daemon's claimed
+    /// rows go out again (same idempotency keys) once it ends. It must
+    /// exceed the slowest batch of deliveries, or another daemon on the same
+    /// database sends them a second time.
+    pub outbox_lease: Duration,
     /// Largest request body accepted.
     pub body_limit: usize,
     /// Inputs per commit at most.
@@ -89,6 +94,7 @@ impl Config {
             env: BTreeMap::new(),
             retry: RetryPolicy::default(),
             tick: Duration::from_secs(1),
+            outbox_lease: Duration::from_secs(300),
             body_limit: 4 * 1024 * 1024,
             max_group: 1000,
         }
@@ -180,6 +186,7 @@ pub fn attach(
         env: config.env.clone(),
         clock: clock.clone(),
         metrics: metrics.clone(),
+        older: Default::default(),
     });
     let (queue, rx) = queue::Queue::new(4096);
     let task = tokio::spawn(queue::run(applier, rx, config.max_group));

@@ -21,17 +21,19 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 /// Rows claimed per look.
-const BATCH: usize = 256;
-/// How long a claim holds a row.
-const LEASE: i64 = 300;
+pub const BATCH: usize = 256;
 
 pub async fn run(shared: Arc<Shared>, channels: Arc<Channels>, cancel: CancellationToken) {
+    let lease = i64::try_from(shared.config.outbox_lease.as_secs())
+        .unwrap_or(i64::MAX)
+        .max(1);
     loop {
         if cancel.is_cancelled() {
             break;
         }
         let now = shared.clock.now();
-        let rows = match shared.store.claim_outbox(now, now + LEASE, BATCH).await {
+        let lease_until = now.saturating_add(lease);
+        let rows = match shared.store.claim_outbox(now, lease_until, BATCH).await {
             Ok(r) => r,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot claim outbox rows");

@@ -49,6 +49,10 @@ pub struct Sim<'b> {
     pub journal: Vec<(usize, JournalLine)>,
     pub held: Vec<Held>,
     next_id: usize,
+    /// Per contact: when its next timer was set (a counter), so that timers
+    /// due at the same instant fire in creation order (LANGUAGE.md §10).
+    armed: Vec<u64>,
+    arm_seq: u64,
 }
 
 impl<'b> Sim<'b> {
@@ -66,6 +70,8 @@ impl<'b> Sim<'b> {
             journal: Vec::new(),
             held: Vec::new(),
             next_id: 1,
+            armed: Vec::new(),
+            arm_seq: 0,
         }
     }
 
@@ -97,6 +103,8 @@ impl<'b> Sim<'b> {
         let mut st = ContactState::new(contact);
         self.engine.arm(&mut st, self.now, &self.env);
         self.contacts.push(st);
+        self.arm_seq += 1;
+        self.armed.push(self.arm_seq);
         let i = self.contacts.len() - 1;
         if let Some(n) = name {
             self.names.insert(n.to_string(), i);
@@ -151,7 +159,14 @@ impl<'b> Sim<'b> {
             let Some(st) = self.contacts.get_mut(i) else {
                 return;
             };
+            let before = st.next_wake();
             let applied = self.engine.apply(st, input, self.now, &self.env);
+            if st.next_wake() != before
+                && let Some(a) = self.armed.get_mut(i)
+            {
+                self.arm_seq += 1;
+                *a = self.arm_seq;
+            }
             for j in applied.journal {
                 self.journal.push((i, j));
             }
@@ -186,17 +201,20 @@ impl<'b> Sim<'b> {
     }
 
     /// Move the clock to `target`, firing every due timer in order (by due
-    /// instant, then contact), each with `now` at its own instant.
+    /// instant, then creation), each with `now` at its own instant.
     pub fn advance_to(&mut self, target: i64) -> Result<(), String> {
         for _ in 0..MAX_FIRINGS {
             let next = self
                 .contacts
                 .iter()
                 .enumerate()
-                .filter_map(|(i, c)| c.next_wake().map(|t| (t, i)))
-                .filter(|(t, _)| *t <= target)
+                .filter_map(|(i, c)| {
+                    c.next_wake()
+                        .map(|t| (t, self.armed.get(i).copied().unwrap_or(0), i))
+                })
+                .filter(|(t, _, _)| *t <= target)
                 .min();
-            let Some((t, i)) = next else {
+            let Some((t, _, i)) = next else {
                 self.now = self.now.max(target);
                 return Ok(());
             };

@@ -148,7 +148,7 @@ pub struct Commit {
     pub journal: Vec<(String, JournalLine)>,
     /// Held postbacks now applied (deleted).
     pub released: Vec<i64>,
-    /// New held postbacks.
+    /// New held postbacks (their `id` is ignored: the store assigns one).
     pub held: Vec<HeldPostback>,
     /// Postbacks refused and kept for inspection: (source, params, reason, at).
     pub rejected: Vec<(String, BTreeMap<String, String>, String, i64)>,
@@ -158,7 +158,7 @@ pub struct Commit {
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct FlowCounts {
     pub flow: String,
-    /// Enrollments ever.
+    /// Enrollments in the contacts' states (ever, unless the engine prunes).
     pub enrolled: i64,
     pub active: i64,
     pub completed: i64,
@@ -188,6 +188,7 @@ pub trait Store: Send + Sync {
     async fn migrate(&self) -> Result<()>;
 
     // ---- contacts and events
+    /// The stored contacts among `ids`, in that order; unknown ids are left out.
     async fn load_contacts(&self, ids: &[String]) -> Result<Vec<Versioned>>;
     /// The contact owning a unique key.
     async fn find_contact(&self, field: &str, value: &str) -> Result<Option<String>>;
@@ -215,11 +216,13 @@ pub trait Store: Send + Sync {
         lease_until: i64,
         limit: usize,
     ) -> Result<Vec<OutboxRow>>;
+    /// Mark a pending row delivered (counts the attempt).
     async fn outbox_delivered(&self, id: i64) -> Result<()>;
-    /// Count an attempt and reschedule.
+    /// Count an attempt and reschedule a pending row.
     async fn outbox_retry(&self, id: i64, at: i64, error: &str) -> Result<()>;
-    /// Count an attempt and give up (dead letter).
+    /// Count an attempt and give up on a pending row (dead letter).
     async fn outbox_dead(&self, id: i64, error: &str) -> Result<()>;
+    /// Rows by id (oldest first), of one status or all.
     async fn outbox_list(
         &self,
         status: Option<OutboxStatus>,
@@ -229,8 +232,10 @@ pub trait Store: Send + Sync {
     async fn outbox_requeue(&self, id: i64, now: i64) -> Result<bool>;
 
     // ---- journey, bundles, flows, postbacks, totals
+    /// The contact's last `limit` journal lines, oldest first.
     async fn journal(&self, contact: &str, limit: usize) -> Result<Vec<JournalLine>>;
-    /// Store a bundle by hash (idempotent).
+    /// Store a bundle by hash (idempotent: a known hash keeps its bytes;
+    /// its deploy time moves to `now`, so it is the latest again).
     async fn put_bundle(&self, hash: &str, bytes: &[u8], now: i64) -> Result<()>;
     async fn get_bundle(&self, hash: &str) -> Result<Option<Vec<u8>>>;
     /// The bundle deployed last (hash, bytes): what the CLI's database
@@ -241,8 +246,10 @@ pub trait Store: Send + Sync {
     async fn flow_counts(&self) -> Result<Vec<FlowCounts>>;
     /// Held postbacks waiting for this key.
     async fn held_for(&self, key_field: &str, key_value: &str) -> Result<Vec<HeldPostback>>;
-    /// Drop held postbacks past their hold time; returns how many.
+    /// Drop held postbacks whose `until` is before `now` (a postback is
+    /// still held at `until`); returns how many.
     async fn expire_held(&self, now: i64) -> Result<u64>;
+    /// The last `limit` refused postbacks, oldest first.
     async fn rejected_postbacks(
         &self,
         limit: usize,

@@ -15,6 +15,7 @@
 //! clock; every other time comes from the caller.
 
 mod commit;
+mod outbox;
 
 use super::*;
 use crate::engine::ContactState;
@@ -38,24 +39,6 @@ pub struct SqliteStore {
     /// Reads; the writer itself for an in-memory database.
     reader: SqlitePool,
 }
-
-type OutboxTuple = (
-    i64,
-    String,
-    String,
-    String,
-    String,
-    String,
-    String,
-    String,
-    i64,
-    i64,
-    Option<String>,
-    i64,
-);
-
-const OUTBOX_COLUMNS: &str = "id, contact, flow, step, kind, payload, idem_key, status, attempts, \
-                              next_attempt_at, last_error, created_at";
 
 impl SqliteStore {
     /// Opens (creating the file if missing) the database at `url`:
@@ -112,7 +95,7 @@ impl SqliteStore {
 }
 
 /// A database error as a [`StoreError`]: unique violations are conflicts.
-pub(crate) fn db(e: sqlx::Error) -> StoreError {
+fn db(e: sqlx::Error) -> StoreError {
     if let sqlx::Error::Database(d) = &e
         && d.is_unique_violation()
     {
@@ -122,7 +105,7 @@ pub(crate) fn db(e: sqlx::Error) -> StoreError {
 }
 
 /// A value as JSON text (for `json_each` parameters and JSON columns).
-pub(crate) fn json_text<T: serde::Serialize + ?Sized>(v: &T) -> Result<String> {
+fn json_text<T: serde::Serialize + ?Sized>(v: &T) -> Result<String> {
     serde_json::to_string(v).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
@@ -139,36 +122,6 @@ fn wall_now() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
         .unwrap_or(0)
-}
-
-fn outbox_row(t: OutboxTuple) -> Result<OutboxRow> {
-    let (id, contact, flow, step, kind, payload, idem_key, status, attempts, next, error, created) =
-        t;
-    let kind = match kind.as_str() {
-        "message" => OutboxKind::Message,
-        "call" => OutboxKind::Call,
-        _ => {
-            return Err(StoreError::Corrupt(format!(
-                "outbox row {id}: kind `{kind}`"
-            )));
-        }
-    };
-    let status = OutboxStatus::from_name(&status)
-        .ok_or_else(|| StoreError::Corrupt(format!("outbox row {id}: status `{status}`")))?;
-    Ok(OutboxRow {
-        id,
-        contact,
-        flow,
-        step,
-        kind,
-        payload: from_json(&format!("outbox row {id}"), &payload)?,
-        idem_key,
-        status,
-        attempts,
-        next_attempt_at: next,
-        last_error: error,
-        created_at: created,
-    })
 }
 
 #[async_trait]
@@ -267,117 +220,33 @@ impl Store for SqliteStore {
         &self,
         now: i64,
         lease_until: i64,
-        limit_: usize,
+        limit: usize,
     ) -> Result<Vec<OutboxRow>> {
-        let mut tx = self.begin_write().await?;
-        let rows: Vec<OutboxTuple> = sqlx::query_as(
-            "SELECT id, contact, flow, step, kind, payload, idem_key, status, attempts, \
-             next_attempt_at, last_error, created_at FROM outbox \
-             WHERE status = 'pending' AND next_attempt_at <= ? \
-             ORDER BY next_attempt_at, id LIMIT ?",
-        )
-        .bind(now)
-        .bind(limit(limit_))
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(db)?;
-        if rows.is_empty() {
-            return Ok(Vec::new());
-        }
-        let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
-        sqlx::query(
-            "UPDATE outbox SET next_attempt_at = ? WHERE id IN (SELECT value FROM json_each(?))",
-        )
-        .bind(lease_until)
-        .bind(json_text(&ids)?)
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?;
-        tx.commit().await.map_err(db)?;
-        rows.into_iter()
-            .map(|t| {
-                let mut row = outbox_row(t)?;
-                row.next_attempt_at = lease_until;
-                Ok(row)
-            })
-            .collect()
+        self.claim(now, lease_until, limit).await
     }
 
     async fn outbox_delivered(&self, id: i64) -> Result<()> {
-        sqlx::query(
-            "UPDATE outbox SET status = 'delivered', attempts = attempts + 1 \
-             WHERE id = ? AND status = 'pending'",
-        )
-        .bind(id)
-        .execute(&self.writer)
-        .await
-        .map_err(db)?;
-        Ok(())
+        self.delivered(id).await
     }
 
     async fn outbox_retry(&self, id: i64, at: i64, error: &str) -> Result<()> {
-        sqlx::query(
-            "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ? \
-             WHERE id = ? AND status = 'pending'",
-        )
-        .bind(at)
-        .bind(error)
-        .bind(id)
-        .execute(&self.writer)
-        .await
-        .map_err(db)?;
-        Ok(())
+        self.retry(id, at, error).await
     }
 
     async fn outbox_dead(&self, id: i64, error: &str) -> Result<()> {
-        sqlx::query(
-            "UPDATE outbox SET status = 'dead', attempts = attempts + 1, last_error = ? \
-             WHERE id = ? AND status = 'pending'",
-        )
-        .bind(error)
-        .bind(id)
-        .execute(&self.writer)
-        .await
-        .map_err(db)?;
-        Ok(())
+        self.dead(id, error).await
     }
 
     async fn outbox_list(
         &self,
         status: Option<OutboxStatus>,
-        limit_: usize,
+        limit: usize,
     ) -> Result<Vec<OutboxRow>> {
-        let rows: Vec<OutboxTuple> = match status {
-            Some(s) => sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE status = ? ORDER BY id LIMIT ?"
-            )))
-            .bind(s.name())
-            .bind(limit(limit_))
-            .fetch_all(&self.reader)
-            .await
-            .map_err(db)?,
-            None => sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "SELECT {OUTBOX_COLUMNS} FROM outbox ORDER BY id LIMIT ?"
-            )))
-            .bind(limit(limit_))
-            .fetch_all(&self.reader)
-            .await
-            .map_err(db)?,
-        };
-        rows.into_iter().map(outbox_row).collect()
+        self.list(status, limit).await
     }
 
     async fn outbox_requeue(&self, id: i64, now: i64) -> Result<bool> {
-        let done = sqlx::query(
-            "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = ? \
-             WHERE id = ? AND status = 'dead'",
-        )
-        .bind(now)
-        .bind(id)
-        .execute(&self.writer)
-        .await
-        .map_err(db)?;
-        Ok(done.rows_affected() == 1)
+        self.requeue(id, now).await
     }
 
     async fn journal(&self, contact: &str, limit_: usize) -> Result<Vec<JournalLine>> {
@@ -524,7 +393,7 @@ impl Store for SqliteStore {
     }
 
     async fn expire_held(&self, now: i64) -> Result<u64> {
-        let done = sqlx::query("DELETE FROM postbacks_held WHERE until <= ?")
+        let done = sqlx::query("DELETE FROM postbacks_held WHERE until < ?")
             .bind(now)
             .execute(&self.writer)
             .await

@@ -1,0 +1,183 @@
+//! The outbox half of [`SqliteStore`]: claiming rows under a lease, and
+//! recording what delivery did (delivered, retry, dead, requeue). Takes row
+//! ids and instants; gives [`OutboxRow`]s. Guarantees: a claim selects and
+//! moves the lease in one `BEGIN IMMEDIATE` transaction, so two workers
+//! never claim the same row before its lease ends; outcome updates apply to
+//! pending rows only (requeue to dead ones only), so a late report cannot
+//! resurrect or overwrite a settled row.
+
+use super::{SqliteStore, db, from_json, json_text, limit};
+use crate::store::{OutboxKind, OutboxRow, OutboxStatus, Result, StoreError};
+use sqlx::AssertSqlSafe;
+
+/// An outbox row as selected with [`OUTBOX_COLUMNS`].
+type OutboxTuple = (
+    i64,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    i64,
+    i64,
+    Option<String>,
+    i64,
+);
+
+/// The columns of [`OutboxTuple`], in order.
+const OUTBOX_COLUMNS: &str = "id, contact, flow, step, kind, payload, idem_key, status, attempts, \
+                              next_attempt_at, last_error, created_at";
+
+/// Decodes a selected row.
+fn outbox_row(t: OutboxTuple) -> Result<OutboxRow> {
+    let (id, contact, flow, step, kind, payload, idem_key, status, attempts, next, error, created) =
+        t;
+    let kind = match kind.as_str() {
+        "message" => OutboxKind::Message,
+        "call" => OutboxKind::Call,
+        _ => {
+            return Err(StoreError::Corrupt(format!(
+                "outbox row {id}: kind `{kind}`"
+            )));
+        }
+    };
+    let status = OutboxStatus::from_name(&status)
+        .ok_or_else(|| StoreError::Corrupt(format!("outbox row {id}: status `{status}`")))?;
+    Ok(OutboxRow {
+        id,
+        contact,
+        flow,
+        step,
+        kind,
+        payload: from_json(&format!("outbox row {id}"), &payload)?,
+        idem_key,
+        status,
+        attempts,
+        next_attempt_at: next,
+        last_error: error,
+        created_at: created,
+    })
+}
+
+impl SqliteStore {
+    /// See [`crate::store::Store::claim_outbox`]: select, then move the lease, in one
+    /// write transaction.
+    pub(super) async fn claim(
+        &self,
+        now: i64,
+        lease_until: i64,
+        limit_: usize,
+    ) -> Result<Vec<OutboxRow>> {
+        let mut tx = self.begin_write().await?;
+        let rows: Vec<OutboxTuple> = sqlx::query_as(
+            "SELECT id, contact, flow, step, kind, payload, idem_key, status, attempts, \
+             next_attempt_at, last_error, created_at FROM outbox \
+             WHERE status = 'pending' AND next_attempt_at <= ? \
+             ORDER BY next_attempt_at, id LIMIT ?",
+        )
+        .bind(now)
+        .bind(limit(limit_))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db)?;
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
+        sqlx::query(
+            "UPDATE outbox SET next_attempt_at = ? WHERE id IN (SELECT value FROM json_each(?))",
+        )
+        .bind(lease_until)
+        .bind(json_text(&ids)?)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        rows.into_iter()
+            .map(|t| {
+                let mut row = outbox_row(t)?;
+                row.next_attempt_at = lease_until;
+                Ok(row)
+            })
+            .collect()
+    }
+
+    pub(super) async fn delivered(&self, id: i64) -> Result<()> {
+        sqlx::query(
+            "UPDATE outbox SET status = 'delivered', attempts = attempts + 1 \
+             WHERE id = ? AND status = 'pending'",
+        )
+        .bind(id)
+        .execute(&self.writer)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
+    pub(super) async fn retry(&self, id: i64, at: i64, error: &str) -> Result<()> {
+        sqlx::query(
+            "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ? \
+             WHERE id = ? AND status = 'pending'",
+        )
+        .bind(at)
+        .bind(error)
+        .bind(id)
+        .execute(&self.writer)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
+    pub(super) async fn dead(&self, id: i64, error: &str) -> Result<()> {
+        sqlx::query(
+            "UPDATE outbox SET status = 'dead', attempts = attempts + 1, last_error = ? \
+             WHERE id = ? AND status = 'pending'",
+        )
+        .bind(error)
+        .bind(id)
+        .execute(&self.writer)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
+    pub(super) async fn list(
+        &self,
+        status: Option<OutboxStatus>,
+        limit_: usize,
+    ) -> Result<Vec<OutboxRow>> {
+        let rows: Vec<OutboxTuple> = match status {
+            Some(s) => sqlx::query_as(AssertSqlSafe(format!(
+                "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE status = ? ORDER BY id LIMIT ?"
+            )))
+            .bind(s.name())
+            .bind(limit(limit_))
+            .fetch_all(&self.reader)
+            .await
+            .map_err(db)?,
+            None => sqlx::query_as(AssertSqlSafe(format!(
+                "SELECT {OUTBOX_COLUMNS} FROM outbox ORDER BY id LIMIT ?"
+            )))
+            .bind(limit(limit_))
+            .fetch_all(&self.reader)
+            .await
+            .map_err(db)?,
+        };
+        rows.into_iter().map(outbox_row).collect()
+    }
+
+    pub(super) async fn requeue(&self, id: i64, now: i64) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = ? \
+             WHERE id = ? AND status = 'dead'",
+        )
+        .bind(now)
+        .bind(id)
+        .execute(&self.writer)
+        .await
+        .map_err(db)?;
+        Ok(done.rows_affected() == 1)
+    }
+}

@@ -1,0 +1,203 @@
+//! The simulator and the daemon agree: one journey through the starter
+//! project, once in `Sim` (what `nudge test` runs) and once through the
+//! daemon's HTTP API on a real SQLite file with time moved by a
+//! `ManualClock`, gives the same messages (channel, template, recipient,
+//! subject, text, release instant) and the same final enrollments.
+
+#![allow(clippy::unwrap_used)]
+
+mod daemon_kit;
+mod vm_support;
+
+use nudge_runtime::compiler::bundle::Bundle;
+use nudge_runtime::compiler::files::MemoryFs;
+use nudge_runtime::compiler::value::{Value, parse_time};
+use nudge_runtime::daemon::{Clock, ManualClock};
+use nudge_runtime::sim::Sim;
+use nudge_runtime::vm::Message;
+use std::collections::BTreeMap;
+
+const START: &str = "2026-01-05T10:00:00Z";
+
+fn bundle() -> Bundle {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/affiliate_funnel");
+    let src = std::fs::read_to_string(format!("{dir}/funnel.nudge")).unwrap();
+    let html = std::fs::read_to_string(format!("{dir}/templates/bonus.html")).unwrap();
+    vm_support::bundle_with(&src, &MemoryFs::new().with("templates/bonus.html", html))
+}
+
+fn env() -> BTreeMap<String, String> {
+    [
+        ("PARTNER_TOKEN", "s3cret"),
+        ("BOT_TOKEN", "b0t"),
+        ("SMTP_HOST", "127.0.0.1"),
+        ("SMTP_USER", "u"),
+        ("SMTP_PASSWORD", "p"),
+        ("SLACK_WEBHOOK", "http://127.0.0.1:1/hook"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+/// One step of the journey.
+enum Step {
+    Contact(&'static str, &'static str),
+    Postback(&'static str, Option<&'static str>),
+    After(i64),
+}
+
+const JOURNEY: &[Step] = &[
+    Step::Contact("c-1", "ck-1"),
+    Step::Contact("c-2", "ck-2"),
+    Step::Postback("ck-1", None),
+    Step::Postback("ck-2", None),
+    Step::After(3 * 3600),
+    Step::Postback("ck-2", Some("50")),
+    Step::After(86_400),
+    Step::Postback("ck-2", Some("20")),
+    Step::Postback("ck-2", Some("30")),
+    Step::After(3 * 86_400),
+];
+
+/// What is compared: messages and final enrollments.
+type Seen = (Vec<String>, Vec<String>);
+
+fn describe(m: &Message) -> String {
+    format!(
+        "{} {:?} to={:?} subject={:?} text={:?} at={}",
+        m.channel, m.template, m.to, m.subject, m.text, m.at
+    )
+}
+
+fn params(clickid: &str, payout: Option<&str>) -> BTreeMap<String, String> {
+    let mut p = BTreeMap::from([
+        ("clickid".to_string(), clickid.to_string()),
+        (
+            "status".to_string(),
+            if payout.is_some() { "dep" } else { "reg" }.to_string(),
+        ),
+        ("token".to_string(), "s3cret".to_string()),
+    ]);
+    if let Some(v) = payout {
+        p.insert("payout".into(), v.into());
+    }
+    p
+}
+
+fn run_sim(bundle: &Bundle) -> Seen {
+    let mut sim = Sim::new(bundle);
+    sim.env = env();
+    sim.now = parse_time(START).unwrap();
+    for step in JOURNEY {
+        match step {
+            Step::Contact(id, clickid) => {
+                let given = vec![
+                    ("id".to_string(), Value::text(*id)),
+                    ("clickid".to_string(), Value::text(*clickid)),
+                    ("chat_id".to_string(), Value::text(format!("chat-{id}"))),
+                    (
+                        "email".to_string(),
+                        Value::text(format!("{id}@example.com")),
+                    ),
+                ];
+                sim.create_contact(None, given).unwrap();
+            }
+            Step::Postback(clickid, payout) => {
+                sim.postback("partner", params(clickid, *payout)).unwrap();
+            }
+            Step::After(s) => sim.advance_to(sim.now + s).unwrap(),
+        }
+    }
+    let messages = sim.messages.iter().map(|m| describe(&m.item)).collect();
+    let mut enrollments: Vec<String> = sim
+        .contacts
+        .iter()
+        .flat_map(|c| {
+            c.enrollments
+                .iter()
+                .map(|e| format!("{} {} {} {}", c.contact.id, e.flow, e.step, e.status.name()))
+        })
+        .collect();
+    enrollments.sort();
+    (messages, enrollments)
+}
+
+async fn run_daemon(bundle: Bundle) -> Seen {
+    let dir = daemon_kit::Scratch::new("agree");
+    let clock = ManualClock::new(parse_time(START).unwrap());
+    let (running, store) = daemon_kit::start(&dir.db_url(), bundle, &clock, env()).await;
+    let base = format!("http://{}", running.addr);
+    let http = reqwest::Client::new();
+    for step in JOURNEY {
+        match step {
+            Step::Contact(id, clickid) => {
+                let body = serde_json::json!({"fields": {
+                    "clickid": clickid, "chat_id": format!("chat-{id}"), "email": format!("{id}@example.com")
+                }});
+                let res = http
+                    .put(format!("{base}/v1/contacts/{id}"))
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(res.status().as_u16(), 201);
+            }
+            Step::Postback(clickid, payout) => {
+                let query: String = form_urlencoded::Serializer::new(String::new())
+                    .extend_pairs(params(clickid, *payout))
+                    .finish();
+                let res = http
+                    .get(format!("{base}/postback/partner?{query}"))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(res.status().as_u16(), 200, "{}", res.text().await.unwrap());
+            }
+            Step::After(s) => daemon_kit::advance(&store, &clock, clock.now() + s).await,
+        }
+    }
+    let rows = store.outbox_list(None, 10_000).await.unwrap();
+    let mut rows: Vec<_> = rows
+        .into_iter()
+        .filter(|r| r.payload.get("channel").is_some())
+        .collect();
+    rows.sort_by_key(|r| r.id);
+    let messages = rows
+        .iter()
+        .filter_map(|r| serde_json::from_value::<Message>(r.payload.clone()).ok())
+        .map(|m| describe(&m))
+        .collect();
+    let ids = vec!["c-1".to_string(), "c-2".to_string()];
+    let mut enrollments: Vec<String> = store
+        .load_contacts(&ids)
+        .await
+        .unwrap()
+        .iter()
+        .flat_map(|v| {
+            v.state.enrollments.iter().map(|e| {
+                format!(
+                    "{} {} {} {}",
+                    v.state.contact.id,
+                    e.flow,
+                    e.step,
+                    e.status.name()
+                )
+            })
+        })
+        .collect();
+    enrollments.sort();
+    running.shutdown().await;
+    (messages, enrollments)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_journey_gives_the_same_steps_and_messages_in_both() {
+    let bundle = bundle();
+    let sim = run_sim(&bundle);
+    assert!(sim.0.len() >= 5, "the journey sends messages: {:?}", sim.0);
+    assert!(sim.1.iter().any(|e| e.contains("converted")), "{:?}", sim.1);
+    let daemon = run_daemon(bundle).await;
+    assert_eq!(daemon.1, sim.1, "enrollments differ");
+    assert_eq!(daemon.0, sim.0, "messages differ");
+}

@@ -1,0 +1,71 @@
+//! Helpers for in-process daemon tests: a daemon on a fresh SQLite file with
+//! a `ManualClock`, and moving that clock through every wake time so the
+//! scheduler fires each timer at its own instant, as the simulator does.
+
+#![allow(dead_code, clippy::unwrap_used)]
+
+use nudge_runtime::compiler::bundle::Bundle;
+use nudge_runtime::daemon::{self, Clock, Config, ManualClock, Running};
+use nudge_runtime::store::{self, Store};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A scratch directory, removed on drop.
+pub struct Scratch(pub PathBuf);
+
+impl Scratch {
+    pub fn new(name: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(format!("nudge-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+
+    pub fn db_url(&self) -> String {
+        format!("sqlite://{}", self.0.join("nudge.db").display())
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Start a daemon on `url` with a fast tick.
+pub async fn start(
+    url: &str,
+    bundle: Bundle,
+    clock: &ManualClock,
+    env: BTreeMap<String, String>,
+) -> (Running, Arc<dyn Store>) {
+    let store = store::open(url).await.unwrap();
+    let mut config = Config::new("127.0.0.1:0".parse().unwrap());
+    config.env = env;
+    config.tick = Duration::from_millis(10);
+    let running = daemon::start(store.clone(), bundle, Arc::new(clock.clone()), config)
+        .await
+        .unwrap();
+    (running, store)
+}
+
+/// Move the clock to `target` through every wake time on the way, waiting
+/// at each for the scheduler to fire what is due.
+pub async fn advance(store: &Arc<dyn Store>, clock: &ManualClock, target: i64) {
+    loop {
+        let next = store.next_wake().await.unwrap();
+        let Some(w) = next.filter(|w| *w <= target) else {
+            break;
+        };
+        clock.set(w.max(clock.now()));
+        for _ in 0..500 {
+            if store.due_contacts(clock.now(), 1).await.unwrap().is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    clock.set(target);
+}

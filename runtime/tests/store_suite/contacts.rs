@@ -1,0 +1,327 @@
+//! Contacts, versions, unique keys, events and the scheduler index.
+
+use super::*;
+
+pub async fn migrate_twice(s: &dyn Store) {
+    s.migrate().await.expect("second migration");
+    s.migrate().await.expect("third migration");
+    commit(
+        s,
+        Commit {
+            contacts: vec![new_contact("a")],
+            ..Commit::default()
+        },
+    )
+    .await;
+    assert_eq!(version_of(s, "a").await, Some(1));
+}
+
+pub async fn commit_round_trips_a_contact(s: &dyn Store) {
+    let mut st = state(
+        "ann",
+        vec![
+            enrollment("welcome", "done", Status::Completed, None),
+            enrollment("welcome", "wait_day", Status::Active, Some(5_000)),
+        ],
+    );
+    st.contact.fields.insert("score".into(), Value::Int(7));
+    st.contact
+        .fields
+        .insert("rate".into(), Value::Decimal(0.25));
+    st.contact
+        .fields
+        .insert("seen".into(), Value::Time(1_700_000_000));
+    st.contact.fields.insert(
+        "tags".into(),
+        Value::Set(vec![Value::text("a"), Value::text("b")]),
+    );
+    st.enrollments[1].event = Some(EventValue {
+        name: "signup".into(),
+        fields: BTreeMap::from([("plan".to_string(), Value::text("pro"))]),
+        at: 900,
+        nth: 2,
+    });
+    st.enrollments[1]
+        .locals
+        .insert("crm".into(), Value::Map(BTreeMap::new()));
+    st.event_counts.insert("signup".into(), 2);
+    st.sent.insert("email".into(), vec![950, 990]);
+    st.time_triggers.insert(
+        "welcome#0".into(),
+        TimeTrigger {
+            at: 7_000,
+            fired: false,
+        },
+    );
+    st.schedules.insert("digest#1".into(), 8_000);
+    let w = waking(
+        keyed(
+            ContactWrite {
+                state: st.clone(),
+                ..new_contact("ann")
+            },
+            &[("email", "ann@x.test")],
+        ),
+        5_000,
+    );
+    commit(
+        s,
+        Commit {
+            contacts: vec![w],
+            ..Commit::default()
+        },
+    )
+    .await;
+
+    let got = s.load_contacts(&ids(&["ann", "nobody"])).await.unwrap();
+    assert_eq!(
+        got,
+        vec![Versioned {
+            state: st.clone(),
+            version: 1
+        }]
+    );
+    assert_eq!(
+        s.find_contact("email", "ann@x.test").await.unwrap(),
+        Some("ann".into())
+    );
+    assert_eq!(s.find_contact("email", "bob@x.test").await.unwrap(), None);
+    assert_eq!(s.next_wake().await.unwrap(), Some(5_000));
+
+    st.contact.fields.insert("score".into(), Value::Int(8));
+    commit(
+        s,
+        Commit {
+            contacts: vec![update(st.clone(), 1)],
+            ..Commit::default()
+        },
+    )
+    .await;
+    let got = s.load_contacts(&ids(&["ann"])).await.unwrap();
+    assert_eq!(
+        got,
+        vec![Versioned {
+            state: st,
+            version: 2
+        }]
+    );
+    // next_wake None clears the wake time; keys omitted are dropped.
+    assert_eq!(s.next_wake().await.unwrap(), None);
+    assert_eq!(s.find_contact("email", "ann@x.test").await.unwrap(), None);
+}
+
+pub async fn version_conflict_changes_nothing(s: &dyn Store) {
+    let first = state(
+        "ann",
+        vec![enrollment("welcome", "a", Status::Active, None)],
+    );
+    let w = ContactWrite {
+        state: first.clone(),
+        ..new_contact("ann")
+    };
+    commit(
+        s,
+        Commit {
+            contacts: vec![w],
+            ..Commit::default()
+        },
+    )
+    .await;
+
+    let mut changed = first.clone();
+    changed
+        .contact
+        .fields
+        .insert("score".into(), Value::Int(99));
+    changed.enrollments[0].status = Status::Completed;
+    let bad = Commit {
+        contacts: vec![new_contact("bob"), update(changed.clone(), 7)],
+        events: vec![event(Some("k1"), "ann", 10)],
+        outbox: vec![outbox("ann", "idem-1", 10)],
+        journal: vec![("ann".into(), line(10, "moved"))],
+        rejected: vec![("ads".into(), params(&[("a", "1")]), "no key".into(), 10)],
+        ..Commit::default()
+    };
+    assert!(is_conflict(s.commit(bad.clone()).await));
+
+    let got = s.load_contacts(&ids(&["ann", "bob"])).await.unwrap();
+    assert_eq!(
+        got,
+        vec![Versioned {
+            state: first.clone(),
+            version: 1
+        }]
+    );
+    assert!(s.seen_events(&ids(&["k1"])).await.unwrap().is_empty());
+    assert!(s.outbox_list(None, 10).await.unwrap().is_empty());
+    assert!(s.journal("ann", 10).await.unwrap().is_empty());
+    assert!(s.rejected_postbacks(10).await.unwrap().is_empty());
+    let fc = s.flow_counts().await.unwrap();
+    assert_eq!(fc[0].active, 1, "enrollment rows untouched");
+    let t = s.totals(0).await.unwrap();
+    assert_eq!((t.contacts, t.events, t.outbox_pending), (1, 0, 0));
+
+    // A new contact that exists, an update of one that does not.
+    assert!(is_conflict(
+        s.commit(Commit {
+            contacts: vec![new_contact("ann")],
+            ..Commit::default()
+        })
+        .await
+    ));
+    assert!(is_conflict(
+        s.commit(Commit {
+            contacts: vec![update(state("zed", vec![]), 1)],
+            ..Commit::default()
+        })
+        .await
+    ));
+
+    // The same commit with the right version goes through.
+    let mut good = bad;
+    good.contacts[1].expected_version = Some(1);
+    commit(s, good).await;
+    assert_eq!(version_of(s, "ann").await, Some(2));
+    assert_eq!(version_of(s, "bob").await, Some(1));
+    assert_eq!(s.outbox_list(None, 10).await.unwrap().len(), 1);
+}
+
+pub async fn concurrent_writers_conflict(s: &dyn Store) {
+    commit(
+        s,
+        Commit {
+            contacts: vec![new_contact("ann")],
+            ..Commit::default()
+        },
+    )
+    .await;
+    let a = s.commit(Commit {
+        contacts: vec![update(state("ann", vec![]), 1)],
+        events: vec![event(Some("a"), "ann", 1)],
+        ..Commit::default()
+    });
+    let b = s.commit(Commit {
+        contacts: vec![update(state("ann", vec![]), 1)],
+        events: vec![event(Some("b"), "ann", 1)],
+        ..Commit::default()
+    });
+    let (ra, rb) = tokio::join!(a, b);
+    assert!(ra.is_ok() != rb.is_ok(), "exactly one wins: {ra:?} {rb:?}");
+    assert!(is_conflict(if ra.is_ok() { rb } else { ra }));
+    assert_eq!(version_of(s, "ann").await, Some(2));
+    assert_eq!(s.seen_events(&ids(&["a", "b"])).await.unwrap().len(), 1);
+}
+
+pub async fn unique_key_owned_by_another_contact(s: &dyn Store) {
+    let ann = keyed(
+        new_contact("ann"),
+        &[("email", "x@x.test"), ("phone", "+1")],
+    );
+    commit(
+        s,
+        Commit {
+            contacts: vec![ann],
+            ..Commit::default()
+        },
+    )
+    .await;
+    let bob = keyed(new_contact("bob"), &[("email", "x@x.test")]);
+    assert!(is_conflict(
+        s.commit(Commit {
+            contacts: vec![bob.clone()],
+            ..Commit::default()
+        })
+        .await
+    ));
+    assert_eq!(version_of(s, "bob").await, None);
+    assert_eq!(
+        s.find_contact("email", "x@x.test").await.unwrap(),
+        Some("ann".into())
+    );
+
+    // Two contacts of one commit claiming one key.
+    let cat = keyed(new_contact("cat"), &[("email", "y@x.test")]);
+    let dan = keyed(new_contact("dan"), &[("email", "y@x.test")]);
+    assert!(is_conflict(
+        s.commit(Commit {
+            contacts: vec![cat, dan],
+            ..Commit::default()
+        })
+        .await
+    ));
+    assert_eq!(s.find_contact("email", "y@x.test").await.unwrap(), None);
+
+    // Ann gives the address up and Bob takes it, in one commit.
+    let ann = keyed(
+        update(state("ann", vec![]), 1),
+        &[("email", "z@x.test"), ("phone", "+1")],
+    );
+    commit(
+        s,
+        Commit {
+            contacts: vec![ann, bob],
+            ..Commit::default()
+        },
+    )
+    .await;
+    assert_eq!(
+        s.find_contact("email", "x@x.test").await.unwrap(),
+        Some("bob".into())
+    );
+    assert_eq!(
+        s.find_contact("email", "z@x.test").await.unwrap(),
+        Some("ann".into())
+    );
+    assert_eq!(
+        s.find_contact("phone", "+1").await.unwrap(),
+        Some("ann".into())
+    );
+    // A field and value pair is unique; another field may hold the same value.
+    let eve = keyed(new_contact("eve"), &[("phone", "x@x.test")]);
+    commit(
+        s,
+        Commit {
+            contacts: vec![eve],
+            ..Commit::default()
+        },
+    )
+    .await;
+    assert_eq!(
+        s.find_contact("phone", "x@x.test").await.unwrap(),
+        Some("eve".into())
+    );
+}
+
+pub async fn duplicate_event_key_conflicts(s: &dyn Store) {
+    commit(
+        s,
+        Commit {
+            contacts: vec![new_contact("ann")],
+            events: vec![
+                event(Some("k1"), "ann", 1),
+                event(None, "ann", 2),
+                event(None, "ann", 2),
+            ],
+            ..Commit::default()
+        },
+    )
+    .await;
+    let seen = s.seen_events(&ids(&["k1", "k2"])).await.unwrap();
+    assert_eq!(seen, BTreeSet::from(["k1".to_string()]));
+
+    let again = Commit {
+        contacts: vec![update(state("ann", vec![]), 1)],
+        events: vec![event(Some("k2"), "ann", 3), event(Some("k1"), "ann", 3)],
+        ..Commit::default()
+    };
+    assert!(is_conflict(s.commit(again).await));
+    assert_eq!(version_of(s, "ann").await, Some(1));
+    assert!(s.seen_events(&ids(&["k2"])).await.unwrap().is_empty());
+    // The same key twice in one commit.
+    let twice = Commit {
+        events: vec![event(Some("k3"), "ann", 4), event(Some("k3"), "ann", 4)],
+        ..Commit::default()
+    };
+    assert!(is_conflict(s.commit(twice).await));
+    assert_eq!(s.totals(0).await.unwrap().events, 3);
+}

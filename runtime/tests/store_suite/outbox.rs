@@ -1,0 +1,192 @@
+//! The outbox: idempotent rows, leases, retries, dead letters.
+
+use super::*;
+
+pub async fn outbox_idem_key_dedupes(s: &dyn Store) {
+    commit(
+        s,
+        Commit {
+            outbox: vec![outbox("ann", "m1", 10), outbox("ann", "m1", 10)],
+            ..Commit::default()
+        },
+    )
+    .await;
+    commit(
+        s,
+        Commit {
+            outbox: vec![outbox("ann", "m1", 20), outbox("ann", "m2", 20)],
+            ..Commit::default()
+        },
+    )
+    .await;
+    let rows = s.outbox_list(None, 10).await.unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(
+        (rows[0].idem_key.as_str(), rows[0].next_attempt_at),
+        ("m1", 10)
+    );
+    assert_eq!(rows[0].payload, outbox("ann", "m1", 10).payload);
+    assert_eq!(
+        (rows[0].status, rows[0].attempts, rows[0].kind),
+        (OutboxStatus::Pending, 0, OutboxKind::Message)
+    );
+    assert_eq!(rows[1].idem_key, "m2");
+}
+
+pub async fn due_contacts_in_wake_order(s: &dyn Store) {
+    let contacts = vec![
+        waking(new_contact("c"), 300),
+        waking(new_contact("b"), 100),
+        waking(new_contact("d"), 200),
+        new_contact("e"),
+        waking(new_contact("a"), 100),
+    ];
+    commit(
+        s,
+        Commit {
+            contacts,
+            ..Commit::default()
+        },
+    )
+    .await;
+    assert_eq!(
+        s.due_contacts(250, 10).await.unwrap(),
+        ids(&["a", "b", "d"])
+    );
+    assert_eq!(s.due_contacts(250, 2).await.unwrap(), ids(&["a", "b"]));
+    assert_eq!(s.due_contacts(99, 10).await.unwrap(), Vec::<String>::new());
+    assert_eq!(s.next_wake().await.unwrap(), Some(100));
+    assert_eq!(s.totals(200).await.unwrap().due, 3);
+    // Moving a wake time reorders.
+    commit(
+        s,
+        Commit {
+            contacts: vec![waking(update(state("a", vec![]), 1), 400)],
+            ..Commit::default()
+        },
+    )
+    .await;
+    assert_eq!(
+        s.due_contacts(1_000, 10).await.unwrap(),
+        ids(&["b", "d", "c", "a"])
+    );
+}
+
+pub async fn claim_outbox_leases_rows(s: &dyn Store) {
+    let rows = vec![
+        outbox("a", "m3", 30),
+        outbox("a", "m1", 10),
+        outbox("a", "m2", 20),
+        outbox("a", "m4", 100),
+    ];
+    commit(
+        s,
+        Commit {
+            outbox: rows,
+            ..Commit::default()
+        },
+    )
+    .await;
+    let got = s.claim_outbox(25, 85, 10).await.unwrap();
+    let keys: Vec<&str> = got.iter().map(|r| r.idem_key.as_str()).collect();
+    assert_eq!(keys, ["m1", "m2"]);
+    assert!(got.iter().all(|r| r.next_attempt_at == 85));
+    // Claimed rows stay away until the lease ends; the limit holds.
+    let got = s.claim_outbox(84, 200, 1).await.unwrap();
+    assert_eq!(
+        got.iter().map(|r| r.idem_key.as_str()).collect::<Vec<_>>(),
+        ["m3"]
+    );
+    assert!(s.claim_outbox(84, 200, 10).await.unwrap().is_empty());
+    let got = s.claim_outbox(85, 300, 10).await.unwrap();
+    assert_eq!(
+        got.iter().map(|r| r.idem_key.as_str()).collect::<Vec<_>>(),
+        ["m1", "m2"]
+    );
+    // Delivered rows are never claimed again.
+    for r in &got {
+        s.outbox_delivered(r.id).await.unwrap();
+    }
+    assert_eq!(
+        s.claim_outbox(10_000, 20_000, 10)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.idem_key.as_str())
+            .collect::<Vec<_>>(),
+        ["m4", "m3"]
+    );
+    assert_eq!(s.totals(0).await.unwrap().outbox_delivered, 2);
+}
+
+pub async fn outbox_retry_dead_requeue(s: &dyn Store) {
+    commit(
+        s,
+        Commit {
+            outbox: vec![
+                outbox("a", "m1", 10),
+                outbox("a", "m2", 10),
+                outbox("a", "m3", 10),
+            ],
+            ..Commit::default()
+        },
+    )
+    .await;
+    let rows = s.outbox_list(None, 10).await.unwrap();
+    let (m1, m2, m3) = (rows[0].id, rows[1].id, rows[2].id);
+
+    s.outbox_retry(m1, 70, "smtp 451").await.unwrap();
+    let r = &s
+        .outbox_list(Some(OutboxStatus::Pending), 10)
+        .await
+        .unwrap()[0];
+    assert_eq!(
+        (r.id, r.attempts, r.next_attempt_at, r.last_error.as_deref()),
+        (m1, 1, 70, Some("smtp 451"))
+    );
+    assert!(
+        s.claim_outbox(69, 100, 10)
+            .await
+            .unwrap()
+            .iter()
+            .all(|r| r.id != m1)
+    );
+
+    s.outbox_retry(m2, 20, "timeout").await.unwrap();
+    s.outbox_dead(m2, "smtp 550").await.unwrap();
+    s.outbox_delivered(m3).await.unwrap();
+    let dead = s.outbox_list(Some(OutboxStatus::Dead), 10).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(
+        (dead[0].id, dead[0].attempts, dead[0].last_error.as_deref()),
+        (m2, 2, Some("smtp 550"))
+    );
+    assert_eq!(
+        s.outbox_list(Some(OutboxStatus::Delivered), 10)
+            .await
+            .unwrap()[0]
+            .id,
+        m3
+    );
+    assert_eq!(s.outbox_list(None, 2).await.unwrap().len(), 2);
+    let t = s.totals(0).await.unwrap();
+    assert_eq!(
+        (t.outbox_pending, t.outbox_dead, t.outbox_delivered),
+        (1, 1, 1)
+    );
+
+    assert!(
+        !s.outbox_requeue(m1, 500).await.unwrap(),
+        "a pending row is not requeued"
+    );
+    assert!(s.outbox_requeue(m2, 500).await.unwrap());
+    assert!(!s.outbox_requeue(m2, 500).await.unwrap());
+    let r = s
+        .outbox_list(Some(OutboxStatus::Pending), 10)
+        .await
+        .unwrap();
+    let back = r.iter().find(|r| r.id == m2).unwrap();
+    assert_eq!((back.attempts, back.next_attempt_at), (0, 500));
+    let claimed = s.claim_outbox(500, 600, 10).await.unwrap();
+    assert_eq!(claimed.iter().map(|r| r.id).collect::<Vec<_>>(), [m1, m2]);
+}

@@ -1,0 +1,300 @@
+//! Journals, bundles, pause flags, flow counts, postbacks and totals.
+
+use super::*;
+
+pub async fn journal_in_order(s: &dyn Store) {
+    commit(
+        s,
+        Commit {
+            journal: vec![
+                ("ann".into(), line(1, "one")),
+                ("bob".into(), line(1, "other")),
+                ("ann".into(), line(2, "two")),
+            ],
+            ..Commit::default()
+        },
+    )
+    .await;
+    commit(
+        s,
+        Commit {
+            journal: vec![("ann".into(), line(2, "three"))],
+            ..Commit::default()
+        },
+    )
+    .await;
+    let all: Vec<String> = s
+        .journal("ann", 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|l| l.what)
+        .collect();
+    assert_eq!(all, ["one", "two", "three"]);
+    let last = s.journal("ann", 2).await.unwrap();
+    assert_eq!(last, vec![line(2, "two"), line(2, "three")]);
+    assert_eq!(s.journal("bob", 10).await.unwrap(), vec![line(1, "other")]);
+    assert!(s.journal("cat", 10).await.unwrap().is_empty());
+}
+
+pub async fn bundles_by_hash(s: &dyn Store) {
+    assert_eq!(s.latest_bundle().await.unwrap(), None);
+    s.put_bundle("h1", b"\x00bundle one\xff", 10).await.unwrap();
+    s.put_bundle("h1", b"other bytes", 20).await.unwrap();
+    s.put_bundle("h2", b"bundle two", 30).await.unwrap();
+    assert_eq!(
+        s.get_bundle("h1").await.unwrap().as_deref(),
+        Some(&b"\x00bundle one\xff"[..])
+    );
+    assert_eq!(
+        s.get_bundle("h2").await.unwrap().as_deref(),
+        Some(&b"bundle two"[..])
+    );
+    assert_eq!(s.get_bundle("h3").await.unwrap(), None);
+    let latest = s.latest_bundle().await.unwrap();
+    assert_eq!(latest, Some(("h2".to_string(), b"bundle two".to_vec())));
+    // Going back to an earlier bundle makes it the latest, bytes unchanged.
+    s.put_bundle("h1", b"ignored", 40).await.unwrap();
+    let latest = s.latest_bundle().await.unwrap();
+    assert_eq!(
+        latest,
+        Some(("h1".to_string(), b"\x00bundle one\xff".to_vec()))
+    );
+}
+
+pub async fn pause_flags(s: &dyn Store) {
+    assert!(s.paused().await.unwrap().is_empty());
+    s.set_paused("welcome", true).await.unwrap();
+    s.set_paused("winback", true).await.unwrap();
+    s.set_paused("winback", true).await.unwrap();
+    s.set_paused("onboarding", false).await.unwrap();
+    assert_eq!(
+        s.paused().await.unwrap(),
+        BTreeSet::from(["welcome".to_string(), "winback".to_string()])
+    );
+    s.set_paused("welcome", false).await.unwrap();
+    assert_eq!(
+        s.paused().await.unwrap(),
+        BTreeSet::from(["winback".to_string()])
+    );
+}
+
+pub async fn flow_counts_from_states(s: &dyn Store) {
+    use Status::*;
+    let ann = state(
+        "ann",
+        vec![
+            enrollment("welcome", "done", Completed, None),
+            enrollment("onboard", "s1", Converted, None),
+            enrollment("welcome", "wait_day", Active, Some(50)),
+        ],
+    );
+    let bob = state(
+        "bob",
+        vec![
+            enrollment("welcome", "wait_day", Active, None),
+            enrollment("onboard", "s2", Exited, None),
+            enrollment("onboard", "s3", Failed, None),
+        ],
+    );
+    let cat = state("cat", vec![enrollment("welcome", "hello", Active, None)]);
+    let mk = |st: ContactState| ContactWrite {
+        state: st,
+        ..new_contact("")
+    };
+    commit(
+        s,
+        Commit {
+            contacts: vec![mk(ann.clone()), mk(bob.clone()), mk(cat)],
+            ..Commit::default()
+        },
+    )
+    .await;
+    let fc = s.flow_counts().await.unwrap();
+    let onboard = FlowCounts {
+        flow: "onboard".into(),
+        enrolled: 3,
+        converted: 1,
+        exited: 1,
+        failed: 1,
+        ..FlowCounts::default()
+    };
+    let welcome = FlowCounts {
+        flow: "welcome".into(),
+        enrolled: 4,
+        active: 3,
+        completed: 1,
+        steps: BTreeMap::from([("wait_day".to_string(), 2), ("hello".to_string(), 1)]),
+        ..FlowCounts::default()
+    };
+    assert_eq!(fc, vec![onboard.clone(), welcome]);
+    assert_eq!(
+        s.contacts_in_flow("welcome").await.unwrap(),
+        ids(&["ann", "bob", "cat"])
+    );
+    assert!(s.contacts_in_flow("onboard").await.unwrap().is_empty());
+
+    // Ann completes welcome; Bob's list shrinks to one enrollment.
+    let mut ann2 = ann;
+    ann2.enrollments[2].status = Completed;
+    ann2.enrollments[2].step = "end".into();
+    let mut bob2 = bob;
+    bob2.enrollments.truncate(1);
+    bob2.enrollments[0].step = "nudge".into();
+    commit(
+        s,
+        Commit {
+            contacts: vec![update(ann2, 1), update(bob2, 1)],
+            ..Commit::default()
+        },
+    )
+    .await;
+    let fc = s.flow_counts().await.unwrap();
+    let onboard = FlowCounts {
+        enrolled: 1,
+        exited: 0,
+        failed: 0,
+        ..onboard
+    };
+    let welcome = FlowCounts {
+        flow: "welcome".into(),
+        enrolled: 4,
+        active: 2,
+        completed: 2,
+        steps: BTreeMap::from([("nudge".to_string(), 1), ("hello".to_string(), 1)]),
+        ..FlowCounts::default()
+    };
+    assert_eq!(fc, vec![onboard, welcome]);
+    assert_eq!(
+        s.contacts_in_flow("welcome").await.unwrap(),
+        ids(&["bob", "cat"])
+    );
+}
+
+pub async fn held_postbacks(s: &dyn Store) {
+    let held = |source: &str, key: &str, until: i64| HeldPostback {
+        id: 0,
+        source: source.into(),
+        key_field: "email".into(),
+        key_value: key.into(),
+        params: params(&[("click_id", source), ("amount", "12.5")]),
+        received_at: 100,
+        until,
+    };
+    commit(
+        s,
+        Commit {
+            held: vec![
+                held("ads", "x@x.test", 1_000),
+                held("shop", "x@x.test", 2_000),
+                held("ads", "y@x.test", 500),
+            ],
+            ..Commit::default()
+        },
+    )
+    .await;
+    let got = s.held_for("email", "x@x.test").await.unwrap();
+    assert_eq!(got.len(), 2);
+    assert_eq!(
+        got[0],
+        HeldPostback {
+            id: got[0].id,
+            ..held("ads", "x@x.test", 1_000)
+        }
+    );
+    assert_eq!(got[1].source, "shop");
+    assert!(s.held_for("phone", "x@x.test").await.unwrap().is_empty());
+
+    commit(
+        s,
+        Commit {
+            released: vec![got[0].id],
+            ..Commit::default()
+        },
+    )
+    .await;
+    let left = s.held_for("email", "x@x.test").await.unwrap();
+    assert_eq!(
+        left.iter().map(|h| h.source.as_str()).collect::<Vec<_>>(),
+        ["shop"]
+    );
+
+    assert_eq!(
+        s.expire_held(500).await.unwrap(),
+        0,
+        "still held at `until`"
+    );
+    assert_eq!(s.expire_held(1_500).await.unwrap(), 1);
+    assert!(s.held_for("email", "y@x.test").await.unwrap().is_empty());
+    assert_eq!(s.held_for("email", "x@x.test").await.unwrap().len(), 1);
+}
+
+pub async fn rejected_postbacks_kept(s: &dyn Store) {
+    let r = |n: i64| {
+        (
+            "ads".to_string(),
+            params(&[("n", &n.to_string())]),
+            format!("reason {n}"),
+            n,
+        )
+    };
+    commit(
+        s,
+        Commit {
+            rejected: vec![r(1), r(2)],
+            ..Commit::default()
+        },
+    )
+    .await;
+    commit(
+        s,
+        Commit {
+            rejected: vec![r(3)],
+            ..Commit::default()
+        },
+    )
+    .await;
+    assert_eq!(
+        s.rejected_postbacks(10).await.unwrap(),
+        vec![r(1), r(2), r(3)]
+    );
+    assert_eq!(s.rejected_postbacks(2).await.unwrap(), vec![r(2), r(3)]);
+}
+
+pub async fn totals_count_everything(s: &dyn Store) {
+    assert_eq!(s.totals(0).await.unwrap(), Totals::default());
+    commit(
+        s,
+        Commit {
+            contacts: vec![
+                waking(new_contact("a"), 10),
+                waking(new_contact("b"), 20),
+                new_contact("c"),
+            ],
+            events: vec![event(Some("e1"), "a", 1), event(None, "b", 1)],
+            outbox: vec![
+                outbox("a", "m1", 1),
+                outbox("b", "m2", 1),
+                outbox("c", "m3", 1),
+            ],
+            ..Commit::default()
+        },
+    )
+    .await;
+    let rows = s.outbox_list(None, 10).await.unwrap();
+    s.outbox_dead(rows[0].id, "gone").await.unwrap();
+    s.outbox_delivered(rows[1].id).await.unwrap();
+    let t = s.totals(15).await.unwrap();
+    assert_eq!(
+        t,
+        Totals {
+            contacts: 3,
+            events: 2,
+            outbox_pending: 1,
+            outbox_dead: 1,
+            outbox_delivered: 1,
+            due: 1
+        }
+    );
+    assert_eq!(s.totals(20).await.unwrap().due, 2);
+}
