@@ -21,6 +21,7 @@ pub mod api;
 pub mod api_admin;
 pub mod api_events;
 pub mod apply;
+mod apply_jobs;
 pub mod clock;
 pub mod metrics;
 pub mod outbox;

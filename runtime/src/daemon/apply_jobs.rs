@@ -1,0 +1,382 @@
+//! The jobs themselves: how each kind of input changes the contacts of a
+//! batch in memory (create, change, event, postback, timer, call response,
+//! manual move, refresh) and what it adds to the batch's commit (event
+//! records, outbox rows with stable idempotency keys, journal lines, held
+//! and released postbacks). Part of [`Applier`]; nothing here writes to the
+//! store.
+
+use super::apply::{Applier, ApplyError, Batch, ContactRef, Done, Job, Outcome, Slot, derived_id};
+use crate::engine::{ContactState, Engine, EngineInput, JournalLine};
+use crate::intake::{self, MappedPostback};
+use crate::store::{EventRecord, HeldPostback, NewOutbox, OutboxKind, StoreError};
+use crate::vm::EventValue;
+use nudge_compiler::value::Value;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+
+impl Applier {
+    /// The slot of a contact, creating it when `create` gives fields.
+    fn slot_id(b: &Batch, r: &ContactRef) -> Option<String> {
+        match r {
+            ContactRef::Id(id) => Some(id.clone()),
+            ContactRef::Key { field, value } => {
+                b.keys.get(&(field.clone(), value.clone())).cloned()
+            }
+        }
+    }
+
+    /// Create a contact in the batch (runs `contact_created`).
+    fn create(
+        &self,
+        engine: &Engine<'_>,
+        b: &mut Batch,
+        id: String,
+        set: Vec<(String, Value)>,
+        now: i64,
+    ) -> Result<(), ApplyError> {
+        let contact =
+            intake::new_contact(&self.bundle, id.clone(), set, now).map_err(ApplyError::Invalid)?;
+        for k in intake::unique_keys(&self.bundle, &contact) {
+            if let Some(owner) = b.keys.get(&k)
+                && *owner != id
+            {
+                return Err(ApplyError::Conflict(format!(
+                    "another contact already has this `{}`",
+                    k.0
+                )));
+            }
+            b.keys.insert(k, id.clone());
+        }
+        let mut st = ContactState::new(contact);
+        engine.arm(&mut st, now, &self.env);
+        b.slots.insert(
+            id.clone(),
+            Slot {
+                st,
+                version: None,
+                dirty: true,
+                inputs: 0,
+            },
+        );
+        let ev = EventValue {
+            name: "contact_created".into(),
+            fields: BTreeMap::new(),
+            at: now,
+            nth: 0,
+        };
+        self.run(engine, b, &id, EngineInput::Event(ev), now);
+        Ok(())
+    }
+
+    /// Set fields from outside on a contact: one `Changed` input if any moved.
+    fn change(
+        &self,
+        engine: &Engine<'_>,
+        b: &mut Batch,
+        id: &str,
+        set: Vec<(String, Value)>,
+        now: i64,
+    ) {
+        let Some(slot) = b.slots.get_mut(id) else {
+            return;
+        };
+        let changed = intake::set_fields(&mut slot.st.contact, set);
+        if changed.is_empty() {
+            return;
+        }
+        for k in intake::unique_keys(&self.bundle, &slot.st.contact) {
+            b.keys.insert(k, id.to_string());
+        }
+        self.run(engine, b, id, EngineInput::Changed(changed), now);
+    }
+
+    /// Run one engine input on a contact of the batch and collect its output.
+    fn run(&self, engine: &Engine<'_>, b: &mut Batch, id: &str, input: EngineInput, now: i64) {
+        let Some(slot) = b.slots.get_mut(id) else {
+            return;
+        };
+        slot.dirty = true;
+        slot.inputs += 1;
+        let applied = engine.apply(&mut slot.st, input, now, &self.env);
+        // the stored version (None before the first commit) and the input's rank
+        // in this batch make the key unique and stable for this effect
+        let base = format!("{id}\u{0}{:?}\u{0}{}", slot.version, slot.inputs);
+        let idem = |kind: &str, n: usize| {
+            let h = Sha256::digest(format!("{base}\u{0}{kind}{n}").as_bytes());
+            h.iter()
+                .take(16)
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        };
+        for (n, m) in applied.messages.into_iter().enumerate() {
+            b.commit.outbox.push(NewOutbox {
+                contact: id.to_string(),
+                flow: m.flow.clone(),
+                step: m.step.clone(),
+                kind: OutboxKind::Message,
+                idem_key: idem("m", n),
+                not_before: m.at,
+                payload: serde_json::to_value(&m).unwrap_or_default(),
+            });
+        }
+        for (n, c) in applied.calls.into_iter().enumerate() {
+            b.commit.outbox.push(NewOutbox {
+                contact: id.to_string(),
+                flow: c.flow.clone(),
+                step: c.step.clone(),
+                kind: OutboxKind::Call,
+                idem_key: idem("c", n),
+                not_before: now,
+                payload: serde_json::to_value(&c).unwrap_or_default(),
+            });
+        }
+        b.commit
+            .journal
+            .extend(applied.journal.into_iter().map(|j| (id.to_string(), j)));
+    }
+
+    pub(super) async fn job(
+        &self,
+        engine: &Engine<'_>,
+        b: &mut Batch,
+        job: Job,
+        now: i64,
+    ) -> Result<Outcome, StoreError> {
+        Ok(match job {
+            Job::Event {
+                contact,
+                set,
+                name,
+                fields,
+                key,
+            } => {
+                if let Some(k) = &key
+                    && !b.seen.insert(k.clone())
+                {
+                    return Ok(Ok(Done::Duplicate));
+                }
+                let (id, created) = match Self::slot_id(b, &contact) {
+                    Some(id) if b.slots.contains_key(&id) => {
+                        self.change(engine, b, &id, set, now);
+                        (id, false)
+                    }
+                    other => {
+                        let id = other.unwrap_or_else(|| match &contact {
+                            ContactRef::Key { field, value } => derived_id(field, value),
+                            ContactRef::Id(id) => id.clone(),
+                        });
+                        let mut set = set;
+                        if let ContactRef::Key { field, value } = &contact
+                            && !set.iter().any(|(k, _)| k == field)
+                        {
+                            set.push((field.clone(), Value::text(value.clone())));
+                        }
+                        if let Err(e) = self.create(engine, b, id.clone(), set, now) {
+                            if let Some(k) = &key {
+                                b.seen.remove(k);
+                            }
+                            return Ok(Err(e));
+                        }
+                        (id, true)
+                    }
+                };
+                self.release_held(engine, b, &id, now).await?;
+                let payload = serde_json::Value::Object(
+                    fields
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.to_json()))
+                        .collect(),
+                );
+                b.commit.events.push(EventRecord {
+                    key,
+                    contact: id.clone(),
+                    name: name.clone(),
+                    payload,
+                    received_at: now,
+                });
+                let ev = EventValue {
+                    name,
+                    fields,
+                    at: now,
+                    nth: 0,
+                };
+                self.run(engine, b, &id, EngineInput::Event(ev), now);
+                Ok(Done::Applied {
+                    contact: id,
+                    created,
+                })
+            }
+            Job::Upsert { id, set } => {
+                let created = !b.slots.contains_key(&id);
+                if created {
+                    if let Err(e) = self.create(engine, b, id.clone(), set, now) {
+                        return Ok(Err(e));
+                    }
+                } else {
+                    self.change(engine, b, &id, set, now);
+                }
+                self.release_held(engine, b, &id, now).await?;
+                Ok(Done::Applied {
+                    contact: id,
+                    created,
+                })
+            }
+            Job::Postback {
+                source,
+                mapped,
+                params,
+            } => {
+                let key = (mapped.key_field.clone(), mapped.key_value.clone());
+                match b.keys.get(&key).cloned() {
+                    Some(id) if b.slots.contains_key(&id) => {
+                        self.postback_event(engine, b, &id, &source, mapped, now);
+                        Ok(Done::Applied {
+                            contact: id,
+                            created: false,
+                        })
+                    }
+                    _ => {
+                        let hold = self.bundle.source(&source).map_or(0, |s| s.hold_seconds);
+                        b.commit.held.push(HeldPostback {
+                            id: 0,
+                            source,
+                            key_field: key.0,
+                            key_value: key.1,
+                            params,
+                            received_at: now,
+                            until: now + hold,
+                        });
+                        Ok(Done::Held)
+                    }
+                }
+            }
+            Job::Timer { contact } => {
+                let Some(slot) = b.slots.get_mut(&contact) else {
+                    return Ok(Ok(Done::Skipped));
+                };
+                if engine.next_wake(&slot.st).is_none_or(|w| w > now) {
+                    // a stale wake time (a flow paused since): write it again
+                    slot.dirty = true;
+                    return Ok(Ok(Done::Skipped));
+                }
+                // several flows may be due; each firing may make more due
+                for _ in 0..16 {
+                    self.run(engine, b, &contact, EngineInput::Timer, now);
+                    let due = b
+                        .slots
+                        .get(&contact)
+                        .and_then(|s| engine.next_wake(&s.st))
+                        .is_some_and(|w| w <= now);
+                    if !due {
+                        break;
+                    }
+                }
+                Ok(Done::Applied {
+                    contact,
+                    created: false,
+                })
+            }
+            Job::CallResponse {
+                contact,
+                flow,
+                name,
+                status,
+                json,
+            } => {
+                if !b.slots.contains_key(&contact) {
+                    return Ok(Err(ApplyError::NotFound(contact)));
+                }
+                let input = EngineInput::CallResponse {
+                    flow,
+                    name,
+                    status,
+                    json,
+                };
+                self.run(engine, b, &contact, input, now);
+                Ok(Done::Applied {
+                    contact,
+                    created: false,
+                })
+            }
+            Job::Manual { contact, input } => {
+                if !b.slots.contains_key(&contact) {
+                    return Ok(Err(ApplyError::NotFound(contact)));
+                }
+                self.run(engine, b, &contact, input, now);
+                Ok(Done::Applied {
+                    contact,
+                    created: false,
+                })
+            }
+            Job::Refresh { contact } => {
+                if let Some(slot) = b.slots.get_mut(&contact) {
+                    slot.dirty = true;
+                }
+                Ok(Done::Skipped)
+            }
+        })
+    }
+
+    fn postback_event(
+        &self,
+        engine: &Engine<'_>,
+        b: &mut Batch,
+        id: &str,
+        source: &str,
+        mapped: MappedPostback,
+        now: i64,
+    ) {
+        b.commit.events.push(EventRecord {
+            key: None,
+            contact: id.to_string(),
+            name: mapped.event.clone(),
+            payload: serde_json::json!({ "source": source }),
+            received_at: now,
+        });
+        let ev = EventValue {
+            name: mapped.event,
+            fields: mapped.fields,
+            at: now,
+            nth: 0,
+        };
+        self.run(engine, b, id, EngineInput::Event(ev), now);
+    }
+
+    /// Apply postbacks held for any of the contact's keys.
+    async fn release_held(
+        &self,
+        engine: &Engine<'_>,
+        b: &mut Batch,
+        id: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let Some(slot) = b.slots.get(id) else {
+            return Ok(());
+        };
+        let keys = intake::unique_keys(&self.bundle, &slot.st.contact);
+        for (field, value) in keys {
+            for h in self.store.held_for(&field, &value).await? {
+                if h.until < now || b.commit.released.contains(&h.id) {
+                    continue;
+                }
+                b.commit.released.push(h.id);
+                let Ok(mapped) =
+                    intake::map_postback(&self.bundle, &self.env, &h.source, &h.params)
+                else {
+                    continue;
+                };
+                self.postback_event(engine, b, id, &h.source, mapped, now);
+                b.commit.journal.push((
+                    id.to_string(),
+                    JournalLine {
+                        at: now,
+                        flow: String::new(),
+                        step: String::new(),
+                        what: format!("held postback from `{}` applied", h.source),
+                    },
+                ));
+            }
+        }
+        Ok(())
+    }
+}
