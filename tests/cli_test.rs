@@ -496,6 +496,35 @@ fn a_project_that_does_not_compile_runs_no_test() {
 }
 
 #[test]
+fn a_test_that_leaves_an_env_value_unset_fails_naming_it() {
+    let dir = scratch("env_unset");
+    std::fs::write(
+        dir.join("a.nudge"),
+        "contact { email: email? }\n\
+         event ping {}\n\
+         channel hook: slack { webhook = env(\"HOOK\") }\n\
+         flow f {\n  when ping\n  send hook \"hi\"\n}\n\
+         test \"unset\" {\n  contact { email = \"a@b.example\" }\n  event ping\n  expect sent hook\n}\n\
+         test \"set\" {\n  env HOOK = \"https://hooks.example/x\"\n  contact { email = \"a@b.example\" }\n  event ping\n  expect sent hook\n}\n",
+    )
+    .unwrap();
+    let run = nudge(&["test", s(&dir)]);
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    assert_eq!(
+        last_line(&run.stdout),
+        "1 passed, 1 failed",
+        "{}",
+        run.stdout
+    );
+    assert!(
+        section(&run.stdout, "unset")
+            .contains("the project reads env `HOOK` but this test does not set it"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
 fn a_missing_project_is_a_usage_error() {
     let run = nudge(&["test", "no/such/project"]);
     assert_eq!(run.code, 2);

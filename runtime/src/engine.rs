@@ -150,9 +150,17 @@ struct Run<'r> {
 
 impl<'b> Engine<'b> {
     pub fn new(bundle: &'b Bundle) -> Engine<'b> {
+        let mut e = Engine::new_unhashed(bundle);
+        e.version = bundle.hash();
+        e
+    }
+
+    /// An engine whose `version` the caller sets (hashing a bundle costs a
+    /// serialisation of it).
+    pub fn new_unhashed(bundle: &'b Bundle) -> Engine<'b> {
         Engine {
             bundle,
-            version: bundle.hash(),
+            version: String::new(),
             paused: BTreeSet::new(),
             versions: BTreeMap::new(),
         }

@@ -14,9 +14,7 @@ use super::clock::Clock;
 use super::metrics::Metrics;
 use crate::engine::{ContactState, Engine, EngineInput};
 use crate::intake::{self, MappedPostback};
-use crate::store::{
-    Commit, ContactWrite, Store, StoreError,
-};
+use crate::store::{Commit, ContactWrite, Store, StoreError};
 use nudge_compiler::bundle::Bundle;
 use nudge_compiler::value::Value;
 use sha2::{Digest, Sha256};

@@ -68,7 +68,8 @@ impl Applier {
         Ok(())
     }
 
-    /// Set fields from outside on a contact: one `Changed` input if any moved.
+    /// Set fields from outside on a contact: one `Changed` input if any
+    /// moved. Gives whether a unique key changed (held postbacks may apply).
     fn change(
         &self,
         engine: &Engine<'_>,
@@ -76,18 +77,24 @@ impl Applier {
         id: &str,
         set: Vec<(String, Value)>,
         now: i64,
-    ) {
+    ) -> bool {
         let Some(slot) = b.slots.get_mut(id) else {
-            return;
+            return false;
         };
         let changed = intake::set_fields(&mut slot.st.contact, set);
         if changed.is_empty() {
-            return;
+            return false;
         }
+        let unique = changed.iter().any(|f| {
+            self.bundle
+                .field(f)
+                .is_some_and(|d| d.unique && d.name != "id")
+        });
         for k in intake::unique_keys(&self.bundle, &slot.st.contact) {
             b.keys.insert(k, id.to_string());
         }
         self.run(engine, b, id, EngineInput::Changed(changed), now);
+        unique
     }
 
     /// Run one engine input on a contact of the batch and collect its output.
@@ -155,10 +162,10 @@ impl Applier {
                 {
                     return Ok(Ok(Done::Duplicate));
                 }
-                let (id, created) = match Self::slot_id(b, &contact) {
+                let (id, created, new_keys) = match Self::slot_id(b, &contact) {
                     Some(id) if b.slots.contains_key(&id) => {
-                        self.change(engine, b, &id, set, now);
-                        (id, false)
+                        let new_keys = self.change(engine, b, &id, set, now);
+                        (id, false, new_keys)
                     }
                     other => {
                         let id = other.unwrap_or_else(|| match &contact {
@@ -177,10 +184,12 @@ impl Applier {
                             }
                             return Ok(Err(e));
                         }
-                        (id, true)
+                        (id, true, true)
                     }
                 };
-                self.release_held(engine, b, &id, now).await?;
+                if new_keys {
+                    self.release_held(engine, b, &id, now).await?;
+                }
                 let payload = serde_json::Value::Object(
                     fields
                         .iter()
@@ -208,14 +217,17 @@ impl Applier {
             }
             Job::Upsert { id, set } => {
                 let created = !b.slots.contains_key(&id);
-                if created {
+                let new_keys = if created {
                     if let Err(e) = self.create(engine, b, id.clone(), set, now) {
                         return Ok(Err(e));
                     }
+                    true
                 } else {
-                    self.change(engine, b, &id, set, now);
+                    self.change(engine, b, &id, set, now)
+                };
+                if new_keys {
+                    self.release_held(engine, b, &id, now).await?;
                 }
-                self.release_held(engine, b, &id, now).await?;
                 Ok(Done::Applied {
                     contact: id,
                     created,

@@ -57,9 +57,17 @@ pub struct Sim<'b> {
 
 impl<'b> Sim<'b> {
     pub fn new(bundle: &'b Bundle) -> Sim<'b> {
+        Sim::with_version(bundle, bundle.hash())
+    }
+
+    /// A world whose new enrollments carry `version` (the bundle's hash,
+    /// computed once by a caller running many tests).
+    pub fn with_version(bundle: &'b Bundle, version: String) -> Sim<'b> {
+        let mut engine = Engine::new_unhashed(bundle);
+        engine.version = version;
         Sim {
             bundle,
-            engine: Engine::new(bundle),
+            engine,
             now: EPOCH,
             env: BTreeMap::new(),
             contacts: Vec::new(),

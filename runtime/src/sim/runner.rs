@@ -37,17 +37,52 @@ pub fn run_all(bundle: &Bundle, filter: Option<&str>) -> Vec<TestOutcome> {
         .tests
         .iter()
         .filter(|t| filter.is_none_or(|f| t.name.contains(f)))
-        .map(|t| run_test(bundle, t))
+        .map({
+            // the version (a hash of the whole bundle) is computed once
+            let version = bundle.hash();
+            move |t| run_test_on(bundle, &version, t)
+        })
         .collect()
 }
 
 /// Run one test in a fresh world.
 pub fn run_test(bundle: &Bundle, test: &TestDef) -> TestOutcome {
-    let mut sim = Sim::new(bundle);
+    run_test_on(bundle, &bundle.hash(), test)
+}
+
+/// Run one test with the bundle's version already computed.
+fn run_test_on(bundle: &Bundle, version: &str, test: &TestDef) -> TestOutcome {
+    let mut sim = Sim::with_version(bundle, version.to_string());
     let mut trace = Vec::new();
     let mut failure = None;
     let mut seen_journal = 0;
-    for step in &test.steps {
+    let set: Vec<&str> = test
+        .steps
+        .iter()
+        .filter_map(|s| match &s.op {
+            TestOp::Env { name, .. } => Some(name.as_str()),
+            _ => None,
+        })
+        .collect();
+    let missing: Vec<String> = bundle
+        .env
+        .iter()
+        .filter(|n| !set.contains(&n.as_str()))
+        .map(|n| format!("`{n}`"))
+        .collect();
+    if !missing.is_empty() {
+        failure = Some(Failure {
+            line: test.line,
+            text: format!("test \"{}\"", test.name),
+            message: format!(
+                "the project reads env {} but this test does not set {} (add `env NAME = \"…\"`; `nudge run` refuses to start without them)",
+                missing.join(", "),
+                if missing.len() > 1 { "them" } else { "it" }
+            ),
+            found: String::new(),
+        });
+    }
+    for step in test.steps.iter().take_while(|_| failure.is_none()) {
         trace.push(format!("{:>4} | {}", step.line, first_line(&step.text)));
         let result = op(&mut sim, &step.op);
         for (i, j) in &sim.journal[seen_journal..] {
@@ -413,6 +448,16 @@ fn state(sim: &Sim<'_>) -> String {
     let _ = writeln!(o, "at {}", format_time(sim.now));
     for st in &sim.contacts {
         let _ = writeln!(o, "contact `{}`:", st.contact.id);
+        let fields: Vec<String> = st
+            .contact
+            .fields
+            .iter()
+            .filter(|(k, _)| !matches!(k.as_str(), "created_at" | "timezone"))
+            .map(|(k, v)| format!("{k} = {}", v.to_json()))
+            .collect();
+        if !fields.is_empty() {
+            let _ = writeln!(o, "  fields: {}", fields.join(", "));
+        }
         let mut flows: Vec<&str> = st.enrollments.iter().map(|e| e.flow.as_str()).collect();
         flows.dedup();
         if flows.is_empty() {

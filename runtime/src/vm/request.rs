@@ -138,12 +138,15 @@ pub fn build(
     let mut inner = *s;
     inner.named = Some(&named);
     let s = &inner;
-    // which defines the channel templates may read (only when there are any:
-    // serialising the channels on every send is costly)
-    let hint = if bundle.defines.is_empty() {
-        String::new()
-    } else {
-        serde_json::to_string(&bundle.channels).unwrap_or_default()
+    // the text whose templates may read defines: the URL, or this channel's
+    // settings (only when there are defines: serialising is costly)
+    let hint = match target {
+        _ if bundle.defines.is_empty() => String::new(),
+        CallTarget::Url(u) => u.0.clone(),
+        CallTarget::Channel(name) => bundle
+            .channel(name)
+            .and_then(|c| serde_json::to_string(c).ok())
+            .unwrap_or_default(),
     };
     let mut r = roots(s, bundle, &hint);
     if let Some(m) = message {
