@@ -11,6 +11,9 @@
 
 mod daemon_support;
 
+use daemon_support::projects::{
+    REDIRECT, RETRY, SSRF, in_flow, local, main_project, signup, wait_enrollments,
+};
 use daemon_support::{
     Daemon, Options, Scratch, encode, fill, free_port, nudge, nudge_cmd, request, wait_until,
 };
@@ -22,120 +25,6 @@ use std::time::{Duration, Instant};
 
 fn secs(n: u64) -> Duration {
     Duration::from_secs(n)
-}
-
-/// The main project: sign-ups get an e-mail and a CRM webhook, then a
-/// follow-up after `wait 2 seconds`; pings go to the CRM; partner postbacks
-/// enroll in `registered`.
-const MAIN: &str = r#"
-contact {
-  email: email? unique
-  phone: phone?
-  clickid: text? unique
-  first_name: text?
-}
-
-event signup { source: text? }
-event registration {}
-event ping { n: int? }
-
-source partner: postback {
-  contact = clickid
-  event = param("status")
-  token = env("PARTNER_TOKEN")
-  rename { "reg" = registration }
-}
-
-channel email: smtp {
-  host = "127.0.0.1"
-  port = @SMTP@
-  security = "none"
-  from = "Nudge Test <hello@test.example>"
-}
-
-channel crm: http {
-  method = "POST"
-  url = "http://127.0.0.1:@HTTP@/crm/tasks"
-  body = json { contact: contact.id, email: contact.email, note: message }
-}
-
-template welcome: email {
-  subject = "Welcome, {{ contact.first_name }}!"
-  text = "Hi {{ contact.first_name }}, thanks for signing up."
-}
-
-flow onboarding {
-  when signup
-  reenter never
-
-  step welcome {
-    send email welcome
-    send crm "new signup {{ contact.first_name }}"
-    wait 2 seconds
-  }
-
-  step follow_up {
-    send email { subject = "Still there, {{ contact.first_name }}?", text = "Just checking in." }
-  }
-}
-
-flow pings {
-  when ping
-  reenter after_exit
-  step notify {
-    send crm "ping {{ event.n }}"
-  }
-}
-
-flow registered {
-  when registration
-  step hello {
-    wait 1 day
-  }
-}
-"#;
-
-/// A scratch directory holding [`MAIN`] aimed at these sinks.
-fn main_project(smtp: &SmtpSink, http: &HttpSink) -> Scratch {
-    let s = Scratch::new("main");
-    s.write(
-        "main.nudge",
-        &fill(
-            MAIN,
-            &[
-                ("SMTP", smtp.port().to_string()),
-                ("HTTP", http.port().to_string()),
-            ],
-        ),
-    );
-    s
-}
-
-/// Loopback allowed, the partner token set.
-fn local() -> Options {
-    Options::default()
-        .arg("--allow-host")
-        .arg("127.0.0.1")
-        .env("PARTNER_TOKEN", "pt")
-}
-
-fn signup(id: &str, email: &str, first_name: &str) -> Value {
-    json!({"event": "signup", "contact": {"id": id, "email": email, "first_name": first_name}})
-}
-
-/// The enrollments of a contact once `pred` holds for them.
-fn wait_enrollments(d: &Daemon, id: &str, pred: impl Fn(&[Value]) -> bool) -> Value {
-    wait_until(secs(5), || {
-        let r = d.contact(id);
-        (r.status == 200 && pred(r.json()["enrollments"].as_array().unwrap())).then(|| r.json())
-    })
-    .unwrap_or_else(|| panic!("contact `{id}` never matched: {:?}", d.contact(id)))
-}
-
-fn in_flow(enrollments: &[Value], flow: &str, status: &str) -> bool {
-    enrollments
-        .iter()
-        .any(|e| e["flow"] == flow && e["status"] == status)
 }
 
 #[test]
@@ -352,9 +241,25 @@ fn bad_input_gets_a_4xx_json_error_and_changes_nothing() {
     let e = event(json!({"event": "nope", "contact": {"id": "x-1"}})).expect_error(422);
     assert!(e["message"].as_str().unwrap().contains("`nope`"), "{e}");
     event(json!({"event": "contact_created", "contact": {"id": "x-1"}})).expect_error(422);
-    event(json!({"event": "signup", "contact": {"id": "x-1"}, "data": {"source": 5}}))
-        .expect_error(422);
-    event(json!({"event": "signup", "contact": {"id": "x-1", "first_name": 5}})).expect_error(422);
+    // wrong field types (a text where an int is due, a number where a text is
+    // due, objects, lists, booleans)
+    for bad in [
+        json!({"event": "ping", "contact": {"id": "x-1"}, "data": {"n": "many"}}),
+        json!({"event": "ping", "contact": {"id": "x-1"}, "data": {"n": true}}),
+        json!({"event": "ping", "contact": {"id": "x-1"}, "data": {"n": 1.5}}),
+        // the JSON API is strict about kinds: no silent conversion
+        json!({"event": "ping", "contact": {"id": "x-1"}, "data": {"n": "5"}}),
+        json!({"event": "signup", "contact": {"id": "x-1"}, "data": {"source": 5}}),
+        json!({"event": "signup", "contact": {"id": "x-1", "first_name": 5}}),
+        json!({"event": "signup", "contact": {"id": "x-1"}, "data": {"source": {"a": 1}}}),
+        json!({"event": "signup", "contact": {"id": "x-1", "first_name": ["Ann"]}}),
+        json!({"event": "signup", "contact": {"id": "x-1"}, "data": "ads"}),
+        json!({"event": "signup", "contact": {"id": 7}}),
+        json!({"event": 7, "contact": {"id": "x-1"}}),
+    ] {
+        let e = event(bad.clone()).expect_error(422);
+        assert_eq!(e["code"], "invalid", "{bad}");
+    }
     event(json!({"event": "signup", "contact": {"id": "x-1"}, "data": {"nope": "a"}}))
         .expect_error(422);
     event(json!({"event": "signup", "contact": "x-1"})).expect_error(422);
@@ -469,49 +374,6 @@ fn the_api_token_guards_v1_but_not_health() {
     assert_eq!(smtp.wait_for_blocking(1, secs(5)).len(), 1);
 }
 
-/// Outgoing requests to loopback, directly and through every URL form.
-const SSRF: &str = r#"
-event go {}
-
-channel hook: http {
-  method = "POST"
-  url = "http://127.0.0.1:@PORT@/hook"
-  body = json { contact: contact.id, text: message }
-}
-
-channel team: slack { webhook = "http://127.0.0.1:@PORT@/slack" }
-
-flow outbound {
-  when go
-  step out {
-    send hook "hello {{ contact.id }}"
-    send team "to slack"
-    call "http://127.0.0.1:@PORT@/call" with { who = contact.id }
-    call "http://[::1]:@PORT@/v6"
-    call "http://[::ffff:127.0.0.1]:@PORT@/mapped"
-    call "http://2130706433:@PORT@/decimal"
-  }
-}
-"#;
-
-/// A redirect from an allowed host to one that is not.
-const REDIRECT: &str = r#"
-event go {}
-
-channel hook: http {
-  method = "POST"
-  url = "http://127.0.0.1:@PORT@/start"
-  body = json { contact: contact.id, text: message }
-}
-
-flow outbound {
-  when go
-  step out {
-    send hook "hello"
-  }
-}
-"#;
-
 #[test]
 fn outgoing_requests_to_loopback_are_refused_unless_allowed() {
     let (target, allowed) = (HttpSink::start_blocking(), HttpSink::start_blocking());
@@ -560,38 +422,6 @@ fn outgoing_requests_to_loopback_are_refused_unless_allowed() {
         target.requests()
     );
 }
-
-/// Two channels on two sinks: one that fails, one that is retried.
-const RETRY: &str = r#"
-event retry_me {}
-event fail_me {}
-
-channel crm: http {
-  method = "POST"
-  url = "http://127.0.0.1:@A@/crm"
-  body = json { contact: contact.id, note: message }
-}
-
-channel hook: http {
-  method = "POST"
-  url = "http://127.0.0.1:@B@/hook"
-  body = json { contact: contact.id, note: message }
-}
-
-flow retrying {
-  when retry_me
-  step s {
-    send crm "retry {{ contact.id }}"
-  }
-}
-
-flow failing {
-  when fail_me
-  step s {
-    send hook "fail {{ contact.id }}"
-  }
-}
-"#;
 
 #[test]
 fn failed_deliveries_are_retried_and_dead_letters_can_be_requeued() {

@@ -65,6 +65,69 @@ pub fn typed(field: &str, v: Value, ty: &FieldType) -> Result<Value, String> {
     Ok(v)
 }
 
+/// Whether a JSON value has the JSON kind a field's type takes: the API is
+/// strict (a number is not a `text`, `"5"` is not an `int`), unlike
+/// postback parameters, which are all text and converted.
+pub fn json_kind(field: &str, v: &serde_json::Value, ty: &FieldType) -> Result<(), String> {
+    use serde_json::Value as J;
+    let ok = match (ty, v) {
+        (_, J::Null) | (FieldType::Json, _) => true,
+        (
+            FieldType::Text
+            | FieldType::Email
+            | FieldType::Phone
+            | FieldType::Url
+            | FieldType::Timezone
+            | FieldType::Union(_)
+            | FieldType::Time
+            | FieldType::Date,
+            J::String(_),
+        ) => true,
+        (FieldType::Int | FieldType::Duration, J::Number(n)) => n.is_i64(),
+        (FieldType::Decimal, J::Number(_)) => true,
+        (FieldType::Bool, J::Bool(_)) => true,
+        (FieldType::Set(e) | FieldType::List(e), J::Array(items)) => {
+            return items.iter().try_for_each(|i| json_kind(field, i, e));
+        }
+        _ => false,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("`{field}` must be {}, not `{v}`", type_name(ty)))
+    }
+}
+
+/// JSON members for contact fields, each of the JSON kind its field takes.
+pub fn contact_json_kinds(
+    bundle: &Bundle,
+    m: &serde_json::Map<String, serde_json::Value>,
+) -> Result<(), String> {
+    for (k, v) in m {
+        if let Some(def) = bundle.field(k).filter(|_| k != "id") {
+            json_kind(k, v, &def.ty)?;
+        }
+    }
+    Ok(())
+}
+
+/// JSON members for an event's fields, each of the JSON kind its field takes.
+pub fn event_json_kinds(
+    bundle: &Bundle,
+    name: &str,
+    m: &serde_json::Map<String, serde_json::Value>,
+) -> Result<(), String> {
+    let Some(def) = bundle.event(name) else {
+        return Ok(());
+    };
+    for (k, v) in m {
+        if let Some(f) = def.fields.iter().find(|f| f.name == *k) {
+            json_kind(k, v, &f.ty)?;
+        }
+    }
+    Ok(())
+}
+
 /// Contact fields given from outside, typed; `id` is left out (it names the
 /// contact), built-ins `created_at` cannot be set.
 pub fn contact_fields(

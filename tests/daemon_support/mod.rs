@@ -10,6 +10,8 @@
 
 #![allow(clippy::unwrap_used, dead_code)]
 
+pub mod projects;
+
 use serde_json::Value;
 use std::fs::File;
 use std::io::{Read, Write};

@@ -68,6 +68,7 @@ pub fn parse_event(shared: &Shared, v: &Json) -> Result<Job, String> {
         Some(_) => return Err("`id` must be a non-empty string of at most 256 bytes".into()),
     };
     let contact = object(o.get("contact").unwrap_or(&Json::Null), "`contact`")?;
+    intake::contact_json_kinds(bundle, contact)?;
     let set = intake::contact_fields(bundle, members(contact))?;
     let cref = match contact.get("id") {
         Some(Json::String(id)) if !id.is_empty() && id.len() <= 256 => ContactRef::Id(id.clone()),
@@ -106,6 +107,7 @@ pub fn parse_event(shared: &Shared, v: &Json) -> Result<Job, String> {
         None | Some(Json::Null) => Map::new(),
         Some(d) => object(d, "`data`")?.clone(),
     };
+    intake::event_json_kinds(bundle, name, &data)?;
     let fields = intake::event_fields(bundle, name, members(&data))?;
     Ok(Job::Event {
         contact: cref,
