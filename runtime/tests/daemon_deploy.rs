@@ -73,3 +73,48 @@ async fn contacts_stay_on_the_version_they_entered_with() {
     assert_eq!(latest, v2.hash());
     running.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deploy_that_adds_a_schedule_plans_it_for_existing_contacts() {
+    let dir = daemon_kit::Scratch::new("deploy-schedule");
+    let clock = ManualClock::new(1_767_225_600); // 2026-01-01T00:00:00Z
+    let (running, _) =
+        daemon_kit::start(&dir.db_url(), version("v1"), &clock, BTreeMap::new()).await;
+    go(running.addr, "old").await;
+    running.shutdown().await;
+
+    let v2 = vm_support::bundle(
+        r#"
+contact { email: email? unique }
+event go {}
+flow digest {
+  when every day at 09:00
+  step s { log "digest" }
+}
+"#,
+    );
+    let (running, store) = daemon_kit::start(&dir.db_url(), v2, &clock, BTreeMap::new()).await;
+    let mut planned = None;
+    for _ in 0..200 {
+        planned = store.next_wake().await.unwrap();
+        if planned == Some(1_767_225_600 + 9 * 3600) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        planned,
+        Some(1_767_225_600 + 9 * 3600),
+        "the schedule is planned"
+    );
+    daemon_kit::advance(&store, &clock, 1_767_225_600 + 10 * 3600).await;
+    let st = store.load_contacts(&["old".to_string()]).await.unwrap();
+    let flows: Vec<&str> = st[0]
+        .state
+        .enrollments
+        .iter()
+        .map(|e| e.flow.as_str())
+        .collect();
+    assert_eq!(flows, ["f", "digest"]);
+    running.shutdown().await;
+}

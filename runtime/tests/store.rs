@@ -74,6 +74,7 @@ suite!(
     commit_round_trips_a_contact,
     version_conflict_changes_nothing,
     concurrent_writers_conflict,
+    contact_ids_page_in_order,
     unique_key_owned_by_another_contact,
     duplicate_event_key_conflicts,
     outbox_idem_key_dedupes,

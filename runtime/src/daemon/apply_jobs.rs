@@ -322,6 +322,8 @@ impl Applier {
             }
             Job::Refresh { contact } => {
                 if let Some(slot) = b.slots.get_mut(&contact) {
+                    // time triggers and schedules of the deployed version
+                    engine.arm(&mut slot.st, now, &self.env);
                     slot.dirty = true;
                 }
                 Ok(Done::Skipped)

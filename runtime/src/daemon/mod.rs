@@ -34,7 +34,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 use crate::deliver::{Channels, DeliverOptions};
 use crate::store::Store;
 use metrics::Metrics;
-use nudge_compiler::bundle::Bundle;
+use nudge_compiler::bundle::{Bundle, Trigger};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -203,6 +203,38 @@ pub fn attach(
     (shared, task)
 }
 
+/// After deploying a version with time triggers or schedules, plan them for
+/// the contacts that already exist (new contacts get them when created).
+/// Pages through the contacts once; stops early on shutdown.
+async fn rearm(shared: Arc<Shared>, cancel: CancellationToken) {
+    let mut after: Option<String> = None;
+    let mut n = 0;
+    while !cancel.is_cancelled() {
+        let ids = match shared.store.contact_ids(after.as_deref(), 1000).await {
+            Ok(ids) => ids,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot list contacts to plan new schedules");
+                return;
+            }
+        };
+        let Some(last) = ids.last().cloned() else {
+            break;
+        };
+        n += ids.len();
+        let jobs = ids
+            .into_iter()
+            .map(|contact| Job::Refresh { contact })
+            .collect();
+        shared.queue.submit(jobs).await;
+        after = Some(last);
+    }
+    shared.metrics.wake_hint(0);
+    tracing::info!(
+        contacts = n,
+        "planned the deployed version's schedules and time triggers"
+    );
+}
+
 /// Deploy the bundle and start every task.
 pub async fn start(
     store: Arc<dyn Store>,
@@ -212,10 +244,20 @@ pub async fn start(
 ) -> Result<Running, String> {
     store.migrate().await.map_err(|e| e.to_string())?;
     let version = bundle.hash();
+    let first_deploy = store
+        .get_bundle(&version)
+        .await
+        .map_err(|e| e.to_string())?
+        .is_none();
     store
         .put_bundle(&version, &bundle.to_bytes(), clock.now())
         .await
         .map_err(|e| e.to_string())?;
+    let timed = bundle.flows.iter().any(|p| {
+        p.triggers
+            .iter()
+            .any(|t| matches!(t, Trigger::Time { .. } | Trigger::Schedule { .. }))
+    });
     let channels = Channels::new(
         &bundle,
         &config.env,
@@ -234,6 +276,9 @@ pub async fn start(
     tasks.spawn(async move {
         let _ = applier_task.await;
     });
+    if first_deploy && timed {
+        tasks.spawn(rearm(shared.clone(), cancel.clone()));
+    }
     tasks.spawn(scheduler::run(shared.clone(), cancel.clone()));
     tasks.spawn(outbox::run(
         shared.clone(),

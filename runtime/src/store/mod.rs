@@ -206,6 +206,10 @@ pub trait Store: Send + Sync {
     async fn next_wake(&self) -> Result<Option<i64>>;
     /// Contacts with an active enrollment in a flow (for pause/resume).
     async fn contacts_in_flow(&self, flow: &str) -> Result<Vec<String>>;
+    /// Contact ids after `after`, in id order, `limit` at most: a page of a
+    /// walk over every contact (done only when a deploy adds time triggers
+    /// or schedules).
+    async fn contact_ids(&self, after: Option<&str>, limit: usize) -> Result<Vec<String>>;
 
     // ---- the outbox
     /// Claim up to `limit` pending rows due at `now`: their

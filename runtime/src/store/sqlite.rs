@@ -216,6 +216,17 @@ impl Store for SqliteStore {
         Ok(rows.into_iter().map(|(c,)| c).collect())
     }
 
+    async fn contact_ids(&self, after: Option<&str>, limit: usize) -> Result<Vec<String>> {
+        let rows: Vec<(String,)> =
+            sqlx::query_as("SELECT id FROM contacts WHERE id > ? ORDER BY id LIMIT ?")
+                .bind(after.unwrap_or(""))
+                .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+                .fetch_all(&self.reader)
+                .await
+                .map_err(db)?;
+        Ok(rows.into_iter().map(|(c,)| c).collect())
+    }
+
     async fn claim_outbox(
         &self,
         now: i64,

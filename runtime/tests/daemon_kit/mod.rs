@@ -41,10 +41,20 @@ pub async fn start(
     clock: &ManualClock,
     env: BTreeMap<String, String>,
 ) -> (Running, Arc<dyn Store>) {
+    start_with(url, bundle, clock, |c| c.env = env).await
+}
+
+/// Start a daemon with a fast tick and settings changed by `set`.
+pub async fn start_with(
+    url: &str,
+    bundle: Bundle,
+    clock: &ManualClock,
+    set: impl FnOnce(&mut Config),
+) -> (Running, Arc<dyn Store>) {
     let store = store::open(url).await.unwrap();
     let mut config = Config::new("127.0.0.1:0".parse().unwrap());
-    config.env = env;
     config.tick = Duration::from_millis(10);
+    set(&mut config);
     let running = daemon::start(store.clone(), bundle, Arc::new(clock.clone()), config)
         .await
         .unwrap();

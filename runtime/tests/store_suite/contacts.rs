@@ -325,3 +325,23 @@ pub async fn duplicate_event_key_conflicts(s: &dyn Store) {
     assert!(is_conflict(s.commit(twice).await));
     assert_eq!(s.totals(0).await.unwrap().events, 3);
 }
+
+/// `contact_ids` pages through every contact in id order.
+pub async fn contact_ids_page_in_order(s: &dyn Store) {
+    let contacts = ["b", "a", "d", "c", "e"]
+        .iter()
+        .map(|id| new_contact(id))
+        .collect();
+    commit(
+        s,
+        Commit {
+            contacts,
+            ..Commit::default()
+        },
+    )
+    .await;
+    assert_eq!(s.contact_ids(None, 2).await.unwrap(), ["a", "b"]);
+    assert_eq!(s.contact_ids(Some("b"), 2).await.unwrap(), ["c", "d"]);
+    assert_eq!(s.contact_ids(Some("d"), 2).await.unwrap(), ["e"]);
+    assert!(s.contact_ids(Some("e"), 2).await.unwrap().is_empty());
+}

@@ -1,0 +1,273 @@
+//! The daemon's scheduler and outbox with time under test control: schedules
+//! in each contact's zone, time triggers re-planned when their field
+//! changes, paused flows whose timers wait for the resume, send windows
+//! holding messages, and call responses going back into their enrollment.
+
+#![allow(clippy::unwrap_used)]
+
+mod daemon_kit;
+mod vm_support;
+
+use nudge_runtime::compiler::value::{Value, format_time, parse_time};
+use nudge_runtime::daemon::ManualClock;
+use nudge_runtime::store::Store;
+use serde_json::json;
+use std::sync::Arc;
+
+async fn put(addr: std::net::SocketAddr, id: &str, fields: serde_json::Value) {
+    let res = reqwest::Client::new()
+        .put(format!("http://{addr}/v1/contacts/{id}"))
+        .json(&json!({ "fields": fields }))
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success(), "{}", res.text().await.unwrap());
+}
+
+async fn post(addr: std::net::SocketAddr, path: &str, body: serde_json::Value) -> u16 {
+    reqwest::Client::new()
+        .post(format!("http://{addr}{path}"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// (flow, step, status, entered_at) of a contact's enrollments.
+async fn enrollments(store: &Arc<dyn Store>, id: &str) -> Vec<(String, String, String, String)> {
+    store
+        .load_contacts(&[id.to_string()])
+        .await
+        .unwrap()
+        .iter()
+        .flat_map(|v| v.state.enrollments.clone())
+        .map(|e| {
+            (
+                e.flow,
+                e.step,
+                e.status.name().to_string(),
+                format_time(e.entered_at),
+            )
+        })
+        .collect()
+}
+
+fn t(s: &str) -> i64 {
+    parse_time(s).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_daily_schedule_enrolls_each_contact_at_its_local_time() {
+    let bundle = vm_support::bundle(
+        r#"
+contact { email: email? unique }
+flow digest {
+  when every day at 09:00 local
+  reenter after_exit
+  step s { log "digest" }
+}
+"#,
+    );
+    let dir = daemon_kit::Scratch::new("schedule");
+    let clock = ManualClock::new(t("2026-03-01T00:00:00Z"));
+    let (running, store) =
+        daemon_kit::start(&dir.db_url(), bundle, &clock, Default::default()).await;
+    put(running.addr, "rome", json!({"timezone": "Europe/Rome"})).await;
+    put(running.addr, "ny", json!({"timezone": "America/New_York"})).await;
+    daemon_kit::advance(&store, &clock, t("2026-03-02T23:00:00Z")).await;
+    let at =
+        |v: Vec<(String, String, String, String)>| v.into_iter().map(|e| e.3).collect::<Vec<_>>();
+    assert_eq!(
+        at(enrollments(&store, "rome").await),
+        ["2026-03-01T08:00:00Z", "2026-03-02T08:00:00Z"]
+    );
+    assert_eq!(
+        at(enrollments(&store, "ny").await),
+        ["2026-03-01T14:00:00Z", "2026-03-02T14:00:00Z"]
+    );
+    running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_time_trigger_follows_its_field_when_it_changes() {
+    let bundle = vm_support::bundle(
+        r#"
+contact { email: email? unique  paid_at: time? }
+flow renew {
+  when contact.paid_at + 30 days
+  step s { log "renewal due" }
+}
+"#,
+    );
+    let dir = daemon_kit::Scratch::new("trigger");
+    let clock = ManualClock::new(t("2026-01-01T00:00:00Z"));
+    let (running, store) =
+        daemon_kit::start(&dir.db_url(), bundle, &clock, Default::default()).await;
+    put(
+        running.addr,
+        "c",
+        json!({"paid_at": "2026-01-02T00:00:00Z"}),
+    )
+    .await;
+    daemon_kit::advance(&store, &clock, t("2026-01-20T00:00:00Z")).await;
+    // paid again before the trigger: it moves to the new date
+    put(
+        running.addr,
+        "c",
+        json!({"paid_at": "2026-01-20T00:00:00Z"}),
+    )
+    .await;
+    daemon_kit::advance(&store, &clock, t("2026-02-10T00:00:00Z")).await;
+    assert!(
+        enrollments(&store, "c").await.is_empty(),
+        "not at the old date"
+    );
+    daemon_kit::advance(&store, &clock, t("2026-02-20T00:00:00Z")).await;
+    let e = enrollments(&store, "c").await;
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert_eq!(e[0].3, "2026-02-19T00:00:00Z");
+    running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_flow_keeps_its_timers_until_it_resumes() {
+    let bundle = vm_support::bundle(
+        r#"
+contact { email: email? unique }
+event go {}
+flow f {
+  when go
+  step one { wait 1 hour }
+  step two { log "done" }
+}
+"#,
+    );
+    let dir = daemon_kit::Scratch::new("pause");
+    let clock = ManualClock::new(t("2026-01-01T00:00:00Z"));
+    let (running, store) =
+        daemon_kit::start(&dir.db_url(), bundle, &clock, Default::default()).await;
+    let go = json!({"event": "go", "contact": {"id": "c"}});
+    assert_eq!(post(running.addr, "/v1/events", go.clone()).await, 202);
+    assert_eq!(
+        post(running.addr, "/v1/flows/f/pause", json!({})).await,
+        200
+    );
+    assert_eq!(
+        store.next_wake().await.unwrap(),
+        None,
+        "a paused flow's timer is not due"
+    );
+    daemon_kit::advance(&store, &clock, t("2026-01-01T05:00:00Z")).await;
+    assert_eq!(enrollments(&store, "c").await[0].1, "one");
+    // a paused flow enrolls no one
+    assert_eq!(
+        post(
+            running.addr,
+            "/v1/events",
+            json!({"event": "go", "contact": {"id": "d"}})
+        )
+        .await,
+        202
+    );
+    assert!(enrollments(&store, "d").await.is_empty());
+    assert_eq!(
+        post(running.addr, "/v1/flows/f/resume", json!({})).await,
+        200
+    );
+    daemon_kit::advance(&store, &clock, t("2026-01-01T05:00:01Z")).await;
+    let e = enrollments(&store, "c").await;
+    assert_eq!(
+        (e[0].1.as_str(), e[0].2.as_str()),
+        ("two", "completed"),
+        "{e:?}"
+    );
+    running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_window_holds_the_message_until_it_opens() {
+    let bundle = vm_support::bundle(
+        r#"
+contact { email: email? unique }
+event go {}
+channel mail: smtp { host = "127.0.0.1" port = 1 security = "none" from = "a@b.example" }
+template hi: email { subject = "hi" text = "hello" }
+flow f {
+  when go
+  window 09:00..18:00 local
+  step s { send mail hi }
+}
+"#,
+    );
+    let dir = daemon_kit::Scratch::new("window");
+    let clock = ManualClock::new(t("2026-01-05T20:00:00Z"));
+    let (running, store) =
+        daemon_kit::start(&dir.db_url(), bundle, &clock, Default::default()).await;
+    let ev = json!({"event": "go", "contact": {"id": "c", "email": "c@x.example", "timezone": "Europe/Rome"}});
+    assert_eq!(post(running.addr, "/v1/events", ev).await, 202);
+    let rows = store.outbox_list(None, 10).await.unwrap();
+    assert_eq!(rows.len(), 1);
+    // 20:00Z is 21:00 in Rome: held until 09:00 Rome, 08:00Z the next day
+    assert_eq!(format_time(rows[0].next_attempt_at), "2026-01-06T08:00:00Z");
+    assert_eq!(rows[0].attempts, 0);
+    running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_response_goes_back_into_its_enrollment() {
+    let sink = nudge_testkit::HttpSink::start().await;
+    sink.respond(201, r#"{"id": "L-7"}"#);
+    let bundle = vm_support::bundle(&format!(
+        r#"
+contact {{ email: email? unique  crm_id: text? }}
+event go {{}}
+channel crm: http {{
+  method = "POST"
+  url = "{}/leads"
+  body = json {{ email: contact.email, source: data.source }}
+}}
+flow f {{
+  when go
+  step s {{
+    call crm with {{ source = "web" }} as lead
+    if lead.status == 201 {{
+      set contact.crm_id = lead.json.id
+      tag "in_crm"
+    }}
+  }}
+}}
+"#,
+        sink.url()
+    ));
+    let dir = daemon_kit::Scratch::new("call");
+    let clock = ManualClock::new(t("2026-01-01T00:00:00Z"));
+    let (running, store) = daemon_kit::start_with(&dir.db_url(), bundle, &clock, |c| {
+        c.allow_hosts = vec!["127.0.0.1".into()];
+    })
+    .await;
+    let ev = json!({"event": "go", "contact": {"id": "c", "email": "c@x.example"}});
+    assert_eq!(post(running.addr, "/v1/events", ev).await, 202);
+    let reqs = sink.wait_for(1, std::time::Duration::from_secs(5)).await;
+    assert_eq!(
+        reqs[0].json().unwrap(),
+        json!({"email": "c@x.example", "source": "web"})
+    );
+    let mut done = false;
+    for _ in 0..200 {
+        let st = store.load_contacts(&["c".to_string()]).await.unwrap();
+        let c = &st[0].state;
+        if c.contact.get("crm_id") == Value::text("L-7") {
+            assert!(
+                matches!(c.contact.get("tags"), Value::Set(t) if t.contains(&Value::text("in_crm")))
+            );
+            assert_eq!(c.enrollments[0].status.name(), "completed");
+            done = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(done, "the response never reached the enrollment");
+    running.shutdown().await;
+}
