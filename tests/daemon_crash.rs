@@ -4,12 +4,14 @@
 //! be there (contacts, enrollments), replays must be duplicates, waits
 //! pending at the crash must still fire, and every message must reach the
 //! loopback HTTP sink at least once, with the redelivered ones bounded by
-//! one outbox claim.
+//! one outbox claim. A [`Gate`] in front of the sink holds every delivery of
+//! the first daemon in flight, so the kill always leaves claimed rows both
+//! sent-but-not-recorded and never-sent.
 #![allow(clippy::unwrap_used)]
 
 mod crash_support;
 
-use crash_support::{Daemon, free_port, request};
+use crash_support::{Daemon, Gate, free_port, request};
 use nudge_testkit::HttpSink;
 use serde_json::json;
 use std::collections::{HashMap, HashSet};
@@ -30,13 +32,13 @@ const CLAIM: usize = 256;
 /// within the test.
 const LEASE: &str = "2";
 
-fn project(sink: &HttpSink) -> String {
+fn project(url: &str) -> String {
     format!(
         r#"event signup {{}}
 
 channel hook: http {{
   method = "POST"
-  url = "{}/hook"
+  url = "{url}/hook"
   body = json {{ contact: contact.id, note: message }}
 }}
 
@@ -49,8 +51,7 @@ flow welcome "Welcome" {{
     send hook "second"
   }}
 }}
-"#,
-        sink.url()
+"#
     )
 }
 
@@ -109,8 +110,10 @@ fn load(
 fn kill_9_under_load_loses_nothing_acknowledged() {
     let started = Instant::now();
     let sink = HttpSink::start_blocking();
+    let gate = Gate::start(sink.addr());
     let dir = temp_dir();
-    std::fs::write(dir.join("crash.nudge"), project(&sink)).unwrap();
+    let url = format!("http://{}", gate.addr);
+    std::fs::write(dir.join("crash.nudge"), project(&url)).unwrap();
     let db = dir.join("nudge.db");
     let log = dir.join("daemon.log");
     let port = free_port();
@@ -143,6 +146,12 @@ fn kill_9_under_load_loses_nothing_acknowledged() {
         contacts.len()
     );
     let killed_at = started.elapsed();
+    let (sent, swallowed) = gate.held();
+    assert!(
+        sent > 0 && swallowed > 0,
+        "the kill found no delivery in flight ({sent} sent, {swallowed} never sent)"
+    );
+    gate.open();
 
     let daemon = Daemon::start(&dir, &db, port, &flags, &log);
 
@@ -247,12 +256,16 @@ fn kill_9_under_load_loses_nothing_acknowledged() {
     }
     let again = per_key.values().filter(|&&n| n > 1).count();
     assert!(
+        again >= 1,
+        "{sent} deliveries reached the sink unrecorded, none went out again"
+    );
+    assert!(
         again <= CLAIM,
         "{again} messages delivered more than once (at most one claim of {CLAIM} may be)"
     );
     eprintln!(
-        "acknowledged {} events in {} batches, killed at {killed_at:?}; {} deliveries, \
-         {again} redelivered; total {:?}",
+        "acknowledged {} events in {} batches, killed at {killed_at:?} with {sent} deliveries \
+         sent and {swallowed} never sent; {} deliveries, {again} redelivered; total {:?}",
         contacts.len(),
         acked.len(),
         requests.len(),

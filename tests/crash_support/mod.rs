@@ -1,7 +1,9 @@
 //! Support for `daemon_crash.rs`: takes nothing but the `nudge` binary and a
 //! temp directory; gives a tiny blocking HTTP/1.1 client over `TcpStream`
-//! ([`request`]), a free loopback port ([`free_port`]) and a daemon process
-//! handle ([`Daemon`]) that starts `nudge run` and waits until it answers.
+//! ([`request`]), a free loopback port ([`free_port`]), a daemon process
+//! handle ([`Daemon`]) that starts `nudge run` and waits until it answers,
+//! and a [`Gate`]: a TCP proxy in front of a sink that, until opened, keeps
+//! every delivery in flight so that a kill always finds some.
 //!
 //! Guarantees: every request has a connect and read timeout, so a killed
 //! daemon shows up as an `Err`, never a hang; a [`Daemon`] is killed when
@@ -12,6 +14,8 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// An HTTP answer: status and body text.
@@ -185,5 +189,88 @@ impl Drop for Daemon {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A TCP proxy in front of `upstream`. While closed, it never answers: the
+/// request of every even connection is forwarded (the sink has it, the
+/// sender never hears back: "sent, not recorded"), that of every odd one is
+/// swallowed ("claimed, never sent"). Once [`Gate::open`], new connections
+/// pass through both ways. Held connections end when their client dies.
+pub struct Gate {
+    pub addr: SocketAddr,
+    open: Arc<AtomicBool>,
+    /// Connections accepted while closed: (forwarded, swallowed).
+    held: Arc<[AtomicUsize; 2]>,
+}
+
+impl Gate {
+    pub fn start(upstream: SocketAddr) -> Gate {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let open = Arc::new(AtomicBool::new(false));
+        let held = Arc::new([AtomicUsize::new(0), AtomicUsize::new(0)]);
+        let (o, h) = (open.clone(), held.clone());
+        std::thread::spawn(move || {
+            for (n, client) in listener.incoming().enumerate() {
+                let Ok(client) = client else { continue };
+                let mode = if o.load(Ordering::SeqCst) {
+                    None
+                } else {
+                    h[n % 2].fetch_add(1, Ordering::SeqCst);
+                    Some(n % 2 == 0)
+                };
+                spawn(move || serve(client, upstream, mode));
+            }
+        });
+        Gate { addr, open, held }
+    }
+
+    /// Pass new connections through from now on.
+    pub fn open(&self) {
+        self.open.store(true, Ordering::SeqCst);
+    }
+
+    /// Connections held while closed: (forwarded, swallowed).
+    pub fn held(&self) -> (usize, usize) {
+        (
+            self.held[0].load(Ordering::SeqCst),
+            self.held[1].load(Ordering::SeqCst),
+        )
+    }
+}
+
+fn spawn(f: impl FnOnce() + Send + 'static) {
+    std::thread::Builder::new()
+        .stack_size(128 * 1024)
+        .spawn(f)
+        .unwrap();
+}
+
+/// One proxied connection; `mode` is `None` open, `Some(forward)` closed.
+fn serve(mut client: TcpStream, upstream: SocketAddr, mode: Option<bool>) {
+    match mode {
+        Some(false) => {
+            let _ = std::io::copy(&mut client, &mut std::io::sink());
+        }
+        Some(true) => {
+            if let Ok(mut up) = TcpStream::connect(upstream) {
+                let _ = std::io::copy(&mut client, &mut up);
+            }
+        }
+        None => {
+            let Ok(mut up) = TcpStream::connect(upstream) else {
+                return;
+            };
+            let (Ok(mut c2), Ok(mut u2)) = (client.try_clone(), up.try_clone()) else {
+                return;
+            };
+            spawn(move || {
+                let _ = std::io::copy(&mut u2, &mut c2);
+                let _ = c2.shutdown(std::net::Shutdown::Write);
+            });
+            let _ = std::io::copy(&mut client, &mut up);
+            let _ = up.shutdown(std::net::Shutdown::Write);
+        }
     }
 }

@@ -1,0 +1,499 @@
+//! How fast the daemon works end to end on this machine, against the raw
+//! SQLite limit.
+//!
+//! Run with `cargo bench --bench daemon` (release profile); `NUDGE_BENCH_N`
+//! sets the number of contacts (default 50 000). It starts the real daemon
+//! (`nudge_runtime::daemon::start`) on a SQLite file in a temp directory
+//! with a [`ManualClock`], an HTTP sink on loopback (`nudge-testkit`) as the
+//! one channel, and one flow: `when signup`, `wait 1 day`, `send`. Then:
+//!
+//! 1. **events/s**: N `signup` events for N new contacts through
+//!    `POST /v1/events` in batches of 500 from 4 keep-alive client
+//!    connections, timed from the first request to the last 202;
+//! 2. **timers/s**: the clock moves past the day; timed until
+//!    `due_contacts` is empty (every timer fired and committed; the sends it
+//!    queued are delivered meanwhile, as in production);
+//! 3. **deliveries/s**: once that outbox drained, N more outbox rows (the
+//!    same payload) are committed at once; timed until all are delivered to
+//!    the sink and recorded;
+//! 4. **raw limit rows/s**: plain sqlx writing, per event, the same rows
+//!    into bare tables (contact JSON of the same size, the event row, the
+//!    same journal lines, one outbox row) with the same batch size, one
+//!    `BEGIN IMMEDIATE` transaction per batch, WAL and `synchronous=NORMAL`.
+//!
+//! Targets (2 cores): ≥ 20 000 events/s, ≥ 50 000 timers/s, ≥ 5 000
+//! deliveries/s, events/s ≥ 50 % of the raw limit.
+
+#![allow(clippy::unwrap_used)]
+
+use nudge_compiler::files::{MemoryFs, SourceSet};
+use nudge_runtime::daemon::{self, Clock, Config, ManualClock};
+use nudge_runtime::store::{Commit, NewOutbox, OutboxKind, OutboxStatus};
+use nudge_testkit::HttpSink;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{AssertSqlSafe, Sqlite};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const BATCH: usize = 500;
+const CLIENTS: usize = 4;
+/// The manual clock's start (2027-01-15).
+const T0: i64 = 1_800_000_000;
+/// Rows per multi-row statement in the raw limit (as the store does).
+const CHUNK: usize = 128;
+
+fn main() {
+    let n: usize = std::env::var("NUDGE_BENCH_N")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(50_000);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    rt.block_on(run(n.max(BATCH) / BATCH * BATCH));
+}
+
+fn project(sink: &str) -> String {
+    format!(
+        r#"contact {{
+  first_name: text?
+  plan: "free" | "pro" = "free"
+}}
+
+event signup {{ source: text? }}
+
+channel hook: http {{
+  method = "POST"
+  url = "{sink}/hook"
+  body = json {{ contact: contact.id, plan: contact.plan, note: message }}
+}}
+
+flow nurture "Nurture" {{
+  when signup
+
+  step later "Later" {{
+    wait 1 day
+    send hook "Hello {{{{ contact.first_name | default('there') }}}}, still on {{{{ contact.plan }}}}?"
+  }}
+}}
+"#
+    )
+}
+
+fn bundle(text: &str) -> nudge_compiler::bundle::Bundle {
+    let mut sources = SourceSet::new();
+    sources.add("bench/bench.nudge", "bench.nudge", text);
+    let (checked, bundle) = nudge_compiler::compile(&sources, &MemoryFs::new());
+    match bundle {
+        Some(b) if !checked.diagnostics.has_errors() => b,
+        _ => {
+            for r in checked.diagnostics.records(&sources) {
+                eprintln!("{}:{}: {}: {}", r.line, r.column, r.code, r.message);
+            }
+            panic!("the bench project does not compile");
+        }
+    }
+}
+
+fn temp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("nudge-bench-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+async fn run(n: usize) {
+    let sink = HttpSink::start_blocking();
+    let dir = temp("daemon");
+    let db = dir.join("nudge.db");
+    let store = nudge_runtime::store::open(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    let clock = ManualClock::new(T0);
+    let mut config = Config::new("127.0.0.1:0".parse().unwrap());
+    config.allow_hosts = vec!["127.0.0.1".into()];
+    config.tick = Duration::from_millis(100);
+    let running = daemon::start(
+        store,
+        bundle(&project(&sink.url())),
+        Arc::new(clock.clone()),
+        config,
+    )
+    .await
+    .unwrap();
+    let store = running.store.clone();
+    println!("{n} contacts; batches of {BATCH} over {CLIENTS} connections; SQLite in {dir:?}");
+
+    // 1. events through the API
+    let started = Instant::now();
+    let per = n / BATCH / CLIENTS;
+    let extra = n / BATCH % CLIENTS;
+    let mut clients = Vec::new();
+    let mut first = 0;
+    for c in 0..CLIENTS {
+        let batches = per + usize::from(c < extra);
+        clients.push(tokio::spawn(post_events(running.addr, first, batches)));
+        first += batches;
+    }
+    for c in clients {
+        c.await.unwrap();
+    }
+    let events = started.elapsed();
+    let totals = store.totals(T0).await.unwrap();
+    assert_eq!(totals.contacts, n as i64, "every contact stored");
+    assert_eq!(totals.events, n as i64, "every event stored");
+
+    // what the engine wrote per event, for the raw limit
+    let mut shape = Shape::read(&db).await;
+
+    // 2. due timers
+    clock.advance(86_400 + 1);
+    let started = Instant::now();
+    running.metrics.wake_hint(clock.now());
+    loop {
+        if store.due_contacts(clock.now(), 1).await.unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let timers = started.elapsed();
+    // the scheduler counts a batch after its commit returned: wait for it
+    let fired = || {
+        running
+            .metrics
+            .timers_fired
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
+    let until = Instant::now() + Duration::from_secs(10);
+    while fired() < n as u64 && Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    assert_eq!(fired(), n as u64, "every timer fired");
+    wait_delivered(&store, clock.now(), n as i64).await;
+
+    // 3. deliveries of N more rows, alone
+    let sample = store
+        .outbox_list(Some(OutboxStatus::Delivered), 1)
+        .await
+        .unwrap()
+        .pop()
+        .unwrap();
+    // the message the wait's send queued, for the raw limit's outbox row
+    shape.outbox_payload = sample.payload.to_string();
+    let rows: Vec<NewOutbox> = (0..n)
+        .map(|i| NewOutbox {
+            contact: format!("c{i:07}"),
+            flow: sample.flow.clone(),
+            step: sample.step.clone(),
+            kind: OutboxKind::Message,
+            payload: sample.payload.clone(),
+            idem_key: format!("bench-{i}"),
+            not_before: clock.now(),
+        })
+        .collect();
+    for chunk in rows.chunks(5_000) {
+        let commit = Commit {
+            outbox: chunk.to_vec(),
+            ..Commit::default()
+        };
+        store.commit(commit).await.unwrap();
+    }
+    let started = Instant::now();
+    running.metrics.outbox_hint();
+    wait_delivered(&store, clock.now(), 2 * n as i64).await;
+    let deliveries = started.elapsed();
+    let received = sink.requests().len();
+    assert!(received >= 2 * n, "the sink got {received} of {}", 2 * n);
+    running.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+
+    // 4. the raw limit
+    let dir = temp("raw");
+    let raw = raw_limit(&dir.join("raw.db"), &shape, n).await;
+    let _ = std::fs::remove_dir_all(&dir);
+
+    let rate = |d: Duration| n as f64 / d.as_secs_f64();
+    let (ev, tm, dl, lim) = (rate(events), rate(timers), rate(deliveries), rate(raw));
+    println!(
+        "per event the engine wrote: state JSON {} B, {} journal line(s), {} enrollment row(s)",
+        shape.state.len(),
+        shape.journal.len(),
+        shape.enrollments
+    );
+    println!(
+        "events/s           {ev:>9.0}  ({:.2} s)  target ≥ 20 000",
+        events.as_secs_f64()
+    );
+    println!(
+        "timers/s           {tm:>9.0}  ({:.2} s)  target ≥ 50 000",
+        timers.as_secs_f64()
+    );
+    println!(
+        "deliveries/s       {dl:>9.0}  ({:.2} s)  target ≥ 5 000",
+        deliveries.as_secs_f64()
+    );
+    println!(
+        "raw limit rows/s   {lim:>9.0}  ({:.2} s; events with their rows, no engine)",
+        raw.as_secs_f64()
+    );
+    println!(
+        "ratio events/raw   {:>8.0} %  target ≥ 50 %",
+        100.0 * ev / lim
+    );
+}
+
+/// Wait until `want` outbox rows are delivered.
+async fn wait_delivered(store: &Arc<dyn nudge_runtime::store::Store>, now: i64, want: i64) {
+    let until = Instant::now() + Duration::from_secs(600);
+    loop {
+        let t = store.totals(now).await.unwrap();
+        if t.outbox_delivered >= want {
+            return;
+        }
+        assert_eq!(t.outbox_dead, 0, "deliveries failed");
+        assert!(Instant::now() < until, "deliveries stalled at {t:?}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// One client connection posting `batches` batches, starting at `first`.
+async fn post_events(addr: SocketAddr, first: usize, batches: usize) {
+    let mut conn = TcpStream::connect(addr).await.unwrap();
+    conn.set_nodelay(true).unwrap();
+    let mut buf = Vec::with_capacity(4096);
+    for b in first..first + batches {
+        let events: Vec<serde_json::Value> = (b * BATCH..(b + 1) * BATCH)
+            .map(|i| {
+                serde_json::json!({
+                    "event": "signup",
+                    "id": format!("e{i:07}"),
+                    "contact": {"id": format!("c{i:07}"), "first_name": "Ada"},
+                    "data": {"source": "bench"},
+                })
+            })
+            .collect();
+        let body = serde_json::json!({ "events": events }).to_string();
+        let head = format!(
+            "POST /v1/events HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\n\r\n",
+            body.len()
+        );
+        conn.write_all(head.as_bytes()).await.unwrap();
+        conn.write_all(body.as_bytes()).await.unwrap();
+        let (status, answer) = read_response(&mut conn, &mut buf).await;
+        assert_eq!(status, 202, "{answer}");
+        assert!(
+            answer.contains(&format!("\"accepted\":{BATCH}")),
+            "{answer}"
+        );
+    }
+}
+
+/// One keep-alive response (with `Content-Length`): status and body.
+async fn read_response(conn: &mut TcpStream, buf: &mut Vec<u8>) -> (u16, String) {
+    buf.clear();
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+            let status = head[9..12].parse().unwrap();
+            let length: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .map_or(0, |v| v.trim().parse().unwrap());
+            while buf.len() < end + 4 + length {
+                let got = conn.read(&mut chunk).await.unwrap();
+                assert!(got > 0, "connection closed");
+                buf.extend_from_slice(&chunk[..got]);
+            }
+            let body = String::from_utf8_lossy(&buf[end + 4..end + 4 + length]).into_owned();
+            return (status, body);
+        }
+        let got = conn.read(&mut chunk).await.unwrap();
+        assert!(got > 0, "connection closed");
+        buf.extend_from_slice(&chunk[..got]);
+    }
+}
+
+/// The rows the engine wrote for one event, read back from its database.
+struct Shape {
+    state: String,
+    event_payload: String,
+    journal: Vec<(String, String, String)>,
+    enrollments: i64,
+    outbox_payload: String,
+}
+
+impl Shape {
+    async fn read(db: &Path) -> Shape {
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(
+                SqliteConnectOptions::from_str(&format!("sqlite://{}", db.display())).unwrap(),
+            )
+            .await
+            .unwrap();
+        let id = "c0000000";
+        let (state,): (String,) = sqlx::query_as("SELECT state FROM contacts WHERE id = ?")
+            .bind(id)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        let (event_payload,): (String,) =
+            sqlx::query_as("SELECT payload FROM events WHERE contact = ?")
+                .bind(id)
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        let journal: Vec<(String, String, String)> =
+            sqlx::query_as("SELECT flow, step, what FROM journal WHERE contact = ? ORDER BY seq")
+                .bind(id)
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+        let (enrollments,): (i64,) =
+            sqlx::query_as("SELECT count(*) FROM enrollments WHERE contact = ?")
+                .bind(id)
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        pool.close().await;
+        Shape {
+            state,
+            event_payload,
+            journal,
+            enrollments,
+            outbox_payload: String::new(),
+        }
+    }
+}
+
+/// Plain sqlx: per event a contact row, an event row, the journal lines and
+/// an outbox row, in bare tables, one transaction per batch.
+async fn raw_limit(path: &Path, shape: &Shape, n: usize) -> Duration {
+    let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
+        .unwrap()
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .pragma("cache_size", "-32768")
+        .pragma("temp_store", "memory");
+    let pool = SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(options)
+        .await
+        .unwrap();
+    for ddl in [
+        "CREATE TABLE contacts (id TEXT PRIMARY KEY NOT NULL, state TEXT NOT NULL, \
+         version INTEGER NOT NULL, next_wake INTEGER, created_at INTEGER NOT NULL, \
+         updated_at INTEGER NOT NULL)",
+        "CREATE TABLE events (seq INTEGER PRIMARY KEY, key TEXT, contact TEXT NOT NULL, \
+         name TEXT NOT NULL, payload TEXT NOT NULL, received_at INTEGER NOT NULL)",
+        "CREATE TABLE journal (seq INTEGER PRIMARY KEY, contact TEXT NOT NULL, \
+         at INTEGER NOT NULL, flow TEXT NOT NULL, step TEXT NOT NULL, what TEXT NOT NULL)",
+        "CREATE TABLE outbox (id INTEGER PRIMARY KEY, contact TEXT NOT NULL, flow TEXT NOT NULL, \
+         step TEXT NOT NULL, kind TEXT NOT NULL, payload TEXT NOT NULL, idem_key TEXT NOT NULL, \
+         status TEXT NOT NULL, attempts INTEGER NOT NULL, next_attempt_at INTEGER NOT NULL, \
+         created_at INTEGER NOT NULL)",
+    ] {
+        sqlx::query(ddl).execute(&pool).await.unwrap();
+    }
+    let template_id = "c0000000";
+    let started = Instant::now();
+    for b in 0..n / BATCH {
+        let ids: Vec<String> = (b * BATCH..(b + 1) * BATCH)
+            .map(|i| format!("c{i:07}"))
+            .collect();
+        let states: Vec<String> = ids
+            .iter()
+            .map(|id| shape.state.replace(template_id, id))
+            .collect();
+        let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.unwrap();
+        insert(
+            &mut tx,
+            "INSERT INTO contacts VALUES ",
+            "(?, ?, 1, ?, ?, ?)",
+            |q, i| {
+                q.bind(&ids[i])
+                    .bind(&states[i])
+                    .bind(T0 + 86_400)
+                    .bind(T0)
+                    .bind(T0)
+            },
+        )
+        .await;
+        insert(
+            &mut tx,
+            "INSERT INTO events (key, contact, name, payload, received_at) VALUES ",
+            "(?, ?, 'signup', ?, ?)",
+            |q, i| {
+                q.bind(format!("e{:07}", b * BATCH + i))
+                    .bind(&ids[i])
+                    .bind(&shape.event_payload)
+                    .bind(T0)
+            },
+        )
+        .await;
+        for (flow, step, what) in &shape.journal {
+            insert(
+                &mut tx,
+                "INSERT INTO journal (contact, at, flow, step, what) VALUES ",
+                "(?, ?, ?, ?, ?)",
+                |q, i| q.bind(&ids[i]).bind(T0).bind(flow).bind(step).bind(what),
+            )
+            .await;
+        }
+        insert(
+            &mut tx,
+            "INSERT INTO outbox (contact, flow, step, kind, payload, idem_key, status, attempts, \
+             next_attempt_at, created_at) VALUES ",
+            "(?, 'nurture', 'later', 'message', ?, ?, 'pending', 0, ?, ?)",
+            |q, i| {
+                q.bind(&ids[i])
+                    .bind(&shape.outbox_payload)
+                    .bind(format!("k{:07}", b * BATCH + i))
+                    .bind(T0)
+                    .bind(T0)
+            },
+        )
+        .await;
+        tx.commit().await.unwrap();
+    }
+    let took = started.elapsed();
+    pool.close().await;
+    took
+}
+
+type Q<'q> = sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments>;
+
+/// Insert BATCH rows with multi-row statements of [`CHUNK`] rows.
+async fn insert<'a>(
+    tx: &mut sqlx::Transaction<'static, Sqlite>,
+    head: &str,
+    row: &str,
+    bind: impl Fn(Q<'a>, usize) -> Q<'a>,
+) {
+    let mut start = 0;
+    while start < BATCH {
+        let rows = CHUNK.min(BATCH - start);
+        let mut sql = String::from(head);
+        for r in 0..rows {
+            if r > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(row);
+        }
+        let mut q: Q<'a> = sqlx::query(AssertSqlSafe(sql));
+        for i in start..start + rows {
+            q = bind(q, i);
+        }
+        q.execute(&mut **tx).await.unwrap();
+        start += rows;
+    }
+}
