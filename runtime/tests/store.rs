@@ -81,6 +81,7 @@ suite!(
     due_contacts_in_wake_order,
     claim_outbox_leases_rows,
     outbox_retry_dead_requeue,
+    outbox_record_settles_a_claim,
     journal_in_order,
     bundles_by_hash,
     pause_flags,

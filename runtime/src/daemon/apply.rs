@@ -229,7 +229,7 @@ impl Applier {
                 .iter()
                 .flat_map(|&u| units[u].iter().cloned())
                 .collect();
-            let prepared = match self.prepare(&jobs).await {
+            let prepared = match self.prepare(jobs).await {
                 Ok(p) => p,
                 Err(e) => {
                     self.fail_all(&mut results, &active, &units, &e);
@@ -312,7 +312,7 @@ impl Applier {
     async fn apply_alone(&self, jobs: &[Job]) -> Vec<Outcome> {
         let mut last = String::new();
         for _ in 0..2 {
-            let prepared = match self.prepare(jobs).await {
+            let prepared = match self.prepare(jobs.to_vec()).await {
                 Ok(p) => p,
                 Err(e) => {
                     return jobs
@@ -354,7 +354,7 @@ impl Applier {
     }
 
     /// Run the jobs in memory: the commit to write and one outcome per job.
-    async fn prepare(&self, jobs: &[Job]) -> Result<Prepared, StoreError> {
+    async fn prepare(&self, jobs: Vec<Job>) -> Result<Prepared, StoreError> {
         let now = self.clock.now();
         let paused = self.store.paused().await?;
         let keys: Vec<String> = jobs
@@ -372,7 +372,7 @@ impl Applier {
         // resolve contacts named by key, then load everyone in one query
         let mut ids: Vec<String> = Vec::new();
         let mut by_key: HashMap<(String, String), String> = HashMap::new();
-        for j in jobs {
+        for j in &jobs {
             let key = match j {
                 Job::Event {
                     contact: ContactRef::Key { field, value },
@@ -428,7 +428,7 @@ impl Applier {
         let engine = self.engine(paused, &older);
         let mut outcomes = Vec::with_capacity(jobs.len());
         for j in jobs {
-            outcomes.push(self.job(&engine, &mut b, j.clone(), now).await?);
+            outcomes.push(self.job(&engine, &mut b, j, now).await?);
         }
         let mut wake = None::<i64>;
         for slot in b.slots.into_values() {

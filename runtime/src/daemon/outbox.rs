@@ -12,7 +12,7 @@
 use super::Shared;
 use super::apply::Job;
 use crate::deliver::{Channels, Delivered};
-use crate::store::{OutboxKind, OutboxRow};
+use crate::store::{Attempt, OutboxKind, OutboxRow};
 use nudge_compiler::value::Value;
 use rand::Rng;
 use std::sync::Arc;
@@ -54,7 +54,23 @@ pub async fn run(shared: Arc<Shared>, channels: Arc<Channels>, cancel: Cancellat
             let (shared, channels) = (shared.clone(), channels.clone());
             set.spawn(async move { deliver_one(&shared, &channels, row).await });
         }
-        while set.join_next().await.is_some() {}
+        let mut attempts = Vec::new();
+        let mut responses = Vec::new();
+        while let Some(done) = set.join_next().await {
+            if let Ok((id, attempt, response)) = done {
+                attempts.push((id, attempt));
+                responses.extend(response);
+            }
+        }
+        // one transaction for the whole claim, then the call responses
+        if let Err(e) = shared.store.outbox_record(&attempts).await {
+            tracing::warn!(error = %e, rows = attempts.len(), "cannot record deliveries");
+        }
+        for outcome in shared.queue.submit_each(responses).await {
+            if let Err(e) = outcome {
+                tracing::warn!(error = %e, "cannot apply a call response");
+            }
+        }
     }
 }
 
@@ -81,7 +97,12 @@ pub fn backoff(policy: &super::RetryPolicy, attempts: i64) -> i64 {
     (exp * jitter).ceil().max(1.0) as i64
 }
 
-async fn deliver_one(shared: &Shared, channels: &Channels, row: OutboxRow) {
+/// Deliver one row: what to record, and the call response to apply.
+async fn deliver_one(
+    shared: &Shared,
+    channels: &Channels,
+    row: OutboxRow,
+) -> (i64, Attempt, Option<Job>) {
     let kind = match row.kind {
         OutboxKind::Message => "message",
         OutboxKind::Call => "call",
@@ -91,58 +112,44 @@ async fn deliver_one(shared: &Shared, channels: &Channels, row: OutboxRow) {
     let took = started.elapsed();
     let channel = channel_of(&row);
     let now = shared.clock.now();
-    let store = &shared.store;
-    let mut response = None;
-    let recorded = match result {
-        Delivered::Ok { status, json } => {
-            shared.metrics.delivery(&channel, "delivered", took);
-            response = Some((status, Value::from_json(&json)));
-            store.outbox_delivered(row.id).await
-        }
+    let (attempt, response, outcome) = match result {
+        Delivered::Ok { status, json } => (
+            Attempt::Delivered,
+            Some((status, Value::from_json(&json))),
+            "delivered",
+        ),
         Delivered::Transient(error) if row.attempts + 1 < shared.config.retry.max_attempts => {
-            shared.metrics.delivery(&channel, "retry", took);
             let at = now + backoff(&shared.config.retry, row.attempts);
-            store.outbox_retry(row.id, at, &error).await
+            (Attempt::Retry { at, error }, None, "retry")
         }
-        Delivered::Transient(error) => {
-            shared.metrics.delivery(&channel, "dead", took);
-            response = Some((0, Value::Null));
-            store
-                .outbox_dead(
-                    row.id,
-                    &format!("gave up after {} attempts: {error}", row.attempts + 1),
-                )
-                .await
-        }
+        Delivered::Transient(error) => (
+            Attempt::Dead {
+                error: format!("gave up after {} attempts: {error}", row.attempts + 1),
+            },
+            Some((0, Value::Null)),
+            "dead",
+        ),
         Delivered::Permanent { status, error } => {
-            shared.metrics.delivery(&channel, "dead", took);
-            response = Some((status, Value::Null));
-            store.outbox_dead(row.id, &error).await
+            (Attempt::Dead { error }, Some((status, Value::Null)), "dead")
         }
     };
-    if let Err(e) = recorded {
-        tracing::warn!(id = row.id, error = %e, "cannot record a delivery");
-    }
+    shared.metrics.delivery(&channel, outcome, took);
     let result_name = row
         .payload
         .get("result")
         .and_then(|r| r.as_str())
         .map(str::to_string);
-    if let (OutboxKind::Call, Some(name), Some((status, json))) = (row.kind, result_name, response)
-    {
-        let job = Job::CallResponse {
+    let job = match (row.kind, result_name, response) {
+        (OutboxKind::Call, Some(name), Some((status, json))) => Some(Job::CallResponse {
             contact: row.contact.clone(),
             flow: row.flow.clone(),
             name,
             status,
             json,
-        };
-        for outcome in shared.queue.submit(vec![job]).await {
-            if let Err(e) = outcome {
-                tracing::warn!(id = row.id, error = %e, "cannot apply a call response");
-            }
-        }
-    }
+        }),
+        _ => None,
+    };
+    (row.id, attempt, job)
 }
 
 #[cfg(test)]

@@ -46,6 +46,37 @@ impl Queue {
     }
 }
 
+impl Queue {
+    /// Apply each job as a unit of its own (one failing leaves the others
+    /// applied), in one group commit when the queue is quiet.
+    pub async fn submit_each(&self, jobs: Vec<Job>) -> Vec<Outcome> {
+        let mut answers = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            let (reply, answer) = oneshot::channel();
+            let sent = self
+                .0
+                .send(Submit {
+                    jobs: vec![job],
+                    reply,
+                })
+                .await
+                .is_ok();
+            answers.push(sent.then_some(answer));
+        }
+        let mut out = Vec::with_capacity(answers.len());
+        for a in answers {
+            let got = match a {
+                Some(a) => a.await.ok().and_then(|mut v| v.pop()),
+                None => None,
+            };
+            out.push(
+                got.unwrap_or_else(|| Err(ApplyError::Store("the daemon is shutting down".into()))),
+            );
+        }
+        out
+    }
+}
+
 /// Drain the queue into group commits until every sender is gone.
 pub async fn run(applier: Arc<Applier>, mut rx: Receiver, max_group: usize) {
     while let Some(first) = rx.0.recv().await {

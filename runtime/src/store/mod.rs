@@ -126,6 +126,21 @@ pub struct OutboxRow {
     pub created_at: i64,
 }
 
+/// What one delivery attempt of an outbox row came to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Attempt {
+    Delivered,
+    /// Try again at this instant.
+    Retry {
+        at: i64,
+        error: String,
+    },
+    /// Give up (dead letter).
+    Dead {
+        error: String,
+    },
+}
+
 /// A postback kept because its contact does not exist yet.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct HeldPostback {
@@ -226,6 +241,10 @@ pub trait Store: Send + Sync {
     async fn outbox_retry(&self, id: i64, at: i64, error: &str) -> Result<()>;
     /// Count an attempt and give up on a pending row (dead letter).
     async fn outbox_dead(&self, id: i64, error: &str) -> Result<()>;
+    /// Record the attempts of a whole claim in one transaction (each as
+    /// [`Store::outbox_delivered`], [`Store::outbox_retry`] or
+    /// [`Store::outbox_dead`] would).
+    async fn outbox_record(&self, attempts: &[(i64, Attempt)]) -> Result<()>;
     /// Rows by id (oldest first), of one status or all.
     async fn outbox_list(
         &self,

@@ -248,6 +248,10 @@ impl Store for SqliteStore {
         self.dead(id, error).await
     }
 
+    async fn outbox_record(&self, attempts: &[(i64, crate::store::Attempt)]) -> Result<()> {
+        self.record(attempts).await
+    }
+
     async fn outbox_list(
         &self,
         status: Option<OutboxStatus>,

@@ -190,3 +190,67 @@ pub async fn outbox_retry_dead_requeue(s: &dyn Store) {
     let claimed = s.claim_outbox(500, 600, 10).await.unwrap();
     assert_eq!(claimed.iter().map(|r| r.id).collect::<Vec<_>>(), [m1, m2]);
 }
+
+/// `outbox_record` settles a whole claim at once, pending rows only.
+pub async fn outbox_record_settles_a_claim(s: &dyn Store) {
+    let rows: Vec<_> = (0..4).map(|i| outbox("a", &format!("r{i}"), 10)).collect();
+    commit(
+        s,
+        Commit {
+            outbox: rows,
+            ..Commit::default()
+        },
+    )
+    .await;
+    let ids: Vec<i64> = s
+        .outbox_list(None, 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.id)
+        .collect();
+    let attempts = vec![
+        (ids[0], Attempt::Delivered),
+        (ids[1], Attempt::Delivered),
+        (
+            ids[2],
+            Attempt::Retry {
+                at: 99,
+                error: "timeout".into(),
+            },
+        ),
+        (
+            ids[3],
+            Attempt::Dead {
+                error: "http 404".into(),
+            },
+        ),
+    ];
+    s.outbox_record(&attempts).await.unwrap();
+    // a late second report changes nothing on settled rows
+    s.outbox_record(&[(ids[3], Attempt::Delivered)])
+        .await
+        .unwrap();
+    let rows = s.outbox_list(None, 10).await.unwrap();
+    let seen: Vec<(OutboxStatus, i64, i64, Option<&str>)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.status,
+                r.attempts,
+                r.next_attempt_at,
+                r.last_error.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (OutboxStatus::Delivered, 1, 10, None),
+            (OutboxStatus::Delivered, 1, 10, None),
+            (OutboxStatus::Pending, 1, 99, Some("timeout")),
+            (OutboxStatus::Dead, 1, 10, Some("http 404")),
+        ]
+    );
+    s.outbox_record(&[]).await.unwrap();
+}

@@ -7,7 +7,7 @@
 //! resurrect or overwrite a settled row.
 
 use super::{SqliteStore, db, from_json, json_text, limit};
-use crate::store::{OutboxKind, OutboxRow, OutboxStatus, Result, StoreError};
+use crate::store::{Attempt, OutboxKind, OutboxRow, OutboxStatus, Result, StoreError};
 use sqlx::AssertSqlSafe;
 
 /// An outbox row as selected with [`OUTBOX_COLUMNS`].
@@ -140,6 +140,50 @@ impl SqliteStore {
         .execute(&self.writer)
         .await
         .map_err(db)?;
+        Ok(())
+    }
+
+    /// See [`crate::store::Store::outbox_record`]: delivered rows in one
+    /// statement, retries and dead letters one by one, all in one write
+    /// transaction.
+    pub(super) async fn record(&self, attempts: &[(i64, Attempt)]) -> Result<()> {
+        if attempts.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.begin_write().await?;
+        let delivered: Vec<i64> = attempts
+            .iter()
+            .filter(|(_, a)| *a == Attempt::Delivered)
+            .map(|(id, _)| *id)
+            .collect();
+        if !delivered.is_empty() {
+            sqlx::query(
+                "UPDATE outbox SET status = 'delivered', attempts = attempts + 1 \
+                 WHERE id IN (SELECT value FROM json_each(?)) AND status = 'pending'",
+            )
+            .bind(json_text(&delivered)?)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        }
+        for (id, a) in attempts {
+            let q = match a {
+                Attempt::Delivered => continue,
+                Attempt::Retry { at, error } => sqlx::query(
+                    "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, \
+                     last_error = ? WHERE id = ? AND status = 'pending'",
+                )
+                .bind(*at)
+                .bind(error.as_str()),
+                Attempt::Dead { error } => sqlx::query(
+                    "UPDATE outbox SET status = 'dead', attempts = attempts + 1, \
+                     last_error = ? WHERE id = ? AND status = 'pending'",
+                )
+                .bind(error.as_str()),
+            };
+            q.bind(*id).execute(&mut *tx).await.map_err(db)?;
+        }
+        tx.commit().await.map_err(db)?;
         Ok(())
     }
 
