@@ -190,6 +190,7 @@ const WRONG: &[Wrong] = &[
         statement: "expect contact.deposits == 2",
         found: &[
             "expected the condition to hold, but it does not",
+            "deposits = 1,",
             "completed `deposits` at step `count`",
         ],
         right: "expect contact.deposits == 1",
@@ -198,8 +199,9 @@ const WRONG: &[Wrong] = &[
         name: "wrong value of a named contact: bob deposited, not ann",
         statement: "expect ann.deposits == 1",
         found: &[
-            "contact `ann`:\n       in no flow",
-            "contact `bob`:\n       completed `deposits`",
+            "contact `ann`:\n       fields: clickid = \"ck-ann\", deposits = 0,",
+            "       in no flow",
+            "deposits = 1, phone = \"+393331112206\", tags = []\n       completed `deposits`",
         ],
         right: "expect ann.deposits == 0",
     },
