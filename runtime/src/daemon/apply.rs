@@ -11,6 +11,7 @@
 //! never sinks the others.
 
 use super::clock::Clock;
+use super::group::Overlay;
 use super::metrics::Metrics;
 use crate::engine::{ContactState, Engine, EngineInput};
 use crate::intake::{self, MappedPostback};
@@ -107,6 +108,21 @@ pub(super) struct Slot {
     pub(super) dirty: bool,
     /// Inputs applied to it in this batch (for idempotency keys).
     pub(super) inputs: u32,
+    /// Its unique keys when loaded (`None` for a new contact).
+    pub(super) loaded_keys: Option<Vec<(String, String)>>,
+}
+
+impl Slot {
+    /// A stored contact, as read.
+    pub(super) fn loaded(st: ContactState, version: i64, bundle: &Bundle) -> Slot {
+        Slot {
+            loaded_keys: Some(intake::unique_keys(bundle, &st.contact)),
+            st,
+            version: Some(version),
+            dirty: false,
+            inputs: 0,
+        }
+    }
 }
 
 /// Applies groups of jobs to a store with one bundle.
@@ -122,16 +138,18 @@ pub struct Applier {
 }
 
 /// A group of jobs run in memory, ready to commit.
-struct Prepared {
-    commit: Commit,
-    outcomes: Vec<Outcome>,
+pub(super) struct Prepared {
+    pub(super) commit: Commit,
+    pub(super) outcomes: Vec<Outcome>,
     /// The earliest wake time written.
-    wake: Option<i64>,
+    pub(super) wake: Option<i64>,
+    /// A stored contact's unique keys changed.
+    pub(super) keys_moved: bool,
 }
 
 /// A unit's outcomes when it was left out: its failures stay, the rest say
 /// they were not applied.
-fn aborted(part: Vec<Outcome>) -> Vec<Outcome> {
+pub(super) fn aborted(part: Vec<Outcome>) -> Vec<Outcome> {
     part.into_iter()
         .map(|o| match o {
             Ok(_) => Err(ApplyError::Aborted),
@@ -214,147 +232,14 @@ impl Applier {
             .collect()
     }
 
-    /// Apply several units (each all or nothing) in one commit; outcomes per
-    /// unit, per job in order. A failing unit is left out and the rest is
-    /// prepared again; a store conflict is retried unit by unit.
-    pub async fn apply_units(&self, units: Vec<Vec<Job>>) -> Vec<Vec<Outcome>> {
-        let started = std::time::Instant::now();
-        let inputs: usize = units.iter().map(Vec::len).sum();
-        let mut results: Vec<Option<Vec<Outcome>>> = vec![None; units.len()];
-        let mut active: Vec<usize> = (0..units.len()).collect();
-        let mut tries = 0;
-        while !active.is_empty() {
-            tries += 1;
-            let jobs: Vec<Job> = active
-                .iter()
-                .flat_map(|&u| units[u].iter().cloned())
-                .collect();
-            let prepared = match self.prepare(jobs).await {
-                Ok(p) => p,
-                Err(e) => {
-                    self.fail_all(&mut results, &active, &units, &e);
-                    break;
-                }
-            };
-            // split the outcomes back per unit; leave out units with a failure
-            let mut it = prepared.outcomes.iter().cloned();
-            let mut failed = Vec::new();
-            let mut split = Vec::new();
-            for &u in &active {
-                let part: Vec<Outcome> = it.by_ref().take(units[u].len()).collect();
-                let oks = part.iter().filter(|o| o.is_ok()).count();
-                if part.iter().any(Result::is_err) && oks > 0 {
-                    failed.push(u);
-                    results[u] = Some(aborted(part));
-                } else {
-                    split.push((u, part));
-                }
-            }
-            if !failed.is_empty() && tries < 4 {
-                active.retain(|u| !failed.contains(u));
-                continue;
-            }
-            match self.commit(prepared).await {
-                Ok(()) => {
-                    for (u, part) in split {
-                        results[u] = Some(part);
-                    }
-                    break;
-                }
-                Err(StoreError::Conflict(_)) if active.len() > 1 => {
-                    for &u in &active {
-                        results[u] = Some(Box::pin(self.apply_alone(&units[u])).await);
-                    }
-                    break;
-                }
-                Err(e) => {
-                    self.fail_all(&mut results, &active, &units, &e);
-                    break;
-                }
-            }
-        }
-        self.metrics.commit(started.elapsed(), inputs);
-        let out: Vec<Vec<Outcome>> = results
-            .into_iter()
-            .zip(&units)
-            .map(|(r, u)| {
-                r.unwrap_or_else(|| {
-                    u.iter()
-                        .map(|_| Err(ApplyError::Store("not applied".into())))
-                        .collect()
-                })
-            })
-            .collect();
-        for part in &out {
-            self.metrics.after_commit(part);
-        }
-        out
-    }
-
-    fn fail_all(
-        &self,
-        results: &mut [Option<Vec<Outcome>>],
-        active: &[usize],
-        units: &[Vec<Job>],
-        e: &StoreError,
-    ) {
-        for &u in active {
-            results[u] = Some(
-                units[u]
-                    .iter()
-                    .map(|_| Err(ApplyError::Store(e.to_string())))
-                    .collect(),
-            );
-        }
-    }
-
-    /// One unit in its own commit; a conflict is read again once.
-    async fn apply_alone(&self, jobs: &[Job]) -> Vec<Outcome> {
-        let mut last = String::new();
-        for _ in 0..2 {
-            let prepared = match self.prepare(jobs.to_vec()).await {
-                Ok(p) => p,
-                Err(e) => {
-                    return jobs
-                        .iter()
-                        .map(|_| Err(ApplyError::Store(e.to_string())))
-                        .collect();
-                }
-            };
-            if prepared.outcomes.iter().any(Result::is_err) {
-                return aborted(prepared.outcomes);
-            }
-            let outcomes = prepared.outcomes.clone();
-            match self.commit(prepared).await {
-                Ok(()) => return outcomes,
-                Err(StoreError::Conflict(c)) => last = c,
-                Err(e) => {
-                    return jobs
-                        .iter()
-                        .map(|_| Err(ApplyError::Store(e.to_string())))
-                        .collect();
-                }
-            }
-        }
-        jobs.iter()
-            .map(|_| Err(ApplyError::Conflict(last.clone())))
-            .collect()
-    }
-
-    async fn commit(&self, p: Prepared) -> Result<(), StoreError> {
-        let outbox = !p.commit.outbox.is_empty();
-        self.store.commit(p.commit).await?;
-        if let Some(w) = p.wake {
-            self.metrics.wake_hint(w);
-        }
-        if outbox {
-            self.metrics.outbox_hint();
-        }
-        Ok(())
-    }
-
     /// Run the jobs in memory: the commit to write and one outcome per job.
-    async fn prepare(&self, jobs: Vec<Job>) -> Result<Prepared, StoreError> {
+    /// With an `overlay` (what the commit still in flight writes), contacts,
+    /// keys and event ids it holds are read from it, not from the store.
+    pub(super) async fn prepare(
+        &self,
+        jobs: Vec<Job>,
+        overlay: Option<&Overlay>,
+    ) -> Result<Prepared, StoreError> {
         let now = self.clock.now();
         let paused = self.store.paused().await?;
         let keys: Vec<String> = jobs
@@ -364,11 +249,14 @@ impl Applier {
                 _ => None,
             })
             .collect();
-        let seen = if keys.is_empty() {
+        let mut seen = if keys.is_empty() {
             BTreeSet::new()
         } else {
             self.store.seen_events(&keys).await?
         };
+        if let Some(o) = overlay {
+            seen.extend(keys.iter().filter(|k| o.events.contains(*k)).cloned());
+        }
         // resolve contacts named by key, then load everyone in one query
         let mut ids: Vec<String> = Vec::new();
         let mut by_key: HashMap<(String, String), String> = HashMap::new();
@@ -396,7 +284,11 @@ impl Applier {
             };
             if let std::collections::hash_map::Entry::Vacant(e) = by_key.entry(key) {
                 let (f, v) = e.key();
-                if let Some(id) = self.store.find_contact(f, v).await? {
+                let found = match overlay.and_then(|o| o.keys.get(e.key())) {
+                    Some(id) => Some(id.clone()),
+                    None => self.store.find_contact(f, v).await?,
+                };
+                if let Some(id) = found {
                     ids.push(id.clone());
                     e.insert(id);
                 }
@@ -404,22 +296,22 @@ impl Applier {
         }
         ids.sort();
         ids.dedup();
-        let loaded = self.store.load_contacts(&ids).await?;
+        let mut slots = HashMap::with_capacity(ids.len());
+        if let Some(o) = overlay {
+            ids.retain(|id| match o.contacts.get(id) {
+                Some((st, version)) => {
+                    slots.insert(id.clone(), Slot::loaded(st.clone(), *version, &self.bundle));
+                    false
+                }
+                None => true,
+            });
+        }
+        for v in self.store.load_contacts(&ids).await? {
+            let id = v.state.contact.id.clone();
+            slots.insert(id, Slot::loaded(v.state, v.version, &self.bundle));
+        }
         let mut b = Batch {
-            slots: loaded
-                .into_iter()
-                .map(|v| {
-                    (
-                        v.state.contact.id.clone(),
-                        Slot {
-                            st: v.state,
-                            version: Some(v.version),
-                            dirty: false,
-                            inputs: 0,
-                        },
-                    )
-                })
-                .collect(),
+            slots,
             keys: by_key,
             commit: Commit::default(),
             seen: seen.into_iter().collect(),
@@ -431,6 +323,7 @@ impl Applier {
             outcomes.push(self.job(&engine, &mut b, j, now).await?);
         }
         let mut wake = None::<i64>;
+        let mut keys_moved = false;
         for slot in b.slots.into_values() {
             if !slot.dirty {
                 continue;
@@ -440,8 +333,10 @@ impl Applier {
                 (Some(a), Some(c)) => Some(a.min(c)),
                 (a, c) => a.or(c),
             };
+            let keys = intake::unique_keys(&self.bundle, &slot.st.contact);
+            keys_moved |= slot.loaded_keys.as_ref().is_some_and(|k| *k != keys);
             b.commit.contacts.push(ContactWrite {
-                keys: intake::unique_keys(&self.bundle, &slot.st.contact),
+                keys,
                 state: slot.st,
                 expected_version: slot.version,
                 next_wake,
@@ -451,6 +346,7 @@ impl Applier {
             commit: b.commit,
             outcomes,
             wake,
+            keys_moved,
         })
     }
 }

@@ -56,6 +56,7 @@ impl Applier {
                 version: None,
                 dirty: true,
                 inputs: 0,
+                loaded_keys: None,
             },
         );
         let ev = EventValue {

@@ -23,6 +23,7 @@ pub mod api_events;
 pub mod apply;
 mod apply_jobs;
 pub mod clock;
+pub mod group;
 pub mod metrics;
 pub mod outbox;
 pub mod queue;

@@ -8,6 +8,9 @@
 //! empty, so shutting down never drops a submitted job.
 
 use super::apply::{Applier, ApplyError, Job, Outcome};
+use super::group::{Group, Overlay};
+use crate::store::StoreError;
+use tokio::task::JoinHandle;
 
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
@@ -77,9 +80,89 @@ impl Queue {
     }
 }
 
-/// Drain the queue into group commits until every sender is gone.
+/// What a commit task gives back.
+type Committed = (Group, Result<(), StoreError>);
+
+/// A group whose commit is in flight, with the callers to answer.
+struct Inflight {
+    replies: Vec<oneshot::Sender<Vec<Outcome>>>,
+    /// Jobs per unit (to answer if the commit task itself died).
+    lens: Vec<usize>,
+    overlay: Overlay,
+    commit: JoinHandle<Committed>,
+}
+
+impl Inflight {
+    /// Wait for the commit and answer the callers; gives whether it committed.
+    async fn settle(self, applier: &Applier) -> bool {
+        let Inflight {
+            replies,
+            lens,
+            commit,
+            ..
+        } = self;
+        let done = commit.await;
+        answer(applier, replies, lens, done).await
+    }
+}
+
+/// Answer the callers of a finished commit; gives whether it committed.
+async fn answer(
+    applier: &Applier,
+    replies: Vec<oneshot::Sender<Vec<Outcome>>>,
+    lens: Vec<usize>,
+    done: Result<Committed, tokio::task::JoinError>,
+) -> bool {
+    let (ok, outcomes) = match done {
+        Ok((group, committed)) => {
+            let ok = committed.is_ok();
+            (ok, applier.finish_group(group, committed).await)
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "a commit task failed");
+            let all = lens
+                .iter()
+                .map(|n| {
+                    (0..*n)
+                        .map(|_| Err(ApplyError::Store("the commit failed".into())))
+                        .collect()
+                })
+                .collect();
+            (false, all)
+        }
+    };
+    for (reply, part) in replies.into_iter().zip(outcomes) {
+        let _ = reply.send(part);
+    }
+    ok
+}
+
+/// Drain the queue into group commits until every sender is gone. The next
+/// group is prepared while the previous one commits (see `group.rs`).
 pub async fn run(applier: Arc<Applier>, mut rx: Receiver, max_group: usize) {
-    while let Some(first) = rx.0.recv().await {
+    let mut inflight: Option<Inflight> = None;
+    loop {
+        let first = match inflight.as_mut() {
+            None => match rx.0.recv().await {
+                Some(s) => s,
+                None => break,
+            },
+            Some(f) => {
+                tokio::select! {
+                    s = rx.0.recv() => match s {
+                        Some(s) => s,
+                        None => break,
+                    },
+                    done = &mut f.commit => {
+                        // the commit finished before anything new came
+                        if let Some(f) = inflight.take() {
+                            answer(&applier, f.replies, f.lens, done).await;
+                        }
+                        continue;
+                    }
+                }
+            }
+        };
         let mut group = vec![first];
         let mut n = group[0].jobs.len();
         while n < max_group {
@@ -97,9 +180,37 @@ pub async fn run(applier: Arc<Applier>, mut rx: Receiver, max_group: usize) {
             replies.push(s.reply);
             units.push(s.jobs);
         }
-        let outcomes = applier.apply_units(units).await;
-        for (reply, part) in replies.into_iter().zip(outcomes) {
-            let _ = reply.send(part);
+        // prepare on the commit in flight only when its overlay covers it
+        if inflight.as_ref().is_some_and(|f| !f.overlay.usable)
+            && let Some(f) = inflight.take()
+        {
+            f.settle(&applier).await;
         }
+        let lens: Vec<usize> = units.iter().map(Vec::len).collect();
+        let mut prepared = applier
+            .prepare_group(units, inflight.as_ref().map(|f| &f.overlay))
+            .await;
+        if let Some(f) = inflight.take() {
+            let committed = f.settle(&applier).await;
+            if !committed && prepared.on_overlay() {
+                prepared = applier.prepare_group(prepared.into_units(), None).await;
+            }
+        }
+        let overlay = prepared.overlay();
+        let a = applier.clone();
+        let commit = tokio::spawn(async move {
+            let mut g = prepared;
+            let r = a.commit_group(&mut g).await;
+            (g, r)
+        });
+        inflight = Some(Inflight {
+            replies,
+            lens,
+            overlay,
+            commit,
+        });
+    }
+    if let Some(f) = inflight.take() {
+        f.settle(&applier).await;
     }
 }

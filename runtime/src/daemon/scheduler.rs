@@ -47,34 +47,61 @@ pub async fn run(shared: Arc<Shared>, cancel: CancellationToken) {
     }
 }
 
-/// Fire one batch of due contacts; how many there were.
-pub async fn fire_due(shared: &Shared, now: i64) -> Result<usize, crate::store::StoreError> {
+/// Fire due contacts, keeping up to two batches in the applier's queue so
+/// that one prepares while the other commits; how many were fired.
+pub async fn fire_due(shared: &Arc<Shared>, now: i64) -> Result<usize, crate::store::StoreError> {
     let earliest = shared.store.next_wake().await?;
-    let due = shared.store.due_contacts(now, BATCH).await?;
-    if due.is_empty() {
-        return Ok(0);
-    }
-    if let Some(w) = earliest {
+    if let Some(w) = earliest.filter(|w| *w <= now) {
         shared
             .metrics
             .timer_lag_seconds
             .store((now - w).max(0), Ordering::Relaxed);
     }
-    let n = due.len();
-    let jobs = due
-        .into_iter()
-        .map(|contact| Job::Timer { contact })
-        .collect();
-    let fired = shared
-        .queue
-        .submit(jobs)
-        .await
-        .iter()
-        .filter(|o| matches!(o, Ok(Done::Applied { .. })))
-        .count();
-    shared
-        .metrics
-        .timers_fired
-        .fetch_add(fired as u64, Ordering::Relaxed);
-    Ok(n)
+    let mut inflight: std::collections::VecDeque<(tokio::task::JoinHandle<usize>, Vec<String>)> =
+        std::collections::VecDeque::new();
+    let mut total = 0;
+    loop {
+        let busy: std::collections::HashSet<&String> =
+            inflight.iter().flat_map(|(_, ids)| ids.iter()).collect();
+        let due: Vec<String> = shared
+            .store
+            .due_contacts(now, BATCH + busy.len())
+            .await?
+            .into_iter()
+            .filter(|id| !busy.contains(id))
+            .take(BATCH)
+            .collect();
+        drop(busy);
+        if due.is_empty() {
+            let Some((h, _)) = inflight.pop_front() else {
+                return Ok(total);
+            };
+            total += h.await.unwrap_or(0);
+            continue;
+        }
+        let jobs = due
+            .iter()
+            .map(|c| Job::Timer { contact: c.clone() })
+            .collect();
+        let s = shared.clone();
+        let h = tokio::spawn(async move {
+            let fired = s
+                .queue
+                .submit(jobs)
+                .await
+                .iter()
+                .filter(|o| matches!(o, Ok(Done::Applied { .. })))
+                .count();
+            s.metrics
+                .timers_fired
+                .fetch_add(fired as u64, Ordering::Relaxed);
+            fired
+        });
+        inflight.push_back((h, due));
+        if inflight.len() >= 2
+            && let Some((h, _)) = inflight.pop_front()
+        {
+            total += h.await.unwrap_or(0);
+        }
+    }
 }

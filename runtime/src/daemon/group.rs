@@ -1,0 +1,255 @@
+//! Group commit: several units (one API request, one scheduler batch …)
+//! prepared in memory and written in one store commit, each unit all or
+//! nothing. A unit with a failing job is left out and the rest prepared
+//! again; a store conflict (a concurrent writer) is retried unit by unit.
+//!
+//! The queue overlaps the preparation of the next group with the commit of
+//! the current one. The next group then reads what the commit in flight
+//! writes from an [`Overlay`] instead of the store. If that commit fails,
+//! the group prepared on it is prepared again from the store; and the
+//! overlay is only used when the commit in flight touches nothing the
+//! overlay does not cover (postbacks held or released, a stored contact's
+//! unique keys changing).
+
+use super::apply::{Applier, ApplyError, Job, Outcome, Prepared, aborted};
+use crate::engine::ContactState;
+use crate::store::StoreError;
+use std::collections::{HashMap, HashSet};
+use std::time::Instant;
+
+/// What a commit in flight writes, as the next group must see it.
+#[derive(Debug, Default)]
+pub struct Overlay {
+    /// Contact id → its state and the version the commit gives it.
+    pub contacts: HashMap<String, (ContactState, i64)>,
+    /// Unique keys → contact id.
+    pub keys: HashMap<(String, String), String>,
+    /// Event idempotency keys.
+    pub events: HashSet<String>,
+    /// Whether a group may be prepared on it (see the module header).
+    pub usable: bool,
+}
+
+impl Overlay {
+    fn of(p: &Prepared) -> Overlay {
+        let c = &p.commit;
+        let mut o = Overlay {
+            usable: !p.keys_moved
+                && c.held.is_empty()
+                && c.released.is_empty()
+                && c.rejected.is_empty(),
+            ..Overlay::default()
+        };
+        for w in &c.contacts {
+            let id = w.state.contact.id.clone();
+            for k in &w.keys {
+                o.keys.insert(k.clone(), id.clone());
+            }
+            let version = w.expected_version.map_or(1, |v| v + 1);
+            o.contacts.insert(id, (w.state.clone(), version));
+        }
+        o.events
+            .extend(c.events.iter().filter_map(|e| e.key.clone()));
+        o
+    }
+}
+
+/// A group on its way: prepared, maybe committing, then settled.
+pub struct Group {
+    units: Vec<Vec<Job>>,
+    /// Units already settled (left out, or failed before the commit).
+    results: Vec<Option<Vec<Outcome>>>,
+    /// Units that apply if the commit succeeds, with their outcomes.
+    split: Vec<(usize, Vec<Outcome>)>,
+    prepared: Option<Prepared>,
+    /// Whether it was prepared on an overlay.
+    on_overlay: bool,
+    started: Instant,
+}
+
+impl Group {
+    /// The overlay of its commit, for the next group.
+    pub fn overlay(&self) -> Overlay {
+        self.prepared.as_ref().map(Overlay::of).unwrap_or_default()
+    }
+
+    pub fn on_overlay(&self) -> bool {
+        self.on_overlay
+    }
+
+    /// Its units, to prepare again.
+    pub fn into_units(self) -> Vec<Vec<Job>> {
+        self.units
+    }
+}
+
+impl Applier {
+    /// Apply several units in one commit (no overlap); outcomes per unit.
+    pub async fn apply_units(&self, units: Vec<Vec<Job>>) -> Vec<Vec<Outcome>> {
+        let mut group = self.prepare_group(units, None).await;
+        let committed = self.commit_group(&mut group).await;
+        self.finish_group(group, committed).await
+    }
+
+    /// Prepare units, leaving out those with a failing job until the rest
+    /// prepares clean.
+    pub async fn prepare_group(&self, units: Vec<Vec<Job>>, overlay: Option<&Overlay>) -> Group {
+        let mut g = Group {
+            results: vec![None; units.len()],
+            split: Vec::new(),
+            prepared: None,
+            on_overlay: overlay.is_some(),
+            started: Instant::now(),
+            units,
+        };
+        let mut active: Vec<usize> = (0..g.units.len()).collect();
+        // each round leaves out at least one unit, so this ends
+        while !active.is_empty() {
+            let jobs: Vec<Job> = active
+                .iter()
+                .flat_map(|&u| g.units[u].iter().cloned())
+                .collect();
+            let prepared = match self.prepare(jobs, overlay).await {
+                Ok(p) => p,
+                Err(e) => {
+                    fail(&mut g.results, &active, &g.units, &e);
+                    return g;
+                }
+            };
+            let mut it = prepared.outcomes.iter().cloned();
+            let mut failed = Vec::new();
+            let mut split = Vec::new();
+            for &u in &active {
+                let part: Vec<Outcome> = it.by_ref().take(g.units[u].len()).collect();
+                let oks = part.iter().filter(|o| o.is_ok()).count();
+                if part.iter().any(Result::is_err) && oks > 0 {
+                    failed.push(u);
+                    g.results[u] = Some(aborted(part));
+                } else {
+                    split.push((u, part));
+                }
+            }
+            if failed.is_empty() {
+                g.split = split;
+                g.prepared = Some(prepared);
+                return g;
+            }
+            active.retain(|u| !failed.contains(u));
+        }
+        g
+    }
+
+    /// Write the group's commit (nothing to write is a success).
+    pub async fn commit_group(&self, g: &mut Group) -> Result<(), StoreError> {
+        match g.prepared.take() {
+            Some(p) => self.commit(p).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Settle every unit after the commit: its outcomes, or after a
+    /// conflict each unit alone, or the store's error.
+    pub async fn finish_group(
+        &self,
+        mut g: Group,
+        committed: Result<(), StoreError>,
+    ) -> Vec<Vec<Outcome>> {
+        let inputs: usize = g.units.iter().map(Vec::len).sum();
+        match committed {
+            Ok(()) => {
+                for (u, part) in std::mem::take(&mut g.split) {
+                    g.results[u] = Some(part);
+                }
+            }
+            Err(StoreError::Conflict(_)) => {
+                // a concurrent writer, or a stale overlay: each unit alone,
+                // read again from the store
+                for (u, _) in std::mem::take(&mut g.split) {
+                    g.results[u] = Some(self.apply_alone(&g.units[u]).await);
+                }
+            }
+            Err(e) => {
+                let active: Vec<usize> = g.split.iter().map(|(u, _)| *u).collect();
+                fail(&mut g.results, &active, &g.units, &e);
+            }
+        }
+        self.metrics.commit(g.started.elapsed(), inputs);
+        let out: Vec<Vec<Outcome>> = g
+            .results
+            .into_iter()
+            .zip(&g.units)
+            .map(|(r, u)| {
+                r.unwrap_or_else(|| {
+                    u.iter()
+                        .map(|_| Err(ApplyError::Store("not applied".into())))
+                        .collect()
+                })
+            })
+            .collect();
+        for part in &out {
+            self.metrics.after_commit(part);
+        }
+        out
+    }
+
+    /// One unit in its own commit; a conflict is read again once.
+    async fn apply_alone(&self, jobs: &[Job]) -> Vec<Outcome> {
+        let mut last = String::new();
+        for _ in 0..2 {
+            let prepared = match self.prepare(jobs.to_vec(), None).await {
+                Ok(p) => p,
+                Err(e) => {
+                    return jobs
+                        .iter()
+                        .map(|_| Err(ApplyError::Store(e.to_string())))
+                        .collect();
+                }
+            };
+            if prepared.outcomes.iter().any(Result::is_err) {
+                return aborted(prepared.outcomes);
+            }
+            let outcomes = prepared.outcomes.clone();
+            match self.commit(prepared).await {
+                Ok(()) => return outcomes,
+                Err(StoreError::Conflict(c)) => last = c,
+                Err(e) => {
+                    return jobs
+                        .iter()
+                        .map(|_| Err(ApplyError::Store(e.to_string())))
+                        .collect();
+                }
+            }
+        }
+        jobs.iter()
+            .map(|_| Err(ApplyError::Conflict(last.clone())))
+            .collect()
+    }
+
+    async fn commit(&self, p: Prepared) -> Result<(), StoreError> {
+        let outbox = !p.commit.outbox.is_empty();
+        self.store.commit(p.commit).await?;
+        if let Some(w) = p.wake {
+            self.metrics.wake_hint(w);
+        }
+        if outbox {
+            self.metrics.outbox_hint();
+        }
+        Ok(())
+    }
+}
+
+fn fail(
+    results: &mut [Option<Vec<Outcome>>],
+    active: &[usize],
+    units: &[Vec<Job>],
+    e: &StoreError,
+) {
+    for &u in active {
+        results[u] = Some(
+            units[u]
+                .iter()
+                .map(|_| Err(ApplyError::Store(e.to_string())))
+                .collect(),
+        );
+    }
+}
