@@ -7,7 +7,6 @@
 use minijinja::{AutoEscape, Environment, Value as J};
 use nudge_compiler::value::{Value, format_date, format_time};
 use std::collections::BTreeMap;
-use std::sync::LazyLock;
 
 /// Where a rendered text goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,9 +46,28 @@ fn env(kind: RenderKind) -> Environment<'static> {
     env
 }
 
-static TEXT: LazyLock<Environment<'static>> = LazyLock::new(|| env(RenderKind::Text));
-static HTML: LazyLock<Environment<'static>> = LazyLock::new(|| env(RenderKind::Html));
-static URL: LazyLock<Environment<'static>> = LazyLock::new(|| env(RenderKind::Url));
+/// Templates compiled at most once per thread and kind (`render_str`
+/// would parse on every call): one environment per kind holds them, named by
+/// their own text. Past [`CACHE_LIMIT`] templates it starts afresh.
+const CACHE_LIMIT: usize = 4096;
+
+struct Cache {
+    env: Environment<'static>,
+    kind: RenderKind,
+    len: usize,
+}
+
+thread_local! {
+    static CACHES: std::cell::RefCell<Vec<Cache>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+fn template_error(e: &minijinja::Error) -> String {
+    let detail = e
+        .detail()
+        .map(str::to_string)
+        .unwrap_or_else(|| e.kind().to_string());
+    format!("template error: {detail}")
+}
 
 /// Render a template with named roots (`contact`, `event`, `flow`, …).
 pub fn render(
@@ -65,17 +83,36 @@ pub fn render(
         .filter(|(_, v)| !v.is_null())
         .map(|(k, v)| (k.clone(), to_jinja(v)))
         .collect();
-    let env = match kind {
-        RenderKind::Text => &*TEXT,
-        RenderKind::Html => &*HTML,
-        RenderKind::Url => &*URL,
-    };
-    env.render_str(source, ctx).map_err(|e| {
-        let detail = e
-            .detail()
-            .map(str::to_string)
-            .unwrap_or_else(|| e.kind().to_string());
-        format!("template error: {detail}")
+    CACHES.with(|caches| {
+        let mut caches = caches.borrow_mut();
+        let i = match caches.iter().position(|c| c.kind == kind) {
+            Some(i) => i,
+            None => {
+                caches.push(Cache {
+                    env: env(kind),
+                    kind,
+                    len: 0,
+                });
+                caches.len() - 1
+            }
+        };
+        let cache = &mut caches[i];
+        if cache.env.get_template(source).is_err() {
+            if cache.len >= CACHE_LIMIT {
+                cache.env = env(kind);
+                cache.len = 0;
+            }
+            cache
+                .env
+                .add_template_owned(source.to_string(), source.to_string())
+                .map_err(|e| template_error(&e))?;
+            cache.len += 1;
+        }
+        cache
+            .env
+            .get_template(source)
+            .and_then(|t| t.render(ctx))
+            .map_err(|e| template_error(&e))
     })
 }
 
