@@ -1,13 +1,14 @@
 //! The applier: takes a group of inputs (events, changes, postbacks, timers,
 //! call responses, manual moves), runs the pure [`Engine`] on the contacts
-//! they touch, and writes everything they produced in ONE store commit
-//! (group commit). The daemon feeds it from a queue; the CLI calls it
-//! directly on the same database.
+//! they touch (`prepare`, with the jobs themselves in `apply_jobs.rs`), and
+//! writes everything they produced in ONE store commit (`group.rs`). The
+//! daemon and the CLI's database commands both feed it through the queue
+//! (`queue.rs`).
 //!
 //! INVARIANT: a result is returned only after the commit holding its effect
 //! returned. An event's idempotency key is recorded in that same commit, so
 //! its state effect applies exactly once. A conflicting commit (a unique key
-//! taken, a concurrent writer) is retried input by input, so one bad input
+//! taken, a concurrent writer) is retried unit by unit, so one bad request
 //! never sinks the others.
 
 use super::clock::Clock;

@@ -1,8 +1,9 @@
 //! The applier's queue: callers (API handlers, the scheduler, the outbox
-//! worker) submit groups of jobs and await their outcomes; one task drains
-//! whatever is queued into a single [`Applier::apply`] call, so the commit
-//! count falls as the load rises (group commit) and one contact's inputs
-//! apply one at a time, in arrival order.
+//! worker, the CLI) submit units of jobs and await their outcomes; one task
+//! drains whatever is queued into one group commit, so the commit count falls
+//! as the load rises and one contact's inputs apply one at a time, in
+//! arrival order. The next group is prepared while the previous one commits
+//! (see `group.rs`); callers are answered after their commit.
 //!
 //! The task ends when every [`Queue`] handle is dropped and the queue is
 //! empty, so shutting down never drops a submitted job.
