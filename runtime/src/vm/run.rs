@@ -465,6 +465,11 @@ impl<'m> Machine<'m> {
         let Some(ch) = self.bundle.channel(channel) else {
             return;
         };
+        // a held-out contact's sends are skipped as holdout (§10), whatever else
+        if self.enr.holdout {
+            self.journal(format!("send to `{channel}` skipped: holdout"));
+            return;
+        }
         let smtp = matches!(ch.kind, ChannelKind::Smtp { .. });
         let recipient = match to {
             Some(c) => self.eval(c),
@@ -479,10 +484,6 @@ impl<'m> Machine<'m> {
             self.journal(format!(
                 "send to `{channel}` skipped: the recipient is not set"
             ));
-            return;
-        }
-        if self.enr.holdout {
-            self.journal(format!("send to `{channel}` skipped: holdout"));
             return;
         }
         let rendered = (|| -> Result<_, String> {

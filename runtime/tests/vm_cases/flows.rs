@@ -169,6 +169,15 @@ fn holdout_runs_the_flow_without_sends_or_calls() {
     assert!(lines.contains(&"send to `mail` skipped: holdout"));
     assert!(lines.contains(&"call skipped: holdout"));
 
+    // without an e-mail address, a held-out send is still skipped as holdout
+    let mut st = ContactState::new(contact(&b, &held, &[]));
+    let out = e.apply(&mut st, ping(T0), T0, &env);
+    let lines: Vec<&str> = out.journal.iter().map(|j| j.what.as_str()).collect();
+    assert!(
+        lines.contains(&"send to `mail` skipped: holdout"),
+        "{lines:?}"
+    );
+
     let mut st = ContactState::new(contact(
         &b,
         &kept,
