@@ -244,3 +244,20 @@ fn operators() {
         "flow f { when sale\n add \"x\" to contact.lists\n if \"x\" in contact.lists and contact.plan != \"pro\" { tag \"y\" } }",
     ));
 }
+
+#[test]
+fn message_in_a_channel_is_text_without_fields() {
+    let src = r#"
+contact { email: email? unique  phone: phone? }
+event ping {}
+channel sms: http {
+  method = "POST"
+  url = "https://sms.example/send"
+  body = json { to: message.to, text: message }
+}
+flow f { when ping  send sms "hi" }
+"#;
+    assert_diag(src, "nudge::types::mismatch", "to");
+    let found = support::diags(src);
+    assert_eq!(found.len(), 1, "{found:?}");
+}

@@ -364,10 +364,27 @@ impl Checker<'_, '_> {
                 }
                 _ if !self.env.defines.contains_key(r) => {
                     let t = self.name(root, cx, d);
-                    return if t == Type::Unknown {
-                        Type::Unknown
-                    } else {
-                        Type::Json
+                    return match t.base() {
+                        Type::Unknown => Type::Unknown,
+                        Type::Json | Type::Map => Type::Json,
+                        // e.g. `message.to` in a channel, where `message` is text
+                        other => {
+                            let help = (r == "message").then(|| {
+                                "in a channel, `message` is the rendered text of the `send`; \
+                                 read the recipient from `contact`"
+                                    .to_string()
+                            });
+                            d.push(
+                                field.span,
+                                TypeError::Mismatch {
+                                    expected: "a value with fields".into(),
+                                    found: show(other),
+                                    span: ss(field.span),
+                                    help,
+                                },
+                            );
+                            Type::Unknown
+                        }
                     };
                 }
                 _ => {}
