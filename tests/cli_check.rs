@@ -1,44 +1,14 @@
 //! `nudge check` and `nudge fmt` end to end: the conformance projects, the
 //! JSON and GitHub formats, `--deny-warnings`, and `fmt --check`.
 
+mod cli_support;
+
+use cli_support::*;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::Command;
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn nudge_in(cwd: &Path, args: &[&str]) -> Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_nudge"))
-        .args(args)
-        .current_dir(cwd)
-        .env("NO_COLOR", "1")
-        .env("COLUMNS", "100")
-        .output()
-        .expect("the binary runs");
-    let run = Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    };
-    assert!(!run.stderr.contains("panicked"), "{args:?}: {}", run.stderr);
-    run
-}
-
-fn nudge(args: &[&str]) -> Run {
-    nudge_in(Path::new(env!("CARGO_MANIFEST_DIR")), args)
-}
 
 fn scratch(test: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("cli_check")
-        .join(test);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("scratch dir");
-    dir
+    cli_support::scratch("cli_check", test)
 }
 
 fn project(test: &str, files: &[(&str, &str)]) -> PathBuf {
@@ -53,10 +23,6 @@ fn project(test: &str, files: &[(&str, &str)]) -> PathBuf {
 
 fn json(run: &Run) -> Value {
     serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", run.stdout))
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("UTF-8 path")
 }
 
 #[test]
