@@ -141,14 +141,22 @@ fn synthetic(i: usize) -> ContactState {
 fn commit_for(states: &[ContactState], pass: i64) -> Commit {
     let mut c = Commit::default();
     for (j, st) in states.iter().enumerate() {
+        let before = st.clone();
         let mut st = st.clone();
         if pass > 0 {
             st.enrollments[1].step = "second_mail".into();
         }
         let id = st.contact.id.clone();
         let wake = st.next_wake();
+        let keys = vec![("email".to_string(), format!("{id}@example.test"))];
+        // what the daemon read: the state the previous pass wrote
+        let mut read = before;
+        if pass > 1 {
+            read.enrollments[1].step = "second_mail".into();
+        }
         c.contacts.push(ContactWrite {
-            keys: vec![("email".into(), format!("{id}@example.test"))],
+            loaded: (pass > 0).then(|| Loaded::of(&read, keys.clone())),
+            keys,
             state: st,
             expected_version: (pass > 0).then_some(pass),
             next_wake: wake,

@@ -154,13 +154,13 @@ flow f {
         post(running.addr, "/v1/flows/f/pause", json!({})).await,
         200
     );
+    daemon_kit::advance(&store, &clock, t("2026-01-01T05:00:00Z")).await;
+    assert_eq!(enrollments(&store, "c").await[0].1, "one");
     assert_eq!(
         store.next_wake().await.unwrap(),
         None,
-        "a paused flow's timer is not due"
+        "woken for a paused flow's timer, the contact waits without a wake time"
     );
-    daemon_kit::advance(&store, &clock, t("2026-01-01T05:00:00Z")).await;
-    assert_eq!(enrollments(&store, "c").await[0].1, "one");
     // a paused flow enrolls no one
     assert_eq!(
         post(

@@ -86,6 +86,7 @@ suite!(
     bundles_by_hash,
     pause_flags,
     flow_counts_from_states,
+    writes_move_what_the_caller_read,
     held_postbacks,
     rejected_postbacks_kept,
     totals_count_everything,
@@ -160,4 +161,48 @@ async fn a_bad_url_is_an_error() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("postgres://nowhere/db"), "{err}");
+}
+
+/// A database made before the flow counters (migration 0001, one row per
+/// enrollment) keeps its counts when migrated.
+#[tokio::test]
+async fn enrollment_rows_become_flow_counters() {
+    let db = TempDb::new("counters");
+    let s = SqliteStore::open(&db.url()).await.unwrap();
+    let mut first = sqlx::migrate!("./migrations/sqlite");
+    first.migrations = std::borrow::Cow::Owned(first.migrations[..1].to_vec());
+    let pool = sqlx::SqlitePool::connect(&db.url()).await.unwrap();
+    first.run(&pool).await.unwrap();
+    for (contact, seq, status, step) in [
+        ("ann", 0, "active", "wait"),
+        ("ann", 1, "completed", "end"),
+        ("bob", 0, "active", "wait"),
+    ] {
+        sqlx::query(
+            "INSERT INTO enrollments (contact, seq, flow, status, step, version, entered_at) \
+             VALUES (?, ?, 'welcome', ?, ?, 'v1', 1)",
+        )
+        .bind(contact)
+        .bind(seq)
+        .bind(status)
+        .bind(step)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    pool.close().await;
+    s.migrate().await.unwrap();
+    let fc = s.flow_counts().await.unwrap();
+    assert_eq!(
+        fc,
+        vec![nudge_runtime::store::FlowCounts {
+            flow: "welcome".into(),
+            enrolled: 3,
+            active: 2,
+            completed: 1,
+            steps: [("wait".to_string(), 2)].into(),
+            ..Default::default()
+        }]
+    );
+    s.close().await;
 }

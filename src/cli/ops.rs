@@ -164,8 +164,11 @@ pub fn flow(cmd: &FlowCommand) -> Result<Outcome, CliError> {
         let n = api_admin::set_paused(&shared, flow, paused)
             .await
             .map_err(api)?;
-        let what = if paused { "paused" } else { "resumed" };
-        Ok(text(format!("flow `{flow}` {what} ({n} contacts in it)\n")))
+        Ok(text(if paused {
+            format!("flow `{flow}` paused\n")
+        } else {
+            format!("flow `{flow}` resumed ({n} contacts re-planned)\n")
+        }))
     })
 }
 

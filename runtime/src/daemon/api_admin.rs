@@ -278,8 +278,13 @@ pub async fn flows(State(shared): State<Arc<Shared>>) -> ApiResult {
     Ok(json(StatusCode::OK, json!({"flows": flows})))
 }
 
-/// Pause or resume a flow, then re-plan the wake time of its contacts.
-pub async fn set_paused(shared: &Shared, flow: &str, paused: bool) -> Result<usize, ApiError> {
+/// Pause or resume a flow. A pause takes effect at once: the engine leaves
+/// the flow alone, and a contact woken for one of its timers only has its
+/// wake time written again without it. A resume re-plans every contact's
+/// wake time (see [`super::replan`]), so what came due meanwhile fires;
+/// that pass runs on its own task, so a caller that goes away does not
+/// stop it half way. Gives how many contacts were re-planned.
+pub async fn set_paused(shared: &Arc<Shared>, flow: &str, paused: bool) -> Result<usize, ApiError> {
     if shared.bundle.flow(flow).is_none() {
         return Err(ApiError::not_found(
             "unknown_flow",
@@ -291,21 +296,14 @@ pub async fn set_paused(shared: &Shared, flow: &str, paused: bool) -> Result<usi
         .set_paused(flow, paused)
         .await
         .map_err(unavailable)?;
-    let contacts = shared
-        .store
-        .contacts_in_flow(flow)
-        .await
-        .map_err(unavailable)?;
-    let n = contacts.len();
-    for chunk in contacts.chunks(1000) {
-        let jobs = chunk
-            .iter()
-            .map(|c| Job::Refresh { contact: c.clone() })
-            .collect();
-        shared.queue.submit(jobs).await;
+    if paused {
+        return Ok(0);
     }
-    shared.metrics.wake_hint(0);
-    Ok(n)
+    let pass = tokio::spawn(super::replan(
+        shared.clone(),
+        tokio_util::sync::CancellationToken::new(),
+    ));
+    Ok(pass.await.unwrap_or(0))
 }
 
 /// `POST /v1/flows/{flow}/pause` and `…/resume`
@@ -323,10 +321,14 @@ pub async fn flow_action(
             ));
         }
     };
-    set_paused(&shared, &flow, paused).await?;
+    let replanned = set_paused(&shared, &flow, paused).await?;
     Ok(json(
         StatusCode::OK,
-        json!({"flow": flow, "status": if paused { "paused" } else { "active" }}),
+        json!({
+            "flow": flow,
+            "status": if paused { "paused" } else { "active" },
+            "replanned": replanned,
+        }),
     ))
 }
 

@@ -16,7 +16,7 @@ use super::group::Overlay;
 use super::metrics::Metrics;
 use crate::engine::{ContactState, Engine, EngineInput};
 use crate::intake::{self, MappedPostback};
-use crate::store::{Commit, ContactWrite, Store, StoreError};
+use crate::store::{Commit, ContactWrite, Loaded, Store, StoreError};
 use nudge_compiler::bundle::Bundle;
 use nudge_compiler::value::Value;
 use sha2::{Digest, Sha256};
@@ -109,15 +109,16 @@ pub(super) struct Slot {
     pub(super) dirty: bool,
     /// Inputs applied to it in this batch (for idempotency keys).
     pub(super) inputs: u32,
-    /// Its unique keys when loaded (`None` for a new contact).
-    pub(super) loaded_keys: Option<Vec<(String, String)>>,
+    /// Its unique keys and places when loaded (`None` for a new contact):
+    /// the store writes only what moved from them.
+    pub(super) loaded: Option<Loaded>,
 }
 
 impl Slot {
     /// A stored contact, as read.
     pub(super) fn loaded(st: ContactState, version: i64, bundle: &Bundle) -> Slot {
         Slot {
-            loaded_keys: Some(intake::unique_keys(bundle, &st.contact)),
+            loaded: Some(Loaded::of(&st, intake::unique_keys(bundle, &st.contact))),
             st,
             version: Some(version),
             dirty: false,
@@ -335,12 +336,13 @@ impl Applier {
                 (a, c) => a.or(c),
             };
             let keys = intake::unique_keys(&self.bundle, &slot.st.contact);
-            keys_moved |= slot.loaded_keys.as_ref().is_some_and(|k| *k != keys);
+            keys_moved |= slot.loaded.as_ref().is_some_and(|l| l.keys != keys);
             b.commit.contacts.push(ContactWrite {
                 keys,
                 state: slot.st,
                 expected_version: slot.version,
                 next_wake,
+                loaded: slot.loaded,
             });
         }
         Ok(Prepared {

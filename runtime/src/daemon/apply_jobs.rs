@@ -56,7 +56,7 @@ impl Applier {
                 version: None,
                 dirty: true,
                 inputs: 0,
-                loaded_keys: None,
+                loaded: None,
             },
         );
         let ev = EventValue {

@@ -204,18 +204,20 @@ pub fn attach(
     (shared, task)
 }
 
-/// After deploying a version with time triggers or schedules, plan them for
-/// the contacts that already exist (new contacts get them when created).
-/// Pages through the contacts once; stops early on shutdown.
-async fn rearm(shared: Arc<Shared>, cancel: CancellationToken) {
+/// Re-plans every contact's wake time (a `Refresh` job each, a page of
+/// 1 000 at a time): after deploying a version with time triggers or
+/// schedules (new contacts get them when created), and when a paused flow
+/// resumes (its timers, triggers and schedules were left out of the wake
+/// times). Stops early on `cancel`; gives how many contacts it re-planned.
+pub async fn replan(shared: Arc<Shared>, cancel: CancellationToken) -> usize {
     let mut after: Option<String> = None;
     let mut n = 0;
     while !cancel.is_cancelled() {
         let ids = match shared.store.contact_ids(after.as_deref(), 1000).await {
             Ok(ids) => ids,
             Err(e) => {
-                tracing::warn!(error = %e, "cannot list contacts to plan new schedules");
-                return;
+                tracing::warn!(error = %e, "cannot list contacts to re-plan");
+                break;
             }
         };
         let Some(last) = ids.last().cloned() else {
@@ -230,6 +232,11 @@ async fn rearm(shared: Arc<Shared>, cancel: CancellationToken) {
         after = Some(last);
     }
     shared.metrics.wake_hint(0);
+    n
+}
+
+async fn rearm(shared: Arc<Shared>, cancel: CancellationToken) {
+    let n = replan(shared, cancel).await;
     tracing::info!(
         contacts = n,
         "planned the deployed version's schedules and time triggers"

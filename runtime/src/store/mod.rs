@@ -48,6 +48,51 @@ pub struct ContactWrite {
     pub keys: Vec<(String, String)>,
     /// When the scheduler must wake it (paused flows left out).
     pub next_wake: Option<i64>,
+    /// What the stored version held, as the caller read it; `None` makes
+    /// the store read it again (see [`Loaded`]).
+    pub loaded: Option<Loaded>,
+}
+
+/// What a contact's stored version held when the caller read it: its
+/// unique keys and the place of each enrollment. With `expected_version`
+/// matching, it is exactly what is stored, so the store writes only the
+/// differences (keys moved, counts moved) without reading the row again.
+/// For a new contact it is ignored.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Loaded {
+    pub keys: Vec<(String, String)>,
+    pub places: Vec<Place>,
+}
+
+/// Where one enrollment stands, as counted in [`FlowCounts`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Place {
+    pub flow: String,
+    pub status: &'static str,
+    pub step: String,
+}
+
+impl Loaded {
+    /// What `state` holds, with its unique `keys`.
+    pub fn of(state: &ContactState, keys: Vec<(String, String)>) -> Loaded {
+        Loaded {
+            keys,
+            places: places(state),
+        }
+    }
+}
+
+/// The place of each enrollment of a state.
+pub fn places(state: &ContactState) -> Vec<Place> {
+    state
+        .enrollments
+        .iter()
+        .map(|e| Place {
+            flow: e.flow.clone(),
+            status: e.status.name(),
+            step: e.step.clone(),
+        })
+        .collect()
 }
 
 /// An event as received (for the record and idempotency).
@@ -219,11 +264,9 @@ pub trait Store: Send + Sync {
     async fn due_contacts(&self, now: i64, limit: usize) -> Result<Vec<String>>;
     /// The earliest wake time of any contact.
     async fn next_wake(&self) -> Result<Option<i64>>;
-    /// Contacts with an active enrollment in a flow (for pause/resume).
-    async fn contacts_in_flow(&self, flow: &str) -> Result<Vec<String>>;
     /// Contact ids after `after`, in id order, `limit` at most: a page of a
     /// walk over every contact (done only when a deploy adds time triggers
-    /// or schedules).
+    /// or schedules, and when a paused flow resumes).
     async fn contact_ids(&self, after: Option<&str>, limit: usize) -> Result<Vec<String>>;
 
     // ---- the outbox

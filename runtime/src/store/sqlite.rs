@@ -8,7 +8,7 @@
 //! `SQLITE_BUSY` and another process waits up to `busy_timeout`; reads use a
 //! small pool of their own connections and see every returned commit. A
 //! contact is one JSON document (`ContactState`) with its `version` and
-//! `next_wake`; enrollment rows are derived from it at each commit (see
+//! `next_wake`; per-flow counters move with each commit (see
 //! `sqlite/commit.rs`). Migrations are embedded from
 //! `runtime/migrations/sqlite/`. Bookkeeping columns (`created_at`,
 //! `updated_at` of contacts, `created_at` of outbox rows) use the wall
@@ -179,8 +179,11 @@ impl Store for SqliteStore {
 
     async fn commit(&self, c: Commit) -> Result<()> {
         let mut tx = self.begin_write().await?;
-        commit::apply(&mut tx, c, wall_now()).await?;
-        tx.commit().await.map_err(db)
+        commit::apply(&mut tx, &c, wall_now()).await?;
+        let done = tx.commit().await.map_err(db);
+        // a group's states are freed after the writer is released
+        drop(c);
+        done
     }
 
     async fn due_contacts(&self, now: i64, limit_: usize) -> Result<Vec<String>> {
@@ -202,18 +205,6 @@ impl Store for SqliteStore {
                 .await
                 .map_err(db)?;
         Ok(at)
-    }
-
-    async fn contacts_in_flow(&self, flow: &str) -> Result<Vec<String>> {
-        let rows: Vec<(String,)> = sqlx::query_as(
-            "SELECT DISTINCT contact FROM enrollments WHERE flow = ? AND status = 'active' \
-             ORDER BY contact",
-        )
-        .bind(flow)
-        .fetch_all(&self.reader)
-        .await
-        .map_err(db)?;
-        Ok(rows.into_iter().map(|(c,)| c).collect())
     }
 
     async fn contact_ids(&self, after: Option<&str>, limit: usize) -> Result<Vec<String>> {
@@ -340,40 +331,36 @@ impl Store for SqliteStore {
     }
 
     async fn flow_counts(&self) -> Result<Vec<FlowCounts>> {
-        type Counts = (String, i64, i64, i64, i64, i64, i64);
-        let rows: Vec<Counts> = sqlx::query_as(
-            "SELECT flow, count(*), sum(status = 'active'), sum(status = 'completed'), \
-             sum(status = 'exited'), sum(status = 'converted'), sum(status = 'failed') \
-             FROM enrollments GROUP BY flow ORDER BY flow",
+        let rows: Vec<(String, String, String, i64)> = sqlx::query_as(
+            "SELECT flow, status, step, n FROM flow_counts WHERE n != 0 ORDER BY flow",
         )
         .fetch_all(&self.reader)
         .await
         .map_err(db)?;
-        let steps: Vec<(String, String, i64)> = sqlx::query_as(
-            "SELECT flow, step, count(*) FROM enrollments WHERE status = 'active' \
-             GROUP BY flow, step",
-        )
-        .fetch_all(&self.reader)
-        .await
-        .map_err(db)?;
-        let mut out: Vec<FlowCounts> = rows
-            .into_iter()
-            .map(
-                |(flow, enrolled, active, completed, exited, converted, failed)| FlowCounts {
+        let mut out: Vec<FlowCounts> = Vec::new();
+        for (flow, status, step, n) in rows {
+            if out.last().is_none_or(|c| c.flow != flow) {
+                out.push(FlowCounts {
                     flow,
-                    enrolled,
-                    active,
-                    completed,
-                    exited,
-                    converted,
-                    failed,
-                    steps: BTreeMap::new(),
-                },
-            )
-            .collect();
-        for (flow, step, n) in steps {
-            if let Some(c) = out.iter_mut().find(|c| c.flow == flow) {
-                c.steps.insert(step, n);
+                    ..FlowCounts::default()
+                });
+            }
+            let Some(c) = out.last_mut() else { continue };
+            c.enrolled += n;
+            match status.as_str() {
+                "active" => {
+                    c.active += n;
+                    *c.steps.entry(step).or_default() += n;
+                }
+                "completed" => c.completed += n,
+                "exited" => c.exited += n,
+                "converted" => c.converted += n,
+                "failed" => c.failed += n,
+                other => {
+                    return Err(StoreError::Corrupt(format!(
+                        "flow counts: unknown status `{other}`"
+                    )));
+                }
             }
         }
         Ok(out)

@@ -58,6 +58,14 @@ pub fn new_contact(id: &str) -> ContactWrite {
         expected_version: None,
         keys: Vec::new(),
         next_wake: None,
+        loaded: None,
+    }
+}
+
+pub fn new_contact_with(st: ContactState) -> ContactWrite {
+    ContactWrite {
+        state: st,
+        ..new_contact("")
     }
 }
 
@@ -67,6 +75,7 @@ pub fn update(st: ContactState, version: i64) -> ContactWrite {
         expected_version: Some(version),
         keys: Vec::new(),
         next_wake: None,
+        loaded: None,
     }
 }
 

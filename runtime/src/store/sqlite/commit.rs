@@ -1,16 +1,22 @@
 //! The group commit of [`SqliteStore`](super::SqliteStore). Takes a
 //! [`Commit`] and a connection inside a `BEGIN IMMEDIATE` transaction; writes
-//! the whole group or returns an error, and the caller rolls back.
+//! the whole group or returns an error, and the caller rolls back, so a
+//! refused commit leaves nothing behind.
 //!
-//! Guarantees: every check (contact versions, unique keys, event keys) runs
-//! before the first row is written, so a refused commit touched nothing even
-//! inside its transaction; rows go in as multi-row statements of a few fixed
-//! sizes (see [`chunk_sizes`]) so the prepared-statement cache holds them;
-//! enrollment rows and unique keys are rewritten only where they changed.
+//! Speed: the checks are folded into the writes instead of read first. A
+//! stored contact is written by an `UPDATE … WHERE version = expected` whose
+//! changed-row count proves every version; a new one by an `INSERT` that the
+//! primary key refuses if it exists; an event key by the `UNIQUE` index.
+//! Only a refused commit reads again, to name the culprit. Unique keys and
+//! the flow counters are written as differences from what the caller read
+//! ([`Loaded`]), so a timer that moves one enrollment writes its contact row,
+//! its journal and outbox rows, and a few counter rows per group. Rows go
+//! in as multi-row statements of a few fixed sizes (see [`chunk_sizes`]) so
+//! the prepared-statement cache holds them.
 
-use super::{db, json_text};
+use super::{db, from_json, json_text};
 use crate::engine::ContactState;
-use crate::store::{Commit, ContactWrite, OutboxKind, Result, StoreError};
+use crate::store::{Commit, ContactWrite, Loaded, OutboxKind, Result, StoreError};
 use sqlx::query::Query;
 use sqlx::sqlite::{Sqlite, SqliteArguments, SqliteConnection};
 use sqlx::{AssertSqlSafe, Row};
@@ -23,41 +29,52 @@ const CHUNK: usize = 128;
 
 /// Apply one commit; `now` stamps the bookkeeping columns (`created_at`,
 /// `updated_at`).
-pub(super) async fn apply(conn: &mut SqliteConnection, c: Commit, now: i64) -> Result<()> {
-    let writes = check_versions(conn, &c.contacts).await?;
-    check_event_keys(conn, &c).await?;
-    write_keys(conn, &writes).await?;
+pub(super) async fn apply(conn: &mut SqliteConnection, c: &Commit, now: i64) -> Result<()> {
+    let writes = chain(&c.contacts)?;
+    let event_keys = event_keys(c)?;
+    let read = read_loaded(conn, &writes).await?;
+    let olds: Vec<Option<&Loaded>> = writes
+        .iter()
+        .map(|w| w.loaded.or_else(|| read.get(w.w.state.contact.id.as_str())))
+        .collect();
     write_contacts(conn, &writes, now).await?;
-    write_enrollments(conn, &writes).await?;
-    insert_rows(
+    write_keys(conn, &writes, &olds).await?;
+    write_counts(conn, &writes, &olds).await?;
+    if let Err(e) = insert_rows(
         conn,
         "INSERT INTO events (key, contact, name, payload, received_at) VALUES ",
         "(?, ?, ?, ?, ?)",
         "",
-        &c.events,
+        c.events.iter().collect(),
         |q, e| {
-            q.bind(e.key.as_deref())
-                .bind(e.contact.as_str())
-                .bind(e.name.as_str())
+            q.bind(e.key.clone())
+                .bind(e.contact.clone())
+                .bind(e.name.clone())
                 .bind(e.payload.to_string())
                 .bind(e.received_at)
         },
     )
-    .await?;
+    .await
+    {
+        return Err(match e {
+            StoreError::Conflict(_) => seen_key(conn, &event_keys).await,
+            e => e,
+        });
+    }
     insert_rows(
         conn,
         "INSERT INTO outbox (contact, flow, step, kind, payload, idem_key, status, attempts, \
          next_attempt_at, created_at) VALUES ",
         "(?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?)",
         " ON CONFLICT (idem_key) DO NOTHING",
-        &c.outbox,
+        c.outbox.iter().collect(),
         |q, o| {
-            q.bind(o.contact.as_str())
-                .bind(o.flow.as_str())
-                .bind(o.step.as_str())
+            q.bind(o.contact.clone())
+                .bind(o.flow.clone())
+                .bind(o.step.clone())
                 .bind(kind_name(o.kind))
                 .bind(o.payload.to_string())
-                .bind(o.idem_key.as_str())
+                .bind(o.idem_key.clone())
                 .bind(o.not_before)
                 .bind(now)
         },
@@ -68,17 +85,17 @@ pub(super) async fn apply(conn: &mut SqliteConnection, c: Commit, now: i64) -> R
         "INSERT INTO journal (contact, at, flow, step, what) VALUES ",
         "(?, ?, ?, ?, ?)",
         "",
-        &c.journal,
+        c.journal.iter().collect(),
         |q, (contact, line)| {
-            q.bind(contact.as_str())
+            q.bind(contact.clone())
                 .bind(line.at)
-                .bind(line.flow.as_str())
-                .bind(line.step.as_str())
-                .bind(line.what.as_str())
+                .bind(line.flow.clone())
+                .bind(line.step.clone())
+                .bind(line.what.clone())
         },
     )
     .await?;
-    write_postbacks(conn, &c).await
+    write_postbacks(conn, c).await
 }
 
 /// The stored name of an outbox kind.
@@ -89,80 +106,51 @@ pub(super) fn kind_name(kind: OutboxKind) -> &'static str {
     }
 }
 
-/// The last write of each contact, with the version it gets.
+/// The last write of each contact in the commit.
 struct Write<'c> {
     w: &'c ContactWrite,
+    /// The version the first write expected: what must be stored now.
+    expected: Option<i64>,
+    /// The version written.
     version: i64,
-    existed: bool,
+    /// What the first write's caller read.
+    loaded: Option<&'c Loaded>,
 }
 
-/// Checks every write against the stored versions (a contact may appear
-/// more than once: each write must expect the version the previous one
-/// left); returns the last write of each contact, in first-seen order.
-async fn check_versions<'c>(
-    conn: &mut SqliteConnection,
-    contacts: &'c [ContactWrite],
-) -> Result<Vec<Write<'c>>> {
-    if contacts.is_empty() {
-        return Ok(Vec::new());
-    }
-    let ids: Vec<&str> = contacts
-        .iter()
-        .map(|w| w.state.contact.id.as_str())
-        .collect();
-    let stored: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT c.id, c.version FROM json_each(?) j JOIN contacts c ON c.id = j.value",
-    )
-    .bind(json_text(&ids)?)
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(db)?;
-    let stored: HashMap<String, i64> = stored.into_iter().collect();
-    let mut current: HashMap<&str, usize> = HashMap::new();
-    let mut out: Vec<Write<'c>> = Vec::new();
+/// Chains the writes of each contact (each must expect the version the one
+/// before it left) and keeps the last, in first-seen order.
+fn chain(contacts: &[ContactWrite]) -> Result<Vec<Write<'_>>> {
+    let mut at: HashMap<&str, usize> = HashMap::with_capacity(contacts.len());
+    let mut out: Vec<Write<'_>> = Vec::with_capacity(contacts.len());
     for w in contacts {
         let id = w.state.contact.id.as_str();
-        let (version, existed) = match current.get(id) {
-            Some(&i) => (Some(out[i].version), out[i].existed),
-            None => (stored.get(id).copied(), stored.contains_key(id)),
+        let Some(&i) = at.get(id) else {
+            at.insert(id, out.len());
+            out.push(Write {
+                w,
+                expected: w.expected_version,
+                version: w.expected_version.map_or(1, |v| v + 1),
+                loaded: w.expected_version.and(w.loaded.as_ref()),
+            });
+            continue;
         };
-        let next = match (w.expected_version, version) {
-            (None, None) => 1,
-            (Some(e), Some(v)) if e == v => v + 1,
-            (None, Some(_)) => {
-                return Err(StoreError::Conflict(format!(
-                    "contact `{id}` already exists"
-                )));
-            }
-            (Some(_), None) => {
-                return Err(StoreError::Conflict(format!(
-                    "contact `{id}` does not exist"
-                )));
-            }
-            (Some(e), Some(v)) => {
-                return Err(StoreError::Conflict(format!(
-                    "contact `{id}` changed since it was read (version {e}, now {v})"
-                )));
-            }
-        };
-        let write = Write {
-            w,
-            version: next,
-            existed,
-        };
-        match current.get(id) {
-            Some(&i) => out[i] = write,
-            None => {
-                current.insert(id, out.len());
-                out.push(write);
-            }
+        let before = out[i].version;
+        if w.expected_version != Some(before) {
+            return Err(StoreError::Conflict(match w.expected_version {
+                None => format!("contact `{id}` already exists"),
+                Some(e) => {
+                    format!("contact `{id}` changed since it was read (version {e}, now {before})")
+                }
+            }));
         }
+        out[i].w = w;
+        out[i].version = before + 1;
     }
     Ok(out)
 }
 
-/// Refuses event keys given twice in the commit or recorded before.
-async fn check_event_keys(conn: &mut SqliteConnection, c: &Commit) -> Result<()> {
+/// The event keys of the commit; one given twice is refused.
+fn event_keys(c: &Commit) -> Result<Vec<&str>> {
     let mut keys = HashSet::new();
     for key in c.events.iter().filter_map(|e| e.key.as_deref()) {
         if !keys.insert(key) {
@@ -171,30 +159,184 @@ async fn check_event_keys(conn: &mut SqliteConnection, c: &Commit) -> Result<()>
             )));
         }
     }
-    if keys.is_empty() {
-        return Ok(());
-    }
-    let keys: Vec<&str> = keys.into_iter().collect();
-    let seen: Option<(String,)> =
+    Ok(keys.into_iter().collect())
+}
+
+/// After the `UNIQUE` index refused an event: which key was recorded before.
+async fn seen_key(conn: &mut SqliteConnection, keys: &[&str]) -> StoreError {
+    let seen: std::result::Result<Option<(String,)>, _> =
         sqlx::query_as("SELECT e.key FROM json_each(?) j JOIN events e ON e.key = j.value LIMIT 1")
-            .bind(json_text(&keys)?)
+            .bind(json_text(keys).unwrap_or_default())
             .fetch_optional(&mut *conn)
-            .await
-            .map_err(db)?;
+            .await;
     match seen {
-        Some((key,)) => Err(StoreError::Conflict(format!(
-            "event key `{key}` was recorded before"
-        ))),
-        None => Ok(()),
+        Ok(Some((key,))) => StoreError::Conflict(format!("event key `{key}` was recorded before")),
+        _ => StoreError::Conflict("an event key was recorded before".into()),
     }
 }
 
-/// Replaces the unique keys of the written contacts: only the keys that
-/// changed are deleted or inserted; a key owned by a contact outside the
-/// commit, or claimed by two contacts of it, is a conflict.
-async fn write_keys(conn: &mut SqliteConnection, writes: &[Write<'_>]) -> Result<()> {
-    let mut wanted: HashMap<(&str, &str), &str> = HashMap::new();
+/// For stored contacts written without [`Loaded`]: their stored keys and
+/// enrollment places, read from the database.
+async fn read_loaded(
+    conn: &mut SqliteConnection,
+    writes: &[Write<'_>],
+) -> Result<HashMap<String, Loaded>> {
+    let ids: Vec<&str> = writes
+        .iter()
+        .filter(|w| w.expected.is_some() && w.loaded.is_none())
+        .map(|w| w.w.state.contact.id.as_str())
+        .collect();
+    let mut out: HashMap<String, Loaded> = HashMap::new();
+    if ids.is_empty() {
+        return Ok(out);
+    }
+    let ids = json_text(&ids)?;
+    let states: Vec<(String, String)> = sqlx::query_as(
+        "SELECT c.id, c.state FROM json_each(?) j JOIN contacts c ON c.id = j.value",
+    )
+    .bind(&ids)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db)?;
+    for (id, state) in states {
+        let st: ContactState = from_json(&format!("contact `{id}`"), &state)?;
+        out.insert(id, Loaded::of(&st, Vec::new()));
+    }
+    let keys = sqlx::query(
+        "SELECT k.contact, k.field, k.value FROM json_each(?) j \
+         JOIN contact_keys k ON k.contact = j.value",
+    )
+    .bind(&ids)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db)?;
+    for r in keys {
+        let id: String = r.try_get(0).map_err(db)?;
+        if let Some(l) = out.get_mut(&id) {
+            l.keys
+                .push((r.try_get(1).map_err(db)?, r.try_get(2).map_err(db)?));
+        }
+    }
+    Ok(out)
+}
+
+/// Inserts the new contacts and updates the stored ones where their version
+/// is still the expected one; any other case is a conflict, named.
+async fn write_contacts(conn: &mut SqliteConnection, writes: &[Write<'_>], now: i64) -> Result<()> {
+    let mut fresh = Vec::new();
+    let mut stored = Vec::new();
     for w in writes {
+        let row = (w, state_json(&w.w.state)?);
+        match w.expected {
+            None => fresh.push(row),
+            Some(_) => stored.push(row),
+        }
+    }
+    let inserted = insert_rows(
+        conn,
+        "INSERT INTO contacts (id, state, version, next_wake, created_at, updated_at) VALUES ",
+        "(?, ?, ?, ?, ?, ?)",
+        "",
+        fresh,
+        |q, (w, json)| {
+            q.bind(w.w.state.contact.id.clone())
+                .bind(json)
+                .bind(w.version)
+                .bind(w.w.next_wake)
+                .bind(now)
+                .bind(now)
+        },
+    )
+    .await;
+    if let Err(StoreError::Conflict(_)) = inserted {
+        return Err(name_conflict(conn, writes, true).await);
+    }
+    inserted?;
+    let want = stored.len();
+    let updated = insert_rows(
+        conn,
+        "UPDATE contacts SET state = v.column2, version = v.column3, next_wake = v.column4, \
+         updated_at = v.column5 FROM (VALUES ",
+        "(?, ?, ?, ?, ?, ?)",
+        ") AS v WHERE contacts.id = v.column1 AND contacts.version = v.column6",
+        stored,
+        |q, (w, json)| {
+            q.bind(w.w.state.contact.id.clone())
+                .bind(json)
+                .bind(w.version)
+                .bind(w.w.next_wake)
+                .bind(now)
+                .bind(w.expected)
+        },
+    )
+    .await?;
+    if updated != want as u64 {
+        return Err(name_conflict(conn, writes, false).await);
+    }
+    Ok(())
+}
+
+/// After a refused contact write: the first contact whose stored version is
+/// not what its write expected (`fresh`: among the new contacts).
+async fn name_conflict(
+    conn: &mut SqliteConnection,
+    writes: &[Write<'_>],
+    fresh: bool,
+) -> StoreError {
+    let ids: Vec<&str> = writes
+        .iter()
+        .filter(|w| w.expected.is_none() == fresh)
+        .map(|w| w.w.state.contact.id.as_str())
+        .collect();
+    let stored: std::result::Result<Vec<(String, i64)>, _> = sqlx::query_as(
+        "SELECT c.id, c.version FROM json_each(?) j JOIN contacts c ON c.id = j.value",
+    )
+    .bind(json_text(&ids).unwrap_or_default())
+    .fetch_all(&mut *conn)
+    .await;
+    let stored: HashMap<String, i64> = stored.unwrap_or_default().into_iter().collect();
+    for w in writes.iter().filter(|w| w.expected.is_none() == fresh) {
+        let id = w.w.state.contact.id.as_str();
+        let now = stored.get(id).copied();
+        match (w.expected, now) {
+            (None, Some(_)) => {
+                return StoreError::Conflict(format!("contact `{id}` already exists"));
+            }
+            (Some(_), None) => {
+                return StoreError::Conflict(format!("contact `{id}` does not exist"));
+            }
+            // updated rows show the version written
+            (Some(e), Some(v)) if v != w.version => {
+                return StoreError::Conflict(format!(
+                    "contact `{id}` changed since it was read (version {e}, now {v})"
+                ));
+            }
+            _ => {}
+        }
+    }
+    StoreError::Conflict("a contact changed since it was read".into())
+}
+
+fn state_json(state: &ContactState) -> Result<String> {
+    serde_json::to_string(state).map_err(|e| {
+        StoreError::Corrupt(format!(
+            "state of contact `{}` cannot be stored: {e}",
+            state.contact.id
+        ))
+    })
+}
+
+/// Moves the unique keys that changed: a key owned by a contact outside
+/// the commit, or claimed by two contacts of it, is a conflict.
+async fn write_keys(
+    conn: &mut SqliteConnection,
+    writes: &[Write<'_>],
+    olds: &[Option<&Loaded>],
+) -> Result<()> {
+    let mut wanted: HashMap<(&str, &str), &str> = HashMap::new();
+    let mut gone: Vec<[&str; 2]> = Vec::new();
+    let mut added: Vec<[&str; 3]> = Vec::new();
+    for (w, loaded) in writes.iter().zip(olds) {
         let id = w.w.state.contact.id.as_str();
         for (field, value) in &w.w.keys {
             if let Some(other) = wanted.insert((field, value), id)
@@ -205,40 +347,23 @@ async fn write_keys(conn: &mut SqliteConnection, writes: &[Write<'_>]) -> Result
                 )));
             }
         }
-    }
-    let existing: Vec<&str> = writes
-        .iter()
-        .filter(|w| w.existed)
-        .map(|w| w.w.state.contact.id.as_str())
-        .collect();
-    let mut old: HashSet<(String, String, String)> = HashSet::new();
-    if !existing.is_empty() {
-        let rows = sqlx::query(
-            "SELECT k.field, k.value, k.contact FROM json_each(?) j \
-             JOIN contact_keys k ON k.contact = j.value",
-        )
-        .bind(json_text(&existing)?)
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(db)?;
-        for r in rows {
-            old.insert((
-                r.try_get(0).map_err(db)?,
-                r.try_get(1).map_err(db)?,
-                r.try_get(2).map_err(db)?,
-            ));
+        let old: &[(String, String)] = loaded.map_or(&[], |l| &l.keys);
+        if old == w.w.keys.as_slice() {
+            continue;
         }
+        gone.extend(
+            old.iter()
+                .filter(|k| !w.w.keys.contains(k))
+                .map(|(f, v)| [f.as_str(), v.as_str()]),
+        );
+        added.extend(
+            w.w.keys
+                .iter()
+                .filter(|k| !old.contains(k))
+                .map(|(f, v)| [f.as_str(), v.as_str(), id]),
+        );
     }
-    let gone: Vec<[&str; 2]> = old
-        .iter()
-        .filter(|(f, v, c)| wanted.get(&(f.as_str(), v.as_str())) != Some(&c.as_str()))
-        .map(|(f, v, _)| [f.as_str(), v.as_str()])
-        .collect();
-    let added: Vec<[&str; 3]> = wanted
-        .iter()
-        .filter(|((f, v), c)| !old.contains(&(f.to_string(), v.to_string(), c.to_string())))
-        .map(|((f, v), c)| [*f, *v, *c])
-        .collect();
+    // deleted first: a key may move between two contacts of the commit
     if !gone.is_empty() {
         sqlx::query(
             "DELETE FROM contact_keys WHERE (field, value) IN \
@@ -270,104 +395,54 @@ async fn write_keys(conn: &mut SqliteConnection, writes: &[Write<'_>]) -> Result
         "INSERT INTO contact_keys (field, value, contact) VALUES ",
         "(?, ?, ?)",
         "",
-        &added,
-        |q, [f, v, c]| q.bind(*f).bind(*v).bind(*c),
-    )
-    .await
-}
-
-async fn write_contacts(conn: &mut SqliteConnection, writes: &[Write<'_>], now: i64) -> Result<()> {
-    let rows = writes
-        .iter()
-        .map(|w| Ok((w, state_json(&w.w.state)?)))
-        .collect::<Result<Vec<_>>>()?;
-    insert_rows(
-        conn,
-        "INSERT INTO contacts (id, state, version, next_wake, created_at, updated_at) VALUES ",
-        "(?, ?, ?, ?, ?, ?)",
-        " ON CONFLICT (id) DO UPDATE SET state = excluded.state, version = excluded.version, \
-         next_wake = excluded.next_wake, updated_at = excluded.updated_at",
-        &rows,
-        |q, (w, json)| {
-            q.bind(w.w.state.contact.id.as_str())
-                .bind(json.clone())
-                .bind(w.version)
-                .bind(w.w.next_wake)
-                .bind(now)
-                .bind(now)
+        added,
+        |q, [f, v, c]| {
+            q.bind(f.to_string())
+                .bind(v.to_string())
+                .bind(c.to_string())
         },
     )
     .await
+    .map(drop)
 }
 
-fn state_json(state: &ContactState) -> Result<String> {
-    serde_json::to_string(state).map_err(|e| {
-        StoreError::Corrupt(format!(
-            "state of contact `{}` cannot be stored: {e}",
-            state.contact.id
-        ))
-    })
-}
-
-/// Upserts one row per enrollment (rows that did not change are left
-/// alone) and drops rows past the end of a contact's list.
-async fn write_enrollments(conn: &mut SqliteConnection, writes: &[Write<'_>]) -> Result<()> {
-    let rows: Vec<(&str, i64, &crate::vm::Enrollment)> = writes
-        .iter()
-        .flat_map(|w| {
-            let id = w.w.state.contact.id.as_str();
-            w.w.state
-                .enrollments
-                .iter()
-                .zip(0_i64..)
-                .map(move |(e, seq)| (id, seq, e))
-        })
-        .collect();
-    insert_rows(
-        conn,
-        "INSERT INTO enrollments (contact, seq, flow, status, step, version, entered_at, wake_at) \
-         VALUES ",
-        "(?, ?, ?, ?, ?, ?, ?, ?)",
-        " ON CONFLICT (contact, seq) DO UPDATE SET flow = excluded.flow, \
-         status = excluded.status, step = excluded.step, version = excluded.version, \
-         entered_at = excluded.entered_at, wake_at = excluded.wake_at \
-         WHERE flow IS NOT excluded.flow OR status IS NOT excluded.status \
-         OR step IS NOT excluded.step OR version IS NOT excluded.version \
-         OR entered_at IS NOT excluded.entered_at OR wake_at IS NOT excluded.wake_at",
-        &rows,
-        |q, (id, seq, e)| {
-            let wake = e
-                .is_active()
-                .then(|| e.wait.as_ref().and_then(|w| w.wake_at()))
-                .flatten();
-            q.bind(*id)
-                .bind(*seq)
-                .bind(e.flow.as_str())
-                .bind(e.status.name())
-                .bind(e.step.as_str())
-                .bind(e.version.as_str())
-                .bind(e.entered_at)
-                .bind(wake)
-        },
-    )
-    .await?;
-    let lengths: HashMap<&str, usize> = writes
-        .iter()
-        .filter(|w| w.existed)
-        .map(|w| (w.w.state.contact.id.as_str(), w.w.state.enrollments.len()))
-        .collect();
-    if lengths.is_empty() {
-        return Ok(());
+/// Adds what the commit moved to the flow counters: each stored
+/// enrollment's old place −1, each written one +1.
+async fn write_counts(
+    conn: &mut SqliteConnection,
+    writes: &[Write<'_>],
+    olds: &[Option<&Loaded>],
+) -> Result<()> {
+    let mut delta: HashMap<(&str, &str, &str), i64> = HashMap::new();
+    for (w, loaded) in writes.iter().zip(olds) {
+        for p in loaded.map_or(&[][..], |l| &l.places) {
+            *delta.entry((&p.flow, p.status, &p.step)).or_default() -= 1;
+        }
+        for e in &w.w.state.enrollments {
+            *delta
+                .entry((&e.flow, e.status.name(), &e.step))
+                .or_default() += 1;
+        }
     }
-    sqlx::query(
-        "DELETE FROM enrollments WHERE (contact, seq) IN (SELECT e.contact, e.seq \
-         FROM json_each(?) j JOIN enrollments e ON e.contact = j.key AND e.seq >= j.value)",
+    let mut rows: Vec<((&str, &str, &str), i64)> =
+        delta.into_iter().filter(|(_, n)| *n != 0).collect();
+    // one order, so two writers of the same rows never deadlock
+    rows.sort_unstable();
+    insert_rows(
+        conn,
+        "INSERT INTO flow_counts (flow, status, step, n) VALUES ",
+        "(?, ?, ?, ?)",
+        " ON CONFLICT (flow, status, step) DO UPDATE SET n = n + excluded.n",
+        rows,
+        |q, ((flow, status, step), n)| {
+            q.bind(flow.to_string())
+                .bind(status)
+                .bind(step.to_string())
+                .bind(n)
+        },
     )
-    .bind(json_text(&lengths)?)
-    .execute(&mut *conn)
     .await
-    .map_err(db)?;
-    Ok(())
+    .map(drop)
 }
 
 async fn write_postbacks(conn: &mut SqliteConnection, c: &Commit) -> Result<()> {
@@ -389,12 +464,12 @@ async fn write_postbacks(conn: &mut SqliteConnection, c: &Commit) -> Result<()> 
          VALUES ",
         "(?, ?, ?, ?, ?, ?)",
         "",
-        &held,
+        held,
         |q, (h, params)| {
-            q.bind(h.source.as_str())
-                .bind(h.key_field.as_str())
-                .bind(h.key_value.as_str())
-                .bind(params.clone())
+            q.bind(h.source.clone())
+                .bind(h.key_field.clone())
+                .bind(h.key_value.clone())
+                .bind(params)
                 .bind(h.received_at)
                 .bind(h.until)
         },
@@ -410,15 +485,16 @@ async fn write_postbacks(conn: &mut SqliteConnection, c: &Commit) -> Result<()> 
         "INSERT INTO postbacks_rejected (source, params, reason, at) VALUES ",
         "(?, ?, ?, ?)",
         "",
-        &rejected,
+        rejected,
         |q, ((source, _, reason, at), params)| {
-            q.bind(source.as_str())
-                .bind(params.clone())
-                .bind(reason.as_str())
+            q.bind(source.clone())
+                .bind(params)
+                .bind(reason.clone())
                 .bind(*at)
         },
     )
     .await
+    .map(drop)
 }
 
 /// How a batch of `n` rows is split: full chunks of [`CHUNK`], then the
@@ -438,19 +514,19 @@ pub(super) fn chunk_sizes(n: usize) -> Vec<usize> {
     out
 }
 
-/// Inserts `items` with multi-row `head (row), (row) … tail` statements.
+/// Runs `head (row), (row) … tail` statements over `items`, a chunk at a
+/// time; returns the rows changed.
 async fn insert_rows<T>(
     conn: &mut SqliteConnection,
     head: &str,
     row: &str,
     tail: &str,
-    items: &[T],
-    bind: impl Fn(SqliteQuery, &T) -> SqliteQuery,
-) -> Result<()> {
-    let mut rest = items;
+    items: Vec<T>,
+    bind: impl Fn(SqliteQuery, T) -> SqliteQuery,
+) -> Result<u64> {
+    let mut items = items.into_iter();
+    let mut changed = 0;
     for n in chunk_sizes(items.len()) {
-        let (chunk, after) = rest.split_at(n);
-        rest = after;
         let mut sql = String::with_capacity(head.len() + (row.len() + 2) * n + tail.len());
         sql.push_str(head);
         for i in 0..n {
@@ -461,12 +537,12 @@ async fn insert_rows<T>(
         }
         sql.push_str(tail);
         let mut q: SqliteQuery = sqlx::query(AssertSqlSafe(sql));
-        for item in chunk {
+        for item in items.by_ref().take(n) {
             q = bind(q, item);
         }
-        q.execute(&mut *conn).await.map_err(db)?;
+        changed += q.execute(&mut *conn).await.map_err(db)?.rows_affected();
     }
-    Ok(())
+    Ok(changed)
 }
 
 #[cfg(test)]
