@@ -40,6 +40,11 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+/// The allocator of the `nudge` binary (`src/main.rs`), so the figures are
+/// the product's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const BATCH: usize = 500;
 const CLIENTS: usize = 4;
 /// The manual clock's start (2027-01-15).

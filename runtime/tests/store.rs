@@ -206,3 +206,33 @@ async fn enrollment_rows_become_flow_counters() {
     );
     s.close().await;
 }
+
+/// The WAL is copied into the database file in the background, long before
+/// the writer's own threshold (64 MiB of WAL) would do it.
+#[tokio::test]
+async fn the_wal_is_checkpointed_in_the_background() {
+    let db = TempDb::new("checkpoint");
+    let s = fresh(&db).await;
+    let size = || std::fs::metadata(&db.path).map_or(0, |m| m.len());
+    let before = size();
+    let contacts = (0..300)
+        .map(|i| new_contact_with(state(&format!("c{i:04}"), Vec::new())))
+        .collect();
+    commit(
+        &s,
+        Commit {
+            contacts,
+            ..Commit::default()
+        },
+    )
+    .await;
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while size() <= before && std::time::Instant::now() < until {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(
+        size() > before,
+        "the database file did not grow from {before} bytes: nothing checkpointed"
+    );
+    s.close().await;
+}

@@ -24,12 +24,20 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 
 /// Reader connections of a file database.
 const READERS: u32 = 4;
+
+/// WAL pages after which the writer checkpoints on its own (64 MiB of 4 KiB
+/// pages): only when the background checkpointer falls behind or is gone.
+const WRITER_CHECKPOINT_PAGES: &str = "16384";
+
+/// How often the background checkpointer copies the WAL into the file.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
 
 /// A store in one SQLite database.
 #[derive(Debug, Clone)]
@@ -38,6 +46,54 @@ pub struct SqliteStore {
     writer: SqlitePool,
     /// Reads; the writer itself for an in-memory database.
     reader: SqlitePool,
+    /// Stops the background checkpointer when the last clone goes.
+    checkpointer: Option<Arc<Checkpointer>>,
+}
+
+/// The background checkpointer of a file database: copies the WAL into the
+/// database file on its own connection, so the writer's commits do not
+/// stop for it (`wal_autocheckpoint` is raised to
+/// [`WRITER_CHECKPOINT_PAGES`] as a safety net). PASSIVE: it never waits
+/// for, or blocks, readers and the writer.
+#[derive(Debug)]
+struct Checkpointer(tokio_util::sync::CancellationToken);
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        self.0.cancel();
+    }
+}
+
+impl Checkpointer {
+    fn start(options: SqliteConnectOptions) -> Checkpointer {
+        let stop = tokio_util::sync::CancellationToken::new();
+        let done = stop.clone();
+        tokio::spawn(async move {
+            use sqlx::Connection;
+            let mut conn: Option<sqlx::SqliteConnection> = None;
+            loop {
+                tokio::select! {
+                    () = done.cancelled() => break,
+                    () = tokio::time::sleep(CHECKPOINT_EVERY) => {}
+                }
+                if conn.is_none() {
+                    conn = sqlx::SqliteConnection::connect_with(&options).await.ok();
+                }
+                let Some(c) = conn.as_mut() else { continue };
+                if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                    .execute(&mut *c)
+                    .await
+                {
+                    tracing::warn!(error = %e, "background checkpoint failed");
+                    conn = None;
+                }
+            }
+            if let Some(c) = conn {
+                let _ = c.close().await;
+            }
+        });
+        Checkpointer(stop)
+    }
 }
 
 impl SqliteStore {
@@ -52,6 +108,9 @@ impl SqliteStore {
             .foreign_keys(false)
             .statement_cache_capacity(256)
             .pragma("cache_size", "-32768")
+            // readers map the file instead of copying pages through read():
+            // each commit empties their page caches
+            .pragma("mmap_size", "1073741824")
             .pragma("temp_store", "memory");
         let memory = url.contains(":memory:") || url.contains("mode=memory");
         let options = if memory {
@@ -60,6 +119,7 @@ impl SqliteStore {
             options
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)
+                .pragma("wal_autocheckpoint", WRITER_CHECKPOINT_PAGES)
         };
         let pool = |max: u32| {
             SqlitePoolOptions::new()
@@ -75,16 +135,26 @@ impl SqliteStore {
             .connect_with(options.clone())
             .await
             .map_err(|e| StoreError::Db(format!("cannot open `{url}`: {e}")))?;
-        let reader = if memory {
-            writer.clone()
+        let (reader, checkpointer) = if memory {
+            (writer.clone(), None)
         } else {
-            pool(READERS).connect_lazy_with(options)
+            (
+                pool(READERS).connect_lazy_with(options.clone()),
+                Some(Arc::new(Checkpointer::start(options))),
+            )
         };
-        Ok(SqliteStore { writer, reader })
+        Ok(SqliteStore {
+            writer,
+            reader,
+            checkpointer,
+        })
     }
 
     /// Closes every connection (waits for the ones in use).
     pub async fn close(&self) {
+        if let Some(c) = &self.checkpointer {
+            c.0.cancel();
+        }
         self.reader.close().await;
         self.writer.close().await;
     }
