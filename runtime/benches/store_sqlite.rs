@@ -229,12 +229,12 @@ async fn time_raw(path: &Path, states: &[ContactState]) -> Duration {
         let c = commit_for(chunk, 0);
         let t = Instant::now();
         let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.unwrap();
-        let rows: Vec<(String, String, Option<i64>)> = c
+        let rows: Vec<(String, Vec<u8>, Option<i64>)> = c
             .contacts
             .iter()
             .map(|w| {
-                let json = serde_json::to_string(&w.state).unwrap();
-                (w.state.contact.id.clone(), json, w.next_wake)
+                let stored = nudge_runtime::store::doc::encode(&w.state).unwrap();
+                (w.state.contact.id.clone(), stored, w.next_wake)
             })
             .collect();
         insert(

@@ -19,6 +19,8 @@ pub struct Signals {
     pub wake: Notify,
     /// New outbox rows were committed.
     pub outbox: Notify,
+    /// While set, the outbox worker claims nothing (rows wait, pending).
+    pub deliveries_held: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Debug, Default, Clone, Copy)]

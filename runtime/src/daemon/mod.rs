@@ -168,6 +168,19 @@ impl Running {
     pub fn cancel_token(&self) -> CancellationToken {
         self.cancel.clone()
     }
+
+    /// Hold deliveries (the outbox worker claims nothing; rows stay pending)
+    /// or let them go again. For benchmarks and tests that measure the
+    /// applier alone.
+    pub fn hold_deliveries(&self, held: bool) {
+        self.metrics
+            .signals
+            .deliveries_held
+            .store(held, std::sync::atomic::Ordering::Relaxed);
+        if !held {
+            self.metrics.outbox_hint();
+        }
+    }
 }
 
 /// The shared state over a store, with the applier task running; the

@@ -31,9 +31,19 @@ pub async fn run(shared: Arc<Shared>, channels: Arc<Channels>, cancel: Cancellat
         if cancel.is_cancelled() {
             break;
         }
+        let held = shared
+            .metrics
+            .signals
+            .deliveries_held
+            .load(std::sync::atomic::Ordering::Relaxed);
         let now = shared.clock.now();
         let lease_until = now.saturating_add(lease);
-        let rows = match shared.store.claim_outbox(now, lease_until, BATCH).await {
+        let claimed = if held {
+            Ok(Vec::new())
+        } else {
+            shared.store.claim_outbox(now, lease_until, BATCH).await
+        };
+        let rows = match claimed {
             Ok(r) => r,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot claim outbox rows");

@@ -8,6 +8,7 @@
 //! INVARIANT: an event is acknowledged only after the commit that records it
 //! returned; its idempotency key is unique, so it applies at most once.
 
+pub mod doc;
 pub mod sqlite;
 
 use crate::engine::{ContactState, JournalLine};

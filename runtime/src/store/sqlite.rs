@@ -7,8 +7,8 @@
 //! `BEGIN IMMEDIATE` transactions, so writers of this process never meet
 //! `SQLITE_BUSY` and another process waits up to `busy_timeout`; reads use a
 //! small pool of their own connections and see every returned commit. A
-//! contact is one JSON document (`ContactState`) with its `version` and
-//! `next_wake`; per-flow counters move with each commit (see
+//! contact is one document (`ContactState`, encoded by `store/doc.rs`) with
+//! its `version` and `next_wake`; per-flow counters move with each commit (see
 //! `sqlite/commit.rs`). Migrations are embedded from
 //! `runtime/migrations/sqlite/`. Bookkeeping columns (`created_at`,
 //! `updated_at` of contacts, `created_at` of outbox rows) use the wall
@@ -18,7 +18,6 @@ mod commit;
 mod outbox;
 
 use super::*;
-use crate::engine::ContactState;
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
@@ -207,8 +206,8 @@ impl Store for SqliteStore {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let rows: Vec<(String, String, i64)> = sqlx::query_as(
-            "SELECT c.id, c.state, c.version FROM json_each(?) j \
+        let rows: Vec<(String, Vec<u8>, i64)> = sqlx::query_as(
+            "SELECT c.id, CAST(c.state AS BLOB), c.version FROM json_each(?) j \
              JOIN contacts c ON c.id = j.value ORDER BY j.key",
         )
         .bind(json_text(ids)?)
@@ -217,7 +216,7 @@ impl Store for SqliteStore {
         .map_err(db)?;
         rows.into_iter()
             .map(|(id, state, version)| {
-                let state: ContactState = from_json(&format!("contact `{id}`"), &state)?;
+                let state = doc::decode(&id, &state)?;
                 Ok(Versioned { state, version })
             })
             .collect()

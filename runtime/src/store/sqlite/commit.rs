@@ -14,8 +14,8 @@
 //! in as multi-row statements of a few fixed sizes (see [`chunk_sizes`]) so
 //! the prepared-statement cache holds them.
 
-use super::{db, from_json, json_text};
-use crate::engine::ContactState;
+use super::{db, json_text};
+use crate::store::doc;
 use crate::store::{Commit, ContactWrite, Loaded, OutboxKind, Result, StoreError};
 use sqlx::query::Query;
 use sqlx::sqlite::{Sqlite, SqliteArguments, SqliteConnection};
@@ -191,15 +191,16 @@ async fn read_loaded(
         return Ok(out);
     }
     let ids = json_text(&ids)?;
-    let states: Vec<(String, String)> = sqlx::query_as(
-        "SELECT c.id, c.state FROM json_each(?) j JOIN contacts c ON c.id = j.value",
+    let states: Vec<(String, Vec<u8>)> = sqlx::query_as(
+        "SELECT c.id, CAST(c.state AS BLOB) FROM json_each(?) j \
+         JOIN contacts c ON c.id = j.value",
     )
     .bind(&ids)
     .fetch_all(&mut *conn)
     .await
     .map_err(db)?;
     for (id, state) in states {
-        let st: ContactState = from_json(&format!("contact `{id}`"), &state)?;
+        let st = doc::decode(&id, &state)?;
         out.insert(id, Loaded::of(&st, Vec::new()));
     }
     let keys = sqlx::query(
@@ -226,7 +227,7 @@ async fn write_contacts(conn: &mut SqliteConnection, writes: &[Write<'_>], now: 
     let mut fresh = Vec::new();
     let mut stored = Vec::new();
     for w in writes {
-        let row = (w, state_json(&w.w.state)?);
+        let row = (w, doc::encode(&w.w.state)?);
         match w.expected {
             None => fresh.push(row),
             Some(_) => stored.push(row),
@@ -315,15 +316,6 @@ async fn name_conflict(
         }
     }
     StoreError::Conflict("a contact changed since it was read".into())
-}
-
-fn state_json(state: &ContactState) -> Result<String> {
-    serde_json::to_string(state).map_err(|e| {
-        StoreError::Corrupt(format!(
-            "state of contact `{}` cannot be stored: {e}",
-            state.contact.id
-        ))
-    })
 }
 
 /// Moves the unique keys that changed: a key owned by a contact outside
