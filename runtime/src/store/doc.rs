@@ -39,6 +39,7 @@ pub fn decode(id: &str, bytes: &[u8]) -> Result<ContactState> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::vm::Contact;
