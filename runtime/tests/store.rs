@@ -236,3 +236,65 @@ async fn the_wal_is_checkpointed_in_the_background() {
     );
     s.close().await;
 }
+
+/// A database from before the lean rows (migrations 0001–0002: contacts with
+/// JSON states in a rowid table, one journal row per line) reads the same
+/// once migrated, and its contacts can be written again.
+#[tokio::test]
+async fn json_states_and_line_journals_survive_the_lean_rows() {
+    let db = TempDb::new("lean");
+    let s = SqliteStore::open(&db.url()).await.unwrap();
+    let mut first = sqlx::migrate!("./migrations/sqlite");
+    first.migrations = std::borrow::Cow::Owned(first.migrations[..2].to_vec());
+    let pool = sqlx::SqlitePool::connect(&db.url()).await.unwrap();
+    first.run(&pool).await.unwrap();
+    let st = state("ann", Vec::new());
+    sqlx::query(
+        "INSERT INTO contacts (id, state, version, next_wake, created_at, updated_at) \
+         VALUES ('ann', ?, 3, 40, 1, 1)",
+    )
+    .bind(serde_json::to_string(&st).unwrap())
+    .execute(&pool)
+    .await
+    .unwrap();
+    for (at, what) in [(5, "entered"), (6, "waited")] {
+        sqlx::query(
+            "INSERT INTO journal (contact, at, flow, step, what) VALUES ('ann', ?, 'f', 's', ?)",
+        )
+        .bind(at)
+        .bind(what)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    pool.close().await;
+    s.migrate().await.unwrap();
+    let got = s.load_contacts(&["ann".to_string()]).await.unwrap();
+    assert_eq!((got[0].state.clone(), got[0].version), (st.clone(), 3));
+    assert_eq!(s.due_contacts(40, 10).await.unwrap(), ["ann"]);
+    let journey = s.journal("ann", 10).await.unwrap();
+    assert_eq!(
+        journey.iter().map(|l| l.what.as_str()).collect::<Vec<_>>(),
+        ["entered", "waited"]
+    );
+    assert_eq!(journey[0].at, 5);
+    commit(
+        &s,
+        Commit {
+            contacts: vec![update(st, 3)],
+            journal: vec![("ann".into(), line(7, "moved"))],
+            ..Commit::default()
+        },
+    )
+    .await;
+    assert_eq!(
+        s.journal("ann", 2)
+            .await
+            .unwrap()
+            .iter()
+            .map(|l| l.what.as_str())
+            .collect::<Vec<_>>(),
+        ["waited", "moved"]
+    );
+    s.close().await;
+}

@@ -325,24 +325,28 @@ impl Store for SqliteStore {
     }
 
     async fn journal(&self, contact: &str, limit_: usize) -> Result<Vec<JournalLine>> {
-        let rows: Vec<(i64, String, String, String)> = sqlx::query_as(
-            "SELECT at, flow, step, what FROM (SELECT seq, at, flow, step, what FROM journal \
-             WHERE contact = ? ORDER BY seq DESC LIMIT ?) ORDER BY seq",
-        )
-        .bind(contact)
-        .bind(limit(limit_))
-        .fetch_all(&self.reader)
-        .await
-        .map_err(db)?;
-        Ok(rows
-            .into_iter()
-            .map(|(at, flow, step, what)| JournalLine {
+        // a row holds at least one line: `limit` rows are enough
+        let rows: Vec<(String,)> =
+            sqlx::query_as("SELECT lines FROM journal WHERE contact = ? ORDER BY seq DESC LIMIT ?")
+                .bind(contact)
+                .bind(limit(limit_))
+                .fetch_all(&self.reader)
+                .await
+                .map_err(db)?;
+        let mut out = Vec::new();
+        for (lines,) in rows.iter().rev() {
+            let lines: Vec<(i64, String, String, String)> =
+                from_json(&format!("journal of contact `{contact}`"), lines)?;
+            out.extend(lines.into_iter().map(|(at, flow, step, what)| JournalLine {
                 at,
                 flow,
                 step,
                 what,
-            })
-            .collect())
+            }));
+        }
+        let extra = out.len().saturating_sub(limit_);
+        out.drain(..extra);
+        Ok(out)
     }
 
     async fn put_bundle(&self, hash: &str, bytes: &[u8], now: i64) -> Result<()> {

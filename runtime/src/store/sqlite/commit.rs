@@ -82,17 +82,11 @@ pub(super) async fn apply(conn: &mut SqliteConnection, c: &Commit, now: i64) -> 
     .await?;
     insert_rows(
         conn,
-        "INSERT INTO journal (contact, at, flow, step, what) VALUES ",
-        "(?, ?, ?, ?, ?)",
+        "INSERT INTO journal (contact, lines) VALUES ",
+        "(?, ?)",
         "",
-        c.journal.iter().collect(),
-        |q, (contact, line)| {
-            q.bind(contact.clone())
-                .bind(line.at)
-                .bind(line.flow.clone())
-                .bind(line.step.clone())
-                .bind(line.what.clone())
-        },
+        journal_rows(c)?,
+        |q, (contact, lines)| q.bind(contact.to_string()).bind(lines),
     )
     .await?;
     write_postbacks(conn, c).await
@@ -104,6 +98,26 @@ pub(super) fn kind_name(kind: OutboxKind) -> &'static str {
         OutboxKind::Message => "message",
         OutboxKind::Call => "call",
     }
+}
+
+/// One journal row per contact: its lines of the commit, in order, as a
+/// JSON array of `[at, flow, step, what]`.
+fn journal_rows(c: &Commit) -> Result<Vec<(&str, String)>> {
+    let mut at: HashMap<&str, usize> = HashMap::new();
+    type Line<'a> = (i64, &'a str, &'a str, &'a str);
+    let mut rows: Vec<(&str, Vec<Line<'_>>)> = Vec::new();
+    for (contact, line) in &c.journal {
+        let i = *at.entry(contact.as_str()).or_insert_with(|| {
+            rows.push((contact.as_str(), Vec::new()));
+            rows.len() - 1
+        });
+        rows[i]
+            .1
+            .push((line.at, &line.flow, &line.step, &line.what));
+    }
+    rows.into_iter()
+        .map(|(contact, lines)| Ok((contact, json_text(&lines)?)))
+        .collect()
 }
 
 /// The last write of each contact in the commit.
