@@ -192,7 +192,7 @@ async fn run(n: usize) {
             flow: sample.flow.clone(),
             step: sample.step.clone(),
             kind: OutboxKind::Message,
-            payload: sample.payload.clone(),
+            payload: sample.payload.clone().into(),
             idem_key: format!("bench-{i}"),
             not_before: clock.now(),
         })

@@ -183,7 +183,9 @@ fn commit_for(states: &[ContactState], pass: i64) -> Commit {
                 flow: "welcome".into(),
                 step: "hello".into(),
                 kind: OutboxKind::Message,
-                payload: serde_json::json!({"to": format!("{id}@example.test"), "subject": "Welcome"}),
+                payload:
+                    serde_json::json!({"to": format!("{id}@example.test"), "subject": "Welcome"})
+                        .into(),
                 idem_key: format!("{id}-{pass}-hello"),
                 not_before: 1_700_000_000,
             });
@@ -281,7 +283,7 @@ async fn time_raw(path: &Path, states: &[ContactState]) -> Duration {
             |q, o| {
                 q.bind(o.contact.clone())
                     .bind(o.idem_key.clone())
-                    .bind(o.payload.to_string())
+                    .bind(o.payload.as_str().to_string())
                     .bind(o.not_before)
             },
         )

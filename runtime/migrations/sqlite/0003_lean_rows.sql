@@ -16,6 +16,10 @@ INSERT INTO contacts_lean (id, state, version, next_wake, created_at, updated_at
 DROP TABLE contacts;
 ALTER TABLE contacts_lean RENAME TO contacts;
 CREATE INDEX contacts_next_wake ON contacts (next_wake, id) WHERE next_wake IS NOT NULL;
+-- Always empty outside a commit: a write of a stored contact is an upsert
+-- whose insert (the contact is gone) carries a negative `created_at`, which
+-- this index finds at once so the commit is refused (`sqlite/commit.rs`).
+CREATE INDEX contacts_gone ON contacts (id) WHERE created_at < 0;
 
 -- The journal holds one row per contact and commit: `lines` is a JSON array
 -- of `[at, flow, step, what]`, oldest first.

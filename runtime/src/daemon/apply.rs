@@ -16,7 +16,7 @@ use super::group::Overlay;
 use super::metrics::Metrics;
 use crate::engine::{ContactState, Engine, EngineInput};
 use crate::intake::{self, MappedPostback};
-use crate::store::{Commit, ContactWrite, Loaded, Store, StoreError};
+use crate::store::{Commit, ContactWrite, Loaded, Store, StoreError, Versioned};
 use nudge_compiler::bundle::Bundle;
 use nudge_compiler::value::Value;
 use sha2::{Digest, Sha256};
@@ -56,8 +56,15 @@ pub enum Job {
         mapped: MappedPostback,
         params: BTreeMap<String, String>,
     },
-    /// Fire what is due for a contact.
-    Timer { contact: String },
+    /// Fire what is due for a contact. `read` is its state as the scheduler
+    /// read it with the due page, so it need not be loaded again: a newer
+    /// state in flight wins over it, and a stale one is refused by the
+    /// commit's version check, after which the unit is applied again
+    /// without it.
+    Timer {
+        contact: String,
+        read: Option<Arc<Versioned>>,
+    },
     CallResponse {
         contact: String,
         flow: String,
@@ -261,9 +268,21 @@ impl Applier {
         }
         // resolve contacts named by key, then load everyone in one query
         let mut ids: Vec<String> = Vec::new();
+        let mut read: Vec<Arc<Versioned>> = Vec::new();
         let mut by_key: HashMap<(String, String), String> = HashMap::new();
         for j in &jobs {
             let key = match j {
+                Job::Timer {
+                    read: Some(v),
+                    contact,
+                } => {
+                    if overlay.is_some_and(|o| o.contacts.contains_key(contact)) {
+                        ids.push(contact.clone());
+                    } else {
+                        read.push(v.clone());
+                    }
+                    continue;
+                }
                 Job::Event {
                     contact: ContactRef::Key { field, value },
                     ..
@@ -276,7 +295,7 @@ impl Applier {
                     ..
                 }
                 | Job::Upsert { id, .. }
-                | Job::Timer { contact: id }
+                | Job::Timer { contact: id, read: None }
                 | Job::CallResponse { contact: id, .. }
                 | Job::Manual { contact: id, .. }
                 | Job::Refresh { contact: id } => {
@@ -307,6 +326,13 @@ impl Applier {
                 }
                 None => true,
             });
+        }
+        for v in read {
+            let id = &v.state.contact.id;
+            if !slots.contains_key(id) && ids.binary_search(id).is_err() {
+                let slot = Slot::loaded(v.state.clone(), v.version, &self.bundle);
+                slots.insert(id.clone(), slot);
+            }
         }
         for v in self.store.load_contacts(&ids).await? {
             let id = v.state.contact.id.clone();

@@ -8,7 +8,7 @@
 use super::apply::{Applier, ApplyError, Batch, ContactRef, Done, Job, Outcome, Slot, derived_id};
 use crate::engine::{ContactState, Engine, EngineInput, JournalLine};
 use crate::intake::{self, MappedPostback};
-use crate::store::{EventRecord, HeldPostback, NewOutbox, OutboxKind, StoreError};
+use crate::store::{EventRecord, HeldPostback, JsonText, NewOutbox, OutboxKind, StoreError};
 use crate::vm::EventValue;
 use nudge_compiler::value::Value;
 use sha2::{Digest, Sha256};
@@ -106,16 +106,13 @@ impl Applier {
         slot.dirty = true;
         slot.inputs += 1;
         let applied = engine.apply(&mut slot.st, input, now, &self.env);
-        // the stored version (None before the first commit) and the input's rank
-        // in this batch make the key unique and stable for this effect
+        // The stored version (None before the first commit) and the input's
+        // rank in this batch make the key unique: the version check lets
+        // this effect commit once. The instant in front keeps the keys of a
+        // commit together at the end of the outbox's unique index, instead
+        // of one random page of it per row.
         let base = format!("{id}\u{0}{:?}\u{0}{}", slot.version, slot.inputs);
-        let idem = |kind: &str, n: usize| {
-            let h = Sha256::digest(format!("{base}\u{0}{kind}{n}").as_bytes());
-            h.iter()
-                .take(16)
-                .map(|b| format!("{b:02x}"))
-                .collect::<String>()
-        };
+        let idem = |kind: &str, n: usize| idem_key(now, &format!("{base}\u{0}{kind}{n}"));
         for (n, m) in applied.messages.into_iter().enumerate() {
             b.commit.outbox.push(NewOutbox {
                 contact: id.to_string(),
@@ -124,7 +121,7 @@ impl Applier {
                 kind: OutboxKind::Message,
                 idem_key: idem("m", n),
                 not_before: m.at,
-                payload: serde_json::to_value(&m).unwrap_or_default(),
+                payload: JsonText::of(&m).unwrap_or_else(|_| serde_json::Value::Null.into()),
             });
         }
         for (n, c) in applied.calls.into_iter().enumerate() {
@@ -135,7 +132,7 @@ impl Applier {
                 kind: OutboxKind::Call,
                 idem_key: idem("c", n),
                 not_before: now,
-                payload: serde_json::to_value(&c).unwrap_or_default(),
+                payload: JsonText::of(&c).unwrap_or_else(|_| serde_json::Value::Null.into()),
             });
         }
         b.commit
@@ -263,7 +260,7 @@ impl Applier {
                     }
                 }
             }
-            Job::Timer { contact } => {
+            Job::Timer { contact, .. } => {
                 let Some(slot) = b.slots.get_mut(&contact) else {
                     return Ok(Ok(Done::Skipped));
                 };
@@ -393,5 +390,45 @@ impl Applier {
             }
         }
         Ok(())
+    }
+}
+
+/// An outbox idempotency key: the instant (12 hex digits) and a sequence
+/// number of this process (8), so the keys sort in the order they are made
+/// and go in at the end of the outbox's unique index; then a dash and 64
+/// bits of the SHA-256 of `what`, which make the key unique across daemons
+/// and restarts.
+fn idem_key(now: i64, what: &str) -> String {
+    use std::fmt::Write;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static SEQ: AtomicU32 = AtomicU32::new(0);
+    let seq = SEQ.fetch_add(1, Ordering::Relaxed);
+    let h = Sha256::digest(what.as_bytes());
+    let mut key = String::with_capacity(37);
+    let _ = write!(key, "{:012x}{seq:08x}-", now.max(0));
+    for b in h.iter().take(8) {
+        let _ = write!(key, "{b:02x}");
+    }
+    key
+}
+
+#[cfg(test)]
+mod tests {
+    use super::idem_key;
+
+    #[test]
+    fn idempotency_keys_sort_by_time_and_differ_by_effect() {
+        let what = "c1\u{0}Some(3)\u{0}1\u{0}m0";
+        let a = idem_key(1_800_000_000, what);
+        assert_eq!(a.len(), 37);
+        assert!(a.starts_with("00006b49d200"), "{a}");
+        let b = idem_key(1_800_000_000, what);
+        assert!(b > a, "made later, sorts later: {a} {b}");
+        assert_eq!(a[21..], b[21..], "the same effect, the same hash");
+        assert_ne!(
+            a[21..],
+            idem_key(1_800_000_000, "c1\u{0}Some(3)\u{0}1\u{0}m1")[21..]
+        );
+        assert!(idem_key(1_800_000_001, "a") > idem_key(1_800_000_000, "z"));
     }
 }

@@ -195,6 +195,19 @@ impl Applier {
     /// One unit in its own commit; a conflict is read again once.
     async fn apply_alone(&self, jobs: &[Job]) -> Vec<Outcome> {
         let mut last = String::new();
+        // read again from the store: the scheduler's reads may be stale
+        let jobs: Vec<Job> = jobs
+            .iter()
+            .cloned()
+            .map(|j| match j {
+                Job::Timer { contact, .. } => Job::Timer {
+                    contact,
+                    read: None,
+                },
+                j => j,
+            })
+            .collect();
+        let jobs = &jobs[..];
         for _ in 0..2 {
             let prepared = match self.prepare(jobs.to_vec(), None).await {
                 Ok(p) => p,

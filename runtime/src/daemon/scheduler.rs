@@ -17,6 +17,9 @@ use tokio_util::sync::CancellationToken;
 /// Contacts woken per batch.
 const BATCH: usize = 1000;
 
+/// Batches in the applier's queue at once.
+const IN_FLIGHT: usize = 3;
+
 pub async fn run(shared: Arc<Shared>, cancel: CancellationToken) {
     let mut last_expiry: Option<i64> = None;
     loop {
@@ -47,8 +50,11 @@ pub async fn run(shared: Arc<Shared>, cancel: CancellationToken) {
     }
 }
 
-/// Fire due contacts, keeping up to two batches in the applier's queue so
-/// that one prepares while the other commits; how many were fired.
+/// Fire due contacts: one pass over the due set, a page at a time in
+/// (wake time, id) order, keeping up to [`IN_FLIGHT`] pages in the
+/// applier's queue so that one prepares while another commits and the next
+/// is already waiting; how many were fired. A contact that became due
+/// behind the pass is fired by the next one.
 pub async fn fire_due(shared: &Arc<Shared>, now: i64) -> Result<usize, crate::store::StoreError> {
     let earliest = shared.store.next_wake().await?;
     if let Some(w) = earliest.filter(|w| *w <= now) {
@@ -57,34 +63,31 @@ pub async fn fire_due(shared: &Arc<Shared>, now: i64) -> Result<usize, crate::st
             .timer_lag_seconds
             .store((now - w).max(0), Ordering::Relaxed);
     }
-    let mut inflight: std::collections::VecDeque<(tokio::task::JoinHandle<usize>, Vec<String>)> =
+    let mut inflight: std::collections::VecDeque<tokio::task::JoinHandle<usize>> =
         std::collections::VecDeque::new();
+    let mut after: Option<(i64, String)> = None;
     let mut total = 0;
     loop {
-        let busy: std::collections::HashSet<&String> =
-            inflight.iter().flat_map(|(_, ids)| ids.iter()).collect();
-        let due: Vec<String> = shared
+        let page = shared
             .store
-            .due_contacts(now, BATCH + busy.len())
-            .await?
+            .due_after(now, after.as_ref().map(|(w, id)| (*w, id.as_str())), BATCH)
+            .await?;
+        let Some(last) = page.last().map(|(w, v)| (*w, v.state.contact.id.clone())) else {
+            while let Some(h) = inflight.pop_front() {
+                total += h.await.unwrap_or(0);
+            }
+            return Ok(total);
+        };
+        after = Some(last);
+        let jobs = page
             .into_iter()
-            .filter(|id| !busy.contains(id))
-            .take(BATCH)
-            .collect();
-        drop(busy);
-        if due.is_empty() {
-            let Some((h, _)) = inflight.pop_front() else {
-                return Ok(total);
-            };
-            total += h.await.unwrap_or(0);
-            continue;
-        }
-        let jobs = due
-            .iter()
-            .map(|c| Job::Timer { contact: c.clone() })
+            .map(|(_, v)| Job::Timer {
+                contact: v.state.contact.id.clone(),
+                read: Some(Arc::new(v)),
+            })
             .collect();
         let s = shared.clone();
-        let h = tokio::spawn(async move {
+        inflight.push_back(tokio::spawn(async move {
             let fired = s
                 .queue
                 .submit(jobs)
@@ -96,10 +99,9 @@ pub async fn fire_due(shared: &Arc<Shared>, now: i64) -> Result<usize, crate::st
                 .timers_fired
                 .fetch_add(fired as u64, Ordering::Relaxed);
             fired
-        });
-        inflight.push_back((h, due));
-        if inflight.len() >= 2
-            && let Some((h, _)) = inflight.pop_front()
+        }));
+        if inflight.len() >= IN_FLIGHT
+            && let Some(h) = inflight.pop_front()
         {
             total += h.await.unwrap_or(0);
         }

@@ -147,12 +147,41 @@ pub struct NewOutbox {
     pub step: String,
     pub kind: OutboxKind,
     /// The `vm::Message` or `vm::Request`, as JSON.
-    pub payload: serde_json::Value,
+    pub payload: JsonText,
     /// Stable across retries and re-applications: a second row with the same
     /// key is ignored.
     pub idem_key: String,
     /// Not before this instant (send windows).
     pub not_before: i64,
+}
+
+/// JSON text, serialised once where the value is made (the applier, off
+/// the writer's path) and written as it is.
+#[derive(Debug, Clone)]
+pub struct JsonText(Box<serde_json::value::RawValue>);
+
+impl JsonText {
+    pub fn of<T: Serialize + ?Sized>(value: &T) -> serde_json::Result<JsonText> {
+        serde_json::value::to_raw_value(value).map(JsonText)
+    }
+
+    pub fn as_str(&self) -> &str {
+        self.0.get()
+    }
+}
+
+impl PartialEq for JsonText {
+    fn eq(&self, other: &JsonText) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl From<serde_json::Value> for JsonText {
+    fn from(value: serde_json::Value) -> JsonText {
+        // a `Value` always serialises
+        JsonText::of(&value)
+            .unwrap_or_else(|_| JsonText(serde_json::value::RawValue::NULL.to_owned()))
+    }
 }
 
 /// A stored outbox row.
@@ -263,6 +292,16 @@ pub trait Store: Send + Sync {
     // ---- the scheduler
     /// Contacts due at `now`, earliest first (uses the index on wake times).
     async fn due_contacts(&self, now: i64, limit: usize) -> Result<Vec<String>>;
+    /// A page of the contacts due at `now`, in (wake time, id) order after
+    /// `after` (exclusive), with their wake times and states: the scheduler
+    /// walks the due set with it, so the pages it has in flight are never
+    /// read again, and hands the states to the applier with the timers.
+    async fn due_after(
+        &self,
+        now: i64,
+        after: Option<(i64, &str)>,
+        limit: usize,
+    ) -> Result<Vec<(i64, Versioned)>>;
     /// The earliest wake time of any contact.
     async fn next_wake(&self) -> Result<Option<i64>>;
     /// Contact ids after `after`, in id order, `limit` at most: a page of a

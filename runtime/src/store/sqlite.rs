@@ -18,6 +18,7 @@ mod commit;
 mod outbox;
 
 use super::*;
+use sqlx::AssertSqlSafe;
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
@@ -265,6 +266,39 @@ impl Store for SqliteStore {
         .await
         .map_err(db)?;
         Ok(rows.into_iter().map(|(id,)| id).collect())
+    }
+
+    async fn due_after(
+        &self,
+        now: i64,
+        after: Option<(i64, &str)>,
+        limit_: usize,
+    ) -> Result<Vec<(i64, Versioned)>> {
+        const COLUMNS: &str = "SELECT next_wake, id, CAST(state AS BLOB), version FROM contacts";
+        let q = match after {
+            None => sqlx::query_as(AssertSqlSafe(format!(
+                "{COLUMNS} WHERE next_wake <= ? ORDER BY next_wake, id LIMIT ?"
+            )))
+            .bind(now),
+            Some((wake, id)) => sqlx::query_as(AssertSqlSafe(format!(
+                "{COLUMNS} WHERE next_wake <= ? AND (next_wake, id) > (?, ?) \
+                 ORDER BY next_wake, id LIMIT ?"
+            )))
+            .bind(now)
+            .bind(wake)
+            .bind(id.to_string()),
+        };
+        let rows: Vec<(i64, String, Vec<u8>, i64)> = q
+            .bind(limit(limit_))
+            .fetch_all(&self.reader)
+            .await
+            .map_err(db)?;
+        rows.into_iter()
+            .map(|(wake, id, state, version)| {
+                let state = doc::decode(&id, &state)?;
+                Ok((wake, Versioned { state, version }))
+            })
+            .collect()
     }
 
     async fn next_wake(&self) -> Result<Option<i64>> {

@@ -73,7 +73,7 @@ pub(super) async fn apply(conn: &mut SqliteConnection, c: &Commit, now: i64) -> 
                 .bind(o.flow.clone())
                 .bind(o.step.clone())
                 .bind(kind_name(o.kind))
-                .bind(o.payload.to_string())
+                .bind(o.payload.as_str().to_string())
                 .bind(o.idem_key.clone())
                 .bind(o.not_before)
                 .bind(now)
@@ -267,25 +267,43 @@ async fn write_contacts(conn: &mut SqliteConnection, writes: &[Write<'_>], now: 
         return Err(name_conflict(conn, writes, true).await);
     }
     inserted?;
-    let want = stored.len();
-    let updated = insert_rows(
+    // Stored contacts: an upsert whose update applies only at the expected
+    // version, which rides in `created_at` as `-1 - expected` (a real
+    // `created_at` is never negative). A row whose version moved is left
+    // alone, so the count of rows changed falls short; a contact that is
+    // gone is inserted with that negative `created_at`, which the
+    // `contacts_gone` index finds.
+    let want = stored.len() as u64;
+    let applied = insert_rows(
         conn,
-        "UPDATE contacts SET state = v.column2, version = v.column3, next_wake = v.column4, \
-         updated_at = v.column5 FROM (VALUES ",
+        "INSERT INTO contacts (id, state, version, next_wake, created_at, updated_at) VALUES ",
         "(?, ?, ?, ?, ?, ?)",
-        ") AS v WHERE contacts.id = v.column1 AND contacts.version = v.column6",
+        " ON CONFLICT (id) DO UPDATE SET state = excluded.state, \
+         version = excluded.version, next_wake = excluded.next_wake, \
+         updated_at = excluded.updated_at \
+         WHERE contacts.version = -1 - excluded.created_at",
         stored,
-        |q, (w, json)| {
+        |q, (w, state)| {
             q.bind(w.w.state.contact.id.clone())
-                .bind(json)
+                .bind(state)
                 .bind(w.version)
                 .bind(w.w.next_wake)
+                .bind(-1 - w.expected.unwrap_or_default())
                 .bind(now)
-                .bind(w.expected)
         },
     )
     .await?;
-    if updated != want as u64 {
+    if want > 0 {
+        let gone: Option<(String,)> =
+            sqlx::query_as("SELECT id FROM contacts WHERE created_at < 0 LIMIT 1")
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(db)?;
+        if let Some((id,)) = gone {
+            return Err(StoreError::Conflict(format!("contact `{id}` does not exist")));
+        }
+    }
+    if applied != want {
         return Err(name_conflict(conn, writes, false).await);
     }
     Ok(())
@@ -520,6 +538,20 @@ pub(super) fn chunk_sizes(n: usize) -> Vec<usize> {
     out
 }
 
+/// `head (row), (row) … tail` with `n` rows.
+fn statement(head: &str, row: &str, tail: &str, n: usize) -> String {
+    let mut sql = String::with_capacity(head.len() + (row.len() + 2) * n + tail.len());
+    sql.push_str(head);
+    for i in 0..n {
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(row);
+    }
+    sql.push_str(tail);
+    sql
+}
+
 /// Runs `head (row), (row) … tail` statements over `items`, a chunk at a
 /// time; returns the rows changed.
 async fn insert_rows<T>(
@@ -533,16 +565,7 @@ async fn insert_rows<T>(
     let mut items = items.into_iter();
     let mut changed = 0;
     for n in chunk_sizes(items.len()) {
-        let mut sql = String::with_capacity(head.len() + (row.len() + 2) * n + tail.len());
-        sql.push_str(head);
-        for i in 0..n {
-            if i > 0 {
-                sql.push_str(", ");
-            }
-            sql.push_str(row);
-        }
-        sql.push_str(tail);
-        let mut q: SqliteQuery = sqlx::query(AssertSqlSafe(sql));
+        let mut q: SqliteQuery = sqlx::query(AssertSqlSafe(statement(head, row, tail, n)));
         for item in items.by_ref().take(n) {
             q = bind(q, item);
         }
