@@ -79,6 +79,7 @@ suite!(
     duplicate_event_key_conflicts,
     outbox_idem_key_dedupes,
     due_contacts_in_wake_order,
+    due_pages_walk_the_due_set,
     claim_outbox_leases_rows,
     outbox_retry_dead_requeue,
     outbox_record_settles_a_claim,

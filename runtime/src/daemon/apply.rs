@@ -295,7 +295,10 @@ impl Applier {
                     ..
                 }
                 | Job::Upsert { id, .. }
-                | Job::Timer { contact: id, read: None }
+                | Job::Timer {
+                    contact: id,
+                    read: None,
+                }
                 | Job::CallResponse { contact: id, .. }
                 | Job::Manual { contact: id, .. }
                 | Job::Refresh { contact: id } => {

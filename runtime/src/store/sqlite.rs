@@ -183,6 +183,25 @@ fn from_json<T: serde::de::DeserializeOwned>(what: &str, text: &str) -> Result<T
     serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
 }
 
+/// Bytes from SQLite's `hex()` (upper-case digits).
+fn from_hex(text: &str) -> Option<Vec<u8>> {
+    fn digit(c: u8) -> Option<u8> {
+        match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'A'..=b'F' => Some(c - b'A' + 10),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            _ => None,
+        }
+    }
+    let text = text.as_bytes();
+    if text.len() % 2 != 0 {
+        return None;
+    }
+    text.chunks_exact(2)
+        .map(|p| Some(digit(p[0])? << 4 | digit(p[1])?))
+        .collect()
+}
+
 fn limit(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
@@ -274,31 +293,42 @@ impl Store for SqliteStore {
         after: Option<(i64, &str)>,
         limit_: usize,
     ) -> Result<Vec<(i64, Versioned)>> {
-        const COLUMNS: &str = "SELECT next_wake, id, CAST(state AS BLOB), version FROM contacts";
-        let q = match after {
-            None => sqlx::query_as(AssertSqlSafe(format!(
-                "{COLUMNS} WHERE next_wake <= ? ORDER BY next_wake, id LIMIT ?"
-            )))
-            .bind(now),
-            Some((wake, id)) => sqlx::query_as(AssertSqlSafe(format!(
-                "{COLUMNS} WHERE next_wake <= ? AND (next_wake, id) > (?, ?) \
-                 ORDER BY next_wake, id LIMIT ?"
-            )))
-            .bind(now)
-            .bind(wake)
-            .bind(id.to_string()),
+        // The page comes back as ONE row (a JSON array, states in hex):
+        // sqlx hands each row over from its worker thread on its own, and
+        // at a thousand rows a page those thread hops cost more than the
+        // query.
+        let page = match after {
+            None => "WHERE next_wake <= ?",
+            Some(_) => "WHERE next_wake <= ? AND (next_wake, id) > (?, ?)",
         };
-        let rows: Vec<(i64, String, Vec<u8>, i64)> = q
+        let q = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT json_group_array(json_array(next_wake, id, hex(state), version)) \
+             FROM (SELECT next_wake, id, state, version FROM contacts {page} \
+             ORDER BY next_wake, id LIMIT ?)"
+        )))
+        .bind(now);
+        let q = match after {
+            None => q,
+            Some((wake, id)) => q.bind(wake).bind(id.to_string()),
+        };
+        let (text,): (String,) = q
             .bind(limit(limit_))
-            .fetch_all(&self.reader)
+            .fetch_one(&self.reader)
             .await
             .map_err(db)?;
-        rows.into_iter()
+        let rows: Vec<(i64, String, String, i64)> = from_json("due contacts", &text)?;
+        let mut out = rows
+            .into_iter()
             .map(|(wake, id, state, version)| {
-                let state = doc::decode(&id, &state)?;
+                let bytes = from_hex(&state)
+                    .ok_or_else(|| StoreError::Corrupt(format!("contact `{id}`: bad hex")))?;
+                let state = doc::decode(&id, &bytes)?;
                 Ok((wake, Versioned { state, version }))
             })
-            .collect()
+            .collect::<Result<Vec<_>>>()?;
+        // an aggregate keeps no order by contract
+        out.sort_by(|a, b| (a.0, &a.1.state.contact.id).cmp(&(b.0, &b.1.state.contact.id)));
+        Ok(out)
     }
 
     async fn next_wake(&self) -> Result<Option<i64>> {

@@ -35,6 +35,48 @@ pub async fn outbox_idem_key_dedupes(s: &dyn Store) {
     assert_eq!(rows[1].idem_key, "m2");
 }
 
+/// The scheduler's walk: pages in (wake, id) order after a cursor, each
+/// contact with its stored state and version.
+pub async fn due_pages_walk_the_due_set(s: &dyn Store) {
+    let mut ann = state("a", vec![]);
+    ann.event_counts.insert("signup".into(), 2);
+    let contacts = vec![
+        waking(new_contact("c"), 300),
+        waking(new_contact("b"), 100),
+        waking(new_contact("d"), 200),
+        new_contact("e"),
+        waking(new_contact_with(ann.clone()), 100),
+    ];
+    commit(
+        s,
+        Commit {
+            contacts,
+            ..Commit::default()
+        },
+    )
+    .await;
+    let page = |p: Vec<(i64, Versioned)>| -> Vec<(i64, String, i64)> {
+        p.into_iter()
+            .map(|(w, v)| (w, v.state.contact.id, v.version))
+            .collect()
+    };
+    let first = s.due_after(250, None, 2).await.unwrap();
+    assert_eq!(first[0].1.state, ann, "the stored state comes with it");
+    assert_eq!(
+        page(first),
+        vec![(100, "a".into(), 1), (100, "b".into(), 1)]
+    );
+    let next = s.due_after(250, Some((100, "b")), 2).await.unwrap();
+    assert_eq!(page(next), vec![(200, "d".into(), 1)]);
+    assert!(
+        s.due_after(250, Some((200, "d")), 2)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(s.due_after(99, None, 10).await.unwrap().is_empty());
+}
+
 pub async fn due_contacts_in_wake_order(s: &dyn Store) {
     let contacts = vec![
         waking(new_contact("c"), 300),

@@ -300,7 +300,9 @@ async fn write_contacts(conn: &mut SqliteConnection, writes: &[Write<'_>], now: 
                 .await
                 .map_err(db)?;
         if let Some((id,)) = gone {
-            return Err(StoreError::Conflict(format!("contact `{id}` does not exist")));
+            return Err(StoreError::Conflict(format!(
+                "contact `{id}` does not exist"
+            )));
         }
     }
     if applied != want {
