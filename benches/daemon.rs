@@ -49,7 +49,7 @@ use tokio::net::TcpStream;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const BATCH: usize = 500;
-const CLIENTS: usize = 4;
+const CLIENTS: usize = 8;
 /// The manual clock's start (2027-01-15).
 const T0: i64 = 1_800_000_000;
 /// Rows per multi-row statement in the raw limit (as the store does).
@@ -202,7 +202,7 @@ async fn run(n: usize) {
             outbox: chunk.to_vec(),
             ..Commit::default()
         };
-        store.commit(commit).await.unwrap();
+        store.commit(&commit).await.unwrap();
     }
     let started = Instant::now();
     running.metrics.outbox_hint();

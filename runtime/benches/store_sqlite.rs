@@ -199,7 +199,7 @@ async fn time_store(store: &SqliteStore, states: &[ContactState], pass: i64) -> 
     for chunk in states.chunks(BATCH) {
         let c = commit_for(chunk, pass);
         let t = Instant::now();
-        store.commit(c).await.expect("commit");
+        store.commit(&c).await.expect("commit");
         spent += t.elapsed();
     }
     spent

@@ -268,7 +268,7 @@ pub async fn postback(
                 rejected: vec![(source.clone(), params, reason.clone(), shared.clock.now())],
                 ..Commit::default()
             };
-            shared.store.commit(commit).await.map_err(|e| {
+            shared.store.commit(&commit).await.map_err(|e| {
                 ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "unavailable",

@@ -148,7 +148,8 @@ pub struct Applier {
 
 /// A group of jobs run in memory, ready to commit.
 pub(super) struct Prepared {
-    pub(super) commit: Commit,
+    /// Shared with the overlay the next group is prepared on.
+    pub(super) commit: Arc<Commit>,
     pub(super) outcomes: Vec<Outcome>,
     /// The earliest wake time written.
     pub(super) wake: Option<i64>,
@@ -276,7 +277,7 @@ impl Applier {
                     read: Some(v),
                     contact,
                 } => {
-                    if overlay.is_some_and(|o| o.contacts.contains_key(contact)) {
+                    if overlay.is_some_and(|o| o.contact(contact).is_some()) {
                         ids.push(contact.clone());
                     } else {
                         read.push(v.clone());
@@ -322,9 +323,9 @@ impl Applier {
         ids.dedup();
         let mut slots = HashMap::with_capacity(ids.len());
         if let Some(o) = overlay {
-            ids.retain(|id| match o.contacts.get(id) {
+            ids.retain(|id| match o.contact(id) {
                 Some((st, version)) => {
-                    slots.insert(id.clone(), Slot::loaded(st.clone(), *version, &self.bundle));
+                    slots.insert(id.clone(), Slot::loaded(st.clone(), version, &self.bundle));
                     false
                 }
                 None => true,
@@ -375,7 +376,7 @@ impl Applier {
             });
         }
         Ok(Prepared {
-            commit: b.commit,
+            commit: Arc::new(b.commit),
             outcomes,
             wake,
             keys_moved,

@@ -13,15 +13,18 @@
 
 use super::apply::{Applier, ApplyError, Job, Outcome, Prepared, aborted};
 use crate::engine::ContactState;
-use crate::store::StoreError;
+use crate::store::{Commit, StoreError};
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Instant;
 
-/// What a commit in flight writes, as the next group must see it.
+/// What a commit in flight writes, as the next group must see it: the
+/// commit itself (shared, not copied) and indexes into it.
 #[derive(Debug, Default)]
 pub struct Overlay {
-    /// Contact id → its state and the version the commit gives it.
-    pub contacts: HashMap<String, (ContactState, i64)>,
+    commit: Arc<Commit>,
+    /// Contact id → its write in the commit.
+    contacts: HashMap<String, usize>,
     /// Unique keys → contact id.
     pub keys: HashMap<(String, String), String>,
     /// Event idempotency keys.
@@ -34,23 +37,30 @@ impl Overlay {
     fn of(p: &Prepared) -> Overlay {
         let c = &p.commit;
         let mut o = Overlay {
+            commit: c.clone(),
             usable: !p.keys_moved
                 && c.held.is_empty()
                 && c.released.is_empty()
                 && c.rejected.is_empty(),
             ..Overlay::default()
         };
-        for w in &c.contacts {
-            let id = w.state.contact.id.clone();
+        for (i, w) in c.contacts.iter().enumerate() {
+            let id = &w.state.contact.id;
             for k in &w.keys {
                 o.keys.insert(k.clone(), id.clone());
             }
-            let version = w.expected_version.map_or(1, |v| v + 1);
-            o.contacts.insert(id, (w.state.clone(), version));
+            // the last write of a contact wins
+            o.contacts.insert(id.clone(), i);
         }
         o.events
             .extend(c.events.iter().filter_map(|e| e.key.clone()));
         o
+    }
+
+    /// A contact the commit writes: its state and the version it gets.
+    pub fn contact(&self, id: &str) -> Option<(&ContactState, i64)> {
+        let w = &self.commit.contacts[*self.contacts.get(id)?];
+        Some((&w.state, w.expected_version.map_or(1, |v| v + 1)))
     }
 }
 
@@ -240,7 +250,7 @@ impl Applier {
 
     async fn commit(&self, p: Prepared) -> Result<(), StoreError> {
         let outbox = !p.commit.outbox.is_empty();
-        self.store.commit(p.commit).await?;
+        self.store.commit(&p.commit).await?;
         if let Some(w) = p.wake {
             self.metrics.wake_hint(w);
         }

@@ -287,7 +287,7 @@ pub trait Store: Send + Sync {
     /// Write one group of inputs atomically. A contact whose version moved,
     /// or a unique key owned by another contact, fails the whole commit with
     /// [`StoreError::Conflict`]; a duplicate event key likewise.
-    async fn commit(&self, c: Commit) -> Result<()>;
+    async fn commit(&self, c: &Commit) -> Result<()>;
 
     // ---- the scheduler
     /// Contacts due at `now`, earliest first (uses the index on wake times).

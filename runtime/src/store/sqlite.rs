@@ -266,13 +266,10 @@ impl Store for SqliteStore {
         Ok(rows.into_iter().map(|(k,)| k).collect())
     }
 
-    async fn commit(&self, c: Commit) -> Result<()> {
+    async fn commit(&self, c: &Commit) -> Result<()> {
         let mut tx = self.begin_write().await?;
-        commit::apply(&mut tx, &c, wall_now()).await?;
-        let done = tx.commit().await.map_err(db);
-        // a group's states are freed after the writer is released
-        drop(c);
-        done
+        commit::apply(&mut tx, c, wall_now()).await?;
+        tx.commit().await.map_err(db)
     }
 
     async fn due_contacts(&self, now: i64, limit_: usize) -> Result<Vec<String>> {

@@ -142,7 +142,7 @@ pub async fn version_conflict_changes_nothing(s: &dyn Store) {
         rejected: vec![("ads".into(), params(&[("a", "1")]), "no key".into(), 10)],
         ..Commit::default()
     };
-    assert!(is_conflict(s.commit(bad.clone()).await));
+    assert!(is_conflict(s.commit(&bad).await));
 
     let got = s.load_contacts(&ids(&["ann", "bob"])).await.unwrap();
     assert_eq!(
@@ -163,14 +163,14 @@ pub async fn version_conflict_changes_nothing(s: &dyn Store) {
 
     // A new contact that exists, an update of one that does not.
     assert!(is_conflict(
-        s.commit(Commit {
+        s.commit(&Commit {
             contacts: vec![new_contact("ann")],
             ..Commit::default()
         })
         .await
     ));
     assert!(is_conflict(
-        s.commit(Commit {
+        s.commit(&Commit {
             contacts: vec![update(state("zed", vec![]), 1)],
             ..Commit::default()
         })
@@ -195,16 +195,20 @@ pub async fn concurrent_writers_conflict(s: &dyn Store) {
         },
     )
     .await;
-    let a = s.commit(Commit {
-        contacts: vec![update(state("ann", vec![]), 1)],
-        events: vec![event(Some("a"), "ann", 1)],
-        ..Commit::default()
-    });
-    let b = s.commit(Commit {
-        contacts: vec![update(state("ann", vec![]), 1)],
-        events: vec![event(Some("b"), "ann", 1)],
-        ..Commit::default()
-    });
+    let (ca, cb) = (
+        Commit {
+            contacts: vec![update(state("ann", vec![]), 1)],
+            events: vec![event(Some("a"), "ann", 1)],
+            ..Commit::default()
+        },
+        Commit {
+            contacts: vec![update(state("ann", vec![]), 1)],
+            events: vec![event(Some("b"), "ann", 1)],
+            ..Commit::default()
+        },
+    );
+    let a = s.commit(&ca);
+    let b = s.commit(&cb);
     let (ra, rb) = tokio::join!(a, b);
     assert!(ra.is_ok() != rb.is_ok(), "exactly one wins: {ra:?} {rb:?}");
     assert!(is_conflict(if ra.is_ok() { rb } else { ra }));
@@ -227,7 +231,7 @@ pub async fn unique_key_owned_by_another_contact(s: &dyn Store) {
     .await;
     let bob = keyed(new_contact("bob"), &[("email", "x@x.test")]);
     assert!(is_conflict(
-        s.commit(Commit {
+        s.commit(&Commit {
             contacts: vec![bob.clone()],
             ..Commit::default()
         })
@@ -243,7 +247,7 @@ pub async fn unique_key_owned_by_another_contact(s: &dyn Store) {
     let cat = keyed(new_contact("cat"), &[("email", "y@x.test")]);
     let dan = keyed(new_contact("dan"), &[("email", "y@x.test")]);
     assert!(is_conflict(
-        s.commit(Commit {
+        s.commit(&Commit {
             contacts: vec![cat, dan],
             ..Commit::default()
         })
@@ -314,7 +318,7 @@ pub async fn duplicate_event_key_conflicts(s: &dyn Store) {
         events: vec![event(Some("k2"), "ann", 3), event(Some("k1"), "ann", 3)],
         ..Commit::default()
     };
-    assert!(is_conflict(s.commit(again).await));
+    assert!(is_conflict(s.commit(&again).await));
     assert_eq!(version_of(s, "ann").await, Some(1));
     assert!(s.seen_events(&ids(&["k2"])).await.unwrap().is_empty());
     // The same key twice in one commit.
@@ -322,7 +326,7 @@ pub async fn duplicate_event_key_conflicts(s: &dyn Store) {
         events: vec![event(Some("k3"), "ann", 4), event(Some("k3"), "ann", 4)],
         ..Commit::default()
     };
-    assert!(is_conflict(s.commit(twice).await));
+    assert!(is_conflict(s.commit(&twice).await));
     assert_eq!(s.totals(0).await.unwrap().events, 3);
 }
 

@@ -131,7 +131,7 @@ pub fn params(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
 }
 
 pub async fn commit(s: &dyn Store, c: Commit) {
-    s.commit(c).await.expect("commit");
+    s.commit(&c).await.expect("commit");
 }
 
 pub async fn version_of(s: &dyn Store, id: &str) -> Option<i64> {

@@ -368,7 +368,7 @@ pub async fn writes_move_what_the_caller_read(s: &dyn Store) {
         ..Commit::default()
     };
     assert!(matches!(
-        s.commit(stale).await,
+        s.commit(&stale).await,
         Err(StoreError::Conflict(_))
     ));
     assert_eq!(s.flow_counts().await.unwrap(), vec![welcome]);
