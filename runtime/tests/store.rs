@@ -164,16 +164,23 @@ async fn a_bad_url_is_an_error() {
     assert!(err.to_string().contains("postgres://nowhere/db"), "{err}");
 }
 
+/// A pool on `db` migrated to its first `n` migrations only, as an older
+/// release left it.
+async fn at_migration(db: &TempDb, n: usize) -> sqlx::SqlitePool {
+    let mut first = sqlx::migrate!("./migrations/sqlite");
+    first.migrations = std::borrow::Cow::Owned(first.migrations[..n].to_vec());
+    let pool = sqlx::SqlitePool::connect(&db.url()).await.unwrap();
+    first.run(&pool).await.unwrap();
+    pool
+}
+
 /// A database made before the flow counters (migration 0001, one row per
 /// enrollment) keeps its counts when migrated.
 #[tokio::test]
 async fn enrollment_rows_become_flow_counters() {
     let db = TempDb::new("counters");
     let s = SqliteStore::open(&db.url()).await.unwrap();
-    let mut first = sqlx::migrate!("./migrations/sqlite");
-    first.migrations = std::borrow::Cow::Owned(first.migrations[..1].to_vec());
-    let pool = sqlx::SqlitePool::connect(&db.url()).await.unwrap();
-    first.run(&pool).await.unwrap();
+    let pool = at_migration(&db, 1).await;
     for (contact, seq, status, step) in [
         ("ann", 0, "active", "wait"),
         ("ann", 1, "completed", "end"),
@@ -245,10 +252,7 @@ async fn the_wal_is_checkpointed_in_the_background() {
 async fn json_states_and_line_journals_survive_the_lean_rows() {
     let db = TempDb::new("lean");
     let s = SqliteStore::open(&db.url()).await.unwrap();
-    let mut first = sqlx::migrate!("./migrations/sqlite");
-    first.migrations = std::borrow::Cow::Owned(first.migrations[..2].to_vec());
-    let pool = sqlx::SqlitePool::connect(&db.url()).await.unwrap();
-    first.run(&pool).await.unwrap();
+    let pool = at_migration(&db, 2).await;
     let st = state("ann", Vec::new());
     sqlx::query(
         "INSERT INTO contacts (id, state, version, next_wake, created_at, updated_at) \

@@ -247,22 +247,7 @@ async fn write_contacts(conn: &mut SqliteConnection, writes: &[Write<'_>], now: 
             Some(_) => stored.push(row),
         }
     }
-    let inserted = insert_rows(
-        conn,
-        "INSERT INTO contacts (id, state, version, next_wake, created_at, updated_at) VALUES ",
-        "(?, ?, ?, ?, ?, ?)",
-        "",
-        fresh,
-        |q, (w, json)| {
-            q.bind(w.w.state.contact.id.clone())
-                .bind(json)
-                .bind(w.version)
-                .bind(w.w.next_wake)
-                .bind(now)
-                .bind(now)
-        },
-    )
-    .await;
+    let inserted = put_contacts(conn, fresh, "", now, |_| now).await;
     if let Err(StoreError::Conflict(_)) = inserted {
         return Err(name_conflict(conn, writes, true).await);
     }
@@ -274,23 +259,15 @@ async fn write_contacts(conn: &mut SqliteConnection, writes: &[Write<'_>], now: 
     // gone is inserted with that negative `created_at`, which the
     // `contacts_gone` index finds.
     let want = stored.len() as u64;
-    let applied = insert_rows(
+    let applied = put_contacts(
         conn,
-        "INSERT INTO contacts (id, state, version, next_wake, created_at, updated_at) VALUES ",
-        "(?, ?, ?, ?, ?, ?)",
+        stored,
         " ON CONFLICT (id) DO UPDATE SET state = excluded.state, \
          version = excluded.version, next_wake = excluded.next_wake, \
          updated_at = excluded.updated_at \
          WHERE contacts.version = -1 - excluded.created_at",
-        stored,
-        |q, (w, state)| {
-            q.bind(w.w.state.contact.id.clone())
-                .bind(state)
-                .bind(w.version)
-                .bind(w.w.next_wake)
-                .bind(-1 - w.expected.unwrap_or_default())
-                .bind(now)
-        },
+        now,
+        |w| -1 - w.expected.unwrap_or_default(),
     )
     .await?;
     if want > 0 {
@@ -309,6 +286,33 @@ async fn write_contacts(conn: &mut SqliteConnection, writes: &[Write<'_>], now: 
         return Err(name_conflict(conn, writes, false).await);
     }
     Ok(())
+}
+
+/// Inserts contact rows (`tail` may turn them into upserts); `created_at`
+/// gives the column's value for a write.
+async fn put_contacts(
+    conn: &mut SqliteConnection,
+    rows: Vec<(&Write<'_>, Vec<u8>)>,
+    tail: &str,
+    now: i64,
+    created_at: impl Fn(&Write<'_>) -> i64,
+) -> Result<u64> {
+    insert_rows(
+        conn,
+        "INSERT INTO contacts (id, state, version, next_wake, created_at, updated_at) VALUES ",
+        "(?, ?, ?, ?, ?, ?)",
+        tail,
+        rows,
+        |q, (w, state)| {
+            q.bind(w.w.state.contact.id.clone())
+                .bind(state)
+                .bind(w.version)
+                .bind(w.w.next_wake)
+                .bind(created_at(w))
+                .bind(now)
+        },
+    )
+    .await
 }
 
 /// After a refused contact write: the first contact whose stored version is
