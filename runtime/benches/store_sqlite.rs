@@ -2,19 +2,21 @@
 //!
 //! Run with `cargo bench -p nudge-runtime --bench store_sqlite` (release
 //! profile). It commits N synthetic inputs (`NUDGE_BENCH_N`, default
-//! 100 000) in batches of 500, each input one contact upsert with a 1–3 KB
-//! JSON state (two enrollments, one with a timer), a unique key, one keyed
-//! event, one journal line and, for every other input, an outbox row. Two
-//! passes: N new contacts, then N updates of them (the daemon's usual case).
-//! The raw limit is plain sqlx writing the same rows (same JSON, same batch
-//! size, same multi-row statements and pragmas) into bare tables with no
-//! checks, no derived enrollment rows and no secondary indexes. It prints
-//! inputs/s for each and the ratio. The target is ≥ 20 000 inputs/s.
+//! 100 000) in batches of 500, each input one contact write with a stored
+//! state of about 1 KB (two enrollments, one with a timer; `store::doc`), a
+//! unique key, one keyed event, one journal line and, for every other input,
+//! an outbox row. Two passes: N new contacts, then N updates of them (the
+//! daemon's usual case, each write carrying what was read, as the applier
+//! sends it). The raw limit is plain sqlx writing the same rows (same state
+//! bytes, same batch size, same multi-row statements and pragmas) into bare
+//! tables with no checks and no secondary indexes. It prints inputs/s for
+//! each and the ratio. The target is ≥ 20 000 inputs/s.
 
 #![allow(clippy::unwrap_used)]
 
 use nudge_runtime::compiler::value::Value;
 use nudge_runtime::engine::{ContactState, JournalLine};
+use nudge_runtime::store::doc;
 use nudge_runtime::store::sqlite::SqliteStore;
 use nudge_runtime::store::*;
 use nudge_runtime::vm::{Contact, Enrollment, PendingWait, Status};
@@ -43,10 +45,10 @@ async fn run(n: usize) {
     let states: Vec<ContactState> = (0..n).map(synthetic).collect();
     let sizes: Vec<usize> = states
         .iter()
-        .map(|s| serde_json::to_string(s).map(|j| j.len()).unwrap_or(0))
+        .map(|s| doc::encode(s).map(|b| b.len()).unwrap_or(0))
         .collect();
     println!(
-        "{n} inputs in batches of {BATCH}; state JSON {}–{} bytes (mean {})",
+        "{n} inputs in batches of {BATCH}; stored state {}–{} bytes (mean {})",
         sizes.iter().min().unwrap_or(&0),
         sizes.iter().max().unwrap_or(&0),
         sizes.iter().sum::<usize>() / n.max(1)
