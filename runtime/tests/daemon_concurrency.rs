@@ -92,3 +92,74 @@ async fn concurrent_events_for_the_same_contacts_all_count_once() {
     assert_eq!(store.totals(0).await.unwrap().contacts, 3);
     running.shutdown().await;
 }
+
+/// The scheduler hands each timer the state it read with its due page. If
+/// the contact moved on before the page is applied, the commit refuses the
+/// stale state and the page is applied again from the store: the timer
+/// fires and the other change is kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timer_with_a_stale_state_is_applied_from_the_store() {
+    use nudge_runtime::daemon::{self, ApplyError, Clock, Config, ContactRef, Done, Job};
+    use std::sync::Arc;
+    let src = r#"
+contact { n: int = 0 }
+event go {}
+event bump {}
+flow later {
+  when go
+  step one { wait 1 hour }
+  step two { set contact.n = contact.n + 10 }
+}
+flow count {
+  when bump
+  reenter after_exit
+  step s { set contact.n = contact.n + 1 }
+}
+"#;
+    let dir = daemon_kit::Scratch::new("stale");
+    let store = nudge_runtime::store::open(&dir.db_url()).await.unwrap();
+    store.migrate().await.unwrap();
+    let clock = ManualClock::new(1_767_225_600);
+    let config = Config::new("127.0.0.1:0".parse().unwrap());
+    let (shared, _applier) = daemon::attach(
+        store.clone(),
+        Arc::new(vm_support::bundle(src)),
+        Arc::new(clock.clone()),
+        config,
+    );
+    let event = |name: &str| Job::Event {
+        contact: ContactRef::Id("a".into()),
+        set: Vec::new(),
+        name: name.into(),
+        fields: Default::default(),
+        key: None,
+    };
+    let applied = |o: &Result<Done, ApplyError>| matches!(o, Ok(Done::Applied { .. }));
+    assert!(applied(&shared.queue.submit(vec![event("go")]).await[0]));
+    clock.advance(3_601);
+    let page = store.due_after(clock.now(), None, 10).await.unwrap();
+    assert_eq!(page.len(), 1);
+    let stale = Arc::new(page.into_iter().next().unwrap().1);
+    assert!(applied(&shared.queue.submit(vec![event("bump")]).await[0]));
+    let fired = shared
+        .queue
+        .submit(vec![Job::Timer {
+            contact: "a".into(),
+            read: Some(stale),
+        }])
+        .await;
+    assert!(applied(&fired[0]), "{fired:?}");
+    let now = store.load_contacts(&["a".to_string()]).await.unwrap();
+    assert_eq!(
+        now[0].state.contact.get("n"),
+        Value::Int(11),
+        "both changes kept"
+    );
+    assert!(
+        store
+            .due_after(clock.now(), None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
