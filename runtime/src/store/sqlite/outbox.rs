@@ -26,12 +26,38 @@ type OutboxTuple = (
     i64,
 );
 
+/// A claimed row as the claim's JSON array gives it (the payload parsed).
+type ClaimedTuple = (
+    i64,
+    String,
+    String,
+    String,
+    String,
+    serde_json::Value,
+    String,
+    String,
+    i64,
+    i64,
+    Option<String>,
+    i64,
+);
+
 /// The columns of [`OutboxTuple`], in order.
 const OUTBOX_COLUMNS: &str = "id, contact, flow, step, kind, payload, idem_key, status, attempts, \
                               next_attempt_at, last_error, created_at";
 
 /// Decodes a selected row.
 fn outbox_row(t: OutboxTuple) -> Result<OutboxRow> {
+    let (id, contact, flow, step, kind, payload, idem_key, status, attempts, next, error, created) =
+        t;
+    let payload = from_json(&format!("outbox row {id}"), &payload)?;
+    claimed_row((
+        id, contact, flow, step, kind, payload, idem_key, status, attempts, next, error, created,
+    ))
+}
+
+/// Decodes a row whose payload is parsed already.
+fn claimed_row(t: ClaimedTuple) -> Result<OutboxRow> {
     let (id, contact, flow, step, kind, payload, idem_key, status, attempts, next, error, created) =
         t;
     let kind = match kind.as_str() {
@@ -51,7 +77,7 @@ fn outbox_row(t: OutboxTuple) -> Result<OutboxRow> {
         flow,
         step,
         kind,
-        payload: from_json(&format!("outbox row {id}"), &payload)?,
+        payload,
         idem_key,
         status,
         attempts,
@@ -71,17 +97,22 @@ impl SqliteStore {
         limit_: usize,
     ) -> Result<Vec<OutboxRow>> {
         let mut tx = self.begin_write().await?;
-        let rows: Vec<OutboxTuple> = sqlx::query_as(
-            "SELECT id, contact, flow, step, kind, payload, idem_key, status, attempts, \
-             next_attempt_at, last_error, created_at FROM outbox \
-             WHERE status = 'pending' AND next_attempt_at <= ? \
-             ORDER BY next_attempt_at, id LIMIT ?",
+        // one row for the whole claim (a JSON array): sqlx hands rows over
+        // from its worker thread one at a time, and this holds the writer
+        let (text,): (String,) = sqlx::query_as(
+            "SELECT json_group_array(json_array(id, contact, flow, step, kind, json(payload), \
+             idem_key, status, attempts, next_attempt_at, last_error, created_at)) FROM \
+             (SELECT * FROM outbox WHERE status = 'pending' AND next_attempt_at <= ? \
+             ORDER BY next_attempt_at, id LIMIT ?)",
         )
         .bind(now)
         .bind(limit(limit_))
-        .fetch_all(&mut *tx)
+        .fetch_one(&mut *tx)
         .await
         .map_err(db)?;
+        let mut rows: Vec<ClaimedTuple> = from_json("claimed outbox rows", &text)?;
+        // due order, as selected (an aggregate keeps none by contract)
+        rows.sort_by_key(|t| (t.9, t.0));
         if rows.is_empty() {
             return Ok(Vec::new());
         }
@@ -96,10 +127,9 @@ impl SqliteStore {
         .map_err(db)?;
         tx.commit().await.map_err(db)?;
         rows.into_iter()
-            .map(|t| {
-                let mut row = outbox_row(t)?;
-                row.next_attempt_at = lease_until;
-                Ok(row)
+            .map(|mut t| {
+                t.9 = lease_until;
+                claimed_row(t)
             })
             .collect()
     }
