@@ -2,7 +2,7 @@
 //! SQLite limit.
 //!
 //! Run with `cargo bench --bench daemon` (release profile); `NUDGE_BENCH_N`
-//! sets the number of contacts (default 50 000). It starts the real daemon
+//! sets the number of contacts (default 100 000). It starts the real daemon
 //! (`nudge_runtime::daemon::start`) on a SQLite file in a temp directory
 //! with a [`ManualClock`], an HTTP sink on loopback (`nudge-testkit`) as the
 //! one channel, and one flow: `when signup`, then two steps of `wait 1 day`
@@ -64,7 +64,7 @@ fn main() {
     let n: usize = std::env::var("NUDGE_BENCH_N")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(50_000);
+        .unwrap_or(100_000);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
