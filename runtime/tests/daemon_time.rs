@@ -172,9 +172,19 @@ flow f {
         202
     );
     assert!(enrollments(&store, "d").await.is_empty());
+    let version = |id: &'static str| {
+        let store = store.clone();
+        async move { store.load_contacts(&[id.to_string()]).await.unwrap()[0].version }
+    };
+    let d_before = version("d").await;
     assert_eq!(
         post(running.addr, "/v1/flows/f/resume", json!({})).await,
         200
+    );
+    assert_eq!(
+        version("d").await,
+        d_before,
+        "the resume re-plans only the contacts whose wake time moves"
     );
     daemon_kit::advance(&store, &clock, t("2026-01-01T05:00:01Z")).await;
     let e = enrollments(&store, "c").await;

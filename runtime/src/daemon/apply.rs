@@ -119,13 +119,21 @@ pub(super) struct Slot {
     /// Its unique keys and places when loaded (`None` for a new contact):
     /// the store writes only what moved from them.
     pub(super) loaded: Option<Loaded>,
+    /// Its stored wake time (`None` for a new contact too).
+    pub(super) stored_wake: Option<i64>,
 }
 
 impl Slot {
     /// A stored contact, as read.
-    pub(super) fn loaded(st: ContactState, version: i64, bundle: &Bundle) -> Slot {
+    pub(super) fn loaded(
+        st: ContactState,
+        version: i64,
+        stored_wake: Option<i64>,
+        bundle: &Bundle,
+    ) -> Slot {
         Slot {
             loaded: Some(Loaded::of(&st, intake::unique_keys(bundle, &st.contact))),
+            stored_wake,
             st,
             version: Some(version),
             dirty: false,
@@ -324,8 +332,9 @@ impl Applier {
         let mut slots = HashMap::with_capacity(ids.len());
         if let Some(o) = overlay {
             ids.retain(|id| match o.contact(id) {
-                Some((st, version)) => {
-                    slots.insert(id.clone(), Slot::loaded(st.clone(), version, &self.bundle));
+                Some((st, version, wake)) => {
+                    let slot = Slot::loaded(st.clone(), version, wake, &self.bundle);
+                    slots.insert(id.clone(), slot);
                     false
                 }
                 None => true,
@@ -334,13 +343,14 @@ impl Applier {
         for v in read {
             let id = &v.state.contact.id;
             if !slots.contains_key(id) && ids.binary_search(id).is_err() {
-                let slot = Slot::loaded(v.state.clone(), v.version, &self.bundle);
+                let slot = Slot::loaded(v.state.clone(), v.version, v.next_wake, &self.bundle);
                 slots.insert(id.clone(), slot);
             }
         }
         for v in self.store.load_contacts(&ids).await? {
             let id = v.state.contact.id.clone();
-            slots.insert(id, Slot::loaded(v.state, v.version, &self.bundle));
+            let slot = Slot::loaded(v.state, v.version, v.next_wake, &self.bundle);
+            slots.insert(id, slot);
         }
         let mut b = Batch {
             slots,

@@ -57,6 +57,7 @@ impl Applier {
                 dirty: true,
                 inputs: 0,
                 loaded: None,
+                stored_wake: None,
             },
         );
         let ev = EventValue {
@@ -320,9 +321,12 @@ impl Applier {
             }
             Job::Refresh { contact } => {
                 if let Some(slot) = b.slots.get_mut(&contact) {
-                    // time triggers and schedules of the deployed version
+                    // time triggers and schedules of the deployed version;
+                    // written only if they or the wake time moved
+                    let before = (!slot.dirty).then(|| slot.st.clone());
                     engine.arm(&mut slot.st, now, &self.env);
-                    slot.dirty = true;
+                    slot.dirty |= before.is_none_or(|b| b != slot.st)
+                        || engine.next_wake(&slot.st) != slot.stored_wake;
                 }
                 Ok(Done::Skipped)
             }

@@ -57,10 +57,15 @@ impl Overlay {
         o
     }
 
-    /// A contact the commit writes: its state and the version it gets.
-    pub fn contact(&self, id: &str) -> Option<(&ContactState, i64)> {
+    /// A contact the commit writes: its state, the version it gets and its
+    /// wake time.
+    pub fn contact(&self, id: &str) -> Option<(&ContactState, i64, Option<i64>)> {
         let w = &self.commit.contacts[*self.contacts.get(id)?];
-        Some((&w.state, w.expected_version.map_or(1, |v| v + 1)))
+        Some((
+            &w.state,
+            w.expected_version.map_or(1, |v| v + 1),
+            w.next_wake,
+        ))
     }
 }
 

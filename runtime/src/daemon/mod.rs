@@ -221,7 +221,8 @@ pub fn attach(
 /// 1 000 at a time): after deploying a version with time triggers or
 /// schedules (new contacts get them when created), and when a paused flow
 /// resumes (its timers, triggers and schedules were left out of the wake
-/// times). Stops early on `cancel`; gives how many contacts it re-planned.
+/// times). A contact is written only if its triggers or wake time move.
+/// Stops early on `cancel`; gives how many contacts it went through.
 pub async fn replan(shared: Arc<Shared>, cancel: CancellationToken) -> usize {
     let mut after: Option<String> = None;
     let mut n = 0;

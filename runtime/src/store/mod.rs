@@ -37,6 +37,8 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 pub struct Versioned {
     pub state: ContactState,
     pub version: i64,
+    /// The wake time stored with it (paused flows left out when written).
+    pub next_wake: Option<i64>,
 }
 
 /// A contact to write.

@@ -226,8 +226,8 @@ impl Store for SqliteStore {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let rows: Vec<(String, Vec<u8>, i64)> = sqlx::query_as(
-            "SELECT c.id, CAST(c.state AS BLOB), c.version FROM json_each(?) j \
+        let rows: Vec<(String, Vec<u8>, i64, Option<i64>)> = sqlx::query_as(
+            "SELECT c.id, CAST(c.state AS BLOB), c.version, c.next_wake FROM json_each(?) j \
              JOIN contacts c ON c.id = j.value ORDER BY j.key",
         )
         .bind(json_text(ids)?)
@@ -235,9 +235,13 @@ impl Store for SqliteStore {
         .await
         .map_err(db)?;
         rows.into_iter()
-            .map(|(id, state, version)| {
+            .map(|(id, state, version, next_wake)| {
                 let state = doc::decode(&id, &state)?;
-                Ok(Versioned { state, version })
+                Ok(Versioned {
+                    state,
+                    version,
+                    next_wake,
+                })
             })
             .collect()
     }
@@ -320,7 +324,14 @@ impl Store for SqliteStore {
                 let bytes = from_hex(&state)
                     .ok_or_else(|| StoreError::Corrupt(format!("contact `{id}`: bad hex")))?;
                 let state = doc::decode(&id, &bytes)?;
-                Ok((wake, Versioned { state, version }))
+                Ok((
+                    wake,
+                    Versioned {
+                        state,
+                        version,
+                        next_wake: Some(wake),
+                    },
+                ))
             })
             .collect::<Result<Vec<_>>>()?;
         // an aggregate keeps no order by contract

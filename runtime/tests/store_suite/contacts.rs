@@ -78,7 +78,8 @@ pub async fn commit_round_trips_a_contact(s: &dyn Store) {
         got,
         vec![Versioned {
             state: st.clone(),
-            version: 1
+            version: 1,
+            next_wake: Some(5_000),
         }]
     );
     assert_eq!(
@@ -102,7 +103,8 @@ pub async fn commit_round_trips_a_contact(s: &dyn Store) {
         got,
         vec![Versioned {
             state: st,
-            version: 2
+            version: 2,
+            next_wake: None,
         }]
     );
     // next_wake None clears the wake time; keys omitted are dropped.
@@ -149,7 +151,8 @@ pub async fn version_conflict_changes_nothing(s: &dyn Store) {
         got,
         vec![Versioned {
             state: first.clone(),
-            version: 1
+            version: 1,
+            next_wake: None,
         }]
     );
     assert!(s.seen_events(&ids(&["k1"])).await.unwrap().is_empty());
