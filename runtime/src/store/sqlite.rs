@@ -120,6 +120,8 @@ impl SqliteStore {
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)
                 .pragma("wal_autocheckpoint", WRITER_CHECKPOINT_PAGES)
+                // a WAL that grew under load shrinks back once checkpointed
+                .pragma("journal_size_limit", "67108864")
         };
         let pool = |max: u32| {
             SqlitePoolOptions::new()
