@@ -10,14 +10,14 @@ use super::{SqliteStore, db, from_json, json_text, limit};
 use crate::store::{Attempt, OutboxKind, OutboxRow, OutboxStatus, Result, StoreError};
 use sqlx::AssertSqlSafe;
 
-/// An outbox row as selected with [`OUTBOX_COLUMNS`].
-type OutboxTuple = (
+/// An outbox row's columns, in [`OUTBOX_COLUMNS`] order, its payload as `P`.
+type Tuple<P> = (
     i64,
     String,
     String,
     String,
     String,
-    String,
+    P,
     String,
     String,
     i64,
@@ -26,21 +26,11 @@ type OutboxTuple = (
     i64,
 );
 
+/// An outbox row as selected with [`OUTBOX_COLUMNS`].
+type OutboxTuple = Tuple<String>;
+
 /// A claimed row as the claim's JSON array gives it (the payload parsed).
-type ClaimedTuple = (
-    i64,
-    String,
-    String,
-    String,
-    String,
-    serde_json::Value,
-    String,
-    String,
-    i64,
-    i64,
-    Option<String>,
-    i64,
-);
+type ClaimedTuple = Tuple<serde_json::Value>;
 
 /// The columns of [`OutboxTuple`], in order.
 const OUTBOX_COLUMNS: &str = "id, contact, flow, step, kind, payload, idem_key, status, attempts, \
