@@ -247,7 +247,8 @@ async fn the_wal_is_checkpointed_in_the_background() {
 
 /// A database from before the lean rows (migrations 0001–0002: contacts with
 /// JSON states in a rowid table, one journal row per line) reads the same
-/// once migrated, and its contacts can be written again.
+/// once migrated, its running totals count what it held, and its contacts
+/// can be written again.
 #[tokio::test]
 async fn json_states_and_line_journals_survive_the_lean_rows() {
     let db = TempDb::new("lean");
@@ -272,8 +273,21 @@ async fn json_states_and_line_journals_survive_the_lean_rows() {
         .await
         .unwrap();
     }
+    sqlx::query(
+        "INSERT INTO events (key, contact, name, payload, received_at) \
+         VALUES ('k1', 'ann', 'signup', '{}', 5)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
     pool.close().await;
     s.migrate().await.unwrap();
+    let t = s.totals(0).await.unwrap();
+    assert_eq!(
+        (t.contacts, t.events),
+        (1, 1),
+        "the running totals start right"
+    );
     let got = s.load_contacts(&["ann".to_string()]).await.unwrap();
     assert_eq!((got[0].state.clone(), got[0].version), (st.clone(), 3));
     assert_eq!(s.due_contacts(40, 10).await.unwrap(), ["ann"]);

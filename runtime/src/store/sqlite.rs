@@ -578,7 +578,8 @@ impl Store for SqliteStore {
             i64,
             i64,
         ) = sqlx::query_as(
-            "SELECT (SELECT count(*) FROM contacts), (SELECT count(*) FROM events), \
+            "SELECT (SELECT n FROM totals WHERE name = 'contacts'), \
+             (SELECT n FROM totals WHERE name = 'events'), \
              (SELECT count(*) FROM outbox WHERE status = 'pending'), \
              (SELECT count(*) FROM outbox WHERE status = 'dead'), \
              (SELECT count(*) FROM outbox WHERE status = 'delivered'), \

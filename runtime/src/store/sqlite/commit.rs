@@ -89,7 +89,26 @@ pub(super) async fn apply(conn: &mut SqliteConnection, c: &Commit, now: i64) -> 
         |q, (contact, lines)| q.bind(contact.to_string()).bind(lines),
     )
     .await?;
-    write_postbacks(conn, c).await
+    write_postbacks(conn, c).await?;
+    write_totals(conn, &writes, c).await
+}
+
+/// Moves the running totals by the contacts and events the commit adds.
+async fn write_totals(conn: &mut SqliteConnection, writes: &[Write<'_>], c: &Commit) -> Result<()> {
+    let contacts = writes.iter().filter(|w| w.expected.is_none()).count();
+    if contacts == 0 && c.events.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "UPDATE totals SET n = n + CASE name WHEN 'contacts' THEN ? ELSE ? END \
+         WHERE name IN ('contacts', 'events')",
+    )
+    .bind(i64::try_from(contacts).unwrap_or(i64::MAX))
+    .bind(i64::try_from(c.events.len()).unwrap_or(i64::MAX))
+    .execute(&mut *conn)
+    .await
+    .map_err(db)?;
+    Ok(())
 }
 
 /// The stored name of an outbox kind.
