@@ -4,7 +4,9 @@
 //! moves the lease in one `BEGIN IMMEDIATE` transaction, so two workers
 //! never claim the same row before its lease ends; outcome updates apply to
 //! pending rows only (requeue to dead ones only), so a late report cannot
-//! resurrect or overwrite a settled row.
+//! resurrect or overwrite a settled row. A row whose stored payload is not
+//! JSON is dead-lettered by the claim that meets it, never handed out, so
+//! it cannot block the rows behind it.
 
 use super::{SqliteStore, db, from_json, json_text, limit};
 use crate::store::{Attempt, OutboxKind, OutboxRow, OutboxStatus, Result, StoreError};
@@ -40,7 +42,9 @@ const OUTBOX_COLUMNS: &str = "id, contact, flow, step, kind, payload, idem_key, 
 fn outbox_row(t: OutboxTuple) -> Result<OutboxRow> {
     let (id, contact, flow, step, kind, payload, idem_key, status, attempts, next, error, created) =
         t;
-    let payload = from_json(&format!("outbox row {id}"), &payload)?;
+    // a damaged payload (never written so by Nudge) is listed as its text;
+    // claims dead-letter it instead of delivering it
+    let payload = serde_json::from_str(&payload).unwrap_or(serde_json::Value::String(payload));
     claimed_row((
         id, contact, flow, step, kind, payload, idem_key, status, attempts, next, error, created,
     ))
@@ -90,7 +94,8 @@ impl SqliteStore {
         // one row for the whole claim (a JSON array): sqlx hands rows over
         // from its worker thread one at a time, and this holds the writer
         let (text,): (String,) = sqlx::query_as(
-            "SELECT json_group_array(json_array(id, contact, flow, step, kind, json(payload), \
+            "SELECT json_group_array(json_array(id, contact, flow, step, kind, \
+             iif(json_valid(payload), json(payload), NULL), \
              idem_key, status, attempts, next_attempt_at, last_error, created_at)) FROM \
              (SELECT * FROM outbox WHERE status = 'pending' AND next_attempt_at <= ? \
              ORDER BY next_attempt_at, id LIMIT ?)",
@@ -103,7 +108,25 @@ impl SqliteStore {
         let mut rows: Vec<ClaimedTuple> = from_json("claimed outbox rows", &text)?;
         // due order, as selected (an aggregate keeps none by contract)
         rows.sort_by_key(|t| (t.9, t.0));
+        // a payload that is not JSON (never written so by Nudge) cannot be
+        // delivered: dead-lettered, kept for inspection, out of the claim
+        let (damaged, rows): (Vec<ClaimedTuple>, Vec<ClaimedTuple>) =
+            rows.into_iter().partition(|t| t.5.is_null());
+        if !damaged.is_empty() {
+            let ids: Vec<i64> = damaged.iter().map(|r| r.0).collect();
+            tracing::warn!(rows = ?ids, "outbox rows with a damaged payload dead-lettered");
+            sqlx::query(
+                "UPDATE outbox SET status = 'dead', \
+                 last_error = 'the stored payload is not valid JSON' \
+                 WHERE id IN (SELECT value FROM json_each(?))",
+            )
+            .bind(json_text(&ids)?)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        }
         if rows.is_empty() {
+            tx.commit().await.map_err(db)?;
             return Ok(Vec::new());
         }
         let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
