@@ -1,49 +1,21 @@
 //! Bad input never panics: each case runs the real binary and checks the
 //! exit code, the message, and that nothing panicked.
 
+mod cli_support;
+
+use cli_support::{Run, s, scratch};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn all(&self) -> String {
-        format!("{}{}", self.stdout, self.stderr)
-    }
-}
-
+/// Run `nudge ARGS PATH`.
 fn nudge(args: &[&str], path: &Path) -> Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_nudge"))
-        .args(args)
-        .arg(path)
-        .env("NO_COLOR", "1")
-        .env("COLUMNS", "100")
-        .output()
-        .expect("the binary runs");
-    let run = Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    };
-    assert!(
-        !run.all().contains("panicked"),
-        "{args:?} panicked: {}",
-        run.stderr
-    );
-    run
+    let mut all = args.to_vec();
+    all.push(s(path));
+    cli_support::nudge(&all)
 }
 
 /// A fresh scratch directory holding the given files.
 fn project(test: &str, files: &[(&str, &[u8])]) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("cli_bad_input")
-        .join(test);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("scratch dir");
+    let dir = scratch("cli_bad_input", test);
     for (name, bytes) in files {
         let path = dir.join(name);
         std::fs::create_dir_all(path.parent().expect("has a parent")).expect("dirs");

@@ -6,7 +6,7 @@
 //! `200 {}` unless [`HttpSink::set_default`] changed it. Bodies are sent as
 //! `application/json`.
 
-use crate::{Log, Running, Shared};
+use crate::{Log, Server, Shared};
 use axum::Router;
 use axum::extract::{Request, State as AxState};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -58,63 +58,45 @@ struct State {
 }
 
 /// A running HTTP sink on `127.0.0.1`. Dropping it stops the listener.
-pub struct HttpSink {
-    addr: SocketAddr,
-    state: State,
-    _running: Running,
-}
+pub struct HttpSink(Server<State>);
 
 impl HttpSink {
     /// Start on the current tokio runtime.
     pub async fn start() -> HttpSink {
-        let state = State::new();
-        let s = state.clone();
-        let (addr, running) = crate::spawn_here(move |l, stop| serve(l, stop, s)).await;
-        HttpSink {
-            addr,
-            state,
-            _running: running,
-        }
+        HttpSink(Server::here(State::new(), serve).await)
     }
 
     /// Start on a thread of its own (for synchronous tests).
     pub fn start_blocking() -> HttpSink {
-        let state = State::new();
-        let s = state.clone();
-        let (addr, running) = crate::spawn_thread(move |l, stop| serve(l, stop, s));
-        HttpSink {
-            addr,
-            state,
-            _running: running,
-        }
+        HttpSink(Server::thread(State::new(), serve))
     }
 
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.0.addr
     }
 
     pub fn port(&self) -> u16 {
-        self.addr.port()
+        self.0.addr.port()
     }
 
     /// The base URL, `http://127.0.0.1:PORT` (no trailing slash).
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("http://{}", self.0.addr)
     }
 
     /// Every request received so far, in order.
     pub fn requests(&self) -> Vec<ReceivedRequest> {
-        self.state.requests.all()
+        self.0.state.requests.all()
     }
 
     /// Wait until at least `n` requests arrived or `timeout` passed.
     pub async fn wait_for(&self, n: usize, timeout: Duration) -> Vec<ReceivedRequest> {
-        self.state.requests.wait_for(n, timeout).await
+        self.0.state.requests.wait_for(n, timeout).await
     }
 
     /// [`HttpSink::wait_for`] for synchronous tests.
     pub fn wait_for_blocking(&self, n: usize, timeout: Duration) -> Vec<ReceivedRequest> {
-        self.state.requests.wait_for_blocking(n, timeout)
+        self.0.state.requests.wait_for_blocking(n, timeout)
     }
 
     /// Queue a reply for the next request not yet answered.
@@ -124,7 +106,7 @@ impl HttpSink {
             body: body.into(),
             location: None,
         };
-        self.state.queue.with(|q| q.push_back(reply));
+        self.0.state.queue.with(|q| q.push_back(reply));
     }
 
     /// Queue a `302 Found` to `location` for the next request.
@@ -134,7 +116,7 @@ impl HttpSink {
             body: String::new(),
             location: Some(location.into()),
         };
-        self.state.queue.with(|q| q.push_back(reply));
+        self.0.state.queue.with(|q| q.push_back(reply));
     }
 
     /// The reply when the queue is empty (initially `200 {}`).
@@ -144,7 +126,7 @@ impl HttpSink {
             body: body.into(),
             location: None,
         };
-        self.state.default.with(|d| *d = reply);
+        self.0.state.default.with(|d| *d = reply);
     }
 }
 

@@ -43,7 +43,7 @@ impl Drop for Running {
 }
 
 /// Start `serve` on the current tokio runtime.
-pub(crate) async fn spawn_here<F, Fut>(serve: F) -> (SocketAddr, Running)
+async fn spawn_here<F, Fut>(serve: F) -> (SocketAddr, Running)
 where
     F: FnOnce(TcpListener, oneshot::Receiver<()>) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
@@ -58,7 +58,7 @@ where
 }
 
 /// Start `serve` on a new thread with its own single-threaded runtime.
-pub(crate) fn spawn_thread<F, Fut>(serve: F) -> (SocketAddr, Running)
+fn spawn_thread<F, Fut>(serve: F) -> (SocketAddr, Running)
 where
     F: FnOnce(TcpListener, oneshot::Receiver<()>) -> Fut + Send + 'static,
     Fut: Future<Output = ()> + 'static,
@@ -83,6 +83,46 @@ where
         })
         .expect("spawn a server thread");
     (addr, Running { stop: Some(tx) })
+}
+
+/// A started sink: its address, the state its server shares with the test,
+/// and what stops the server when dropped.
+pub(crate) struct Server<S> {
+    pub(crate) addr: SocketAddr,
+    pub(crate) state: S,
+    _running: Running,
+}
+
+impl<S: Clone + Send + 'static> Server<S> {
+    /// Start `serve` with `state` on the current tokio runtime.
+    pub(crate) async fn here<F, Fut>(state: S, serve: F) -> Server<S>
+    where
+        F: FnOnce(TcpListener, oneshot::Receiver<()>, S) -> Fut,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let s = state.clone();
+        let (addr, running) = spawn_here(move |l, stop| serve(l, stop, s)).await;
+        Server {
+            addr,
+            state,
+            _running: running,
+        }
+    }
+
+    /// Start `serve` with `state` on a thread of its own.
+    pub(crate) fn thread<F, Fut>(state: S, serve: F) -> Server<S>
+    where
+        F: FnOnce(TcpListener, oneshot::Receiver<()>, S) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + 'static,
+    {
+        let s = state.clone();
+        let (addr, running) = spawn_thread(move |l, stop| serve(l, stop, s));
+        Server {
+            addr,
+            state,
+            _running: running,
+        }
+    }
 }
 
 /// A list shared between a server and the test.

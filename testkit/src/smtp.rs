@@ -6,7 +6,7 @@
 //! 550, …) for fault tests. Several messages may share one connection, as a
 //! pooled client sends them.
 
-use crate::{Log, Running, Shared};
+use crate::{Log, Server, Shared};
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -58,63 +58,45 @@ struct State {
 }
 
 /// A running SMTP sink on `127.0.0.1`. Dropping it stops the listener.
-pub struct SmtpSink {
-    addr: SocketAddr,
-    state: State,
-    _running: Running,
-}
+pub struct SmtpSink(Server<State>);
 
 impl SmtpSink {
     /// Start on the current tokio runtime.
     pub async fn start() -> SmtpSink {
-        let state = State::new();
-        let s = state.clone();
-        let (addr, running) = crate::spawn_here(move |l, stop| serve(l, stop, s)).await;
-        SmtpSink {
-            addr,
-            state,
-            _running: running,
-        }
+        SmtpSink(Server::here(State::new(), serve).await)
     }
 
     /// Start on a thread of its own (for synchronous tests).
     pub fn start_blocking() -> SmtpSink {
-        let state = State::new();
-        let s = state.clone();
-        let (addr, running) = crate::spawn_thread(move |l, stop| serve(l, stop, s));
-        SmtpSink {
-            addr,
-            state,
-            _running: running,
-        }
+        SmtpSink(Server::thread(State::new(), serve))
     }
 
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.0.addr
     }
 
     pub fn port(&self) -> u16 {
-        self.addr.port()
+        self.0.addr.port()
     }
 
     /// Every message received so far, in order.
     pub fn messages(&self) -> Vec<ReceivedMail> {
-        self.state.mails.all()
+        self.0.state.mails.all()
     }
 
     /// Wait until at least `n` messages arrived or `timeout` passed.
     pub async fn wait_for(&self, n: usize, timeout: Duration) -> Vec<ReceivedMail> {
-        self.state.mails.wait_for(n, timeout).await
+        self.0.state.mails.wait_for(n, timeout).await
     }
 
     /// [`SmtpSink::wait_for`] for synchronous tests.
     pub fn wait_for_blocking(&self, n: usize, timeout: Duration) -> Vec<ReceivedMail> {
-        self.state.mails.wait_for_blocking(n, timeout)
+        self.0.state.mails.wait_for_blocking(n, timeout)
     }
 
     /// Answer every RCPT with this code (e.g. 451 or 550); `None` accepts again.
     pub fn fail_rcpt(&self, code: Option<u16>) {
-        self.state.rcpt_fault.with(|f| *f = code);
+        self.0.state.rcpt_fault.with(|f| *f = code);
     }
 }
 

@@ -14,6 +14,13 @@ pub struct Run {
     pub stderr: String,
 }
 
+impl Run {
+    /// Both streams, stdout first.
+    pub fn all(&self) -> String {
+        format!("{}{}", self.stdout, self.stderr)
+    }
+}
+
 /// Run `nudge ARGS` in `cwd`.
 pub fn nudge_in(cwd: &Path, args: &[&str]) -> Run {
     let out = Command::new(env!("CARGO_BIN_EXE_nudge"))
@@ -28,7 +35,7 @@ pub fn nudge_in(cwd: &Path, args: &[&str]) -> Run {
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     };
-    assert!(!run.stderr.contains("panicked"), "{args:?}: {}", run.stderr);
+    assert!(!run.all().contains("panicked"), "{args:?}: {}", run.stderr);
     run
 }
 
