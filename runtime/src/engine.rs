@@ -290,9 +290,7 @@ impl<'b> Engine<'b> {
             let Some(p) = self.program(&run.st.enrollments[i]) else {
                 continue;
             };
-            if p.reenter == nudge_grammar::ast::Reenter::Restart
-                && self.trigger_matches(run, p, &ev)
-            {
+            if p.reenter == Reenter::Restart && self.trigger_matches(run, p, &ev) {
                 self.end(run, i, Status::Exited, "restarted by its trigger");
                 self.enroll(run, &p.name, Some(ev.clone()), None);
             } else {
@@ -307,7 +305,7 @@ impl<'b> Engine<'b> {
             {
                 continue;
             }
-            if p.reenter == nudge_grammar::ast::Reenter::Never && run.st.latest(&p.name).is_some() {
+            if p.reenter == Reenter::Never && run.st.latest(&p.name).is_some() {
                 continue;
             }
             if self.trigger_matches(run, p, &ev) {
@@ -596,7 +594,7 @@ impl<'b> Engine<'b> {
             eval(c, &s).truthy()
         });
         let allowed = run.st.active(flow).is_none()
-            && !(p.reenter == nudge_grammar::ast::Reenter::Never && run.st.latest(flow).is_some());
+            && !(p.reenter == Reenter::Never && run.st.latest(flow).is_some());
         if ok && allowed {
             run.moved.clear();
             self.enroll(run, flow, None, None);

@@ -4,15 +4,18 @@
 //! [`Program`] per flow, plus the compiled `test` blocks. It serialises to
 //! JSON with a format version ([`FORMAT_VERSION`]); the same sources give the
 //! same bytes (every map is ordered), and [`Bundle::hash`] is the SHA-256 of
-//! those bytes. `disasm.rs` prints programs readably.
+//! those bytes. `disasm.rs` prints programs readably. `enums.rs` holds the
+//! bundle's own operator, re-entry and weekday enums: the bundle embeds no
+//! AST type, so a grammar change cannot silently change stored bundles.
 
 pub mod disasm;
+mod enums;
 mod serial;
 
 use crate::value::Value;
-use nudge_grammar::ast::{BinaryOp, Reenter, Weekday};
 use serde::{Deserialize, Serialize};
 
+pub use enums::{BinaryOp, Reenter, Weekday};
 pub use serial::{BundleError, FORMAT_VERSION};
 
 /// Everything the runtime needs to run a project.

@@ -101,7 +101,7 @@ fn emit(env: &Env<'_>, names: &Names<'_>, e: &Expr, ops: &mut Vec<Op>, depth: us
         ExprKind::Binary(op, l, r) => {
             emit(env, names, l, ops, depth);
             emit(env, names, r, ops, depth);
-            ops.push(Op::Bin(*op));
+            ops.push(Op::Bin(super::enums::binary_op(*op)));
         }
         ExprKind::IsSet { value, negated } => {
             emit(env, names, value, ops, depth);

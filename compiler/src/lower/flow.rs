@@ -2,12 +2,13 @@
 //! the steps in order, then `Complete`. Jumps to steps are patched once every
 //! step's offset is known.
 
+use super::enums::{reenter as reenter_mode, weekday};
 use super::expr::{Names, code};
 use crate::bundle::*;
 use crate::files::SourceFile;
 use crate::model::{Env, FlowInfo};
 use crate::types::TypeInfo;
-use nudge_grammar::ast::{self, FlowItem, FlowOption, Reenter, StmtKind, WaitBranchKind, WaitKind};
+use nudge_grammar::ast::{self, FlowItem, FlowOption, StmtKind, WaitBranchKind, WaitKind};
 use std::collections::BTreeSet;
 
 pub(super) struct FlowLowering<'l, 'e, 'a> {
@@ -119,7 +120,7 @@ impl<'l, 'e, 'a> FlowLowering<'l, 'e, 'a> {
                             } => (
                                 match day {
                                     Some(d) => Schedule::Weekly {
-                                        day: *d,
+                                        day: weekday(*d),
                                         hour: time.hour,
                                         minute: time.minute,
                                     },
@@ -143,7 +144,7 @@ impl<'l, 'e, 'a> FlowLowering<'l, 'e, 'a> {
                     ast::TriggerKind::Keyword(k) => Trigger::Keyword(k.value.trim().to_lowercase()),
                 }),
                 FlowItem::Option(o) => match o {
-                    FlowOption::Reenter { mode, .. } => reenter = *mode,
+                    FlowOption::Reenter { mode, .. } => reenter = reenter_mode(*mode),
                     FlowOption::ExitWhen { event, cond, .. } => {
                         exit_when.push(self.matcher(event, cond))
                     }
@@ -455,7 +456,7 @@ impl<'l, 'e, 'a> FlowLowering<'l, 'e, 'a> {
             }
             WaitKind::Clock { day, time, local } => def.timers.push((
                 TimerDef::Clock {
-                    day: *day,
+                    day: day.map(weekday),
                     hour: time.hour,
                     minute: time.minute,
                     second: time.second,

@@ -1,8 +1,10 @@
 //! Lowering a checked project to a [`Bundle`]: schema, events, channels,
 //! templates, sources, one [`Program`] per flow (`flow.rs`), and the compiled
-//! `test` blocks (`tests.rs`). Runs only on projects without errors, so it
+//! `test` blocks (`tests.rs`); `enums.rs` maps the AST's operators, re-entry
+//! modes and weekdays to the bundle's own. Runs only on projects without errors, so it
 //! never reports; anything it cannot place was rejected by the checker.
 
+mod enums;
 mod expr;
 mod flow;
 mod tests;

@@ -36,7 +36,7 @@ pub mod zone;
 pub use civil::{CivilParts, civil_parts, format_date, format_instant, parse_date, parse_instant};
 pub use cron::{Cron, next_cron};
 pub use local::{next_local_time, window_release};
-pub use nudge_grammar::ast::Weekday;
+pub use nudge_compiler::bundle::Weekday;
 
 /// What can go wrong in a time calculation. Messages are lowercase, with the
 /// user's input in backticks.

@@ -5,9 +5,8 @@
 //! sure only `time ± duration` can see one). Nothing here panics.
 
 use crate::clock;
-use nudge_compiler::bundle::{Code, FieldType, Func, Op, Root};
+use nudge_compiler::bundle::{BinaryOp, Code, FieldType, Func, Op, Root};
 use nudge_compiler::value::{Value, format_decimal, format_time};
-use nudge_grammar::ast::BinaryOp;
 use std::collections::BTreeMap;
 
 /// What the roots of an expression read.
