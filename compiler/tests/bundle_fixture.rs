@@ -82,9 +82,10 @@ fn compile_project(src: &Path) -> Bundle {
         set.add(p, name, text);
     }
     let (checked, bundle) = compile(&set, &Disk);
+    // Warnings are allowed: a new lint must not break the fixture.
     assert!(
-        checked.diagnostics.items.is_empty(),
-        "the fixture project must check cleanly: {:?}",
+        !checked.diagnostics.has_errors(),
+        "the fixture project must check without errors: {:?}",
         checked.diagnostics.items
     );
     bundle.expect("a project without errors compiles")
