@@ -18,6 +18,9 @@
 //!
 //!     NUDGE_BLESS=1 cargo test -p nudge-compiler --test bundle_fixture
 //!
+//! (or both stored-format fixtures at once:
+//! `NUDGE_BLESS=1 cargo test -p nudge-compiler -p nudge-runtime --test bundle_fixture --test state_fixture`).
+//!
 //! Then review `git diff` and commit the new fixture beside the old ones.
 
 use nudge_compiler::bundle::{Bundle, BundleError, FORMAT_VERSION};

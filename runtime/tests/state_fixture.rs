@@ -14,6 +14,9 @@
 //! only together with a new tag or when the state built here changed:
 //!
 //!     NUDGE_BLESS=1 cargo test -p nudge-runtime --test state_fixture
+//!
+//! (or both stored-format fixtures at once:
+//! `NUDGE_BLESS=1 cargo test -p nudge-compiler -p nudge-runtime --test bundle_fixture --test state_fixture`).
 
 use nudge_compiler::value::Value;
 use nudge_runtime::engine::{ContactState, TimeTrigger};
