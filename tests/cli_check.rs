@@ -184,6 +184,82 @@ fn github_format_prints_workflow_commands() {
     );
 }
 
+/// A duplicate declared in another file shows both places in every format.
+#[test]
+fn a_duplicate_in_another_file_shows_where_the_first_one_is() {
+    let dir = project(
+        "duplicate_across_files",
+        &[
+            ("a.nudge", "event sale {}\n"),
+            (
+                "b.nudge",
+                "\nevent sale {}\n\nflow f {\n  when sale\n  log \"x\"\n}\n",
+            ),
+        ],
+    );
+    let run = nudge(&["check", "--format", "json", s(&dir)]);
+    assert_eq!(run.code, 1, "{}", run.all());
+    let report = json(&run);
+    let d = &report["diagnostics"][0];
+    assert_eq!(report["errors"], 1);
+    assert_eq!(d["code"], "nudge::resolve::duplicate");
+    assert_eq!(
+        (&d["file"], &d["line"], &d["column"]),
+        (&"b.nudge".into(), &2.into(), &7.into())
+    );
+    assert_eq!(
+        d["related"],
+        serde_json::json!([{
+            "file": "a.nudge", "line": 1, "column": 7, "end_line": 1, "end_column": 11,
+            "message": "first declared here"
+        }])
+    );
+
+    let parent = dir.parent().expect("has a parent");
+    let run = nudge_in(
+        parent,
+        &["check", "--format", "github", "duplicate_across_files"],
+    );
+    assert_eq!(
+        run.stdout,
+        "::error file=duplicate_across_files/b.nudge,line=2,col=7,endLine=2,endColumn=11,\
+         title=nudge%3A%3Aresolve%3A%3Aduplicate::event `sale` is declared more than once\
+         %0Afirst declared here: duplicate_across_files/a.nudge:1:7\
+         %0Ahelp: rename one of them or remove the duplicate\n\
+         ::notice file=duplicate_across_files/a.nudge,line=1,col=7,endLine=1,endColumn=11,\
+         title=nudge%3A%3Aresolve%3A%3Aduplicate::first declared here \
+         (event `sale` is declared more than once)\n"
+    );
+
+    let run = nudge(&["check", s(&dir)]);
+    let human = &run.stdout;
+    let again = human.find("╭─[b.nudge:2:7]").expect(human);
+    let note = human.find("☞ first declared here").expect(human);
+    let first = human.find("╭─[a.nudge:1:7]").expect(human);
+    assert!(again < note && note < first, "{human}");
+    assert!(human.contains("╰── declared again here"), "{human}");
+    assert_eq!(human.lines().last(), Some("error: 1 error"));
+
+    // In one file, the first place stays a label of the same snippet.
+    let one = project(
+        "duplicate_in_one_file",
+        &[("a.nudge", "event sale {}\nevent sale {}\n")],
+    );
+    let run = nudge(&["check", "--format", "json", s(&one)]);
+    assert!(
+        json(&run)["diagnostics"][0].get("related").is_none(),
+        "{}",
+        run.stdout
+    );
+    let run = nudge(&["check", s(&one)]);
+    assert!(
+        run.stdout.contains("╰── first declared here"),
+        "{}",
+        run.stdout
+    );
+    assert!(!run.stdout.contains('☞'), "{}", run.stdout);
+}
+
 #[test]
 fn human_format_ends_with_a_summary() {
     let dir = project(

@@ -3,7 +3,9 @@
 //!
 //! Each stage has its own error enum deriving `miette::Diagnostic` with a
 //! stable code `nudge::<stage>::<name>`; this module only stores them with the
-//! file they belong to. The library never renders graphically: that is the
+//! file they belong to, and with [`Related`] places in other files (a miette
+//! label cannot point into another file: where a duplicate was first
+//! declared, for one). Records carry both, so every output shows both places. The library never renders graphically: that is the
 //! CLI's job (miette's `fancy` is on only in the binary).
 
 use crate::files::SourceSet;
@@ -22,6 +24,17 @@ pub struct Diag {
     /// Primary span (also the first label).
     pub span: Span,
     pub inner: Box<dyn Diagnostic + Send + Sync + 'static>,
+    /// Places in other files this diagnostic refers to.
+    pub related: Vec<Related>,
+}
+
+/// Another place a diagnostic refers to, in any file (e.g. "first declared
+/// here" for a duplicate declared in another file).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Related {
+    pub span: Span,
+    /// What is at that place, lowercase (`first declared here`).
+    pub message: String,
 }
 
 impl std::fmt::Debug for Diag {
@@ -61,10 +74,21 @@ impl Diagnostics {
 
     /// Record a diagnostic whose primary span is `span`.
     pub fn push(&mut self, span: Span, d: impl Diagnostic + Send + Sync + 'static) {
+        self.push_related(span, d, Vec::new());
+    }
+
+    /// Record a diagnostic that also refers to places in other files.
+    pub fn push_related(
+        &mut self,
+        span: Span,
+        d: impl Diagnostic + Send + Sync + 'static,
+        related: Vec<Related>,
+    ) {
         self.items.push(Diag {
             file: span.file,
             span,
             inner: Box::new(d),
+            related,
         });
     }
 
@@ -96,27 +120,58 @@ impl Diagnostics {
         self.items
             .iter()
             .map(|d| {
-                let (file, (line, column), (end_line, end_column)) = match files.get(d.file) {
-                    Some(f) => (
-                        f.name.clone(),
-                        f.lines.line_col(&f.text, d.span.start as usize),
-                        f.lines.line_col(&f.text, d.span.end as usize),
-                    ),
-                    None => (String::new(), (1, 1), (1, 1)),
-                };
+                let at = Place::of(files, d.span, String::new());
                 Record {
                     severity: if d.is_warning() { "warning" } else { "error" },
                     code: d.code(),
                     message: d.message(),
-                    file,
-                    line,
-                    column,
-                    end_line,
-                    end_column,
+                    file: at.file,
+                    line: at.line,
+                    column: at.column,
+                    end_line: at.end_line,
+                    end_column: at.end_column,
                     help: d.help(),
+                    related: d
+                        .related
+                        .iter()
+                        .map(|r| Place::of(files, r.span, r.message.clone()))
+                        .collect(),
                 }
             })
             .collect()
+    }
+}
+
+/// A place in a file as plain data, positions 1-based: a [`Related`] place
+/// of a [`Record`].
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Place {
+    pub file: String,
+    pub line: usize,
+    pub column: usize,
+    pub end_line: usize,
+    pub end_column: usize,
+    pub message: String,
+}
+
+impl Place {
+    fn of(files: &SourceSet, span: Span, message: String) -> Place {
+        let (file, (line, column), (end_line, end_column)) = match files.get(span.file) {
+            Some(f) => (
+                f.name.clone(),
+                f.lines.line_col(&f.text, span.start as usize),
+                f.lines.line_col(&f.text, span.end as usize),
+            ),
+            None => (String::new(), (1, 1), (1, 1)),
+        };
+        Place {
+            file,
+            line,
+            column,
+            end_line,
+            end_column,
+            message,
+        }
     }
 }
 
@@ -133,6 +188,9 @@ pub struct Record {
     pub end_column: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub help: Option<String>,
+    /// Places in other files the diagnostic refers to.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub related: Vec<Place>,
 }
 
 /// "did you mean `x`?" for the closest candidate, if one is close enough.

@@ -7,7 +7,7 @@
 //! resolved by the type checker, which knows the scope; it reports them with
 //! the `nudge::resolve::*` codes of [`ResolveError`] too.
 
-use crate::diagnostics::{Diagnostics, did_you_mean, ss};
+use crate::diagnostics::{Diagnostics, Related, did_you_mean, ss};
 use crate::model::*;
 use crate::walk::each_flow_stmt;
 use miette::{Diagnostic, SourceSpan};
@@ -266,14 +266,25 @@ impl Seen {
     ) -> bool {
         match self.first.get(&(ns, name.to_string())) {
             Some(first) => {
-                diags.push(
+                let same_file = first.file == span.file;
+                // A label cannot point into another file: that place goes
+                // with the diagnostic as a related place.
+                let related = (!same_file)
+                    .then(|| Related {
+                        span: *first,
+                        message: "first declared here".into(),
+                    })
+                    .into_iter()
+                    .collect();
+                diags.push_related(
                     span,
                     ResolveError::Duplicate {
                         what,
                         name: name.into(),
                         span: ss(span),
-                        first: (first.file == span.file).then(|| ss(*first)),
+                        first: same_file.then(|| ss(*first)),
                     },
+                    related,
                 );
                 false
             }

@@ -1,7 +1,9 @@
 //! The human report: each diagnostic rendered by miette's
 //! `GraphicalReportHandler` with the source around it, then a summary line.
 //!
-//! Takes the sources and diagnostics; gives text. Colour only when asked
+//! Takes the sources and diagnostics; gives text. A place a diagnostic
+//! refers to in another file (`Diag::related`) is drawn after it as a note
+//! with that file's snippet. Colour only when asked
 //! for (see [`Style::detect`]); a diagnostic whose spans do not fit its file
 //! is still printed (without the snippet), never dropped and never a panic.
 
@@ -9,8 +11,9 @@ use miette::{
     Diagnostic, GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource, Severity,
     SourceCode,
 };
-use nudge_compiler::diagnostics::Diagnostics;
+use nudge_compiler::diagnostics::{Diagnostics, Related, ss};
 use nudge_compiler::files::SourceSet;
+use nudge_grammar::span::FileId;
 use std::fmt;
 use std::sync::Arc;
 
@@ -64,25 +67,45 @@ pub fn render(sources: &SourceSet, diagnostics: &Diagnostics, style: Style) -> S
     let mut named: Vec<Option<NamedSource<Arc<str>>>> = vec![None; sources.files.len()];
     let mut out = String::new();
     for d in &diagnostics.items {
-        let index = d.file.0 as usize;
-        if let (Some(slot @ None), Some(f)) = (named.get_mut(index), sources.get(d.file)) {
-            *slot = Some(NamedSource::new(&f.name, Arc::<str>::from(f.text.as_str())));
+        load(&mut named, sources, d.file);
+        for r in &d.related {
+            load(&mut named, sources, r.span.file);
         }
-        let source = named.get(index).and_then(Option::as_ref);
-        out.push_str(&render_one(&handler, &*d.inner, source));
+        let source_of = |file: FileId| named.get(file.0 as usize).and_then(Option::as_ref);
+        let notes: Vec<Note<'_>> = d
+            .related
+            .iter()
+            .map(|r| Note::new(r, source_of(r.span.file)))
+            .collect();
+        out.push_str(&render_one(&handler, &*d.inner, source_of(d.file), &notes));
         out.push('\n');
     }
     out
+}
+
+/// The file's text as miette wants it, made once per file.
+fn load(named: &mut [Option<NamedSource<Arc<str>>>], sources: &SourceSet, file: FileId) {
+    if let (Some(slot @ None), Some(f)) = (named.get_mut(file.0 as usize), sources.get(file)) {
+        *slot = Some(NamedSource::new(&f.name, Arc::<str>::from(f.text.as_str())));
+    }
 }
 
 fn render_one(
     handler: &GraphicalReportHandler,
     diag: &dyn Diagnostic,
     source: Option<&NamedSource<Arc<str>>>,
+    notes: &[Note<'_>],
 ) -> String {
     let mut text = String::new();
     let with_source = WithSource { diag, source };
     if handler.render_report(&mut text, &with_source).is_ok() {
+        for note in notes {
+            let mut more = String::from("\n");
+            if handler.render_report(&mut more, note).is_err() {
+                more = format!("\n  ☞ {}\n", note.message);
+            }
+            text.push_str(&more);
+        }
         return text;
     }
     // A span outside its file makes miette give up on the snippet: print
@@ -121,6 +144,50 @@ pub fn plural(n: usize, word: &str) -> String {
 struct WithSource<'a> {
     diag: &'a dyn Diagnostic,
     source: Option<&'a NamedSource<Arc<str>>>,
+}
+
+/// A related place in another file, with that file's text: drawn after
+/// the diagnostic as a report of its own (miette's `related` would title it
+/// `Advice:`).
+#[derive(Debug)]
+struct Note<'a> {
+    message: &'a str,
+    span: miette::SourceSpan,
+    source: Option<&'a NamedSource<Arc<str>>>,
+}
+
+impl<'a> Note<'a> {
+    fn new(related: &'a Related, source: Option<&'a NamedSource<Arc<str>>>) -> Note<'a> {
+        Note {
+            message: &related.message,
+            span: ss(related.span),
+            source,
+        }
+    }
+}
+
+impl fmt::Display for Note<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.message)
+    }
+}
+
+impl std::error::Error for Note<'_> {}
+
+impl Diagnostic for Note<'_> {
+    fn severity(&self) -> Option<Severity> {
+        Some(Severity::Advice)
+    }
+
+    fn source_code(&self) -> Option<&dyn SourceCode> {
+        self.source.map(|s| s as &dyn SourceCode)
+    }
+
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
+        let label = LabeledSpan::new_with_span(None, self.span);
+        self.source
+            .map(|_| Box::new(std::iter::once(label)) as Box<dyn Iterator<Item = _>>)
+    }
 }
 
 impl fmt::Debug for WithSource<'_> {

@@ -3,10 +3,12 @@
 //!
 //! Takes the plain records of `Diagnostics::records` (1-based positions);
 //! gives text. The JSON keys always appear, in the documented order (`help`
-//! is `null` when there is none).
+//! is `null` when there is none), except `related`: the places in other
+//! files a diagnostic refers to, present only when there is one. In GitHub
+//! output such a place is a line of the message and a `::notice` of its own.
 
 use super::project::Root;
-use nudge_compiler::diagnostics::Record;
+use nudge_compiler::diagnostics::{Place, Record};
 use serde::Serialize;
 
 #[derive(Serialize)]
@@ -27,6 +29,8 @@ struct JsonDiagnostic<'a> {
     end_line: usize,
     end_column: usize,
     help: Option<&'a str>,
+    #[serde(skip_serializing_if = "<[Place]>::is_empty")]
+    related: &'a [Place],
 }
 
 /// One JSON object, on one line.
@@ -44,6 +48,7 @@ pub fn json(records: &[Record], errors: usize, warnings: usize) -> String {
                 end_line: r.end_line,
                 end_column: r.end_column,
                 help: r.help.as_deref(),
+                related: &r.related,
             })
             .collect(),
         errors,
@@ -69,22 +74,41 @@ pub fn github(records: &[Record], root: &Root) -> String {
             "error"
         };
         let mut message = r.message.clone();
+        for p in &r.related {
+            let file = root.shown_path(&p.file);
+            message.push_str(&format!("\n{}: {file}:{}:{}", p.message, p.line, p.column));
+        }
         if let Some(help) = &r.help {
             message.push_str("\nhelp: ");
             message.push_str(help);
         }
-        out.push_str(&format!(
-            "::{command} file={},line={},col={},endLine={},endColumn={},title={}::{}\n",
-            escape_property(&root.shown_path(&r.file)),
-            r.line,
-            r.column,
-            r.end_line,
-            r.end_column,
-            escape_property(&r.code),
-            escape_data(&message),
-        ));
+        let at = (r.line, r.column, r.end_line, r.end_column);
+        let file = root.shown_path(&r.file);
+        out.push_str(&annotation(command, &file, at, &r.code, &message));
+        for p in &r.related {
+            let note = format!("{} ({})", p.message, r.message);
+            let at = (p.line, p.column, p.end_line, p.end_column);
+            let file = root.shown_path(&p.file);
+            out.push_str(&annotation("notice", &file, at, &r.code, &note));
+        }
     }
     out
+}
+
+/// One workflow command at `(line, col, end_line, end_col)` of a file.
+fn annotation(
+    command: &str,
+    file: &str,
+    (line, col, end_line, end_col): (usize, usize, usize, usize),
+    title: &str,
+    message: &str,
+) -> String {
+    format!(
+        "::{command} file={},line={line},col={col},endLine={end_line},endColumn={end_col},title={}::{}\n",
+        escape_property(file),
+        escape_property(title),
+        escape_data(message),
+    )
 }
 
 /// Escaping for a workflow command's message.
@@ -115,6 +139,7 @@ mod tests {
             end_line: 2,
             end_column: 7,
             help: help.map(str::to_string),
+            related: Vec::new(),
         }
     }
 
