@@ -1,7 +1,9 @@
 //! Diagnostic case folders: `tests/cases/<stage>_<name>/` holds a small
 //! project that must trigger `nudge::<stage>::<name>` (the stage is the part
 //! of the folder name before the first `_`). Every folder is picked up
-//! automatically: add one and run the tests.
+//! automatically: add one and run the tests. A second folder for one code
+//! (a specific help of that code) adds `.<variant>`:
+//! `resolve_unknown_name.message_field` must trigger `nudge::resolve::unknown_name`.
 //!
 //! For each folder the real binary runs `nudge check --format json` and
 //! `nudge check` (human, `NO_COLOR=1`, `COLUMNS=100`); both outputs are
@@ -40,8 +42,10 @@ fn case_folders() -> Vec<(String, PathBuf)> {
     out
 }
 
-/// `syntax_unterminated_string` → `nudge::syntax::unterminated_string`.
+/// `syntax_unterminated_string` → `nudge::syntax::unterminated_string`;
+/// a `.variant` suffix is not part of the code.
 fn expected_code(folder: &str) -> String {
+    let folder = folder.split_once('.').map_or(folder, |(code, _)| code);
     let (stage, name) = folder
         .split_once('_')
         .unwrap_or_else(|| panic!("case folder `{folder}` is not named `<stage>_<name>`"));
@@ -177,4 +181,8 @@ fn folder_names_map_to_codes() {
         "nudge::syntax::unterminated_string"
     );
     assert_eq!(expected_code("io_invalid_utf8"), "nudge::io::invalid_utf8");
+    assert_eq!(
+        expected_code("resolve_unknown_name.message_field"),
+        "nudge::resolve::unknown_name"
+    );
 }

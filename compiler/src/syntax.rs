@@ -79,6 +79,50 @@ pub enum SyntaxDiagnostic {
         #[help]
         help: Option<String>,
     },
+    /// `when sale or resale`
+    #[error("{message}")]
+    #[diagnostic(code(nudge::syntax::trigger_or))]
+    TriggerOr {
+        message: String,
+        #[label("{label}")]
+        span: SourceSpan,
+        label: String,
+        #[help]
+        help: Option<String>,
+    },
+    /// `set contact.score += 1`
+    #[error("{message}")]
+    #[diagnostic(code(nudge::syntax::compound_assignment))]
+    CompoundAssignment {
+        message: String,
+        #[label("{label}")]
+        span: SourceSpan,
+        label: String,
+        #[help]
+        help: Option<String>,
+    },
+    /// `on sale goto done` in a `wait { … }` block
+    #[error("{message}")]
+    #[diagnostic(code(nudge::syntax::missing_arrow))]
+    MissingArrow {
+        message: String,
+        #[label("{label}")]
+        span: SourceSpan,
+        label: String,
+        #[help]
+        help: Option<String>,
+    },
+    /// `expect in welcome` in a test
+    #[error("{message}")]
+    #[diagnostic(code(nudge::syntax::expect_in_step))]
+    ExpectInStep {
+        message: String,
+        #[label("{label}")]
+        span: SourceSpan,
+        label: String,
+        #[help]
+        help: Option<String>,
+    },
     /// a file over the size limit
     #[error("{message}")]
     #[diagnostic(code(nudge::syntax::file_too_large))]
@@ -127,6 +171,30 @@ impl From<SyntaxError> for SyntaxDiagnostic {
                 help,
             },
             SyntaxErrorKind::TooDeep => SyntaxDiagnostic::TooDeep {
+                message,
+                span,
+                label,
+                help,
+            },
+            SyntaxErrorKind::TriggerOr => SyntaxDiagnostic::TriggerOr {
+                message,
+                span,
+                label,
+                help,
+            },
+            SyntaxErrorKind::CompoundAssignment => SyntaxDiagnostic::CompoundAssignment {
+                message,
+                span,
+                label,
+                help,
+            },
+            SyntaxErrorKind::MissingArrow => SyntaxDiagnostic::MissingArrow {
+                message,
+                span,
+                label,
+                help,
+            },
+            SyntaxErrorKind::ExpectInStep => SyntaxDiagnostic::ExpectInStep {
                 message,
                 span,
                 label,

@@ -11,6 +11,7 @@
 //! the [`ast`]. Nothing from pest leaves this crate.
 
 pub mod ast;
+mod hints;
 pub mod lex;
 pub mod parser;
 pub mod span;

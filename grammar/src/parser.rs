@@ -24,6 +24,14 @@ pub enum SyntaxErrorKind {
     InvalidNumber,
     TooDeep,
     FileTooLarge,
+    /// `when sale or resale`
+    TriggerOr,
+    /// `set contact.score += 1`
+    CompoundAssignment,
+    /// `on b goto done`
+    MissingArrow,
+    /// `expect in f`
+    ExpectInStep,
 }
 
 impl SyntaxErrorKind {
@@ -37,6 +45,10 @@ impl SyntaxErrorKind {
             SyntaxErrorKind::InvalidNumber => "invalid_number",
             SyntaxErrorKind::TooDeep => "too_deep",
             SyntaxErrorKind::FileTooLarge => "file_too_large",
+            SyntaxErrorKind::TriggerOr => "trigger_or",
+            SyntaxErrorKind::CompoundAssignment => "compound_assignment",
+            SyntaxErrorKind::MissingArrow => "missing_arrow",
+            SyntaxErrorKind::ExpectInStep => "expect_in_step",
         }
     }
 }
@@ -198,6 +210,9 @@ fn pest_error(file: FileId, text: &str, e: pest::error::Error<Rule>) -> SyntaxEr
             label: "here".into(),
             help: Some("simplify this file".into()),
         };
+    }
+    if let Some(specific) = crate::hints::recognise(file, text, pos) {
+        return specific;
     }
     let mut expected: Vec<String> = match &e.variant {
         ErrorVariant::ParsingError { positives, .. } => {
@@ -877,6 +892,17 @@ impl<'a> Builder<'a> {
         })
     }
 
+    /// The texts of the operands of an `a or b or …` chain.
+    fn or_operands<'e>(&'e self, e: &Expr, out: &mut Vec<&'e str>) {
+        match &e.kind {
+            ExprKind::Binary(BinaryOp::Or, l, r) => {
+                self.or_operands(l, out);
+                self.or_operands(r, out);
+            }
+            _ => out.push(&self.text[e.span.start as usize..e.span.end as usize]),
+        }
+    }
+
     fn incomplete(&self, span: Span) -> SyntaxError {
         self.err(span, SyntaxErrorKind::Unexpected, "incomplete construct")
     }
@@ -908,6 +934,11 @@ impl<'a> Builder<'a> {
                             nth,
                             span: tspan,
                         }),
+                        ExprKind::Binary(BinaryOp::Or, ..) => {
+                            let mut operands = Vec::new();
+                            self.or_operands(&e, &mut operands);
+                            return Err(crate::hints::trigger_or(e.span, &operands));
+                        }
                         _ => {
                             if let Some((_, nspan)) = nth {
                                 return Err(SyntaxError {

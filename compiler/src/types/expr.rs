@@ -265,7 +265,9 @@ impl Checker<'_, '_> {
             ResolveError::UnknownName {
                 name: n.into(),
                 span: ss(id.span),
-                help: did_you_mean(n, candidates)
+                help: record_root(cx, n)
+                    .map(|root| format!("`{n}` is a field of `{root}`: write `{root}.{n}`"))
+                    .or_else(|| did_you_mean(n, candidates))
                     .or_else(|| Some(format!("to name a condition, declare it: `define {n} = …`"))),
             },
         );
@@ -1057,4 +1059,16 @@ impl Checker<'_, '_> {
         );
         Type::Unknown
     }
+}
+
+/// In `expect sent … where` and `expect called … where`, the record whose
+/// field `name` is (`subject` → `message`, `url` → `request`).
+fn record_root(cx: &Ctx<'_>, name: &str) -> Option<&'static str> {
+    let Place::Test { message, request } = cx.place else {
+        return None;
+    };
+    [("message", message), ("request", request)]
+        .into_iter()
+        .find(|(root, readable)| *readable && record_field(root, name).is_some())
+        .map(|(root, _)| root)
 }
