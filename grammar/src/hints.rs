@@ -177,6 +177,7 @@ pub(crate) fn trigger_or(span: Span, operands: &[&str]) -> SyntaxError {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
