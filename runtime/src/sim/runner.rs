@@ -1,7 +1,9 @@
 //! Running `test` blocks (LANGUAGE.md §8): each statement in order against a
 //! fresh [`Sim`]; the first failing expectation stops the test and is
 //! reported with its line and what was found instead (the contact's flows,
-//! steps, pending waits and unconsumed messages).
+//! steps, pending waits and unconsumed messages). An expectation about a
+//! flow whose enrollment failed (a runtime error) says the error and its
+//! line; the trace shows the journey's `failed: …` line where it happened.
 
 use super::Sim;
 use crate::vm::{Message, Request, Scope, Status, eval};

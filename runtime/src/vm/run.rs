@@ -608,6 +608,27 @@ impl<'m> Machine<'m> {
             .map_err(EvalError::Template)
     }
 
+    /// Why a send to `channel` is over its cap now, if it is.
+    fn cap_reached(&self, channel: &str, cap: Option<Rate>, force: bool) -> Option<String> {
+        let cap = cap.filter(|_| !force)?;
+        let from = self.now - cap.per_seconds;
+        let count = self
+            .world
+            .sent
+            .get(channel)
+            .into_iter()
+            .chain(self.sent_now.get(channel))
+            .flatten()
+            .filter(|t| **t > from && **t <= self.now)
+            .count();
+        (count >= cap.count as usize).then(|| {
+            format!(
+                "the cap of {} per {}s is reached",
+                cap.count, cap.per_seconds
+            )
+        })
+    }
+
     /// `send`: skipped (and journaled) for holdout, no recipient or a cap;
     /// a template or request that fails is an error, and nothing is sent.
     fn send(
@@ -641,28 +662,15 @@ impl<'m> Machine<'m> {
             ));
             return Ok(());
         }
+        if let Some(why) = self.cap_reached(channel, ch.cap, force) {
+            self.journal(format!("send to `{channel}` skipped: {why}"));
+            return Ok(());
+        }
+        // skips for a reason (holdout, recipient, cap) come first; a
+        // template that cannot be rendered fails the enrollment
         let subject = self.render(&message.subject, RenderKind::Text)?;
         let text = self.render(&message.text, RenderKind::Text)?;
         let html = self.render(&message.html, RenderKind::Html)?;
-        if let (Some(cap), false) = (ch.cap, force) {
-            let from = self.now - cap.per_seconds;
-            let count = self
-                .world
-                .sent
-                .get(channel)
-                .into_iter()
-                .chain(self.sent_now.get(channel))
-                .flatten()
-                .filter(|t| **t > from && **t <= self.now)
-                .count();
-            if count >= cap.count as usize {
-                self.journal(format!(
-                    "send to `{channel}` skipped: the cap of {} per {}s is reached",
-                    cap.count, cap.per_seconds
-                ));
-                return Ok(());
-            }
-        }
         let window = self
             .program
             .steps

@@ -27,6 +27,7 @@ event ping { n: int? }
 event report { total: int? }
 channel mail: smtp { host = "smtp.example" from = "shop@example.com" }
 channel hook: http { method = "POST" url = "https://hooks.example/in" body = json { text: message } }
+channel capped: http { method = "POST" url = "https://hooks.example/c" body = json { text: message } cap = 1 per 1 day }
 "#;
 
 fn compile(flows: &str) -> Bundle {
@@ -175,6 +176,24 @@ fn a_template_that_cannot_render_fails_the_send() {
     );
     assert!(!r.all_journal().iter().any(|j| j.contains("skipped")));
     assert!(r.tags().is_empty());
+}
+
+#[test]
+fn a_send_skipped_for_its_cap_stays_a_skip_even_with_a_bad_template() {
+    let flows = r#"flow f { step a {
+        send capped "first"
+        send capped "{{ contact.orders + 'x' }}"
+        tag "after"
+    } }"#;
+    let b = compile(flows);
+    let r = Run::new(&b, "f", contact(&b, "c1", &[])).start(T0, None);
+    assert_eq!(r.status(), Status::Completed, "{:?}", r.all_journal());
+    assert_eq!(r.all_messages().len(), 1);
+    assert!(
+        r.all_journal()
+            .contains(&"send to `capped` skipped: the cap of 1 per 86400s is reached".to_string())
+    );
+    assert_eq!(r.tags(), ["after"]);
 }
 
 #[test]
