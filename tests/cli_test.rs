@@ -550,3 +550,53 @@ fn the_testing_guide_examples_pass() {
         "the guide quotes the conformance test as it is"
     );
 }
+
+/// The reproductions of issue 9 (LANGUAGE.md amendment A4), in the
+/// simulator: each runtime error fails the enrollment, the trace shows the
+/// error with its line, and a test expecting the flow to complete fails
+/// with it. `!=` with an unset side (amendment A1) holds.
+#[test]
+fn a_runtime_error_fails_the_enrollment_and_the_test_says_why() {
+    let dir = scratch("runtime_errors");
+    std::fs::write(
+        dir.join("a.nudge"),
+        "contact { orders: int = 0, avg: decimal = 0, big: int = 0, deal_status: \"won\" | \"lost\"? }\n\
+         event ping {}\n\
+         flow avg {\n  when ping\n  set contact.avg = 100 / contact.orders\n  if contact.avg > 1 { tag \"big\" } else { tag \"small\" }\n}\n\
+         flow grow {\n  when ping\n  set contact.big = contact.big + 100\n}\n\
+         flow open_deals {\n  when ping where contact.deal_status != \"won\"\n  tag \"open\"\n}\n\
+         test \"division\" {\n  contact { orders = 0 }\n  event ping\n  expect completed avg\n}\n\
+         test \"overflow\" {\n  contact { big = 9223372036854775800 }\n  event ping\n  expect contact.big == 9223372036854775800\n  expect completed grow\n}\n\
+         test \"no status is not won\" {\n  contact { }\n  event ping\n  expect completed open_deals\n  expect \"open\" in contact.tags\n  expect not (\"small\" in contact.tags)\n}\n",
+    )
+    .unwrap();
+    let run = nudge(&["test", s(&dir), "--trace"]);
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    assert_eq!(
+        last_line(&run.stdout),
+        "1 passed, 2 failed",
+        "{}",
+        run.stdout
+    );
+    let division = section(&run.stdout, "division");
+    for want in [
+        "| 2026-01-01T00:00:00Z contact-1 avg.start: failed: division by zero in `/` (line 5)",
+        "= expected the contact to have completed flow `avg`, but it failed at step `start`: division by zero in `/` (line 5)",
+    ] {
+        assert!(division.contains(want), "`{want}` in:\n{division}");
+    }
+    let overflow = section(&run.stdout, "overflow");
+    assert!(
+        overflow.contains("but it failed at step `start`: integer overflow in `+` (line 10)"),
+        "{overflow}"
+    );
+    assert!(
+        overflow.contains("big = 9223372036854775800, orders = 0"),
+        "the field keeps its value:\n{overflow}"
+    );
+    assert!(
+        section(&run.stdout, "no status is not won").starts_with("ok   "),
+        "{}",
+        run.stdout
+    );
+}

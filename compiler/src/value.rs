@@ -113,7 +113,8 @@ impl Value {
         }
     }
 
-    /// Equality as `==` sees it (numbers numerically).
+    /// Equality of two values (numbers numerically); an unset value equals
+    /// nothing here. The VM's `==` adds that unset equals unset (A1).
     pub fn equals(&self, other: &Value) -> bool {
         self.compare(other) == Some(Ordering::Equal)
     }

@@ -4,6 +4,14 @@
 //! handles what crosses flows: restarts, enrolment by triggers, `start`,
 //! `goto` another flow, `stop`, emitted events, data-match re-checks, time
 //! triggers and schedules. Pure as well: the caller owns the clock and IO.
+//!
+//! A failed enrollment (a runtime error, LANGUAGE.md amendment A4) ends like
+//! any other: its flow's other enrollments and the contact's other flows
+//! carry on, `reenter` treats it as left (`never` does not enrol again,
+//! `after_exit` and `restart` do on the next trigger), and
+//! [`Applied::failures`] lists it for the daemon's counters and log. A
+//! trigger condition that fails to evaluate enrols the contact as failed, so
+//! the error is seen.
 
 use crate::clock;
 use crate::vm::*;
@@ -119,6 +127,18 @@ pub struct Applied {
     pub messages: Vec<Message>,
     pub calls: Vec<Request>,
     pub journal: Vec<JournalLine>,
+    /// Enrollments this input failed.
+    pub failures: Vec<FailedEnrollment>,
+}
+
+/// An enrollment that failed (for metrics and logs; the journey says it too).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FailedEnrollment {
+    pub flow: String,
+    /// The error's class ([`RunError::reason`]).
+    pub reason: &'static str,
+    /// The error and where it happened, as the journey says it.
+    pub error: String,
 }
 
 /// Applies inputs with a bundle and the settings (`env`) it reads.
@@ -246,25 +266,78 @@ impl<'b> Engine<'b> {
         }
     }
 
-    fn trigger_matches(&self, run: &Run<'_>, p: &Program, ev: &EventValue) -> bool {
-        p.triggers.iter().any(|t| match t {
-            Trigger::Event(m) => {
-                m.event == ev.name
-                    && m.nth.is_none_or(|n| i64::from(n) == ev.nth)
-                    && m.cond.as_ref().is_none_or(|c| {
-                        let mut s = Scope::new(run.now);
-                        s.contact = Some(&run.st.contact);
-                        s.event = Some(ev);
-                        s.env = Some(run.env);
-                        eval(c, &s).truthy()
-                    })
+    fn trigger_matches(&self, run: &Run<'_>, p: &Program, ev: &EventValue) -> Eval<bool> {
+        for t in &p.triggers {
+            let hit = match t {
+                Trigger::Event(m) => {
+                    m.event == ev.name
+                        && m.nth.is_none_or(|n| i64::from(n) == ev.nth)
+                        && match &m.cond {
+                            None => true,
+                            Some(c) => {
+                                let mut s = Scope::new(run.now);
+                                s.contact = Some(&run.st.contact);
+                                s.event = Some(ev);
+                                s.env = Some(run.env);
+                                eval(c, &s)?.truthy()
+                            }
+                        }
+                }
+                Trigger::Keyword(k) => {
+                    ev.name == "message_received"
+                        && matches!(ev.fields.get("text"), Some(Value::Text(t)) if &fold_keyword(t) == k)
+                }
+                _ => false,
+            };
+            if hit {
+                return Ok(true);
             }
-            Trigger::Keyword(k) => {
-                ev.name == "message_received"
-                    && matches!(ev.fields.get("text"), Some(Value::Text(t)) if &fold_keyword(t) == k)
-            }
-            _ => false,
-        })
+        }
+        Ok(false)
+    }
+
+    /// A trigger condition failed: the enrollment fails (a new one for a
+    /// flow the contact is not in).
+    fn trigger_failed(
+        &self,
+        run: &mut Run<'_>,
+        flow: &str,
+        event: Option<EventValue>,
+        e: EvalError,
+    ) {
+        let i = match run.st.active_index(flow) {
+            Some(i) => i,
+            None => match self.push_enrollment(run, flow, event, None) {
+                Some(i) => i,
+                None => return,
+            },
+        };
+        let f = Failure {
+            error: e.into(),
+            at: FailedAt::Condition("the trigger's `where`"),
+        };
+        self.fail(run, i, &f);
+    }
+
+    /// Fail enrollment `i` from outside `advance` (a trigger condition).
+    fn fail(&self, run: &mut Run<'_>, i: usize, f: &Failure) {
+        let why = f.to_string();
+        if let Some(e) = run.st.enrollments.get_mut(i) {
+            e.failure = Some(why.clone());
+        }
+        self.end(run, i, Status::Failed, &format!("failed: {why}"));
+        self.failed(run, i, f);
+    }
+
+    /// Count enrollment `i` as failed by `f`.
+    fn failed(&self, run: &mut Run<'_>, i: usize, f: &Failure) {
+        if let Some(e) = run.st.enrollments.get(i) {
+            run.out.failures.push(FailedEnrollment {
+                flow: e.flow.clone(),
+                reason: f.error.reason(),
+                error: f.to_string(),
+            });
+        }
     }
 
     fn event(&self, run: &mut Run<'_>, mut ev: EventValue) {
@@ -290,11 +363,17 @@ impl<'b> Engine<'b> {
             let Some(p) = self.program(&run.st.enrollments[i]) else {
                 continue;
             };
-            if p.reenter == Reenter::Restart && self.trigger_matches(run, p, &ev) {
-                self.end(run, i, Status::Exited, "restarted by its trigger");
-                self.enroll(run, &p.name, Some(ev.clone()), None);
-            } else {
-                self.step(run, i, &Input::Event(ev.clone()));
+            let restart = match p.reenter {
+                Reenter::Restart => self.trigger_matches(run, p, &ev),
+                _ => Ok(false),
+            };
+            match restart {
+                Ok(true) => {
+                    self.end(run, i, Status::Exited, "restarted by its trigger");
+                    self.enroll(run, &p.name, Some(ev.clone()), None);
+                }
+                Ok(false) => self.step(run, i, &Input::Event(ev.clone())),
+                Err(e) => self.trigger_failed(run, &p.name, Some(ev.clone()), e),
             }
         }
         // round 2: every other flow whose trigger matches
@@ -308,19 +387,33 @@ impl<'b> Engine<'b> {
             if p.reenter == Reenter::Never && run.st.latest(&p.name).is_some() {
                 continue;
             }
-            if self.trigger_matches(run, p, &ev) {
-                self.enroll(run, &p.name, Some(ev.clone()), None);
+            match self.trigger_matches(run, p, &ev) {
+                Ok(true) => self.enroll(run, &p.name, Some(ev.clone()), None),
+                Ok(false) => {}
+                Err(e) => self.trigger_failed(run, &p.name, Some(ev.clone()), e),
             }
         }
     }
 
     /// Enroll the contact in a flow and run it to its first wait.
     fn enroll(&self, run: &mut Run<'_>, flow: &str, event: Option<EventValue>, step: Option<&str>) {
-        let Some(p) = self.bundle.flow(flow) else {
-            return;
-        };
+        if let Some(i) = self.push_enrollment(run, flow, event, step) {
+            self.step(run, i, &Input::Start);
+        }
+    }
+
+    /// A new enrollment at its first step (or `step`), journaled, not yet
+    /// run; `None` for an unknown or paused flow.
+    fn push_enrollment(
+        &self,
+        run: &mut Run<'_>,
+        flow: &str,
+        event: Option<EventValue>,
+        step: Option<&str>,
+    ) -> Option<usize> {
+        let p = self.bundle.flow(flow)?;
         if self.paused.contains(flow) {
-            return;
+            return None;
         }
         let start = match step {
             Some(s) => p.step(s),
@@ -358,7 +451,7 @@ impl<'b> Engine<'b> {
                 "entered the flow"
             },
         );
-        self.step(run, i, &Input::Start);
+        Some(i)
     }
 
     fn journal(&self, run: &mut Run<'_>, flow: &str, step: &str, what: &str) {
@@ -395,6 +488,13 @@ impl<'b> Engine<'b> {
             version: &self.version,
         };
         let outcome = advance(bundle, p, &enr, &run.st.contact, input, run.now, &world);
+        if let Some(f) = &outcome.failure {
+            run.out.failures.push(FailedEnrollment {
+                flow: enr.flow.clone(),
+                reason: f.error.reason(),
+                error: f.to_string(),
+            });
+        }
         let changed = !outcome.changes.is_empty();
         run.st.contact = outcome.contact;
         run.st.enrollments[i] = outcome.enrollment;
@@ -587,17 +687,30 @@ impl<'b> Engine<'b> {
             Trigger::Time { cond, .. } | Trigger::Schedule { cond, .. } => cond,
             _ => return,
         };
-        let ok = cond.as_ref().is_none_or(|c| {
-            let mut s = Scope::new(run.now);
-            s.contact = Some(&run.st.contact);
-            s.env = Some(run.env);
-            eval(c, &s).truthy()
-        });
         let allowed = run.st.active(flow).is_none()
             && !(p.reenter == Reenter::Never && run.st.latest(flow).is_some());
-        if ok && allowed {
-            run.moved.clear();
-            self.enroll(run, flow, None, None);
+        if !allowed {
+            return;
+        }
+        let ok = match cond {
+            None => Ok(true),
+            Some(c) => {
+                let mut s = Scope::new(run.now);
+                s.contact = Some(&run.st.contact);
+                s.env = Some(run.env);
+                eval(c, &s).map(|v| v.truthy())
+            }
+        };
+        match ok {
+            Ok(true) => {
+                run.moved.clear();
+                self.enroll(run, flow, None, None);
+            }
+            Ok(false) => {}
+            Err(e) => {
+                run.moved.clear();
+                self.trigger_failed(run, flow, None, e);
+            }
         }
     }
 
@@ -611,8 +724,9 @@ impl<'b> Engine<'b> {
                         let mut s = Scope::new(now);
                         s.contact = Some(&st.contact);
                         s.env = Some(env);
+                        // an instant that cannot be computed is not scheduled
                         match eval(at, &s) {
-                            Value::Time(at) => {
+                            Ok(Value::Time(at)) => {
                                 let same = st.time_triggers.get(&key).is_some_and(|t| t.at == at);
                                 if !same {
                                     // an instant already past when (re)scheduled does not fire

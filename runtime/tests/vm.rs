@@ -1,6 +1,7 @@
 //! Unit tests of the VM: one group per instruction (`vm_cases/instrs.rs`),
 //! per wait kind and event order (`vm_cases/waits.rs`), across flows through
-//! the engine (`vm_cases/flows.rs`) and across daylight-saving changes
+//! the engine (`vm_cases/flows.rs`), runtime errors (`vm_cases/errors.rs`)
+//! and across daylight-saving changes
 //! (`vm_cases/dst.rs`). Every program is compiled from `.nudge` source in
 //! memory and driven through the real `advance`; the tests assert exact
 //! instants, steps, statuses and effects.
@@ -11,6 +12,8 @@ mod vm_support;
 
 #[path = "vm_cases/dst.rs"]
 mod dst;
+#[path = "vm_cases/errors.rs"]
+mod errors;
 #[path = "vm_cases/flows.rs"]
 mod flows;
 #[path = "vm_cases/instrs.rs"]

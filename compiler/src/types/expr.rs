@@ -1,6 +1,7 @@
 //! Typing one expression (LANGUAGE.md §3, §5.6): operands, operators,
 //! functions, and the checks of literals against the type they must have.
 
+use super::constant;
 use super::literals;
 use super::scope::{Ctx, EventCtx, Place, record_field};
 use super::{Checker, TypeError};
@@ -938,7 +939,13 @@ impl Checker<'_, '_> {
                 }
                 Type::Bool
             }
-            Add | Sub | Mul | Div | Rem => self.arith(op, l, &lt, &rt, span, d),
+            Add | Sub | Mul | Div | Rem => {
+                let t = self.arith(op, l, &lt, &rt, span, d);
+                if t != Type::Unknown {
+                    constant_arith(op, l, r, span, d);
+                }
+                t
+            }
             Or | And | Coalesce => Type::Bool,
         }
     }
@@ -1071,4 +1078,41 @@ fn record_root(cx: &Ctx<'_>, name: &str) -> Option<&'static str> {
         .into_iter()
         .find(|(root, readable)| *readable && record_field(root, name).is_some())
         .map(|(root, _)| root)
+}
+
+/// Arithmetic whose constant operands fail for sure at run time (amendment
+/// A4): a literal zero divisor, or constant `int`s that overflow.
+fn constant_arith(op: BinaryOp, l: &Expr, r: &Expr, span: Span, d: &mut Diagnostics) {
+    if matches!(op, BinaryOp::Div | BinaryOp::Rem) && constant::is_zero(r) {
+        d.push(
+            r.span,
+            TypeError::DivisionByZero {
+                op: op.symbol().to_string(),
+                span: ss(r.span),
+                help: Some(
+                    "dividing by zero fails the enrollment at run time; divide by a value that \
+                     cannot be zero, or test it first: `if contact.orders > 0 { … }`"
+                        .into(),
+                ),
+            },
+        );
+        return;
+    }
+    if let (Some(a), Some(b)) = (constant::int(l), constant::int(r))
+        && op != BinaryOp::Div
+        && constant::fold(op, a, b).is_none()
+    {
+        d.push(
+            span,
+            TypeError::Overflow {
+                expr: format!("{a} {} {b}", op.symbol()),
+                span: ss(span),
+                help: Some(
+                    "`int` is 64-bit (-9223372036854775808 to 9223372036854775807) and its \
+                     arithmetic is checked: this would fail the enrollment at run time"
+                        .into(),
+                ),
+            },
+        );
+    }
 }

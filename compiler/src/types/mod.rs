@@ -6,6 +6,7 @@
 //! (`contact.F`, `event.F`, defines) are resolved here, where the scope is
 //! known, and reported with the `nudge::resolve::*` codes.
 
+mod constant;
 mod decls;
 mod expr;
 mod flow;
@@ -199,6 +200,26 @@ pub enum TypeError {
     NotAValue {
         name: String,
         #[label("read one of its fields instead")]
+        span: SourceSpan,
+        #[help]
+        help: Option<String>,
+    },
+    /// `contact.total / 0`, `contact.n % 0.0`
+    #[error("division by zero in `{op}`")]
+    #[diagnostic(code(nudge::types::division_by_zero))]
+    DivisionByZero {
+        op: String,
+        #[label("this divisor is zero")]
+        span: SourceSpan,
+        #[help]
+        help: Option<String>,
+    },
+    /// `9223372036854775807 + 1`
+    #[error("integer overflow: `{expr}` does not fit in a 64-bit `int`")]
+    #[diagnostic(code(nudge::types::overflow))]
+    Overflow {
+        expr: String,
+        #[label("overflows")]
         span: SourceSpan,
         #[help]
         help: Option<String>,

@@ -14,7 +14,7 @@
 use super::clock::Clock;
 use super::group::Overlay;
 use super::metrics::Metrics;
-use crate::engine::{ContactState, Engine, EngineInput};
+use crate::engine::{ContactState, Engine, EngineInput, FailedEnrollment};
 use crate::intake::{self, MappedPostback};
 use crate::store::{Commit, ContactWrite, Loaded, Store, StoreError, Versioned};
 use nudge_compiler::bundle::Bundle;
@@ -163,6 +163,9 @@ pub(super) struct Prepared {
     pub(super) wake: Option<i64>,
     /// A stored contact's unique keys changed.
     pub(super) keys_moved: bool,
+    /// Enrollments failed by these inputs (contact id, failure): counted
+    /// and logged once the commit holding them returned.
+    pub(super) failures: Vec<(String, FailedEnrollment)>,
 }
 
 /// A unit's outcomes when it was left out: its failures stay, the rest say
@@ -182,6 +185,8 @@ pub(super) struct Batch {
     pub(super) keys: HashMap<(String, String), String>,
     pub(super) commit: Commit,
     pub(super) seen: HashSet<String>,
+    /// Enrollments failed so far (contact id, failure).
+    pub(super) failures: Vec<(String, FailedEnrollment)>,
 }
 
 /// A contact id derived from a unique key, for contacts first named by it.
@@ -357,6 +362,7 @@ impl Applier {
             keys: by_key,
             commit: Commit::default(),
             seen: seen.into_iter().collect(),
+            failures: Vec::new(),
         };
         let older = self.older_versions(&b.slots).await?;
         let engine = self.engine(paused, &older);
@@ -390,6 +396,7 @@ impl Applier {
             outcomes,
             wake,
             keys_moved,
+            failures: b.failures,
         })
     }
 }

@@ -139,6 +139,8 @@ impl Applier {
         b.commit
             .journal
             .extend(applied.journal.into_iter().map(|j| (id.to_string(), j)));
+        b.failures
+            .extend(applied.failures.into_iter().map(|f| (id.to_string(), f)));
     }
 
     pub(super) async fn job(

@@ -256,6 +256,7 @@ impl Applier {
     async fn commit(&self, p: Prepared) -> Result<(), StoreError> {
         let outbox = !p.commit.outbox.is_empty();
         self.store.commit(&p.commit).await?;
+        self.metrics.enrollments_failed(&p.failures);
         if let Some(w) = p.wake {
             self.metrics.wake_hint(w);
         }

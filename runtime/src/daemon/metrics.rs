@@ -2,9 +2,13 @@
 //! plus the [`Signals`] that wake the scheduler and the outbox worker early
 //! after a commit. Lock-free counters on the hot path; labelled series
 //! (deliveries by channel and outcome, HTTP answers by status) under a
-//! mutex taken once per delivery or request.
+//! mutex taken once per delivery or request. Failed enrollments (runtime
+//! errors) are counted by flow and reason class once their commit returned,
+//! and each is logged as a `warn` line (contact, flow, error: no values of
+//! settings ever reach an error text).
 
 use super::apply::{Done, Outcome};
+use crate::engine::FailedEnrollment;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Mutex;
@@ -44,6 +48,8 @@ pub struct Metrics {
     commit_inputs: AtomicU64,
     deliveries: Mutex<BTreeMap<(String, &'static str), Sum>>,
     http: Mutex<BTreeMap<u16, u64>>,
+    /// Failed enrollments by (flow, reason).
+    failed: Mutex<BTreeMap<(String, &'static str), u64>>,
     pub signals: Signals,
 }
 
@@ -83,6 +89,27 @@ impl Metrics {
             let s = m.entry((channel.to_string(), outcome)).or_default();
             s.count += 1;
             s.seconds += took.as_secs_f64();
+        }
+    }
+
+    /// Enrollments a commit failed: counted by flow and reason, and logged.
+    pub fn enrollments_failed(&self, failures: &[(String, FailedEnrollment)]) {
+        if failures.is_empty() {
+            return;
+        }
+        for (contact, f) in failures {
+            tracing::warn!(
+                contact = %contact,
+                flow = %f.flow,
+                reason = f.reason,
+                error = %f.error,
+                "enrollment failed"
+            );
+        }
+        if let Ok(mut m) = self.failed.lock() {
+            for (_, f) in failures {
+                *m.entry((f.flow.clone(), f.reason)).or_default() += 1;
+            }
         }
     }
 
@@ -188,6 +215,17 @@ impl Metrics {
         for (status, n) in self.http.lock().map(|m| m.clone()).unwrap_or_default() {
             let _ = writeln!(o, "nudge_http_responses_total{{status=\"{status}\"}} {n}");
         }
+        let _ = writeln!(
+            o,
+            "# HELP nudge_enrollments_failed_total enrollments failed by a runtime error, by flow and reason\n# TYPE nudge_enrollments_failed_total counter"
+        );
+        for ((flow, reason), n) in self.failed.lock().map(|m| m.clone()).unwrap_or_default() {
+            let _ = writeln!(
+                o,
+                "nudge_enrollments_failed_total{{flow=\"{}\",reason=\"{reason}\"}} {n}",
+                label(&flow)
+            );
+        }
         for (name, help, v) in gauges {
             let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
         }
@@ -213,6 +251,21 @@ mod tests {
         m.after_commit(&[Ok(Done::Duplicate), Ok(Done::Held)]);
         m.delivery("e\"mail", "delivered", Duration::from_millis(5));
         m.http(202);
+        let failed = |flow: &str, reason| {
+            (
+                "c1".to_string(),
+                FailedEnrollment {
+                    flow: flow.into(),
+                    reason,
+                    error: "division by zero in `/` (line 3)".into(),
+                },
+            )
+        };
+        m.enrollments_failed(&[
+            failed("f", "division_by_zero"),
+            failed("f", "division_by_zero"),
+        ]);
+        m.enrollments_failed(&[failed("g", "budget")]);
         let text = m.render(&[("nudge_outbox_pending", "rows waiting", 7)]);
         assert!(text.contains("nudge_events_accepted_total 3"));
         assert!(text.contains("nudge_events_duplicate_total 1"));
@@ -222,5 +275,11 @@ mod tests {
         );
         assert!(text.contains("nudge_http_responses_total{status=\"202\"} 1"));
         assert!(text.contains("nudge_outbox_pending 7"));
+        assert!(
+            text.contains(
+                "nudge_enrollments_failed_total{flow=\"f\",reason=\"division_by_zero\"} 2"
+            )
+        );
+        assert!(text.contains("nudge_enrollments_failed_total{flow=\"g\",reason=\"budget\"} 1"));
     }
 }

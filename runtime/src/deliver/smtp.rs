@@ -48,7 +48,8 @@ pub struct Mailer {
 
 /// A setting's text, `None` when unset or empty.
 fn text(code: &Code, scope: &Scope<'_>) -> Option<String> {
-    match eval(code, scope) {
+    // settings are constants and `env(…)`: they do not fail to evaluate
+    match eval(code, scope).ok()? {
         Value::Null => None,
         Value::Text(t) if t.trim().is_empty() => None,
         Value::Text(t) => Some(t.trim().to_string()),

@@ -1,7 +1,9 @@
 //! Running `test` blocks (LANGUAGE.md §8): each statement in order against a
 //! fresh [`Sim`]; the first failing expectation stops the test and is
 //! reported with its line and what was found instead (the contact's flows,
-//! steps, pending waits and unconsumed messages).
+//! steps, pending waits and unconsumed messages). An expectation about a
+//! flow whose enrollment failed (a runtime error) says the error and its
+//! line; the trace shows the journey's `failed: …` line where it happened.
 
 use super::Sim;
 use crate::vm::{Message, Request, Scope, Status, eval};
@@ -161,7 +163,13 @@ fn request_value(r: &Request) -> Value {
     ]))
 }
 
-fn eval_in(sim: &Sim<'_>, code: &Code, message: Option<&Value>, request: Option<&Value>) -> Value {
+/// A test's expression; a runtime error fails the test with it.
+fn eval_in(
+    sim: &Sim<'_>,
+    code: &Code,
+    message: Option<&Value>,
+    request: Option<&Value>,
+) -> Result<Value, String> {
     let named = |r: &Root| match r {
         Root::NamedContact(n) => sim
             .names
@@ -176,7 +184,19 @@ fn eval_in(sim: &Sim<'_>, code: &Code, message: Option<&Value>, request: Option<
     s.contact = sim.contacts.first().map(|c| &c.contact);
     s.named = Some(&named);
     s.env = Some(&sim.env);
-    eval(code, &s)
+    eval(code, &s).map_err(|e| format!("the test's expression cannot be evaluated: {e}"))
+}
+
+/// Whether a captured item matches an optional `where`; the first error
+/// found is kept in `err`.
+fn holds(r: Result<Value, String>, err: &mut Option<String>) -> bool {
+    match r {
+        Ok(v) => v.truthy(),
+        Err(e) => {
+            err.get_or_insert(e);
+            false
+        }
+    }
 }
 
 fn contact_index(sim: &Sim<'_>, name: &Option<String>) -> Result<usize, String> {
@@ -193,10 +213,10 @@ fn contact_index(sim: &Sim<'_>, name: &Option<String>) -> Result<usize, String> 
     }
 }
 
-fn fields(sim: &Sim<'_>, given: &[(String, Code)]) -> Vec<(String, Value)> {
+fn fields(sim: &Sim<'_>, given: &[(String, Code)]) -> Result<Vec<(String, Value)>, String> {
     given
         .iter()
-        .map(|(k, c)| (k.clone(), eval_in(sim, c, None, None)))
+        .map(|(k, c)| Ok((k.clone(), eval_in(sim, c, None, None)?)))
         .collect()
 }
 
@@ -206,7 +226,7 @@ fn op(sim: &mut Sim<'_>, op: &TestOp) -> Result<(), String> {
             sim.env.insert(name.clone(), value.clone());
         }
         TestOp::Contact { id, fields: f } => {
-            let given = fields(sim, f);
+            let given = fields(sim, f)?;
             sim.create_contact(id.as_deref(), given)?;
         }
         TestOp::Event {
@@ -215,7 +235,7 @@ fn op(sim: &mut Sim<'_>, op: &TestOp) -> Result<(), String> {
             contact,
         } => {
             let i = contact_index(sim, contact)?;
-            let given = fields(sim, f);
+            let given = fields(sim, f)?;
             let values = sim.event_fields(name, given)?;
             sim.event(i, name, values);
         }
@@ -228,14 +248,14 @@ fn op(sim: &mut Sim<'_>, op: &TestOp) -> Result<(), String> {
             value,
         } => {
             let i = contact_index(sim, contact)?;
-            let v = eval_in(sim, value, None, None);
+            let v = eval_in(sim, value, None, None)?;
             sim.set(i, field, v)?;
         }
-        TestOp::After(d) => match eval_in(sim, d, None, None) {
+        TestOp::After(d) => match eval_in(sim, d, None, None)? {
             Value::Duration(s) => sim.advance_to(sim.now.saturating_add(s))?,
             _ => return Err("`after` needs a duration".into()),
         },
-        TestOp::At(t) => match eval_in(sim, t, None, None) {
+        TestOp::At(t) => match eval_in(sim, t, None, None)? {
             Value::Time(t) if t >= sim.now => sim.advance_to(t)?,
             Value::Time(t) => {
                 return Err(format!(
@@ -255,9 +275,10 @@ fn op(sim: &mut Sim<'_>, op: &TestOp) -> Result<(), String> {
                 CallTarget::Channel(c) => c.clone(),
                 CallTarget::Url(u) => u.0.clone(),
             };
-            let j = json
-                .as_ref()
-                .map_or(Value::Null, |c| eval_in(sim, c, None, None));
+            let j = match json {
+                Some(c) => eval_in(sim, c, None, None)?,
+                None => Value::Null,
+            };
             sim.replies
                 .entry(key)
                 .or_default()
@@ -275,7 +296,8 @@ fn op(sim: &mut Sim<'_>, op: &TestOp) -> Result<(), String> {
                 }
                 None => {
                     return Err(format!(
-                        "expected the contact in `{flow}.{step}`, but it is not in flow `{flow}`"
+                        "expected the contact in `{flow}.{step}`, but it is not in flow `{flow}`{}",
+                        failed_note(st, flow)
                     ));
                 }
             }
@@ -287,7 +309,10 @@ fn op(sim: &mut Sim<'_>, op: &TestOp) -> Result<(), String> {
                 return Err(if *negated {
                     format!("expected the contact not to be in flow `{flow}`, but it is")
                 } else {
-                    format!("expected the contact in flow `{flow}`, but it is not")
+                    format!(
+                        "expected the contact in flow `{flow}`, but it is not{}",
+                        failed_note(st, flow)
+                    )
                 });
             }
         }
@@ -301,6 +326,7 @@ fn op(sim: &mut Sim<'_>, op: &TestOp) -> Result<(), String> {
             negated,
         } => {
             let now = sim.now;
+            let mut err = None;
             let found = (0..sim.messages.len()).find(|i| {
                 let m = &sim.messages[*i];
                 !m.consumed
@@ -310,9 +336,15 @@ fn op(sim: &mut Sim<'_>, op: &TestOp) -> Result<(), String> {
                         .as_ref()
                         .is_none_or(|t| m.item.template.as_ref() == Some(t))
                     && cond.as_ref().is_none_or(|c| {
-                        eval_in(sim, c, Some(&message_value(&m.item)), None).truthy()
+                        holds(
+                            eval_in(sim, c, Some(&message_value(&m.item)), None),
+                            &mut err,
+                        )
                     })
             });
+            if let Some(e) = err {
+                return Err(e);
+            }
             match (found, negated) {
                 (Some(i), false) => sim.messages[i].consumed = true,
                 (None, false) => {
@@ -354,6 +386,7 @@ fn op(sim: &mut Sim<'_>, op: &TestOp) -> Result<(), String> {
             }
         }
         TestOp::ExpectCalled { target, cond } => {
+            let mut err = None;
             let found = (0..sim.calls.len()).find(|i| {
                 let c = &sim.calls[*i];
                 let target_ok = match target {
@@ -363,9 +396,15 @@ fn op(sim: &mut Sim<'_>, op: &TestOp) -> Result<(), String> {
                 !c.consumed
                     && target_ok
                     && cond.as_ref().is_none_or(|k| {
-                        eval_in(sim, k, None, Some(&request_value(&c.item))).truthy()
+                        holds(
+                            eval_in(sim, k, None, Some(&request_value(&c.item))),
+                            &mut err,
+                        )
                     })
             });
+            if let Some(e) = err {
+                return Err(e);
+            }
             match found {
                 Some(i) => sim.calls[i].consumed = true,
                 None => {
@@ -396,7 +435,7 @@ fn op(sim: &mut Sim<'_>, op: &TestOp) -> Result<(), String> {
             }
         }
         TestOp::Expect(c) => {
-            if !eval_in(sim, c, None, None).truthy() {
+            if !eval_in(sim, c, None, None)?.truthy() {
                 return Err("expected the condition to hold, but it does not".into());
             }
         }
@@ -404,10 +443,29 @@ fn op(sim: &mut Sim<'_>, op: &TestOp) -> Result<(), String> {
     Ok(())
 }
 
+/// `: it failed at step `s`: …` when the contact's last enrollment of
+/// `flow` failed, else nothing.
+fn failed_note(st: &crate::engine::ContactState, flow: &str) -> String {
+    match st.latest(flow) {
+        Some(e) if e.status == Status::Failed => format!(
+            " (it failed at step `{}`: {})",
+            e.step,
+            e.failure.as_deref().unwrap_or("unknown error")
+        ),
+        _ => String::new(),
+    }
+}
+
 fn status(sim: &Sim<'_>, flow: &str, want: Status) -> Result<(), String> {
     let st = sim.contacts.first().ok_or("no contact yet")?;
     match st.latest(flow) {
         Some(e) if e.status == want => Ok(()),
+        Some(e) if e.status == Status::Failed => Err(format!(
+            "expected the contact to have {} flow `{flow}`, but it failed at step `{}`: {}",
+            want.name(),
+            e.step,
+            e.failure.as_deref().unwrap_or("unknown error")
+        )),
         Some(e) => Err(format!(
             "expected the contact to have {} flow `{flow}`, but it is {}",
             want.name(),

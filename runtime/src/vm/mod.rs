@@ -12,7 +12,7 @@ pub mod request;
 mod run;
 mod state;
 
-pub use eval::{Scope, coerce, eval, hash_share};
+pub use eval::{Eval, EvalError, Scope, coerce, eval, hash_share};
 pub use render::{RenderKind, render};
-pub use run::{STEP_BUDGET, advance, call_result};
+pub use run::{FailedAt, Failure, RunError, STEP_BUDGET, advance, call_result};
 pub use state::*;

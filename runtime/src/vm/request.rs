@@ -2,8 +2,10 @@
 //! `call` or of a `send` to an `http` or `slack` channel. JSON bodies are built
 //! structurally (a value can never break the JSON); URL templates
 //! percent-encode their values. Pure: the daemon and the simulator share it.
+//! A template that cannot be rendered or an expression that fails is an
+//! [`EvalError`]: the caller fails the enrollment (LANGUAGE.md amendment A4).
 
-use super::eval::{Scope, eval};
+use super::eval::{Eval, EvalError, Scope, eval};
 use super::render::{RenderKind, render};
 use nudge_compiler::bundle::{Body, Bundle, CallTarget, ChannelKind};
 use nudge_compiler::value::{Value, decimal_json, format_date, format_time};
@@ -27,8 +29,9 @@ pub fn to_json(v: &Value) -> serde_json::Value {
 }
 
 /// The template roots of a place: `contact`, `event`, `flow`, `now`, call
-/// results, and whatever the caller adds (`message`, `data`).
-pub fn roots(s: &Scope<'_>, bundle: &Bundle, tpl_hint: &str) -> BTreeMap<String, Value> {
+/// results, and whatever the caller adds (`message`, `data`). A define the
+/// template reads that fails to evaluate is an error.
+pub fn roots(s: &Scope<'_>, bundle: &Bundle, tpl_hint: &str) -> Eval<BTreeMap<String, Value>> {
     let mut r = BTreeMap::new();
     if let Some(c) = s.contact {
         r.insert("contact".into(), c.as_value());
@@ -54,10 +57,15 @@ pub fn roots(s: &Scope<'_>, bundle: &Bundle, tpl_hint: &str) -> BTreeMap<String,
     }
     for (name, code) in &bundle.defines {
         if tpl_hint.contains(name.as_str()) {
-            r.insert(name.clone(), eval(code, s));
+            r.insert(name.clone(), eval(code, s)?);
         }
     }
-    r
+    Ok(r)
+}
+
+/// A template rendered, its error kept as an [`EvalError::Template`].
+fn tpl(source: &str, roots: &BTreeMap<String, Value>, kind: RenderKind) -> Eval<String> {
+    render(source, roots, kind).map_err(EvalError::Template)
 }
 
 /// A built request.
@@ -70,19 +78,15 @@ pub struct Built {
     pub body: String,
 }
 
-fn body_json(
-    b: &Body,
-    s: &Scope<'_>,
-    roots: &BTreeMap<String, Value>,
-) -> Result<serde_json::Value, String> {
+fn body_json(b: &Body, s: &Scope<'_>, roots: &BTreeMap<String, Value>) -> Eval<serde_json::Value> {
     Ok(match b {
-        Body::Tpl(t) => serde_json::Value::String(render(&t.0, roots, RenderKind::Text)?),
-        Body::Expr(c) => to_json(&eval(c, s)),
+        Body::Tpl(t) => serde_json::Value::String(tpl(&t.0, roots, RenderKind::Text)?),
+        Body::Expr(c) => to_json(&eval(c, s)?),
         Body::Object(entries) => serde_json::Value::Object(
             entries
                 .iter()
                 .map(|(k, v)| Ok((k.clone(), body_json(v, s, roots)?)))
-                .collect::<Result<_, String>>()?,
+                .collect::<Eval<_>>()?,
         ),
         Body::Array(items) => serde_json::Value::Array(
             items
@@ -98,10 +102,10 @@ fn body_text(
     s: &Scope<'_>,
     roots: &BTreeMap<String, Value>,
     kind: RenderKind,
-) -> Result<String, String> {
+) -> Eval<String> {
     match b {
-        Body::Tpl(t) => render(&t.0, roots, kind),
-        Body::Expr(c) => Ok(match eval(c, s) {
+        Body::Tpl(t) => tpl(&t.0, roots, kind),
+        Body::Expr(c) => Ok(match eval(c, s)? {
             Value::Text(t) => t,
             Value::Null => String::new(),
             other => to_json(&other).to_string(),
@@ -126,7 +130,7 @@ pub fn build(
     s: &Scope<'_>,
     message: Option<&str>,
     data: Option<&Value>,
-) -> Result<Built, String> {
+) -> Eval<Built> {
     let message_value = message.map_or(Value::Null, Value::text);
     let data_value = data.cloned().unwrap_or_default();
     let outer = s.named;
@@ -148,7 +152,7 @@ pub fn build(
             .and_then(|c| serde_json::to_string(c).ok())
             .unwrap_or_default(),
     };
-    let mut r = roots(s, bundle, &hint);
+    let mut r = roots(s, bundle, &hint)?;
     if let Some(m) = message {
         r.insert("message".into(), Value::text(m));
     }
@@ -157,7 +161,7 @@ pub fn build(
     }
     match target {
         CallTarget::Url(u) => {
-            let url = render(&u.0, &r, RenderKind::Url)?;
+            let url = tpl(&u.0, &r, RenderKind::Url)?;
             match data {
                 Some(Value::Map(m)) if !m.is_empty() => {
                     let json = to_json(&Value::Map(m.clone()));
@@ -181,7 +185,7 @@ pub fn build(
         CallTarget::Channel(name) => {
             let ch = bundle
                 .channel(name)
-                .ok_or_else(|| format!("unknown channel `{name}`"))?;
+                .ok_or_else(|| EvalError::Request(format!("unknown channel `{name}`")))?;
             match &ch.kind {
                 ChannelKind::Http {
                     method,
@@ -213,7 +217,7 @@ pub fn build(
                     })
                 }
                 ChannelKind::Slack { webhook } => {
-                    let url = match eval(webhook, s) {
+                    let url = match eval(webhook, s)? {
                         Value::Text(t) => t,
                         _ => String::new(),
                     };
@@ -226,9 +230,9 @@ pub fn build(
                         json: Some(json),
                     })
                 }
-                ChannelKind::Smtp { .. } => Err(format!(
+                ChannelKind::Smtp { .. } => Err(EvalError::Request(format!(
                     "channel `{name}` sends e-mail; it cannot be called"
-                )),
+                ))),
             }
         }
     }

@@ -5,8 +5,15 @@
 //! handler that does not move returns the contact to its wait, whose timers
 //! keep running. A run of instructions longer than [`STEP_BUDGET`] without
 //! reaching a wait fails the enrollment.
+//!
+//! A runtime error (amendment A4: an [`EvalError`] of an expression, a
+//! template or a request, or the budget) fails the enrollment: the journey
+//! records the error and the source line of the instruction, the failing
+//! statement changes no field and emits nothing (every value is computed
+//! before anything is applied), and [`Outcome::failure`] carries it typed.
+//! What earlier statements of the same run did stays.
 
-use super::eval::{Scope, coerce, eval, hash_share};
+use super::eval::{Eval, EvalError, Scope, coerce, eval, hash_share};
 use super::render::{RenderKind, render};
 use super::request::{build, roots};
 use super::state::*;
@@ -14,9 +21,67 @@ use crate::clock;
 use nudge_compiler::bundle::*;
 use nudge_compiler::value::Value;
 use std::collections::BTreeMap;
+use std::fmt;
 
 /// Instructions one input may run before the enrollment is failed.
 pub const STEP_BUDGET: u32 = 10_000;
+
+/// Why `advance` failed an enrollment.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Eval(#[from] EvalError),
+    #[error("ran {STEP_BUDGET} instructions without reaching a wait (a loop through `goto`?)")]
+    Budget,
+    #[error("no instruction at {0}")]
+    NoInstruction(u32),
+}
+
+impl RunError {
+    /// A short class for metrics (see [`EvalError::reason`]), `budget`, or
+    /// `program`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            RunError::Eval(e) => e.reason(),
+            RunError::Budget => "budget",
+            RunError::NoInstruction(_) => "program",
+        }
+    }
+}
+
+/// Where a failure happened: an instruction's source line, or a condition
+/// of the flow that has no instruction (`exit when`, `goal`, a handler's
+/// `where`, a trigger).
+#[derive(Debug, Clone, PartialEq)]
+pub enum FailedAt {
+    Line(u32),
+    Condition(&'static str),
+}
+
+/// A failed enrollment: the error and where it happened.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Failure {
+    pub error: RunError,
+    pub at: FailedAt,
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.at {
+            FailedAt::Line(l) => write!(f, "{} (line {l})", self.error),
+            FailedAt::Condition(c) => write!(f, "{} (in {c})", self.error),
+        }
+    }
+}
+
+/// What one instruction asks of the loop.
+enum Next {
+    /// The next instruction.
+    On,
+    Jump(u32),
+    /// Waiting, ended or back to the wait.
+    Stop,
+}
 
 /// Apply one input to one enrollment. Pure.
 pub fn advance(
@@ -40,6 +105,7 @@ pub fn advance(
         budget: 0,
         handler_wait: None,
         sent_now: BTreeMap::new(),
+        failure: None,
     };
     if m.enr.status == Status::Active {
         m.input(input);
@@ -49,6 +115,7 @@ pub fn advance(
         contact: m.contact,
         changes: m.changes,
         effects: m.effects,
+        failure: m.failure,
     }
 }
 
@@ -65,6 +132,7 @@ struct Machine<'m> {
     /// The wait to return to when a handler body ends.
     handler_wait: Option<PendingWait>,
     sent_now: BTreeMap<String, Vec<i64>>,
+    failure: Option<Failure>,
 }
 
 impl<'m> Machine<'m> {
@@ -87,22 +155,50 @@ impl<'m> Machine<'m> {
         });
     }
 
-    fn eval(&self, c: &Code) -> Value {
+    fn eval(&self, c: &Code) -> Eval {
         eval(c, &self.scope())
     }
 
-    fn matches(&self, m: &EventMatch, ev: &EventValue) -> bool {
+    fn matches(&self, m: &EventMatch, ev: &EventValue) -> Eval<bool> {
         if m.event != ev.name || m.nth.is_some_and(|n| i64::from(n) != ev.nth) {
-            return false;
+            return Ok(false);
         }
         match &m.cond {
-            None => true,
+            None => Ok(true),
             Some(c) => {
                 let mut s = self.scope();
                 s.event = Some(ev);
-                eval(c, &s).truthy()
+                Ok(eval(c, &s)?.truthy())
             }
         }
+    }
+
+    /// The first of `ms` that matches `ev`; an error names `what` was read.
+    fn first_match<'a, T>(
+        &self,
+        ms: &'a [T],
+        m: impl Fn(&T) -> &EventMatch,
+        ev: &EventValue,
+        what: &'static str,
+    ) -> Result<Option<&'a T>, Failure> {
+        for x in ms {
+            match self.matches(m(x), ev) {
+                Ok(true) => return Ok(Some(x)),
+                Ok(false) => {}
+                Err(e) => {
+                    return Err(Failure {
+                        error: e.into(),
+                        at: FailedAt::Condition(what),
+                    });
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// The source line of an instruction.
+    fn at(&self, pc: u32) -> FailedAt {
+        FailedAt::Line(self.program.lines.get(pc as usize).copied().unwrap_or(0))
     }
 
     fn input(&mut self, input: &Input) {
@@ -129,12 +225,14 @@ impl<'m> Machine<'m> {
                     self.run(pc);
                 }
             }
-            Input::DataChange => {
-                if let Some(pc) = self.data_match() {
+            Input::DataChange => match self.data_match() {
+                Ok(Some(pc)) => {
                     self.enr.wait = None;
                     self.run(pc);
                 }
-            }
+                Ok(None) => {}
+                Err(f) => self.fail(f),
+            },
             Input::CallResponse { name, status, json } => {
                 let Some(w) = self.enr.wait.clone() else {
                     return;
@@ -149,51 +247,79 @@ impl<'m> Machine<'m> {
                 self.enr.wait = None;
                 self.run(w.pc + 1);
             }
-            Input::Event(ev) => self.event(ev),
+            Input::Event(ev) => {
+                if let Err(f) = self.event(ev) {
+                    self.fail(f);
+                }
+            }
         }
     }
 
     /// The first data condition of the pending wait that now holds.
-    fn data_match(&self) -> Option<u32> {
-        let w = self.enr.wait.as_ref()?;
-        let Some(Instr::Wait(def)) = self.program.code.get(w.pc as usize) else {
-            return None;
+    fn data_match(&self) -> Result<Option<u32>, Failure> {
+        let Some(w) = self.enr.wait.as_ref() else {
+            return Ok(None);
         };
-        def.data
-            .iter()
-            .find(|(c, _)| self.eval(c).truthy())
-            .map(|(_, pc)| *pc)
+        let Some(Instr::Wait(def)) = self.program.code.get(w.pc as usize) else {
+            return Ok(None);
+        };
+        for (c, pc) in &def.data {
+            match self.eval(c) {
+                Ok(v) if v.truthy() => return Ok(Some(*pc)),
+                Ok(_) => {}
+                Err(e) => {
+                    return Err(Failure {
+                        error: e.into(),
+                        at: self.at(w.pc),
+                    });
+                }
+            }
+        }
+        Ok(None)
     }
 
-    fn event(&mut self, ev: &EventValue) {
+    fn event(&mut self, ev: &EventValue) -> Result<(), Failure> {
         let p = self.program;
-        if p.exit_when.iter().any(|m| self.matches(m, ev)) {
+        if self
+            .first_match(&p.exit_when, |m| m, ev, "`exit when`")?
+            .is_some()
+        {
             self.enr.event = Some(ev.clone());
             self.finish(Status::Exited, format!("exited on `{}`", ev.name));
-            return;
+            return Ok(());
         }
-        if p.goals.iter().any(|m| self.matches(m, ev)) {
+        if self.first_match(&p.goals, |m| m, ev, "`goal`")?.is_some() {
             self.enr.event = Some(ev.clone());
             self.finish(Status::Converted, format!("converted on `{}`", ev.name));
-            return;
+            return Ok(());
         }
-        if let Some(h) = p.handlers.iter().find(|h| self.matches(&h.on, ev)) {
+        if let Some(h) = self.first_match(&p.handlers, |h| &h.on, ev, "a handler's `where`")? {
             self.handler_wait = self.enr.wait.take();
             self.enr.event = Some(ev.clone());
             self.journal(format!("handler on `{}`", ev.name));
             self.run(h.pc);
-            return;
+            return Ok(());
         }
-        let Some(w) = &self.enr.wait else { return };
-        let Some(Instr::Wait(def)) = p.code.get(w.pc as usize) else {
-            return;
+        let Some(w) = &self.enr.wait else {
+            return Ok(());
         };
-        if let Some((_, pc)) = def.events.iter().find(|(m, _)| self.matches(m, ev)) {
+        let wait_pc = w.pc;
+        let Some(Instr::Wait(def)) = p.code.get(wait_pc as usize) else {
+            return Ok(());
+        };
+        let found = self
+            .first_match(&def.events, |(m, _)| m, ev, "a wait branch")
+            .map_err(|f| Failure {
+                at: self.at(wait_pc),
+                ..f
+            })?;
+        if let Some((_, pc)) = found {
             let pc = *pc;
             self.enr.event = Some(ev.clone());
             self.enr.wait = None;
             self.run(pc);
         }
+        Ok(())
     }
 
     fn finish(&mut self, status: Status, why: String) {
@@ -202,170 +328,188 @@ impl<'m> Machine<'m> {
         self.journal(why);
     }
 
-    fn fail(&mut self, why: String) {
+    /// Fail the enrollment: the journey and `failure` say why and where.
+    fn fail(&mut self, f: Failure) {
+        let why = f.to_string();
         self.enr.failure = Some(why.clone());
         self.finish(Status::Failed, format!("failed: {why}"));
+        self.failure = Some(f);
     }
 
     fn run(&mut self, mut pc: u32) {
         loop {
             self.budget += 1;
-            if self.budget > STEP_BUDGET {
-                self.fail(format!(
-                    "ran {STEP_BUDGET} instructions without reaching a wait (a loop through `goto`?)"
-                ));
-                return;
-            }
-            self.enr.pc = pc;
-            let Some(ins) = self.program.code.get(pc as usize) else {
-                self.fail(format!("no instruction at {pc}"));
-                return;
+            let next = if self.budget > STEP_BUDGET {
+                Err(RunError::Budget)
+            } else {
+                self.enr.pc = pc;
+                self.exec(pc)
             };
-            match ins {
-                Instr::Step(i) => {
-                    if let Some(s) = self.program.steps.get(*i as usize) {
-                        self.enr.step = s.name.clone();
-                        self.journal(format!("entered step `{}`", s.name));
-                    }
-                }
-                Instr::Send {
-                    channel,
-                    message,
-                    to,
-                    force,
-                } => self.send(channel, message, to.as_ref(), *force),
-                Instr::Call {
-                    target,
-                    with,
-                    result,
-                } => {
-                    if self.call(target, with, result.as_deref(), pc) {
-                        return;
-                    }
-                }
-                Instr::Set { field, value } => {
-                    let v = self.eval(value);
-                    self.set_field(field, v);
-                }
-                Instr::Unset { field } => self.set_field(field, Value::Null),
-                Instr::Add { field, value } => {
-                    let v = self.eval(value);
-                    self.add_remove(field, v, true);
-                }
-                Instr::Remove { field, value } => {
-                    let v = self.eval(value);
-                    self.add_remove(field, v, false);
-                }
-                Instr::Tag(v) => {
-                    let v = self.eval(v);
-                    self.add_remove("tags", v, true);
-                }
-                Instr::Untag(v) => {
-                    let v = self.eval(v);
-                    self.add_remove("tags", v, false);
-                }
-                Instr::Jump(to) => {
-                    pc = *to;
-                    continue;
-                }
-                Instr::JumpUnless { cond, to } => {
-                    if !self.eval(cond).truthy() {
-                        pc = *to;
-                        continue;
-                    }
-                }
-                Instr::Split { id, arms } => {
-                    let share =
-                        hash_share(&[&self.contact.id, &self.program.name, &id.to_string()]);
-                    let mut acc = 0.0;
-                    let chosen = arms
-                        .iter()
-                        .find(|a| {
-                            acc += a.share;
-                            share < acc
-                        })
-                        .or(arms.last());
-                    if let Some(a) = chosen {
-                        pc = a.pc;
-                        continue;
-                    }
-                }
-                Instr::Wait(def) => match self.enter_wait(pc, def) {
-                    Some(next) => {
-                        pc = next;
-                        continue;
-                    }
-                    None => return,
-                },
-                Instr::GotoFlow { flow, step } => {
-                    self.effects.push(Effect::Goto {
-                        flow: flow.clone(),
-                        step: step.clone(),
-                        event: self.enr.event.clone(),
-                    });
-                    self.finish(Status::Exited, format!("left for flow `{flow}`"));
-                    return;
-                }
-                Instr::Start(flow) => self.effects.push(Effect::Start {
-                    flow: flow.clone(),
-                    event: self.enr.event.clone(),
-                }),
-                Instr::Stop(flow) => self.effects.push(Effect::Stop { flow: flow.clone() }),
-                Instr::Exit => {
-                    self.finish(Status::Exited, "exited".into());
-                    return;
-                }
-                Instr::Complete => {
-                    self.finish(Status::Completed, "completed the flow".into());
-                    return;
-                }
-                Instr::Emit { event, fields } => {
-                    let def = self.bundle.event(event);
-                    let mut values = BTreeMap::new();
-                    for (name, code) in fields {
-                        let v = self.eval(code);
-                        let v = match def.and_then(|d| d.fields.iter().find(|f| &f.name == name)) {
-                            Some(f) => coerce(v, &f.ty).unwrap_or_default(),
-                            None => v,
-                        };
-                        if !v.is_null() {
-                            values.insert(name.clone(), v);
-                        }
-                    }
-                    self.effects.push(Effect::Emit(EventValue {
-                        name: event.clone(),
-                        fields: values,
-                        at: self.now,
-                        nth: 0,
-                    }));
-                }
-                Instr::Log(text) => self.journal(text.clone()),
-                Instr::Return => {
-                    self.enr.wait = self.handler_wait.take();
-                    if let Some(w) = &self.enr.wait {
-                        self.enr.pc = w.pc;
-                    }
+            match next {
+                Ok(Next::On) => pc += 1,
+                Ok(Next::Jump(to)) => pc = to,
+                Ok(Next::Stop) => return,
+                Err(error) => {
+                    let at = self.at(pc);
+                    self.fail(Failure { error, at });
                     return;
                 }
             }
-            pc += 1;
         }
+    }
+
+    /// Execute the instruction at `pc`.
+    fn exec(&mut self, pc: u32) -> Result<Next, RunError> {
+        let Some(ins) = self.program.code.get(pc as usize) else {
+            return Err(RunError::NoInstruction(pc));
+        };
+        match ins {
+            Instr::Step(i) => {
+                if let Some(s) = self.program.steps.get(*i as usize) {
+                    self.enr.step = s.name.clone();
+                    self.journal(format!("entered step `{}`", s.name));
+                }
+            }
+            Instr::Send {
+                channel,
+                message,
+                to,
+                force,
+            } => self.send(channel, message, to.as_ref(), *force)?,
+            Instr::Call {
+                target,
+                with,
+                result,
+            } => {
+                if self.call(target, with, result.as_deref(), pc)? {
+                    return Ok(Next::Stop);
+                }
+            }
+            Instr::Set { field, value } => {
+                let v = self.eval(value)?;
+                self.set_field(field, v);
+            }
+            Instr::Unset { field } => self.set_field(field, Value::Null),
+            Instr::Add { field, value } => {
+                let v = self.eval(value)?;
+                self.add_remove(field, v, true);
+            }
+            Instr::Remove { field, value } => {
+                let v = self.eval(value)?;
+                self.add_remove(field, v, false);
+            }
+            Instr::Tag(v) => {
+                let v = self.eval(v)?;
+                self.add_remove("tags", v, true);
+            }
+            Instr::Untag(v) => {
+                let v = self.eval(v)?;
+                self.add_remove("tags", v, false);
+            }
+            Instr::Jump(to) => return Ok(Next::Jump(*to)),
+            Instr::JumpUnless { cond, to } => {
+                if !self.eval(cond)?.truthy() {
+                    return Ok(Next::Jump(*to));
+                }
+            }
+            Instr::Split { id, arms } => {
+                let share = hash_share(&[&self.contact.id, &self.program.name, &id.to_string()]);
+                let mut acc = 0.0;
+                let chosen = arms
+                    .iter()
+                    .find(|a| {
+                        acc += a.share;
+                        share < acc
+                    })
+                    .or(arms.last());
+                if let Some(a) = chosen {
+                    return Ok(Next::Jump(a.pc));
+                }
+            }
+            Instr::Wait(def) => {
+                return Ok(match self.enter_wait(pc, def)? {
+                    Some(next) => Next::Jump(next),
+                    None => Next::Stop,
+                });
+            }
+            Instr::GotoFlow { flow, step } => {
+                self.effects.push(Effect::Goto {
+                    flow: flow.clone(),
+                    step: step.clone(),
+                    event: self.enr.event.clone(),
+                });
+                self.finish(Status::Exited, format!("left for flow `{flow}`"));
+                return Ok(Next::Stop);
+            }
+            Instr::Start(flow) => self.effects.push(Effect::Start {
+                flow: flow.clone(),
+                event: self.enr.event.clone(),
+            }),
+            Instr::Stop(flow) => self.effects.push(Effect::Stop { flow: flow.clone() }),
+            Instr::Exit => {
+                self.finish(Status::Exited, "exited".into());
+                return Ok(Next::Stop);
+            }
+            Instr::Complete => {
+                self.finish(Status::Completed, "completed the flow".into());
+                return Ok(Next::Stop);
+            }
+            Instr::Emit { event, fields } => self.emit(event, fields)?,
+            Instr::Log(text) => self.journal(text.clone()),
+            Instr::Return => {
+                self.enr.wait = self.handler_wait.take();
+                if let Some(w) = &self.enr.wait {
+                    self.enr.pc = w.pc;
+                }
+                return Ok(Next::Stop);
+            }
+        }
+        Ok(Next::On)
+    }
+
+    /// `emit EVENT { … }`: every value is computed before the event is raised.
+    fn emit(&mut self, event: &str, fields: &[(String, Code)]) -> Eval<()> {
+        let def = self.bundle.event(event);
+        let mut values = BTreeMap::new();
+        for (name, code) in fields {
+            let v = self.eval(code)?;
+            let v = match def.and_then(|d| d.fields.iter().find(|f| &f.name == name)) {
+                Some(f) => coerce(v, &f.ty).unwrap_or_default(),
+                None => v,
+            };
+            if !v.is_null() {
+                values.insert(name.clone(), v);
+            }
+        }
+        self.effects.push(Effect::Emit(EventValue {
+            name: event.to_string(),
+            fields: values,
+            at: self.now,
+            nth: 0,
+        }));
+        Ok(())
     }
 
     /// Enter a wait: `Some(pc)` to continue at once (a data condition holds,
     /// or an instant is already past), `None` when the enrollment now waits.
-    fn enter_wait(&mut self, pc: u32, def: &WaitDef) -> Option<u32> {
-        if let Some((_, to)) = def.data.iter().find(|(c, _)| self.eval(c).truthy()) {
-            return Some(*to);
+    fn enter_wait(&mut self, pc: u32, def: &WaitDef) -> Eval<Option<u32>> {
+        for (c, to) in &def.data {
+            if self.eval(c)?.truthy() {
+                return Ok(Some(*to));
+            }
         }
         let mut timers = Vec::new();
         for (t, to) in &def.timers {
             let at = match t {
-                TimerDef::After(d) => match self.eval(d) {
-                    Value::Duration(s) => Some(self.now.saturating_add(s.max(0))),
+                TimerDef::After(d) => match self.eval(d)? {
+                    Value::Duration(s) => Some(
+                        self.now
+                            .checked_add(s.max(0))
+                            .ok_or(EvalError::Overflow("after"))?,
+                    ),
                     _ => None,
                 },
-                TimerDef::At(c) => match self.eval(c) {
+                TimerDef::At(c) => match self.eval(c)? {
                     Value::Time(t) => Some(t),
                     _ => None,
                 },
@@ -392,7 +536,7 @@ impl<'m> Machine<'m> {
             };
             if let Some(at) = at {
                 if at <= self.now {
-                    return Some(*to);
+                    return Ok(Some(*to));
                 }
                 timers.push((at, *to));
             }
@@ -402,7 +546,7 @@ impl<'m> Machine<'m> {
             timers,
             call: None,
         });
-        None
+        Ok(None)
     }
 
     fn set_field(&mut self, field: &str, v: Value) {
@@ -451,28 +595,60 @@ impl<'m> Machine<'m> {
         self.set_field(field, value);
     }
 
-    fn render(&mut self, t: &Option<Tpl>, kind: RenderKind) -> Result<Option<String>, String> {
+    /// A template of a message; one that cannot be rendered is an error.
+    fn render(&self, t: &Option<Tpl>, kind: RenderKind) -> Eval<Option<String>> {
         let Some(t) = t else { return Ok(None) };
         if !t.0.contains("{{") && !t.0.contains("{%") && !t.0.contains("{#") {
             // a plain text: no roots to build
             return Ok(Some(t.0.clone()));
         }
-        let r = roots(&self.scope(), self.bundle, &t.0);
-        render(&t.0, &r, kind).map(Some)
+        let r = roots(&self.scope(), self.bundle, &t.0)?;
+        render(&t.0, &r, kind)
+            .map(Some)
+            .map_err(EvalError::Template)
     }
 
-    fn send(&mut self, channel: &str, message: &MessageDef, to: Option<&Code>, force: bool) {
+    /// Why a send to `channel` is over its cap now, if it is.
+    fn cap_reached(&self, channel: &str, cap: Option<Rate>, force: bool) -> Option<String> {
+        let cap = cap.filter(|_| !force)?;
+        let from = self.now - cap.per_seconds;
+        let count = self
+            .world
+            .sent
+            .get(channel)
+            .into_iter()
+            .chain(self.sent_now.get(channel))
+            .flatten()
+            .filter(|t| **t > from && **t <= self.now)
+            .count();
+        (count >= cap.count as usize).then(|| {
+            format!(
+                "the cap of {} per {}s is reached",
+                cap.count, cap.per_seconds
+            )
+        })
+    }
+
+    /// `send`: skipped (and journaled) for holdout, no recipient or a cap;
+    /// a template or request that fails is an error, and nothing is sent.
+    fn send(
+        &mut self,
+        channel: &str,
+        message: &MessageDef,
+        to: Option<&Code>,
+        force: bool,
+    ) -> Eval<()> {
         let Some(ch) = self.bundle.channel(channel) else {
-            return;
+            return Ok(());
         };
         // a held-out contact's sends are skipped as holdout (§10), whatever else
         if self.enr.holdout {
             self.journal(format!("send to `{channel}` skipped: holdout"));
-            return;
+            return Ok(());
         }
         let smtp = matches!(ch.kind, ChannelKind::Smtp { .. });
         let recipient = match to {
-            Some(c) => self.eval(c),
+            Some(c) => self.eval(c)?,
             None if smtp => self.contact.get("email"),
             None => Value::Null,
         };
@@ -484,41 +660,17 @@ impl<'m> Machine<'m> {
             self.journal(format!(
                 "send to `{channel}` skipped: the recipient is not set"
             ));
-            return;
+            return Ok(());
         }
-        let rendered = (|| -> Result<_, String> {
-            Ok((
-                self.render(&message.subject, RenderKind::Text)?,
-                self.render(&message.text, RenderKind::Text)?,
-                self.render(&message.html, RenderKind::Html)?,
-            ))
-        })();
-        let (subject, text, html) = match rendered {
-            Ok(r) => r,
-            Err(e) => {
-                self.journal(format!("send to `{channel}` skipped: {e}"));
-                return;
-            }
-        };
-        if let (Some(cap), false) = (ch.cap, force) {
-            let from = self.now - cap.per_seconds;
-            let count = self
-                .world
-                .sent
-                .get(channel)
-                .into_iter()
-                .chain(self.sent_now.get(channel))
-                .flatten()
-                .filter(|t| **t > from && **t <= self.now)
-                .count();
-            if count >= cap.count as usize {
-                self.journal(format!(
-                    "send to `{channel}` skipped: the cap of {} per {}s is reached",
-                    cap.count, cap.per_seconds
-                ));
-                return;
-            }
+        if let Some(why) = self.cap_reached(channel, ch.cap, force) {
+            self.journal(format!("send to `{channel}` skipped: {why}"));
+            return Ok(());
         }
+        // skips for a reason (holdout, recipient, cap) come first; a
+        // template that cannot be rendered fails the enrollment
+        let subject = self.render(&message.subject, RenderKind::Text)?;
+        let text = self.render(&message.text, RenderKind::Text)?;
+        let html = self.render(&message.html, RenderKind::Html)?;
         let window = self
             .program
             .steps
@@ -548,18 +700,13 @@ impl<'m> Machine<'m> {
         } else {
             let scope = self.scope();
             let target = CallTarget::Channel(channel.to_string());
-            match build(self.bundle, &target, &scope, text.as_deref(), None) {
-                Ok(b) => Some(HttpRequest {
-                    method: b.method,
-                    url: b.url,
-                    headers: b.headers,
-                    body: b.body,
-                }),
-                Err(e) => {
-                    self.journal(format!("send to `{channel}` skipped: {e}"));
-                    return;
-                }
-            }
+            let b = build(self.bundle, &target, &scope, text.as_deref(), None)?;
+            Some(HttpRequest {
+                method: b.method,
+                url: b.url,
+                headers: b.headers,
+                body: b.body,
+            })
         };
         self.sent_now
             .entry(channel.to_string())
@@ -579,16 +726,18 @@ impl<'m> Machine<'m> {
             force,
             request,
         }));
+        Ok(())
     }
 
-    /// Returns true when the enrollment now waits for the response.
+    /// Returns true when the enrollment now waits for the response. A
+    /// request that cannot be built is an error, and nothing is called.
     fn call(
         &mut self,
         target: &CallTarget,
         with: &[(String, Code)],
         result: Option<&str>,
         pc: u32,
-    ) -> bool {
+    ) -> Eval<bool> {
         if self.enr.holdout {
             self.journal("call skipped: holdout");
             if let Some(name) = result {
@@ -596,12 +745,12 @@ impl<'m> Machine<'m> {
                     .locals
                     .insert(name.to_string(), call_result(0, Value::Null));
             }
-            return false;
+            return Ok(false);
         }
         let data = Value::Map(
             with.iter()
-                .map(|(k, c)| (k.clone(), self.eval(c)))
-                .collect(),
+                .map(|(k, c)| Ok((k.clone(), self.eval(c)?)))
+                .collect::<Eval<_>>()?,
         );
         let data_ref = data.clone();
         let named = move |r: &Root| match r {
@@ -610,36 +759,23 @@ impl<'m> Machine<'m> {
         };
         let mut scope = self.scope();
         scope.named = Some(&named);
-        let built = build(self.bundle, target, &scope, None, Some(&data));
-        match built {
-            Ok(b) => {
-                self.journal(format!("call {} {}", b.method, b.url));
-                self.effects.push(Effect::Call(Request {
-                    flow: self.program.name.clone(),
-                    step: self.enr.step.clone(),
-                    channel: match target {
-                        CallTarget::Channel(c) => Some(c.clone()),
-                        CallTarget::Url(_) => None,
-                    },
-                    method: b.method,
-                    url: b.url,
-                    headers: b.headers,
-                    json: b.json,
-                    body: b.body,
-                    result: result.map(str::to_string),
-                }));
-            }
-            Err(e) => {
-                self.journal(format!("call skipped: {e}"));
-                if let Some(name) = result {
-                    self.enr
-                        .locals
-                        .insert(name.to_string(), call_result(0, Value::Null));
-                }
-                return false;
-            }
-        }
-        match result {
+        let b = build(self.bundle, target, &scope, None, Some(&data))?;
+        self.journal(format!("call {} {}", b.method, b.url));
+        self.effects.push(Effect::Call(Request {
+            flow: self.program.name.clone(),
+            step: self.enr.step.clone(),
+            channel: match target {
+                CallTarget::Channel(c) => Some(c.clone()),
+                CallTarget::Url(_) => None,
+            },
+            method: b.method,
+            url: b.url,
+            headers: b.headers,
+            json: b.json,
+            body: b.body,
+            result: result.map(str::to_string),
+        }));
+        Ok(match result {
             Some(name) => {
                 self.enr.wait = Some(PendingWait {
                     pc,
@@ -649,7 +785,7 @@ impl<'m> Machine<'m> {
                 true
             }
             None => false,
-        }
+        })
     }
 }
 

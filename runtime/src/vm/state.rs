@@ -232,6 +232,9 @@ pub struct Outcome {
     pub contact: Contact,
     pub changes: Vec<Change>,
     pub effects: Vec<Effect>,
+    /// Set when this input failed the enrollment (its status is then
+    /// `Failed` and `failure` holds the same text).
+    pub failure: Option<super::run::Failure>,
 }
 
 /// What the world tells `advance` besides the input: settings it reads and
