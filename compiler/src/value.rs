@@ -216,9 +216,25 @@ pub fn format_date(days: i32) -> String {
         .map_or_else(|_| format!("date#{days}"), |d| d.to_string())
 }
 
+/// The earliest instant a `time` can hold, -9999-01-01T00:00:00Z (jiff's
+/// range: the formats, the store and zone arithmetic all stay inside it).
+pub const MIN_INSTANT: i64 = -377_705_116_800;
+/// The latest instant a `time` can hold, 9999-12-31T23:59:59Z.
+pub const MAX_INSTANT: i64 = 253_402_207_200;
+/// The range of instants, as messages name it.
+pub const INSTANT_RANGE: &str = "-9999-01-01T00:00:00Z..=9999-12-31T23:59:59Z";
+
 #[cfg(test)]
 mod time_tests {
     use super::*;
+
+    #[test]
+    fn the_instant_range_is_jiffs() {
+        assert_eq!(MIN_INSTANT, jiff::Timestamp::MIN.as_second());
+        assert_eq!(MAX_INSTANT, jiff::Timestamp::MAX.as_second());
+        assert_eq!(format_time(MIN_INSTANT), "-009999-01-01T00:00:00Z");
+        assert_eq!(format_time(MAX_INSTANT), "9999-12-31T23:59:59Z");
+    }
 
     #[test]
     fn round_trips() {

@@ -6,6 +6,7 @@
 //! same bytes (every map is ordered), and [`Bundle::hash`] is the SHA-256 of
 //! those bytes. `disasm.rs` prints programs readably.
 
+pub mod cron;
 pub mod disasm;
 mod serial;
 
@@ -13,6 +14,7 @@ use crate::value::Value;
 use nudge_grammar::ast::{BinaryOp, Reenter, Weekday};
 use serde::{Deserialize, Serialize};
 
+pub use cron::CronSpec;
 pub use serial::{BundleError, FORMAT_VERSION};
 
 /// Everything the runtime needs to run a project.
@@ -192,9 +194,13 @@ pub struct EventMatch {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Trigger {
     Event(EventMatch),
-    /// `when TIME_EXPR [where COND]`
+    /// `when TIME_EXPR [late DURATION] [where COND]`
     Time {
         at: Code,
+        /// How far in the past (seconds) the instant may be and still fire
+        /// when it is scheduled (LANGUAGE.md A3).
+        #[serde(default)]
+        late: i64,
         cond: Option<Code>,
     },
     /// `when every …`
@@ -209,9 +215,17 @@ pub enum Trigger {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Schedule {
-    Daily { hour: u8, minute: u8 },
-    Weekly { day: Weekday, hour: u8, minute: u8 },
-    Cron(String),
+    Daily {
+        hour: u8,
+        minute: u8,
+    },
+    Weekly {
+        day: Weekday,
+        hour: u8,
+        minute: u8,
+    },
+    /// Parsed by the checker (`bundle/cron.rs`); the runtime never reads the text.
+    Cron(CronSpec),
 }
 
 /// `window A..B [local]`

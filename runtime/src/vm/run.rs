@@ -362,6 +362,7 @@ impl<'m> Machine<'m> {
         for (t, to) in &def.timers {
             let at = match t {
                 TimerDef::After(d) => match self.eval(d) {
+                    // an overflow saturates, and the range check fails it
                     Value::Duration(s) => Some(self.now.saturating_add(s.max(0))),
                     _ => None,
                 },
@@ -391,6 +392,14 @@ impl<'m> Machine<'m> {
                 }
             };
             if let Some(at) = at {
+                if !clock::in_range(at) {
+                    // never a wait with no timer: the enrollment fails
+                    self.fail(format!(
+                        "this wait's timer is outside the instants the clock covers ({})",
+                        clock::RANGE_TEXT
+                    ));
+                    return None;
+                }
                 if at <= self.now {
                     return Some(*to);
                 }
