@@ -154,6 +154,9 @@ fn check_flow_header(ck: &mut Checker<'_, '_>, f: &FlowInfo<'_>, d: &mut Diagnos
                     TriggerKind::Time(e) => {
                         let cx = ctx(&EvSet::nothing(), &calls, &EMPTY);
                         ck.expect_ty(e, &Type::Time.optional(), &cx, d);
+                        if let Some(late) = &t.late {
+                            super::time::check_duration(late, d);
+                        }
                         EvSet::nothing()
                     }
                     TriggerKind::Schedule(Schedule::Cron { expr, .. }) => {
@@ -358,6 +361,7 @@ impl Walk<'_> {
                     let t = ck.ty(e, &self.cx(&ev), d);
                     if matches!(t.base(), Type::Bool) {
                         ck.info.data_waits.insert(e.span);
+                        super::time::check_data_match(ck, e, d);
                     }
                     if !matches!(t.base(), Type::Time | Type::Bool) && !t.is_dynamic() {
                         d.push(
@@ -395,6 +399,7 @@ impl Walk<'_> {
                         WaitBranchKind::Until(c) => {
                             if report {
                                 ck.cond(c, &self.cx(&ev), d);
+                                super::time::check_data_match(ck, c, d);
                             }
                             ev.clone()
                         }
