@@ -497,6 +497,51 @@ fn a_test_that_leaves_an_env_value_unset_fails_naming_it() {
 }
 
 #[test]
+fn time_triggers_in_the_past_follow_late_in_test_blocks() {
+    let dir = scratch("time_triggers_late");
+    std::fs::write(
+        dir.join("a.nudge"),
+        r#"contact { email: email?  deal_created_at: time? }
+
+flow nurture {
+  when contact.deal_created_at + 7 days
+  step s { wait 1 day }
+}
+
+flow grace {
+  when contact.deal_created_at + 7 days late 30 days
+  step s { wait 1 day }
+}
+
+test "a deal synced 30 days late starts only the flow that allows it" {
+  contact { deal_created_at = 2025-12-02T00:00:00Z }
+  expect not enrolled nurture
+  expect enrolled grace
+}
+
+test "a deal synced in time starts both at their instant" {
+  contact { deal_created_at = 2025-12-30T00:00:00Z }
+  expect not enrolled nurture
+  after 5 days
+  expect enrolled nurture
+  expect enrolled grace
+}
+"#,
+    )
+    .unwrap();
+    let run = nudge(&["test", s(&dir), "--trace"]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert_eq!(last_line(&run.stdout), "2 passed, 0 failed", "{}", run.stdout);
+    assert!(
+        run.stdout.contains(
+            "| 2026-01-01T00:00:00Z contact-1 nurture: missed nurture trigger: 2025-12-09T00:00:00Z is 23 days in the past\n"
+        ),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
 fn a_missing_project_is_a_usage_error() {
     let run = nudge(&["test", "no/such/project"]);
     assert_eq!(run.code, 2);

@@ -217,9 +217,35 @@ pub fn format_date(days: i32) -> String {
         .map_or_else(|_| format!("date#{days}"), |d| d.to_string())
 }
 
+/// The earliest instant a `time` can hold, -009999-01-02T01:59:59Z: jiff's
+/// `Timestamp` range (kept so that every instant has a civil date in every
+/// zone), which the formats, the store and zone arithmetic share.
+pub const MIN_INSTANT: i64 = -377_705_023_201;
+/// The latest instant a `time` can hold, 9999-12-30T22:00:00Z.
+pub const MAX_INSTANT: i64 = 253_402_207_200;
+/// The range of instants, as messages name it.
+pub const INSTANT_RANGE: &str = "-009999-01-02T01:59:59Z..=9999-12-30T22:00:00Z";
+/// The longest duration, in seconds, that can be added to any instant of
+/// the range without leaving it: from the first to the last instant.
+pub const MAX_DURATION: i64 = MAX_INSTANT - MIN_INSTANT;
+
 #[cfg(test)]
 mod time_tests {
     use super::*;
+
+    #[test]
+    fn the_instant_range_is_jiffs() {
+        assert_eq!(MIN_INSTANT, jiff::Timestamp::MIN.as_second());
+        assert_eq!(MAX_INSTANT, jiff::Timestamp::MAX.as_second());
+        assert_eq!(
+            INSTANT_RANGE,
+            format!(
+                "{}..={}",
+                format_time(MIN_INSTANT),
+                format_time(MAX_INSTANT)
+            )
+        );
+    }
 
     #[test]
     fn round_trips() {

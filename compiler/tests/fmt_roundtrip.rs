@@ -236,3 +236,13 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_time_trigger_keeps_its_late() {
+    assert_eq!(
+        fmt(
+            "flow f { when contact.paid_at + 7d late 2d where contact.plan == \"pro\"  log \"x\" }"
+        ),
+        "flow f {\n  when contact.paid_at + 7 days late 2 days where contact.plan == \"pro\"\n  log \"x\"\n}\n"
+    );
+}

@@ -101,3 +101,35 @@ fn disassembly_of_the_crm_autofunnel() {
         .join("\n");
     insta::assert_snapshot!("crm_autofunnel_disasm", text);
 }
+
+#[test]
+fn a_cron_is_stored_parsed_and_a_time_trigger_with_its_late() {
+    use nudge_compiler::bundle::{CronSpec, Schedule, Trigger};
+    let mut set = SourceSet::new();
+    set.add(
+        "main.nudge",
+        "main.nudge",
+        "contact { paid_at: time? }\nflow f {\n  when every \"0 22,23,0,1 * * 1-5\"\n  when contact.paid_at + 7 days late 2 hours\n  log \"x\"\n}\n",
+    );
+    let (checked, bundle) = compile(&set, &nudge_compiler::files::MemoryFs::new());
+    let bundle = bundle.unwrap_or_else(|| panic!("{:?}", checked.diagnostics.items.len()));
+    let triggers = &bundle.flow("f").expect("flow f").triggers;
+    let Trigger::Schedule {
+        schedule: Schedule::Cron(spec),
+        ..
+    } = &triggers[0]
+    else {
+        panic!("{triggers:?}")
+    };
+    assert_eq!(
+        spec,
+        &CronSpec::parse("0 22,23,0,1 * * 1-5").expect("valid")
+    );
+    assert_eq!(spec.hours, 1 << 22 | 1 << 23 | 1 | 1 << 1);
+    assert!(matches!(&triggers[1], Trigger::Time { late: 7200, .. }));
+    // the bundle carries the bit sets, not only the text
+    let json = String::from_utf8(bundle.to_bytes()).expect("utf-8");
+    assert!(json.contains("\"hours\":12582915"), "{json}");
+    let dis = disasm::disasm(bundle.flow("f").expect("flow f"));
+    assert!(dis.contains("late 7200s"), "{dis}");
+}

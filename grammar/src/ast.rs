@@ -236,6 +236,8 @@ pub struct EventRef {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Trigger {
     pub kind: TriggerKind,
+    /// `late DURATION` after a time trigger (LANGUAGE.md A3).
+    pub late: Option<DurationLit>,
     pub cond: Option<Expr>,
     pub span: Span,
 }
@@ -244,7 +246,7 @@ pub struct Trigger {
 pub enum TriggerKind {
     /// `when EVENT [#N]`
     Event(EventRef),
-    /// `when TIME_EXPR`
+    /// `when TIME_EXPR [late DURATION]` (the `late` is on [`Trigger`])
     Time(Expr),
     /// `when every …`
     Schedule(Schedule),

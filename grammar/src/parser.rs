@@ -903,6 +903,19 @@ impl<'a> Builder<'a> {
         }
     }
 
+    /// `when sale late 1 hour`: `late` is for time triggers only.
+    fn late_after_event(&self, span: Span) -> SyntaxError {
+        SyntaxError {
+            kind: SyntaxErrorKind::Unexpected,
+            span,
+            message: "`late` only follows a time trigger".into(),
+            label: "not after an event".into(),
+            help: Some(
+                "an event trigger fires when the event arrives; `late` bounds how far in the past a time like `contact.signup_at + 7 days` may be".into(),
+            ),
+        }
+    }
+
     fn incomplete(&self, span: Span) -> SyntaxError {
         self.err(span, SyntaxErrorKind::Unexpected, "incomplete construct")
     }
@@ -913,7 +926,16 @@ impl<'a> Builder<'a> {
             Rule::trigger => {
                 let mut it = parts(p).into_iter();
                 let target = self.next(&mut it, span)?;
-                let cond = self.where_clause(it.next())?;
+                let mut rest = it.next();
+                let late = match rest.take_if(|r| r.as_rule() == Rule::late_clause) {
+                    Some(l) => {
+                        rest = it.next();
+                        let lspan = self.span(&l);
+                        Some(self.duration(&self.next(&mut parts(l).into_iter(), lspan)?)?)
+                    }
+                    None => None,
+                };
+                let cond = self.where_clause(rest)?;
                 let kind = if target.as_rule() == Rule::schedule {
                     TriggerKind::Schedule(self.schedule(target)?)
                 } else {
@@ -929,6 +951,11 @@ impl<'a> Builder<'a> {
                         None => None,
                     };
                     match e.kind {
+                        ExprKind::Name(_) if late.is_some() => {
+                            return Err(
+                                self.late_after_event(late.as_ref().map_or(tspan, |l| l.span))
+                            );
+                        }
                         ExprKind::Name(name) => TriggerKind::Event(EventRef {
                             name,
                             nth,
@@ -953,12 +980,18 @@ impl<'a> Builder<'a> {
                         }
                     }
                 };
-                FlowItem::Trigger(Trigger { kind, cond, span })
+                FlowItem::Trigger(Trigger {
+                    kind,
+                    late,
+                    cond,
+                    span,
+                })
             }
             Rule::keyword_trigger => {
                 let s = self.next(&mut parts(p).into_iter(), span)?;
                 FlowItem::Trigger(Trigger {
                     kind: TriggerKind::Keyword(self.string(s)?),
+                    late: None,
                     cond: None,
                     span,
                 })

@@ -61,3 +61,22 @@ fn combined_short_durations() {
     };
     assert_eq!(d.seconds(), 5400);
 }
+
+#[test]
+fn late_follows_a_time_trigger_only() {
+    let text =
+        "flow f {\n  when contact.paid_at + 7 days late 1 day where contact.plan == \"pro\"\n}\n";
+    let m = parse(FileId(0), text).expect("parses");
+    let nudge_grammar::ast::Item::Flow(f) = &m.items[0] else {
+        panic!("flow")
+    };
+    let nudge_grammar::ast::FlowItem::Trigger(t) = &f.body[0] else {
+        panic!("trigger")
+    };
+    assert_eq!(t.late.as_ref().map(|l| l.seconds()), Some(86_400));
+    assert!(t.cond.is_some());
+    let text = "flow f {\n  when sale late 1 day\n}\n";
+    let e = parse(FileId(0), text).expect_err("late after an event");
+    assert_eq!(e.message, "`late` only follows a time trigger");
+    assert_eq!(&text[e.span.range()], "1 day");
+}

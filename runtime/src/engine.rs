@@ -12,6 +12,14 @@
 //! [`Applied::failures`] lists it for the daemon's counters and log. A
 //! trigger condition that fails to evaluate enrols the contact as failed, so
 //! the error is seen.
+//!
+//! Time triggers (LANGUAGE.md A3) are planned at the end of every input,
+//! so when the contact is created (its `contact_created`), when a field
+//! changes and on a re-plan after a deploy ([`EngineInput::Replan`]). A
+//! newly planned instant at or after now fires at that instant; one in the
+//! past by no more than the trigger's `late` fires at once, in the same
+//! input; an older one is journaled as missed ([`Applied::missed`]). A
+//! trigger planned before and due meanwhile fires whatever `late` says.
 
 use crate::clock;
 use crate::vm::*;
@@ -110,6 +118,9 @@ pub enum EngineInput {
     Move { flow: String, step: String },
     /// Manual removal.
     Remove { flow: String },
+    /// Nothing happened but the bundle may have changed (deploy, resume):
+    /// plan time triggers and schedules again.
+    Replan,
 }
 
 /// A journal line.
@@ -129,6 +140,8 @@ pub struct Applied {
     pub journal: Vec<JournalLine>,
     /// Enrollments this input failed.
     pub failures: Vec<FailedEnrollment>,
+    /// Time triggers planned too far in the past to fire (also journaled).
+    pub missed: Vec<MissedTrigger>,
 }
 
 /// An enrollment that failed (for metrics and logs; the journey says it too).
@@ -139,6 +152,16 @@ pub struct FailedEnrollment {
     pub reason: &'static str,
     /// The error and where it happened, as the journey says it.
     pub error: String,
+}
+
+/// A time trigger whose instant was more than its `late` in the past when
+/// it was planned (LANGUAGE.md A3).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MissedTrigger {
+    pub flow: String,
+    pub at: i64,
+    /// Seconds between the instant and the planning.
+    pub age: i64,
 }
 
 /// Applies inputs with a bundle and the settings (`env`) it reads.
@@ -203,23 +226,35 @@ impl<'b> Engine<'b> {
             moved: BTreeSet::new(),
         };
         let mut n = 0;
-        while let Some(input) = run.queue.pop_front() {
-            n += 1;
-            if n > MAX_INPUTS {
-                run.out.journal.push(JournalLine {
-                    at: now,
-                    flow: String::new(),
-                    step: String::new(),
-                    what: format!(
-                        "stopped after {MAX_INPUTS} inputs in one instant (emitted events loop?)"
-                    ),
-                });
+        loop {
+            while let Some(input) = run.queue.pop_front() {
+                n += 1;
+                if n > MAX_INPUTS {
+                    run.out.journal.push(JournalLine {
+                        at: now,
+                        flow: String::new(),
+                        step: String::new(),
+                        what: format!(
+                            "stopped after {MAX_INPUTS} inputs in one instant (emitted events loop?)"
+                        ),
+                    });
+                    run.queue.clear();
+                    break;
+                }
+                run.moved.clear();
+                self.one(&mut run, input);
+            }
+            // plan time triggers and schedules; a trigger due now fires in
+            // this same input (each fires once, so this ends)
+            self.schedule(&mut run);
+            let due = self.due_triggers(&run);
+            if due.is_empty() || n > MAX_INPUTS {
                 break;
             }
-            run.moved.clear();
-            self.one(&mut run, input);
+            for k in due {
+                self.fire_time_trigger(&mut run, &k);
+            }
         }
-        self.schedule(run.st, now, env);
         run.out
     }
 
@@ -238,6 +273,7 @@ impl<'b> Engine<'b> {
                 self.event(run, ev);
             }
             EngineInput::Timer => self.timers(run),
+            EngineInput::Replan => {}
             EngineInput::CallResponse {
                 flow,
                 name,
@@ -591,19 +627,9 @@ impl<'b> Engine<'b> {
                 }
             }
         }
-        // time triggers and schedules
-        let keys: Vec<String> = run
-            .st
-            .time_triggers
-            .iter()
-            .filter(|(k, t)| !t.fired && t.at <= now && !self.paused_key(k))
-            .map(|(k, _)| k.clone())
-            .collect();
-        for k in keys {
-            if let Some(t) = run.st.time_triggers.get_mut(&k) {
-                t.fired = true;
-            }
-            self.fire_trigger(run, &k);
+        // time triggers (due ones fire whatever their `late`) and schedules
+        for k in self.due_triggers(run) {
+            self.fire_time_trigger(run, &k);
         }
         let due: Vec<String> = run
             .st
@@ -714,68 +740,134 @@ impl<'b> Engine<'b> {
         }
     }
 
-    /// Recompute time triggers from contact data and the next schedule instants.
-    fn schedule(&self, st: &mut ContactState, now: i64, env: &BTreeMap<String, String>) {
+    /// Time triggers not fired yet whose instant has come (paused flows
+    /// left out: their triggers wait for the resume).
+    fn due_triggers(&self, run: &Run<'_>) -> Vec<String> {
+        run.st
+            .time_triggers
+            .iter()
+            .filter(|(k, t)| !t.fired && t.at <= run.now && !self.paused_key(k))
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+
+    fn fire_time_trigger(&self, run: &mut Run<'_>, key: &str) {
+        if let Some(t) = run.st.time_triggers.get_mut(key) {
+            t.fired = true;
+        }
+        self.fire_trigger(run, key);
+    }
+
+    /// Recompute time triggers from contact data and the next schedule
+    /// instants; journal a time trigger planned too far in the past.
+    fn schedule(&self, run: &mut Run<'_>) {
         for p in &self.bundle.flows {
             for (i, t) in p.triggers.iter().enumerate() {
                 let key = format!("{}#{i}", p.name);
                 match t {
-                    Trigger::Time { at, .. } => {
-                        let mut s = Scope::new(now);
-                        s.contact = Some(&st.contact);
-                        s.env = Some(env);
-                        // an instant that cannot be computed is not scheduled
-                        match eval(at, &s) {
-                            Ok(Value::Time(at)) => {
-                                let same = st.time_triggers.get(&key).is_some_and(|t| t.at == at);
-                                if !same {
-                                    // an instant already past when (re)scheduled does not fire
-                                    st.time_triggers.insert(
-                                        key,
-                                        TimeTrigger {
-                                            at,
-                                            fired: at <= now,
-                                        },
-                                    );
-                                }
-                            }
-                            _ => {
-                                st.time_triggers.remove(&key);
-                            }
-                        }
-                    }
+                    Trigger::Time { at, late, .. } => self.plan_time(run, p, key, at, *late),
                     Trigger::Schedule {
                         schedule, local, ..
-                    } => {
-                        if st.schedules.contains_key(&key) {
-                            continue;
-                        }
-                        let tz = if *local {
-                            st.contact.timezone().to_string()
-                        } else {
-                            "UTC".into()
-                        };
-                        let next = match schedule {
-                            Schedule::Daily { hour, minute } => {
-                                clock::next_local_time(now, &tz, *hour, *minute, 0, None)
-                            }
-                            Schedule::Weekly { day, hour, minute } => {
-                                clock::next_local_time(now, &tz, *hour, *minute, 0, Some(*day))
-                            }
-                            Schedule::Cron(c) => clock::next_cron(now, c, &tz),
-                        };
-                        if let Ok(at) = next {
-                            st.schedules.insert(key, at);
-                        }
-                    }
+                    } => plan_schedule(run.st, run.now, key, schedule, *local),
                     _ => {}
                 }
             }
         }
     }
 
-    /// Prepare a new contact's triggers (call once after creating it).
-    pub fn arm(&self, st: &mut ContactState, now: i64, env: &BTreeMap<String, String>) {
-        self.schedule(st, now, env);
+    /// Plan one time trigger (LANGUAGE.md A3). An instant that moved is
+    /// planned again: due now or within `late` in the past, it is left due
+    /// (the caller fires it); older, it is marked fired and journaled as
+    /// missed. An instant the clock cannot represent is never planned.
+    fn plan_time(&self, run: &mut Run<'_>, p: &Program, key: String, at: &Code, late: i64) {
+        let mut s = Scope::new(run.now);
+        s.contact = Some(&run.st.contact);
+        s.env = Some(run.env);
+        let at = match eval(at, &s) {
+            Ok(Value::Time(at)) => at,
+            Ok(_) => {
+                run.st.time_triggers.remove(&key);
+                return;
+            }
+            Err(e) => {
+                // journaled once, until the instant can be computed again
+                if run.st.time_triggers.get(&key).is_none_or(|t| t.at != i64::MIN) {
+                    self.journal(run, &p.name, "", &format!("{} trigger not planned: {e}", p.name));
+                }
+                run.st.time_triggers.insert(key, TimeTrigger { at: i64::MIN, fired: true });
+                return;
+            }
+        };
+        if run.st.time_triggers.get(&key).is_some_and(|t| t.at == at) {
+            return;
+        }
+        let age = run.now.saturating_sub(at);
+        let what = if !clock::in_range(at) {
+            Some(format!(
+                "{} trigger not planned: its instant is outside {}",
+                p.name,
+                clock::RANGE_TEXT
+            ))
+        } else if age > late.max(0) {
+            run.out.missed.push(MissedTrigger {
+                flow: p.name.clone(),
+                at,
+                age,
+            });
+            Some(format!(
+                "missed {} trigger: {} is {} in the past",
+                p.name,
+                clock::format_instant(at),
+                clock::format_age(age)
+            ))
+        } else {
+            None
+        };
+        let fired = what.is_some();
+        if let Some(what) = what {
+            self.journal(run, &p.name, "", &what);
+        }
+        run.st.time_triggers.insert(key, TimeTrigger { at, fired });
+    }
+
+    /// Prepare a new contact's schedules (call once after creating it).
+    /// Its time triggers are planned by the input that follows, its
+    /// `contact_created`, so that one already due fires and one missed is
+    /// journaled (LANGUAGE.md A3).
+    pub fn arm(&self, st: &mut ContactState, now: i64, _env: &BTreeMap<String, String>) {
+        for p in &self.bundle.flows {
+            for (i, t) in p.triggers.iter().enumerate() {
+                if let Trigger::Schedule {
+                    schedule, local, ..
+                } = t
+                {
+                    plan_schedule(st, now, format!("{}#{i}", p.name), schedule, *local);
+                }
+            }
+        }
+    }
+}
+
+/// The next instant of a schedule, if it has none planned.
+fn plan_schedule(st: &mut ContactState, now: i64, key: String, schedule: &Schedule, local: bool) {
+    if st.schedules.contains_key(&key) {
+        return;
+    }
+    let tz = if local {
+        st.contact.timezone().to_string()
+    } else {
+        "UTC".into()
+    };
+    let next = match schedule {
+        Schedule::Daily { hour, minute } => {
+            clock::next_local_time(now, &tz, *hour, *minute, 0, None)
+        }
+        Schedule::Weekly { day, hour, minute } => {
+            clock::next_local_time(now, &tz, *hour, *minute, 0, Some(*day))
+        }
+        Schedule::Cron(c) => clock::next_cron(now, c, &tz),
+    };
+    if let Ok(at) = next {
+        st.schedules.insert(key, at);
     }
 }

@@ -6,6 +6,7 @@
 //! * America/New_York: 8 March 02:00 EST → 03:00 EDT (07:00Z);
 //!   1 November 02:00 EDT → 01:00 EST (06:00Z), 01:00–01:59 happens twice.
 
+use nudge_compiler::bundle::CronSpec;
 use nudge_runtime::clock::{
     ClockError, Weekday, civil_parts, format_instant, next_cron, next_local_time, parse_instant,
     window_release,
@@ -24,7 +25,8 @@ fn until(now: &str, tz: &str, hour: u8, minute: u8) -> String {
 }
 
 fn cron(now: &str, expr: &str, tz: &str) -> String {
-    format_instant(next_cron(t(now), expr, tz).expect("next cron"))
+    let spec = CronSpec::parse(expr).expect("a valid cron");
+    format_instant(next_cron(t(now), &spec, tz).expect("next cron"))
 }
 
 fn window(now: &str, tz: &str, from: (u8, u8), to: (u8, u8)) -> Option<String> {
@@ -221,7 +223,8 @@ fn unknown_zone_is_an_error_not_a_panic() {
         next_local_time(0, "Europe/Atlantis", 9, 0, 0, None),
         Err(ClockError::UnknownZone("Europe/Atlantis".into()))
     );
-    assert!(next_cron(0, "0 9 * * 1", "Europe/Atlantis").is_err());
+    let monday = CronSpec::parse("0 9 * * 1").expect("a valid cron");
+    assert!(next_cron(0, &monday, "Europe/Atlantis").is_err());
     assert!(window_release(0, "Europe/Atlantis", (9, 0), (21, 0)).is_err());
     assert!(civil_parts(0, "Europe/Atlantis").is_err());
     assert_eq!(
@@ -325,11 +328,18 @@ fn cron_sunday_and_or_rule_in_a_zone() {
 
 #[test]
 fn cron_impossible_expression_is_an_error() {
-    let err = next_cron(0, "0 0 31 2 *", ROME).expect_err("never matches");
+    // The checker refuses it; the runtime never gets a schedule to search.
+    let refused = CronSpec::parse("0 0 31 2 *").expect_err("never matches");
+    assert_eq!(
+        refused.message,
+        "this never matches: February has no day 31"
+    );
+    // A hand-made bundle with an empty schedule gets an error, not a hang.
+    let err = next_cron(0, &CronSpec::never("0 0 31 2 *"), ROME).expect_err("never matches");
     assert!(matches!(err, ClockError::BadCron { .. }));
     assert_eq!(
         err.to_string(),
-        "invalid cron schedule `0 0 31 2 *`: it never matches a day on the calendar"
+        "invalid cron schedule `0 0 31 2 *`: it does not match any time in the years ahead"
     );
 }
 

@@ -1,7 +1,10 @@
 //! The daemon's scheduler and outbox with time under test control: schedules
 //! in each contact's zone, time triggers re-planned when their field
 //! changes, paused flows whose timers wait for the resume, send windows
-//! holding messages, and call responses going back into their enrollment.
+//! holding messages, and call responses going back into their enrollment;
+//! time triggers already past when planned (LANGUAGE.md A3): missed and
+//! counted beyond `late`, fired within it, and a trigger due while the
+//! daemon was down fired when it is back.
 
 #![allow(clippy::unwrap_used)]
 
@@ -279,5 +282,181 @@ flow f {{
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     assert!(done, "the response never reached the enrollment");
+    running.shutdown().await;
+}
+
+/// Journey lines of a contact, as `flow: what`.
+async fn journey(store: &Arc<dyn Store>, id: &str) -> Vec<String> {
+    store
+        .journal(id, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|j| format!("{}: {}", j.flow, j.what))
+        .collect()
+}
+
+const DEALS: &str = r#"
+contact { email: email? unique  deal_created_at: time? }
+flow nurture {
+  when contact.deal_created_at + 7 days
+  step s { log "nurture" }
+}
+flow grace {
+  when contact.deal_created_at + 7 days late 2 days
+  step s { log "grace" }
+}
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_time_trigger_already_past_is_missed_journaled_and_counted() {
+    let bundle = vm_support::bundle(DEALS);
+    let dir = daemon_kit::Scratch::new("missed");
+    let clock = ManualClock::new(t("2026-01-31T00:00:00Z"));
+    let (running, store) =
+        daemon_kit::start(&dir.db_url(), bundle, &clock, Default::default()).await;
+    // synced 30 days after the deal: 23 days past, beyond both `late`s
+    put(
+        running.addr,
+        "old",
+        json!({"deal_created_at": "2026-01-01T00:00:00Z"}),
+    )
+    .await;
+    // 1 day past: missed without `late`, fires at once with `late 2 days`
+    put(
+        running.addr,
+        "recent",
+        json!({"deal_created_at": "2026-01-23T00:00:00Z"}),
+    )
+    .await;
+    daemon_kit::advance(&store, &clock, t("2026-02-10T00:00:00Z")).await;
+    assert!(enrollments(&store, "old").await.is_empty());
+    let lines = journey(&store, "old").await;
+    assert!(
+        lines.contains(
+            &"nurture: missed nurture trigger: 2026-01-08T00:00:00Z is 23 days in the past".into()
+        ),
+        "{lines:?}"
+    );
+    let e = enrollments(&store, "recent").await;
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert_eq!(
+        (e[0].0.as_str(), e[0].3.as_str()),
+        ("grace", "2026-01-31T00:00:00Z")
+    );
+    let metrics = reqwest::get(format!("http://{}/metrics", running.addr))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("\nnudge_time_triggers_missed_total 3\n"),
+        "{metrics}"
+    );
+    running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trigger_due_while_the_daemon_is_down_fires_when_it_is_back() {
+    let dir = daemon_kit::Scratch::new("down");
+    let clock = ManualClock::new(t("2026-01-01T00:00:00Z"));
+    let (running, store) = daemon_kit::start(
+        &dir.db_url(),
+        vm_support::bundle(DEALS),
+        &clock,
+        Default::default(),
+    )
+    .await;
+    put(
+        running.addr,
+        "c",
+        json!({"deal_created_at": "2026-01-01T00:00:00Z"}),
+    )
+    .await;
+    running.shutdown().await;
+    drop(store);
+    // down for a month: the trigger planned for 8 January is 24 days old
+    clock.set(t("2026-02-01T00:00:00Z"));
+    let (running, store) = daemon_kit::start(
+        &dir.db_url(),
+        vm_support::bundle(DEALS),
+        &clock,
+        Default::default(),
+    )
+    .await;
+    daemon_kit::advance(&store, &clock, t("2026-02-01T00:00:01Z")).await;
+    let mut flows: Vec<(String, String)> = enrollments(&store, "c")
+        .await
+        .into_iter()
+        .map(|e| (e.0, e.3))
+        .collect();
+    flows.sort();
+    assert_eq!(
+        flows,
+        [
+            ("grace".to_string(), "2026-02-01T00:00:00Z".to_string()),
+            ("nurture".to_string(), "2026-02-01T00:00:00Z".to_string())
+        ]
+    );
+    assert!(
+        !journey(&store, "c")
+            .await
+            .iter()
+            .any(|l| l.contains("missed"))
+    );
+    running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deploy_that_adds_a_time_trigger_plans_it_with_late() {
+    let dir = daemon_kit::Scratch::new("deploy-late");
+    let clock = ManualClock::new(t("2026-01-10T00:00:00Z"));
+    let before = r#"
+contact { email: email? unique  deal_created_at: time? }
+flow other { step s { log "x" } }
+"#;
+    let (running, store) = daemon_kit::start(
+        &dir.db_url(),
+        vm_support::bundle(before),
+        &clock,
+        Default::default(),
+    )
+    .await;
+    // 7 days after the deal is 2026-01-09: a day before the deploy
+    put(
+        running.addr,
+        "c",
+        json!({"deal_created_at": "2026-01-02T00:00:00Z"}),
+    )
+    .await;
+    running.shutdown().await;
+    drop(store);
+    let (running, store) = daemon_kit::start(
+        &dir.db_url(),
+        vm_support::bundle(DEALS),
+        &clock,
+        Default::default(),
+    )
+    .await;
+    for _ in 0..200 {
+        if !enrollments(&store, "c").await.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let e = enrollments(&store, "c").await;
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert_eq!(
+        (e[0].0.as_str(), e[0].3.as_str()),
+        ("grace", "2026-01-10T00:00:00Z")
+    );
+    let lines = journey(&store, "c").await;
+    assert!(
+        lines.contains(
+            &"nurture: missed nurture trigger: 2026-01-09T00:00:00Z is 1 day in the past".into()
+        ),
+        "{lines:?}"
+    );
     running.shutdown().await;
 }

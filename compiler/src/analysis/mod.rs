@@ -27,7 +27,7 @@ mod channels;
 mod control;
 mod diag;
 mod flows;
-mod reads;
+pub(crate) mod reads;
 mod shadow;
 mod steps;
 mod usage;

@@ -87,7 +87,14 @@ fn matcher(m: &EventMatch) -> String {
 fn trigger(t: &Trigger) -> String {
     match t {
         Trigger::Event(m) => format!("when {}", matcher(m)),
-        Trigger::Time { at, cond } => format!("when {}{}", code(at), where_(cond)),
+        Trigger::Time { at, late, cond } => {
+            let late = if *late > 0 {
+                format!(" late {late}s")
+            } else {
+                String::new()
+            };
+            format!("when {}{late}{}", code(at), where_(cond))
+        }
         Trigger::Schedule {
             schedule,
             local,
@@ -99,7 +106,7 @@ fn trigger(t: &Trigger) -> String {
                 Schedule::Weekly { day, hour, minute } => {
                     format!("every {} at {hour:02}:{minute:02}", day.name())
                 }
-                Schedule::Cron(c) => format!("every {c:?}"),
+                Schedule::Cron(c) => format!("every {:?}", c.text),
             };
             format!("when {s}{l}{}", where_(cond))
         }

@@ -8,6 +8,7 @@
 //! bundle's own operator, re-entry and weekday enums: the bundle embeds no
 //! AST type, so a grammar change cannot silently change stored bundles.
 
+pub mod cron;
 pub mod disasm;
 mod enums;
 mod serial;
@@ -16,6 +17,7 @@ use crate::value::Value;
 use serde::{Deserialize, Serialize};
 
 pub use enums::{BinaryOp, Reenter, Weekday};
+pub use cron::CronSpec;
 pub use serial::{BundleError, FORMAT_VERSION};
 
 /// Everything the runtime needs to run a project.
@@ -195,9 +197,13 @@ pub struct EventMatch {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Trigger {
     Event(EventMatch),
-    /// `when TIME_EXPR [where COND]`
+    /// `when TIME_EXPR [late DURATION] [where COND]`
     Time {
         at: Code,
+        /// How far in the past (seconds) the instant may be and still fire
+        /// when it is scheduled (LANGUAGE.md A3).
+        #[serde(default)]
+        late: i64,
         cond: Option<Code>,
     },
     /// `when every …`
@@ -212,9 +218,17 @@ pub enum Trigger {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Schedule {
-    Daily { hour: u8, minute: u8 },
-    Weekly { day: Weekday, hour: u8, minute: u8 },
-    Cron(String),
+    Daily {
+        hour: u8,
+        minute: u8,
+    },
+    Weekly {
+        day: Weekday,
+        hour: u8,
+        minute: u8,
+    },
+    /// Parsed by the checker (`bundle/cron.rs`); the runtime never reads the text.
+    Cron(CronSpec),
 }
 
 /// `window A..B [local]`

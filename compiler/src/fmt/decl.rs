@@ -296,6 +296,9 @@ fn flow_item(p: &mut Printer, i: &FlowItem) {
                 }
             };
             p.write(&head);
+            if let Some(l) = &t.late {
+                p.write(&format!(" late {}", lit::duration(l)));
+            }
             p.write(&where_clause(t.cond.as_ref(), w));
         }
         FlowItem::Option(o) => {

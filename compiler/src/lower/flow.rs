@@ -111,6 +111,10 @@ impl<'l, 'e, 'a> FlowLowering<'l, 'e, 'a> {
                     ast::TriggerKind::Event(e) => Trigger::Event(self.matcher(e, &t.cond)),
                     ast::TriggerKind::Time(e) => Trigger::Time {
                         at: self.c(e),
+                        late: t
+                            .late
+                            .as_ref()
+                            .map_or(0, |l| i64::try_from(l.seconds()).unwrap_or(i64::MAX)),
                         cond: t.cond.as_ref().map(|c| self.c(c)),
                     },
                     ast::TriggerKind::Schedule(s) => {
@@ -131,9 +135,13 @@ impl<'l, 'e, 'a> FlowLowering<'l, 'e, 'a> {
                                 },
                                 *local,
                             ),
-                            ast::Schedule::Cron { expr, local, .. } => {
-                                (Schedule::Cron(expr.value.clone()), *local)
-                            }
+                            ast::Schedule::Cron { expr, local, .. } => (
+                                Schedule::Cron(
+                                    CronSpec::parse(&expr.value)
+                                        .unwrap_or_else(|_| CronSpec::never(&expr.value)),
+                                ),
+                                *local,
+                            ),
                         };
                         Trigger::Schedule {
                             schedule,

@@ -130,7 +130,10 @@ impl Checker<'_, '_> {
             ExprKind::Decimal(_) => Type::Decimal,
             ExprKind::Bool(_) => Type::Bool,
             ExprKind::Percent(_) => Type::Percent,
-            ExprKind::Duration(_) => Type::Duration,
+            ExprKind::Duration(lit) => {
+                super::time::check_duration(lit, d);
+                Type::Duration
+            }
             ExprKind::TimeOfDay(_) => Type::TimeOfDay,
             ExprKind::Date(s) => {
                 if let Err(message) = literals::valid_date(s) {
@@ -146,15 +149,24 @@ impl Checker<'_, '_> {
                 Type::Date
             }
             ExprKind::Time(s) => {
-                if let Err(message) = literals::valid_time(s) {
-                    d.push(
+                match super::time::time_literal(s) {
+                    Ok(()) => {}
+                    Err(super::time::TimeLitError::Invalid(message)) => d.push(
                         e.span,
                         TypeError::InvalidDate {
                             message,
                             span: ss(e.span),
                             help: Some("write an instant like `2026-12-24T09:00:00Z` or with an offset `+01:00`".into()),
                         },
-                    );
+                    ),
+                    Err(super::time::TimeLitError::OutOfRange(message)) => d.push(
+                        e.span,
+                        TypeError::OutOfRange {
+                            message,
+                            span: ss(e.span),
+                            help: Some("write an instant no later than `9999-12-30T22:00:00Z`".into()),
+                        },
+                    ),
                 }
                 Type::Time
             }

@@ -104,6 +104,29 @@ fn ctx<'c>(ev: &EvSet, calls: &'c BTreeSet<String>, contacts: &'c BTreeSet<Strin
 
 static EMPTY: BTreeSet<String> = BTreeSet::new();
 
+/// A cron string, parsed by the one parser the bundle stores: an error
+/// points at the field at fault.
+fn check_cron(expr: &nudge_grammar::ast::StrLit, d: &mut Diagnostics) {
+    let Err(e) = crate::bundle::CronSpec::parse(&expr.value) else {
+        return;
+    };
+    let span = if e.range.is_empty() {
+        expr.span
+    } else {
+        expr.sub_span(e.range.start, e.range.end)
+    };
+    d.push(
+        span,
+        TypeError::InvalidCron {
+            span: ss(span),
+            detail: e.message,
+            help: Some(
+                "five fields: minute hour day-of-month month day-of-week, like `\"0 9 * * 1\"` (09:00 every Monday); a range goes low to high (`1-5`), a list wraps (`22,23,0,1`)".into(),
+            ),
+        },
+    );
+}
+
 /// Triggers and options: their conditions see the trigger's event.
 fn check_flow_header(ck: &mut Checker<'_, '_>, f: &FlowInfo<'_>, d: &mut Diagnostics) {
     let calls = BTreeSet::new();
@@ -131,19 +154,13 @@ fn check_flow_header(ck: &mut Checker<'_, '_>, f: &FlowInfo<'_>, d: &mut Diagnos
                     TriggerKind::Time(e) => {
                         let cx = ctx(&EvSet::nothing(), &calls, &EMPTY);
                         ck.expect_ty(e, &Type::Time.optional(), &cx, d);
+                        if let Some(late) = &t.late {
+                            super::time::check_duration(late, d);
+                        }
                         EvSet::nothing()
                     }
                     TriggerKind::Schedule(Schedule::Cron { expr, .. }) => {
-                        if let Err(detail) = literals::valid_cron(&expr.value) {
-                            d.push(
-                                expr.span,
-                                TypeError::InvalidCron {
-                                    span: ss(expr.span),
-                                    detail,
-                                    help: Some("write five fields, like `\"0 9 * * 1\"` (09:00 every Monday)".into()),
-                                },
-                            );
-                        }
+                        check_cron(expr, d);
                         EvSet::nothing()
                     }
                     TriggerKind::Schedule(_) => EvSet::nothing(),
@@ -344,6 +361,7 @@ impl Walk<'_> {
                     let t = ck.ty(e, &self.cx(&ev), d);
                     if matches!(t.base(), Type::Bool) {
                         ck.info.data_waits.insert(e.span);
+                        super::time::check_data_match(ck, e, d);
                     }
                     if !matches!(t.base(), Type::Time | Type::Bool) && !t.is_dynamic() {
                         d.push(
@@ -381,6 +399,7 @@ impl Walk<'_> {
                         WaitBranchKind::Until(c) => {
                             if report {
                                 ck.cond(c, &self.cx(&ev), d);
+                                super::time::check_data_match(ck, c, d);
                             }
                             ev.clone()
                         }

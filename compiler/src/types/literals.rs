@@ -93,57 +93,6 @@ pub fn valid_time(s: &str) -> Result<(), String> {
         .map_err(|_| format!("`{s}` is not a valid instant"))
 }
 
-/// A standard five-field cron expression.
-pub fn valid_cron(s: &str) -> Result<(), String> {
-    let fields: Vec<&str> = s.split_whitespace().collect();
-    if fields.len() != 5 {
-        return Err(format!(
-            "a cron schedule has five fields (minute hour day-of-month month day-of-week), this one has {}",
-            fields.len()
-        ));
-    }
-    let limits = [
-        ("minute", 0, 59),
-        ("hour", 0, 23),
-        ("day of month", 1, 31),
-        ("month", 1, 12),
-        ("day of week", 0, 7),
-    ];
-    for (field, (name, lo, hi)) in fields.iter().zip(limits) {
-        for part in field.split(',') {
-            let (range, step) = match part.split_once('/') {
-                Some((r, s)) => (r, Some(s)),
-                None => (part, None),
-            };
-            if let Some(step) = step
-                && step.parse::<u32>().map_or(true, |n| n == 0)
-            {
-                return Err(format!(
-                    "`{part}`: the step of the {name} field must be a positive number"
-                ));
-            }
-            if range == "*" {
-                continue;
-            }
-            let bounds: Vec<&str> = range.split('-').collect();
-            if bounds.is_empty() || bounds.len() > 2 {
-                return Err(format!("`{part}` is not a valid {name} field"));
-            }
-            for b in bounds {
-                match b.parse::<u32>() {
-                    Ok(n) if (lo..=hi).contains(&n) => {}
-                    _ => {
-                        return Err(format!(
-                            "`{b}` is out of range for the {name} field ({lo}–{hi})"
-                        ));
-                    }
-                }
-            }
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -161,8 +110,5 @@ mod tests {
         assert!(valid_date("2026-12-24").is_ok());
         assert!(valid_date("2026-02-30").is_err());
         assert!(valid_time("2026-12-24T09:00:00Z").is_ok());
-        assert!(valid_cron("0 9 * * 1").is_ok());
-        assert!(valid_cron("0 25 * * 1").is_err());
-        assert!(valid_cron("*/15 * * * *").is_ok());
     }
 }

@@ -13,6 +13,7 @@ mod flow;
 pub mod literals;
 mod scope;
 mod testblocks;
+mod time;
 
 use crate::diagnostics::Diagnostics;
 use crate::files::{FileSystem, SourceSet};
@@ -221,6 +222,18 @@ pub enum TypeError {
         expr: String,
         #[label("overflows")]
         span: SourceSpan,
+        #[help]
+        help: Option<String>,
+    },
+    /// `wait until now - contact.created_at > 3 days`: a data match that
+    /// only time can make true, and time does not re-check it
+    #[error("a data match that reads `now` is not re-checked as time passes")]
+    #[diagnostic(code(nudge::types::time_only_condition))]
+    TimeOnlyCondition {
+        #[label("reads `now`{via}; re-checked only when the contact's data changes")]
+        span: SourceSpan,
+        /// ` through `NAME`` when a define reads `now`.
+        via: String,
         #[help]
         help: Option<String>,
     },

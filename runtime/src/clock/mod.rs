@@ -22,7 +22,9 @@
 //! binary (`tzdb-bundle-always`), so results do not depend on the host's
 //! `/usr/share/zoneinfo`. The compiler already validates zones and instants
 //! with it. croner is not used: it depends on jiff 0.2 and its DST rules are
-//! not ours, so the five-field cron matcher lives in [`cron`].
+//! not ours. The one cron parser is the compiler's (`bundle::CronSpec`, so
+//! the checker refuses exactly what the runtime could not run); [`cron`]
+//! finds the next instant from the parsed bit sets.
 //!
 //! Modules: [`zone`] (zone lookup, gap and fold resolution), [`local`]
 //! (`until HH:MM local`, weekday forms, send windows), [`cron`] (schedules),
@@ -34,9 +36,39 @@ pub mod local;
 pub mod zone;
 
 pub use civil::{CivilParts, civil_parts, format_date, format_instant, parse_date, parse_instant};
-pub use cron::{Cron, next_cron};
+pub use cron::next_cron;
 pub use local::{next_local_time, window_release};
 pub use nudge_compiler::bundle::Weekday;
+
+pub use nudge_compiler::value::{INSTANT_RANGE as RANGE_TEXT, MAX_INSTANT, MIN_INSTANT};
+
+/// Whether `t` is an instant the clock can represent.
+pub fn in_range(t: i64) -> bool {
+    (MIN_INSTANT..=MAX_INSTANT).contains(&t)
+}
+
+/// A length of time for a journey line: `30 days`, `1 second`,
+/// `2 days 3 hours 1 second` (exact units, largest first).
+pub fn format_age(seconds: i64) -> String {
+    let mut rest = seconds.unsigned_abs();
+    let mut parts = Vec::new();
+    for (unit, len) in [
+        ("day", 86_400),
+        ("hour", 3_600),
+        ("minute", 60),
+        ("second", 1),
+    ] {
+        let n = rest / len;
+        rest %= len;
+        if n > 0 {
+            parts.push(format!("{n} {unit}{}", if n == 1 { "" } else { "s" }));
+        }
+    }
+    if parts.is_empty() {
+        return "0 seconds".into();
+    }
+    parts.join(" ")
+}
 
 /// What can go wrong in a time calculation. Messages are lowercase, with the
 /// user's input in backticks.
@@ -45,8 +77,8 @@ pub enum ClockError {
     /// A zone name the bundled tz database does not know: `Europe/Atlantis`.
     #[error("unknown time zone `{0}`")]
     UnknownZone(String),
-    /// A cron string that does not parse (`0 25 * * *`) or never matches
-    /// (`0 0 31 2 *`).
+    /// A cron schedule with no matching instant in the years ahead (only a
+    /// hand-made bundle: the checker refuses `0 0 31 2 *`).
     #[error("invalid cron schedule `{expr}`: {reason}")]
     BadCron { expr: String, reason: String },
     /// A time of day that is not on the clock: `24:00`, `09:60`.
@@ -59,6 +91,6 @@ pub enum ClockError {
     #[error("`{0}` is not a date (expected `YYYY-MM-DD`)")]
     BadDate(String),
     /// An instant or date outside the years -9999..=9999.
-    #[error("instant out of range")]
+    #[error("instant out of range (the clock covers {RANGE_TEXT})")]
     OutOfRange,
 }

@@ -6,13 +6,14 @@
 //! store.
 
 use super::apply::{Applier, ApplyError, Batch, ContactRef, Done, Job, Outcome, Slot, derived_id};
-use crate::engine::{ContactState, Engine, EngineInput, JournalLine};
+use crate::engine::{Applied, ContactState, Engine, EngineInput, JournalLine};
 use crate::intake::{self, MappedPostback};
 use crate::store::{EventRecord, HeldPostback, JsonText, NewOutbox, OutboxKind, StoreError};
 use crate::vm::EventValue;
 use nudge_compiler::value::Value;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
 
 impl Applier {
     /// The slot of a contact, creating it when `create` gives fields.
@@ -107,6 +108,16 @@ impl Applier {
         slot.dirty = true;
         slot.inputs += 1;
         let applied = engine.apply(&mut slot.st, input, now, &self.env);
+        for m in &applied.missed {
+            self.metrics.triggers_missed.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(
+                contact = id,
+                flow = %m.flow,
+                instant = %crate::clock::format_instant(m.at),
+                age_seconds = m.age,
+                "missed time trigger: its instant was already past by more than `late`"
+            );
+        }
         // The stored version (None before the first commit) and the input's
         // rank in this batch make the key unique: the version check lets
         // this effect commit once. The instant in front keeps the keys of a
@@ -322,13 +333,19 @@ impl Applier {
                 })
             }
             Job::Refresh { contact } => {
-                if let Some(slot) = b.slots.get_mut(&contact) {
-                    // time triggers and schedules of the deployed version;
-                    // written only if they or the wake time moved
-                    let before = (!slot.dirty).then(|| slot.st.clone());
-                    engine.arm(&mut slot.st, now, &self.env);
-                    slot.dirty |= before.is_none_or(|b| b != slot.st)
-                        || engine.next_wake(&slot.st) != slot.stored_wake;
+                // time triggers and schedules of the deployed version,
+                // planned on a copy first: written (and a trigger due now
+                // fired, a missed one journaled) only if they or the wake
+                // time moved
+                let moved = b.slots.get(&contact).is_some_and(|slot| {
+                    let mut probe = slot.st.clone();
+                    let applied = engine.apply(&mut probe, EngineInput::Replan, now, &self.env);
+                    probe != slot.st
+                        || applied != Applied::default()
+                        || engine.next_wake(&probe) != slot.stored_wake
+                });
+                if moved {
+                    self.run(engine, b, &contact, EngineInput::Replan, now);
                 }
                 Ok(Done::Skipped)
             }

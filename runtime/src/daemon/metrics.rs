@@ -42,6 +42,8 @@ pub struct Metrics {
     pub postbacks_held: AtomicU64,
     pub postbacks_rejected: AtomicU64,
     pub timers_fired: AtomicU64,
+    /// Time triggers planned too far in the past to fire (LANGUAGE.md A3).
+    pub triggers_missed: AtomicU64,
     /// Seconds between a timer's due instant and its firing (last batch).
     pub timer_lag_seconds: AtomicI64,
     commits: Mutex<Sum>,
@@ -161,6 +163,12 @@ impl Metrics {
             "nudge_timers_fired_total",
             "due contacts woken by the scheduler",
             get(&self.timers_fired),
+        );
+        counter(
+            &mut o,
+            "nudge_time_triggers_missed_total",
+            "time triggers not fired: their instant was more than `late` in the past when planned",
+            get(&self.triggers_missed),
         );
         counter(
             &mut o,

@@ -39,6 +39,10 @@ pub enum EvalError {
     /// A request that cannot be built from the channel's settings.
     #[error("{0}")]
     Request(String),
+    /// A wait's timer past the instants the clock covers: never a wait
+    /// with no timer.
+    #[error("this wait's timer is outside the instants the clock covers ({})", clock::RANGE_TEXT)]
+    TimerOutOfRange,
 }
 
 impl EvalError {
@@ -47,7 +51,7 @@ impl EvalError {
     pub fn reason(&self) -> &'static str {
         match self {
             EvalError::DivisionByZero(_) => "division_by_zero",
-            EvalError::Overflow(_) => "overflow",
+            EvalError::Overflow(_) | EvalError::TimerOutOfRange => "overflow",
             EvalError::NotFinite(_) => "not_finite",
             EvalError::InvalidPattern { .. } => "invalid_pattern",
             EvalError::Template(_) => "template",

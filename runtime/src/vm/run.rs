@@ -535,6 +535,10 @@ impl<'m> Machine<'m> {
                 }
             };
             if let Some(at) = at {
+                if !clock::in_range(at) {
+                    // never a wait with no timer: the enrollment fails
+                    return Err(EvalError::TimerOutOfRange);
+                }
                 if at <= self.now {
                     return Ok(Some(*to));
                 }
