@@ -31,9 +31,14 @@ fn codes(src: &str) -> Vec<String> {
 
 #[test]
 fn a_parameter_or_parameters_joined_with_text_are_accepted() {
-    assert_eq!(codes(&project(r#"dedupe = param("txid")"#)), Vec::<String>::new());
     assert_eq!(
-        codes(&project(r#"dedupe = param("network") + ":" + (param("txid"))"#)),
+        codes(&project(r#"dedupe = param("txid")"#)),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        codes(&project(
+            r#"dedupe = param("network") + ":" + (param("txid"))"#
+        )),
         Vec::<String>::new()
     );
 }
