@@ -271,13 +271,14 @@ impl<'b> Sim<'b> {
         if let Some(k) = &mapped.dedupe {
             let now = self.now;
             self.postback_keys.retain(|_, until| *until >= now);
-            let until = intake::dedupe_until(self.bundle, source, now);
-            if self
-                .postback_keys
-                .insert((source.to_string(), k.clone()), until)
-                .is_some()
-            {
-                return Ok(PostbackDone::Duplicate);
+            match self.postback_keys.entry((source.to_string(), k.clone())) {
+                // a duplicate leaves the first one's keeping time as it is
+                std::collections::btree_map::Entry::Occupied(_) => {
+                    return Ok(PostbackDone::Duplicate);
+                }
+                std::collections::btree_map::Entry::Vacant(e) => {
+                    e.insert(intake::dedupe_until(self.bundle, source, now));
+                }
             }
         }
         Ok(self.apply_postback(source, mapped, params))
