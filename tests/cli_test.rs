@@ -253,9 +253,9 @@ const WRONG: &[Wrong] = &[
     },
     Wrong {
         name: "a postback with the wrong token is refused",
-        statement: "postback partner { clickid = \"ck-17\", status = \"reg\", token = \"guess\" }",
+        statement: "postback partner { clickid = \"ck-17\", status = \"reg\", txid = \"t-4\", token = \"guess\" }",
         found: &["postback refused: wrong or missing token"],
-        right: "postback partner { clickid = \"ck-17\", status = \"reg\", token = \"s3cret\" }\n  expect in onboarding.welcome",
+        right: "postback partner { clickid = \"ck-17\", status = \"reg\", txid = \"t-4\", token = \"s3cret\" }\n  expect in onboarding.welcome",
     },
 ];
 

@@ -465,7 +465,7 @@ fn settings_of(
         ("template", "email") => (&["subject", "html", "text"], &["subject"]),
         ("template", "text") => (&["text"], &["text"]),
         ("source", "postback") => (
-            &["contact", "event", "token", "hold"],
+            &["contact", "event", "token", "hold", "dedupe"],
             &["contact", "event", "token"],
         ),
         _ => return None,

@@ -257,6 +257,55 @@ pub struct MappedPostback {
     pub fields: BTreeMap<String, Value>,
     pub key_field: String,
     pub key_value: String,
+    /// The source's `dedupe` value (LANGUAGE.md A5); `None` without `dedupe`.
+    pub dedupe: Option<String>,
+}
+
+/// How long a postback's `dedupe` value is kept at least: 30 days (or the
+/// source's hold time, if longer) from the postback's arrival.
+pub const DEDUPE_KEEP_SECONDS: i64 = 30 * 86_400;
+
+/// Until when a `dedupe` value of `source` received at `now` is kept.
+pub fn dedupe_until(bundle: &Bundle, source: &str, now: i64) -> i64 {
+    let hold = bundle.source(source).map_or(0, |s| s.hold_seconds);
+    now.saturating_add(hold.max(DEDUPE_KEEP_SECONDS))
+}
+
+/// The longest `dedupe` value taken, in bytes (as an event `id`).
+pub const MAX_DEDUPE: usize = 256;
+
+/// A postback's `dedupe` value: the source's pieces joined. A parameter it
+/// reads that is missing or empty rejects the postback (it could not be
+/// told apart from a retry), as does a value over [`MAX_DEDUPE`] bytes.
+fn dedupe_value(
+    parts: &[ParamValue],
+    params: &BTreeMap<String, String>,
+) -> Result<Option<String>, PostbackError> {
+    if parts.is_empty() {
+        return Ok(None);
+    }
+    let mut out = String::new();
+    for p in parts {
+        match p {
+            ParamValue::Param(name) => match params.get(name).filter(|v| !v.is_empty()) {
+                Some(v) => out.push_str(v),
+                None => {
+                    return Err(PostbackError::Invalid(format!(
+                        "the postback has no `{name}` to deduplicate it by"
+                    )));
+                }
+            },
+            ParamValue::Literal(l) => out.push_str(l),
+            // the checker allows no `env(…)` here: a secret is never a key
+            ParamValue::Env(_) => {}
+        }
+    }
+    if out.len() > MAX_DEDUPE {
+        return Err(PostbackError::Invalid(format!(
+            "the postback's `dedupe` value is longer than {MAX_DEDUPE} bytes"
+        )));
+    }
+    Ok(Some(out))
 }
 
 /// Why a postback was refused.
@@ -314,8 +363,8 @@ pub fn check_token(
 }
 
 /// Map a postback's parameters through its source (LANGUAGE.md §4.5): the
-/// event name with `rename`, `fields` converted to the event's types, and
-/// the contact key. The token is checked apart ([`check_token`]).
+/// event name with `rename`, `fields` converted to the event's types, the
+/// contact key and the `dedupe` value. The token is checked apart ([`check_token`]).
 pub fn map_postback(
     bundle: &Bundle,
     env: &BTreeMap<String, String>,
@@ -370,6 +419,7 @@ pub fn map_postback(
         fields,
         key_field: src.contact_key.clone(),
         key_value,
+        dedupe: dedupe_value(&src.dedupe, params)?,
     })
 }
 

@@ -91,6 +91,9 @@ suite!(
     held_postbacks,
     rejected_postbacks_kept,
     totals_count_everything,
+    postback_keys_are_unique_per_source,
+    postback_keys_count_while_held,
+    postback_keys_expire_after_until,
 );
 
 #[tokio::test]

@@ -211,6 +211,19 @@ pub enum AnalysisWarning {
         help: String,
     },
 
+    /// `source partner: postback { … }` without `dedupe = param("…")`: a
+    /// postback the partner sends again (a retry after a timeout) counts
+    /// again (LANGUAGE.md A5).
+    #[error("source `{source_name}` has no `dedupe`: a retried postback counts again")]
+    #[diagnostic(code(nudge::analysis::source_without_dedupe), severity(Warning))]
+    SourceWithoutDedupe {
+        source_name: String,
+        #[label("postbacks from here are not deduplicated")]
+        span: SourceSpan,
+        #[help]
+        help: String,
+    },
+
     /// `flow tips { wait 2 days … }` with no `when`/`keyword` that no other
     /// flow `start`s or `goto`s: it can only be entered by hand (API, CLI).
     #[error("flow `{flow}` has no trigger and no other flow enters it")]

@@ -16,6 +16,7 @@
 //! * `channels`: what a `send` or `call` gives against what its channel
 //!   takes and reads.
 //! * `usage`: declarations never used.
+//! * `sources`: postback sources without `dedupe`.
 //! * `reads`: the expressions and template texts a declaration reads.
 //! * this module: the flows of the bundle, numbered (`Bundle`), where a
 //!   `goto` leads, and tight spans for labels.
@@ -29,6 +30,7 @@ mod diag;
 mod flows;
 pub(crate) mod reads;
 mod shadow;
+mod sources;
 mod steps;
 mod usage;
 
@@ -51,6 +53,7 @@ pub fn analyse(env: &Env<'_>, _modules: &[(FileId, Module)], diags: &mut Diagnos
     shadow::check(&bundle, diags);
     channels::check(&bundle, diags);
     usage::check(&bundle, diags);
+    sources::check(&bundle, diags);
 }
 
 /// The environment with its flows in bundle order, numbered: a step of the

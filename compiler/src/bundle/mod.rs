@@ -476,6 +476,10 @@ pub struct SourceDef {
     /// Event fields → where their values come from.
     pub fields: Vec<(String, ParamValue)>,
     pub hold_seconds: i64,
+    /// `dedupe = …`: the pieces of a postback's deduplication value, joined
+    /// (LANGUAGE.md A5); empty without `dedupe`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dedupe: Vec<ParamValue>,
 }
 
 /// A compiled `test` block.

@@ -337,6 +337,7 @@ fn source_def(s: &ast::SourceDecl) -> SourceDef {
         rename: Vec::new(),
         fields: Vec::new(),
         hold_seconds: 7 * 86_400,
+        dedupe: Vec::new(),
     };
     for e in &s.entries {
         match e {
@@ -348,6 +349,12 @@ fn source_def(s: &ast::SourceDecl) -> SourceDef {
                 }
                 "event" => out.event = param_value(&set.value),
                 "token" => out.token = param_value(&set.value),
+                "dedupe" => {
+                    let mut parts = Vec::new();
+                    // checked by the types stage: only `param(…)` and strings
+                    let _ = crate::types::dedupe_parts(&set.value, &mut parts);
+                    out.dedupe = parts.into_iter().map(param_value).collect();
+                }
                 "hold" => {
                     if let ExprKind::Duration(d) = &set.value.kind {
                         out.hold_seconds = i64::try_from(d.seconds()).unwrap_or(i64::MAX);

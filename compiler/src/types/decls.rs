@@ -286,6 +286,7 @@ impl Checker<'_, '_> {
                 SourceEntry::Setting(set) => match set.name.name.as_str() {
                     "contact" => {}
                     "hold" => self.expect_ty(&set.value, &Type::Duration, &cx, d),
+                    "dedupe" => self.dedupe(&set.value, &cx, d),
                     _ => self.expect_ty(&set.value, &Type::Text, &cx, d),
                 },
                 SourceEntry::Fields { settings, .. } => {
@@ -296,5 +297,54 @@ impl Checker<'_, '_> {
                 SourceEntry::Rename { .. } => {}
             }
         }
+    }
+
+    /// `dedupe = …` (LANGUAGE.md A5): text made of postback parameters and
+    /// string literals joined with `+`, reading at least one parameter (a
+    /// constant would make every postback after the first a duplicate).
+    fn dedupe(&mut self, e: &Expr, cx: &Ctx<'_>, d: &mut Diagnostics) {
+        let mut parts = Vec::new();
+        if let Err(bad) = dedupe_parts(e, &mut parts) {
+            self.not_here(
+                "this part of `dedupe`",
+                bad.span,
+                "`dedupe` is text made of postback parameters: `param(\"txid\")`, or several joined with `+`: `param(\"network\") + \":\" + param(\"txid\")`",
+                d,
+            );
+        } else if !parts
+            .iter()
+            .any(|p| matches!(&p.kind, ExprKind::Call { .. }))
+        {
+            self.not_here(
+                "a `dedupe` without `param(…)`",
+                e.span,
+                "a constant makes every postback after the first a duplicate; name the parameter that identifies one postback: `dedupe = param(\"txid\")`",
+                d,
+            );
+        } else {
+            self.expect_ty(e, &Type::Text, cx, d);
+        }
+    }
+}
+
+/// The pieces of a `dedupe` expression, in order: `param(…)` calls and
+/// string literals joined with `+` (parentheses allowed); the first other
+/// expression is the error.
+pub(crate) fn dedupe_parts<'e>(e: &'e Expr, out: &mut Vec<&'e Expr>) -> Result<(), &'e Expr> {
+    match &e.kind {
+        ExprKind::Paren(inner) => dedupe_parts(inner, out),
+        ExprKind::Binary(BinaryOp::Add, l, r) => {
+            dedupe_parts(l, out)?;
+            dedupe_parts(r, out)
+        }
+        ExprKind::Str(_) => {
+            out.push(e);
+            Ok(())
+        }
+        ExprKind::Call { func, .. } if func.name == "param" => {
+            out.push(e);
+            Ok(())
+        }
+        _ => Err(e),
     }
 }

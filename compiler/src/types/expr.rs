@@ -771,7 +771,7 @@ impl Checker<'_, '_> {
         }
     }
 
-    fn not_here(&mut self, what: &str, span: Span, help: &str, d: &mut Diagnostics) {
+    pub(super) fn not_here(&mut self, what: &str, span: Span, help: &str, d: &mut Diagnostics) {
         d.push(
             span,
             TypeError::NotAllowedHere {

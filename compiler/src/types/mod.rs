@@ -24,6 +24,7 @@ use nudge_grammar::span::FileId;
 use std::collections::HashMap;
 use thiserror::Error;
 
+pub(crate) use decls::dedupe_parts;
 pub use scope::EvSet;
 
 /// Type errors. Each variant's doc shows an input that triggers it.

@@ -4,7 +4,9 @@
 //!
 //! A batch is validated whole: one bad event rejects it with 422 naming its
 //! index, and nothing is applied. Refused postbacks (undeclared event, a
-//! parameter that does not convert) are kept for inspection.
+//! parameter that does not convert, a missing `dedupe` parameter) are kept
+//! for inspection. A postback whose `dedupe` value was seen before (applied
+//! or held) is answered `200 {"status": "duplicate"}` and changes nothing.
 
 use super::Shared;
 use super::api::{ApiError, ApiResult, body_bytes, json, parse_body};
@@ -286,12 +288,24 @@ pub async fn postback(
             return Err(err);
         }
     };
+    let dedupe = mapped.dedupe.clone();
     let job = Job::Postback {
-        source,
+        source: source.clone(),
         mapped,
         params,
     };
     match shared.queue.submit(vec![job]).await.pop() {
+        Some(Ok(Done::DuplicatePostback)) => {
+            tracing::info!(
+                source = %source,
+                dedupe = dedupe.as_deref().unwrap_or_default(),
+                "postback ignored: its `dedupe` value was seen before"
+            );
+            Ok(json(
+                StatusCode::OK,
+                serde_json::json!({"status": "duplicate"}),
+            ))
+        }
         Some(Ok(Done::Held)) => Ok(json(
             StatusCode::ACCEPTED,
             serde_json::json!({"status": "held"}),

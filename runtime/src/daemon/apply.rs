@@ -7,7 +7,8 @@
 //!
 //! INVARIANT: a result is returned only after the commit holding its effect
 //! returned. An event's idempotency key is recorded in that same commit, so
-//! its state effect applies exactly once. A conflicting commit (a unique key
+//! its state effect applies exactly once; a postback's `dedupe` value too
+//! (also when it is held). A conflicting commit (a unique key
 //! taken, a concurrent writer) is retried unit by unit, so one bad request
 //! never sinks the others.
 
@@ -86,6 +87,8 @@ pub enum Done {
         created: bool,
     },
     Duplicate,
+    /// A postback whose `dedupe` value was seen before: nothing changed.
+    DuplicatePostback,
     Held,
     /// Nothing to do (a timer not due any more, a refresh).
     Skipped,
@@ -187,6 +190,8 @@ pub(super) struct Batch {
     pub(super) seen: HashSet<String>,
     /// Enrollments failed so far (contact id, failure).
     pub(super) failures: Vec<(String, FailedEnrollment)>,
+    /// Postback `dedupe` values (source, value) recorded or in this batch.
+    pub(super) seen_postbacks: HashSet<(String, String)>,
 }
 
 /// A contact id derived from a unique key, for contacts first named by it.
@@ -245,6 +250,37 @@ impl Applier {
         Ok(out)
     }
 
+    /// The `dedupe` values of these postbacks recorded before: in the store
+    /// or in the commit in flight.
+    async fn seen_postbacks(
+        &self,
+        jobs: &[Job],
+        overlay: Option<&Overlay>,
+    ) -> Result<HashSet<(String, String)>, StoreError> {
+        let keys: Vec<(String, String)> = jobs
+            .iter()
+            .filter_map(|j| match j {
+                Job::Postback { source, mapped, .. } => {
+                    mapped.dedupe.clone().map(|k| (source.clone(), k))
+                }
+                _ => None,
+            })
+            .collect();
+        if keys.is_empty() {
+            return Ok(HashSet::new());
+        }
+        let mut seen: HashSet<_> = self
+            .store
+            .seen_postbacks(&keys)
+            .await?
+            .into_iter()
+            .collect();
+        if let Some(o) = overlay {
+            seen.extend(keys.into_iter().filter(|k| o.postbacks.contains(k)));
+        }
+        Ok(seen)
+    }
+
     /// Apply a group of jobs: one commit, one outcome per job in order. The
     /// group is one unit: if a job of it fails, none of it applies.
     pub async fn apply(&self, jobs: Vec<Job>) -> Vec<Outcome> {
@@ -280,6 +316,7 @@ impl Applier {
         if let Some(o) = overlay {
             seen.extend(keys.iter().filter(|k| o.events.contains(*k)).cloned());
         }
+        let seen_postbacks = self.seen_postbacks(&jobs, overlay).await?;
         // resolve contacts named by key, then load everyone in one query
         let mut ids: Vec<String> = Vec::new();
         let mut read: Vec<Arc<Versioned>> = Vec::new();
@@ -363,6 +400,7 @@ impl Applier {
             commit: Commit::default(),
             seen: seen.into_iter().collect(),
             failures: Vec::new(),
+            seen_postbacks,
         };
         let older = self.older_versions(&b.slots).await?;
         let engine = self.engine(paused, &older);

@@ -2,13 +2,15 @@
 //! batch in memory (create, change, event, postback, timer, call response,
 //! manual move, refresh) and what it adds to the batch's commit (event
 //! records, outbox rows with stable idempotency keys, journal lines, held
-//! and released postbacks). Part of [`Applier`]; nothing here writes to the
-//! store.
+//! and released postbacks, postback `dedupe` values). Part of
+//! [`Applier`]; nothing here writes to the store.
 
 use super::apply::{Applier, ApplyError, Batch, ContactRef, Done, Job, Outcome, Slot, derived_id};
 use crate::engine::{Applied, ContactState, Engine, EngineInput, JournalLine};
 use crate::intake::{self, MappedPostback};
-use crate::store::{EventRecord, HeldPostback, JsonText, NewOutbox, OutboxKind, StoreError};
+use crate::store::{
+    EventRecord, HeldPostback, JsonText, NewOutbox, OutboxKind, PostbackKey, StoreError,
+};
 use crate::vm::EventValue;
 use nudge_compiler::value::Value;
 use sha2::{Digest, Sha256};
@@ -250,6 +252,17 @@ impl Applier {
                 mapped,
                 params,
             } => {
+                if let Some(k) = &mapped.dedupe {
+                    if !b.seen_postbacks.insert((source.clone(), k.clone())) {
+                        return Ok(Ok(Done::DuplicatePostback));
+                    }
+                    b.commit.postback_keys.push(PostbackKey {
+                        source: source.clone(),
+                        key: k.clone(),
+                        received_at: now,
+                        until: intake::dedupe_until(&self.bundle, &source, now),
+                    });
+                }
                 let key = (mapped.key_field.clone(), mapped.key_value.clone());
                 match b.keys.get(&key).cloned() {
                     Some(id) if b.slots.contains_key(&id) => {

@@ -29,6 +29,8 @@ pub struct Overlay {
     pub keys: HashMap<(String, String), String>,
     /// Event idempotency keys.
     pub events: HashSet<String>,
+    /// Postback `dedupe` values (source, value).
+    pub postbacks: HashSet<(String, String)>,
     /// Whether a group may be prepared on it (see the module header).
     pub usable: bool,
 }
@@ -54,6 +56,11 @@ impl Overlay {
         }
         o.events
             .extend(c.events.iter().filter_map(|e| e.key.clone()));
+        o.postbacks.extend(
+            c.postback_keys
+                .iter()
+                .map(|k| (k.source.clone(), k.key.clone())),
+        );
         o
     }
 

@@ -40,6 +40,7 @@ pub struct Metrics {
     pub events_duplicate: AtomicU64,
     pub inputs_applied: AtomicU64,
     pub postbacks_held: AtomicU64,
+    pub postbacks_duplicate: AtomicU64,
     pub postbacks_rejected: AtomicU64,
     pub timers_fired: AtomicU64,
     /// Time triggers planned too far in the past to fire (LANGUAGE.md A3).
@@ -71,6 +72,7 @@ impl Metrics {
                 Ok(Done::Applied { .. }) => &self.inputs_applied,
                 Ok(Done::Duplicate) => &self.events_duplicate,
                 Ok(Done::Held) => &self.postbacks_held,
+                Ok(Done::DuplicatePostback) => &self.postbacks_duplicate,
                 _ => continue,
             }
             .fetch_add(1, Ordering::Relaxed);
@@ -151,6 +153,12 @@ impl Metrics {
             "nudge_postbacks_held_total",
             "postbacks held until their contact appears",
             get(&self.postbacks_held),
+        );
+        counter(
+            &mut o,
+            "nudge_postbacks_duplicate_total",
+            "postbacks ignored as already seen (`dedupe`)",
+            get(&self.postbacks_duplicate),
         );
         counter(
             &mut o,
@@ -256,7 +264,11 @@ mod tests {
     fn render_shows_counters_and_labels() {
         let m = Metrics::default();
         m.events_accepted.fetch_add(3, Ordering::Relaxed);
-        m.after_commit(&[Ok(Done::Duplicate), Ok(Done::Held)]);
+        m.after_commit(&[
+            Ok(Done::Duplicate),
+            Ok(Done::Held),
+            Ok(Done::DuplicatePostback),
+        ]);
         m.delivery("e\"mail", "delivered", Duration::from_millis(5));
         m.http(202);
         let failed = |flow: &str, reason| {
@@ -278,6 +290,7 @@ mod tests {
         assert!(text.contains("nudge_events_accepted_total 3"));
         assert!(text.contains("nudge_events_duplicate_total 1"));
         assert!(text.contains("nudge_postbacks_held_total 1"));
+        assert!(text.contains("nudge_postbacks_duplicate_total 1"));
         assert!(
             text.contains("nudge_deliveries_total{channel=\"e\\\"mail\",outcome=\"delivered\"} 1")
         );

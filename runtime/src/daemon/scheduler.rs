@@ -2,7 +2,8 @@
 //! index on wake times (one indexed query per look, never a scan of every
 //! contact), and hands them to the applier as `Timer` jobs. It sleeps until
 //! the earliest wake time, at most one tick, or until a commit signals
-//! something earlier. It also drops held postbacks past their hold time.
+//! something earlier. It also drops held postbacks past their hold time and
+//! postback `dedupe` values past their keeping time.
 //!
 //! Paused flows are left out of a contact's wake time by the applier, so
 //! their due timers wait here for the resume.
@@ -31,6 +32,9 @@ pub async fn run(shared: Arc<Shared>, cancel: CancellationToken) {
             last_expiry = Some(now);
             if let Err(e) = shared.store.expire_held(now).await {
                 tracing::warn!(error = %e, "cannot expire held postbacks");
+            }
+            if let Err(e) = shared.store.expire_postback_keys(now).await {
+                tracing::warn!(error = %e, "cannot expire postback `dedupe` values");
             }
         }
         match fire_due(&shared, now).await {

@@ -33,6 +33,16 @@ pub struct Held {
     pub until: i64,
 }
 
+/// What became of a postback in the simulator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PostbackDone {
+    Applied,
+    /// No contact has its key yet.
+    Held,
+    /// Its `dedupe` value was seen before: nothing changed.
+    Duplicate,
+}
+
 /// One simulated world.
 pub struct Sim<'b> {
     pub bundle: &'b Bundle,
@@ -48,6 +58,8 @@ pub struct Sim<'b> {
     pub replies: BTreeMap<String, VecDeque<(i64, Value)>>,
     pub journal: Vec<(usize, JournalLine)>,
     pub held: Vec<Held>,
+    /// Postback `dedupe` values seen (source, value) → kept until.
+    pub postback_keys: BTreeMap<(String, String), i64>,
     next_id: usize,
     /// Per contact: when its next timer was set (a counter), so that timers
     /// due at the same instant fire in creation order (LANGUAGE.md §10).
@@ -77,6 +89,7 @@ impl<'b> Sim<'b> {
             replies: BTreeMap::new(),
             journal: Vec::new(),
             held: Vec::new(),
+            postback_keys: BTreeMap::new(),
             next_id: 1,
             armed: Vec::new(),
             arm_seq: 0,
@@ -242,18 +255,42 @@ impl<'b> Sim<'b> {
         ))
     }
 
-    /// A postback through a source's mapping: `Ok(true)` applied, `Ok(false)` held.
+    /// A postback through a source's mapping, as the daemon takes it: a
+    /// `dedupe` value seen before makes it a duplicate that changes nothing.
     pub fn postback(
         &mut self,
         source: &str,
         params: BTreeMap<String, String>,
-    ) -> Result<bool, String> {
+    ) -> Result<PostbackDone, String> {
         let mapped = intake::check_token(self.bundle, &self.env, source, &params, None)
             .and_then(|()| intake::map_postback(self.bundle, &self.env, source, &params))
             .map_err(|e| match e {
                 intake::PostbackError::UnknownSource(_) => e.to_string(),
                 other => format!("postback refused: {other}"),
             })?;
+        if let Some(k) = &mapped.dedupe {
+            let now = self.now;
+            self.postback_keys.retain(|_, until| *until >= now);
+            match self.postback_keys.entry((source.to_string(), k.clone())) {
+                // a duplicate leaves the first one's keeping time as it is
+                std::collections::btree_map::Entry::Occupied(_) => {
+                    return Ok(PostbackDone::Duplicate);
+                }
+                std::collections::btree_map::Entry::Vacant(e) => {
+                    e.insert(intake::dedupe_until(self.bundle, source, now));
+                }
+            }
+        }
+        Ok(self.apply_postback(source, mapped, params))
+    }
+
+    /// Apply a mapped postback to its contact, or hold it.
+    fn apply_postback(
+        &mut self,
+        source: &str,
+        mapped: intake::MappedPostback,
+        params: BTreeMap<String, String>,
+    ) -> PostbackDone {
         let key = (mapped.key_field.clone(), mapped.key_value.clone());
         let found = self
             .contacts
@@ -262,7 +299,7 @@ impl<'b> Sim<'b> {
         match found {
             Some(i) => {
                 self.event(i, &mapped.event, mapped.fields);
-                Ok(true)
+                PostbackDone::Applied
             }
             None => {
                 let hold = self.bundle.source(source).map_or(0, |s| s.hold_seconds);
@@ -271,7 +308,7 @@ impl<'b> Sim<'b> {
                     params,
                     until: self.now + hold,
                 });
-                Ok(false)
+                PostbackDone::Held
             }
         }
     }
@@ -294,7 +331,10 @@ impl<'b> Sim<'b> {
                 .iter()
                 .any(|c| intake::unique_keys(self.bundle, &c.contact).contains(&key));
             if exists {
-                self.postback(&h.source, h.params)?;
+                // its `dedupe` value was recorded when it was held
+                let mapped = intake::map_postback(self.bundle, &self.env, &h.source, &h.params)
+                    .map_err(|e| format!("postback refused: {e}"))?;
+                self.apply_postback(&h.source, mapped, h.params);
             } else {
                 self.held.push(h);
             }

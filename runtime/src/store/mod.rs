@@ -6,7 +6,8 @@
 //! commit); a contact's `version` guards against a concurrent writer.
 //!
 //! INVARIANT: an event is acknowledged only after the commit that records it
-//! returned; its idempotency key is unique, so it applies at most once.
+//! returned; its idempotency key is unique, so it applies at most once. A
+//! postback's `dedupe` value is unique per source the same way.
 
 pub mod doc;
 pub mod sqlite;
@@ -230,6 +231,17 @@ pub struct HeldPostback {
     pub until: i64,
 }
 
+/// A postback's `dedupe` value, recorded with the postback's effect (or its
+/// holding): unique per source, so a retry is told apart once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PostbackKey {
+    pub source: String,
+    pub key: String,
+    pub received_at: i64,
+    /// Kept until this instant (see [`Store::expire_postback_keys`]).
+    pub until: i64,
+}
+
 /// Everything one group of inputs wrote; applied in one transaction.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Commit {
@@ -244,6 +256,9 @@ pub struct Commit {
     pub held: Vec<HeldPostback>,
     /// Postbacks refused and kept for inspection: (source, params, reason, at).
     pub rejected: Vec<(String, BTreeMap<String, String>, String, i64)>,
+    /// `dedupe` values of the postbacks applied or held; one recorded
+    /// before (or given twice) fails the commit with a conflict.
+    pub postback_keys: Vec<PostbackKey>,
 }
 
 /// Per-flow counts for `GET /v1/flows` and `nudge stats`.
@@ -286,9 +301,14 @@ pub trait Store: Send + Sync {
     async fn find_contact(&self, field: &str, value: &str) -> Result<Option<String>>;
     /// Which of these idempotency keys were recorded before.
     async fn seen_events(&self, keys: &[String]) -> Result<BTreeSet<String>>;
+    /// Which of these postback `dedupe` values (source, value) were
+    /// recorded before.
+    async fn seen_postbacks(&self, keys: &[(String, String)])
+    -> Result<BTreeSet<(String, String)>>;
     /// Write one group of inputs atomically. A contact whose version moved,
     /// or a unique key owned by another contact, fails the whole commit with
-    /// [`StoreError::Conflict`]; a duplicate event key likewise.
+    /// [`StoreError::Conflict`]; a duplicate event key or postback `dedupe`
+    /// value likewise.
     async fn commit(&self, c: &Commit) -> Result<()>;
 
     // ---- the scheduler
@@ -357,6 +377,9 @@ pub trait Store: Send + Sync {
     /// Drop held postbacks whose `until` is before `now` (a postback is
     /// still held at `until`); returns how many.
     async fn expire_held(&self, now: i64) -> Result<u64>;
+    /// Forget postback `dedupe` values whose `until` is before `now`;
+    /// returns how many.
+    async fn expire_postback_keys(&self, now: i64) -> Result<u64>;
     /// The last `limit` refused postbacks, oldest first.
     async fn rejected_postbacks(
         &self,

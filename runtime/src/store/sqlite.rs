@@ -272,6 +272,24 @@ impl Store for SqliteStore {
         Ok(rows.into_iter().map(|(k,)| k).collect())
     }
 
+    async fn seen_postbacks(
+        &self,
+        keys: &[(String, String)],
+    ) -> Result<BTreeSet<(String, String)>> {
+        if keys.is_empty() {
+            return Ok(BTreeSet::new());
+        }
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "SELECT p.source, p.key FROM json_each(?) j JOIN postback_keys p \
+             ON p.source = j.value ->> 0 AND p.key = j.value ->> 1",
+        )
+        .bind(json_text(keys)?)
+        .fetch_all(&self.reader)
+        .await
+        .map_err(db)?;
+        Ok(rows.into_iter().collect())
+    }
+
     async fn commit(&self, c: &Commit) -> Result<()> {
         let mut tx = self.begin_write().await?;
         commit::apply(&mut tx, c, wall_now()).await?;
@@ -543,6 +561,15 @@ impl Store for SqliteStore {
 
     async fn expire_held(&self, now: i64) -> Result<u64> {
         let done = sqlx::query("DELETE FROM postbacks_held WHERE until < ?")
+            .bind(now)
+            .execute(&self.writer)
+            .await
+            .map_err(db)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn expire_postback_keys(&self, now: i64) -> Result<u64> {
+        let done = sqlx::query("DELETE FROM postback_keys WHERE until < ?")
             .bind(now)
             .execute(&self.writer)
             .await

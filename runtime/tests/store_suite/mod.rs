@@ -3,7 +3,8 @@
 //! next) runs the same checks. Each function asserts what the daemon relies
 //! on: atomic group commits, version and key conflicts, idempotent events
 //! and outbox rows, the scheduler index, outbox leases and dead letters,
-//! journals, bundles, pause flags, flow counts, postbacks and totals.
+//! journals, bundles, pause flags, flow counts, postbacks (held, refused,
+//! deduplicated) and totals.
 
 #![allow(dead_code)]
 
@@ -14,10 +15,12 @@ use nudge_runtime::vm::{Contact, Enrollment, EventValue, PendingWait, Status};
 use std::collections::{BTreeMap, BTreeSet};
 
 mod contacts;
+mod dedupe;
 mod outbox;
 mod records;
 
 pub use contacts::*;
+pub use dedupe::*;
 pub use outbox::*;
 pub use records::*;
 

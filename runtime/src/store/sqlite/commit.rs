@@ -6,7 +6,8 @@
 //! Speed: the checks are folded into the writes instead of read first. A
 //! stored contact is written by an `UPDATE … WHERE version = expected` whose
 //! changed-row count proves every version; a new one by an `INSERT` that the
-//! primary key refuses if it exists; an event key by the `UNIQUE` index.
+//! primary key refuses if it exists; an event key by the `UNIQUE` index, a
+//! postback's `dedupe` value by the primary key of `postback_keys`.
 //! Only a refused commit reads again, to name the culprit. Unique keys and
 //! the flow counters are written as differences from what the caller read
 //! ([`Loaded`]), so a timer that moves one enrollment writes its contact row,
@@ -90,7 +91,34 @@ pub(super) async fn apply(conn: &mut SqliteConnection, c: &Commit, now: i64) -> 
     )
     .await?;
     write_postbacks(conn, c).await?;
+    write_postback_keys(conn, c).await?;
     write_totals(conn, &writes, c).await
+}
+
+/// The postbacks' `dedupe` values, by the primary key: one recorded before
+/// (or twice in this commit) refuses the commit.
+async fn write_postback_keys(conn: &mut SqliteConnection, c: &Commit) -> Result<()> {
+    let done = insert_rows(
+        conn,
+        "INSERT INTO postback_keys (source, key, received_at, until) VALUES ",
+        "(?, ?, ?, ?)",
+        "",
+        c.postback_keys.iter().collect(),
+        |q, k| {
+            q.bind(k.source.clone())
+                .bind(k.key.clone())
+                .bind(k.received_at)
+                .bind(k.until)
+        },
+    )
+    .await;
+    match done {
+        Ok(_) => Ok(()),
+        Err(StoreError::Conflict(_)) => Err(StoreError::Conflict(
+            "a postback's `dedupe` value was recorded before".into(),
+        )),
+        Err(e) => Err(e),
+    }
 }
 
 /// Moves the running totals by the contacts and events the commit adds.
