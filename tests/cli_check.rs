@@ -58,7 +58,7 @@ fn every_conformance_project_checks_clean() {
         // a source without `dedupe` is the one warning they may give
         let others: Vec<&Value> = report["diagnostics"]
             .as_array()
-            .unwrap()
+            .expect("a list of diagnostics")
             .iter()
             .filter(|d| d["code"] != "nudge::analysis::source_without_dedupe")
             .collect();
