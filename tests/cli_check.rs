@@ -49,14 +49,23 @@ fn every_conformance_project_checks_clean() {
             run.stdout,
             run.stderr
         );
-        assert!(
-            run.stdout.starts_with("no problems found in "),
-            "{}",
-            run.stdout
-        );
+        let human = run.stdout;
         let run = nudge(&["check", "--format", "json", s(&dir)]);
         assert_eq!(run.code, 0);
-        assert_eq!(json(&run)["errors"], 0, "{}", dir.display());
+        let report = json(&run);
+        assert_eq!(report["errors"], 0, "{}", dir.display());
+        // the projects predate postback deduplication (LANGUAGE.md A5):
+        // a source without `dedupe` is the one warning they may give
+        let others: Vec<&Value> = report["diagnostics"]
+            .as_array()
+            .expect("a list of diagnostics")
+            .iter()
+            .filter(|d| d["code"] != "nudge::analysis::source_without_dedupe")
+            .collect();
+        assert!(others.is_empty(), "{}: {others:?}", dir.display());
+        if report["warnings"] == 0 {
+            assert!(human.starts_with("no problems found in "), "{human}");
+        }
     }
 }
 

@@ -612,7 +612,7 @@ fn case_folders_trigger_exactly_their_code() {
         })
         .collect();
     dirs.sort();
-    assert_eq!(dirs.len(), 16);
+    assert_eq!(dirs.len(), 17);
     for dir in dirs {
         let name = dir.file_name().expect("name").to_string_lossy().to_string();
         let path = dir.join("main.nudge");

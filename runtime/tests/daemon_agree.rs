@@ -2,7 +2,8 @@
 //! project, once in `Sim` (what `nudge test` runs) and once through the
 //! daemon's HTTP API on a real SQLite file with time moved by a
 //! `ManualClock`, gives the same messages (channel, template, recipient,
-//! subject, text, release instant) and the same final enrollments.
+//! subject, text, release instant) and the same final enrollments. A
+//! retried postback is a duplicate in both.
 
 #![allow(clippy::unwrap_used)]
 
@@ -43,20 +44,23 @@ fn env() -> BTreeMap<String, String> {
 /// One step of the journey.
 enum Step {
     Contact(&'static str, &'static str),
-    Postback(&'static str, Option<&'static str>),
+    /// clickid, payout, txid (the source's `dedupe`)
+    Postback(&'static str, Option<&'static str>, &'static str),
     After(i64),
 }
 
 const JOURNEY: &[Step] = &[
     Step::Contact("c-1", "ck-1"),
     Step::Contact("c-2", "ck-2"),
-    Step::Postback("ck-1", None),
-    Step::Postback("ck-2", None),
+    Step::Postback("ck-1", None, "t-1"),
+    Step::Postback("ck-2", None, "t-2"),
     Step::After(3 * 3600),
-    Step::Postback("ck-2", Some("50")),
+    Step::Postback("ck-2", Some("50"), "t-3"),
     Step::After(86_400),
-    Step::Postback("ck-2", Some("20")),
-    Step::Postback("ck-2", Some("30")),
+    Step::Postback("ck-2", Some("20"), "t-4"),
+    // the network's retry: a duplicate in both
+    Step::Postback("ck-2", Some("20"), "t-4"),
+    Step::Postback("ck-2", Some("30"), "t-5"),
     Step::After(3 * 86_400),
 ];
 
@@ -70,7 +74,7 @@ fn describe(m: &Message) -> String {
     )
 }
 
-fn params(clickid: &str, payout: Option<&str>) -> BTreeMap<String, String> {
+fn params(clickid: &str, payout: Option<&str>, txid: &str) -> BTreeMap<String, String> {
     let mut p = BTreeMap::from([
         ("clickid".to_string(), clickid.to_string()),
         (
@@ -78,6 +82,7 @@ fn params(clickid: &str, payout: Option<&str>) -> BTreeMap<String, String> {
             if payout.is_some() { "dep" } else { "reg" }.to_string(),
         ),
         ("token".to_string(), "s3cret".to_string()),
+        ("txid".to_string(), txid.to_string()),
     ]);
     if let Some(v) = payout {
         p.insert("payout".into(), v.into());
@@ -103,8 +108,9 @@ fn run_sim(bundle: &Bundle) -> Seen {
                 ];
                 sim.create_contact(None, given).unwrap();
             }
-            Step::Postback(clickid, payout) => {
-                sim.postback("partner", params(clickid, *payout)).unwrap();
+            Step::Postback(clickid, payout, txid) => {
+                sim.postback("partner", params(clickid, *payout, txid))
+                    .unwrap();
             }
             Step::After(s) => sim.advance_to(sim.now + s).unwrap(),
         }
@@ -143,9 +149,9 @@ async fn run_daemon(bundle: Bundle) -> Seen {
                     .unwrap();
                 assert_eq!(res.status().as_u16(), 201);
             }
-            Step::Postback(clickid, payout) => {
+            Step::Postback(clickid, payout, txid) => {
                 let query: String = form_urlencoded::Serializer::new(String::new())
-                    .extend_pairs(params(clickid, *payout))
+                    .extend_pairs(params(clickid, *payout, txid))
                     .finish();
                 let res = http
                     .get(format!("{base}/postback/partner?{query}"))

@@ -1,7 +1,6 @@
 //! Sources (`source_without_dedupe`): a `postback` source without
 //! `dedupe = …` counts a retried postback again (LANGUAGE.md A5), so the
-//! checker warns and shows the setting, with the source's own `param(…)`
-//! names as hints.
+//! checker warns at the source's name and shows the setting to add.
 
 use super::Bundle;
 use super::diag::AnalysisWarning;

@@ -1,7 +1,9 @@
 //! The simulator behind `nudge test`: contacts in memory, a virtual clock
 //! starting at 2026-01-01T00:00:00Z, and every message and call captured,
 //! never sent. It drives the same [`Engine`] (and so the same `advance`) as
-//! the daemon. `runner.rs` executes `test` blocks against it.
+//! the daemon, and takes postbacks as the daemon does (held when no contact
+//! has their key, duplicates by their source's `dedupe` value ignored).
+//! `runner.rs` executes `test` blocks against it.
 
 pub mod runner;
 
