@@ -100,7 +100,7 @@ fn body_text(
     kind: RenderKind,
 ) -> Result<String, String> {
     match b {
-        Body::Tpl(t) => render(&t.0, roots, kind),
+        Body::Tpl(t) => Ok(render(&t.0, roots, kind)?),
         Body::Expr(c) => Ok(match eval(c, s) {
             Value::Text(t) => t,
             Value::Null => String::new(),

@@ -458,7 +458,7 @@ impl<'m> Machine<'m> {
             return Ok(Some(t.0.clone()));
         }
         let r = roots(&self.scope(), self.bundle, &t.0);
-        render(&t.0, &r, kind).map(Some)
+        Ok(Some(render(&t.0, &r, kind)?))
     }
 
     fn send(&mut self, channel: &str, message: &MessageDef, to: Option<&Code>, force: bool) {
