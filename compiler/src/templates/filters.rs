@@ -356,7 +356,10 @@ pub fn format_number(n: f64, decimals: usize, loc: Locale) -> String {
     let sep = pure_rust_locales::locale_match!(loc => LC_NUMERIC::THOUSANDS_SEP);
     let point = pure_rust_locales::locale_match!(loc => LC_NUMERIC::DECIMAL_POINT);
     let grouping = pure_rust_locales::locale_match!(loc => LC_NUMERIC::GROUPING);
-    let plain = format!("{:.*}", decimals, n.abs());
+    // half away from zero, as people round money (`format!` rounds to even)
+    let scale = 10f64.powi(i32::try_from(decimals).unwrap_or(0));
+    let rounded = (n.abs() * scale).round() / scale;
+    let plain = format!("{:.*}", decimals, if rounded.is_finite() { rounded } else { n.abs() });
     let (int, frac) = plain.split_once('.').unwrap_or((&plain, ""));
     let mut out = String::new();
     let negative = n < 0.0 && plain.bytes().any(|b| b.is_ascii_digit() && b != b'0');
@@ -432,13 +435,15 @@ mod tests {
 
     #[test]
     fn number_groups_as_the_locale_says() {
-        let ctx = context! { p => 1234.5, big => 1234567, neg => -9876543.215 };
+        let ctx = context! { p => 1234.5, big => 1234567, neg => -9876543.25 };
         let out = render("{{ p | number(2, locale='ru') }} ₽", ctx.clone());
         assert_eq!(out.as_deref().ok(), Some("1\u{202f}234,50 ₽"));
         let out = render("{{ p | number(2, locale='en') }}|{{ big | number }}|{{ big | number(0, locale='de') }}", ctx.clone());
         assert_eq!(out.as_deref().ok(), Some("1,234.50|1,234,567|1.234.567"));
         let out = render("{{ neg | number(1, locale='pt') }}|{{ neg | number(1, locale='pt_BR') }}", ctx);
-        assert_eq!(out.as_deref().ok(), Some("-9876543,2|-9.876.543,2"));
+        assert_eq!(out.as_deref().ok(), Some("-9876543,3|-9.876.543,3"));
+        let out = render("{{ p | number(0, locale='en') }}|{{ -0.001 | number(2) }}", context! { p => 1234.5 });
+        assert_eq!(out.as_deref().ok(), Some("1,235|0.00"));
     }
 
     #[test]

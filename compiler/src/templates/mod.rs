@@ -152,7 +152,8 @@ pub struct Parsed {
     pub raw: Vec<(usize, String)>,
 }
 
-fn is_template(text: &str) -> bool {
+/// Whether a text has template syntax (otherwise it is printed as it is).
+pub fn is_template(text: &str) -> bool {
     text.contains("{{") || text.contains("{%") || text.contains("{#")
 }
 
@@ -298,15 +299,21 @@ fn what(kind: uses::UseKind) -> &'static str {
 }
 
 fn unknown(u: &uses::Use, known: &filters::Known, span: Span) -> TemplateError {
-    let (names, all) = match u.kind {
-        uses::UseKind::Filter => (&known.filters, "filters"),
-        uses::UseKind::Test => (&known.tests, "tests"),
-        uses::UseKind::Function => (&known.functions, "functions"),
+    let names = match u.kind {
+        uses::UseKind::Filter => &known.filters,
+        uses::UseKind::Test => &known.tests,
+        uses::UseKind::Function => &known.functions,
     };
     let help = did_you_mean(&u.name, names.iter().map(String::as_str)).or_else(|| {
-        Some(format!(
-            "the {all} templates have are listed in docs/language.md (Templates)"
-        ))
+        Some(match u.kind {
+            uses::UseKind::Filter => "the filters are MiniJinja's built-ins (`upper`, `default`, `round`, …) and Nudge's `datetime`, `number` and `tojson` (docs/language.md, Templates)".to_string(),
+            uses::UseKind::Test => "the tests are MiniJinja's built-ins (`defined`, `none`, `odd`, `startingwith`, …; docs/language.md, Templates)".to_string(),
+            uses::UseKind::Function => {
+                let mut f: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+                f.sort();
+                format!("the template functions are {}", f.join(", "))
+            }
+        })
     });
     let (what, name, span) = (what(u.kind), u.name.clone(), ss(span));
     match u.kind {

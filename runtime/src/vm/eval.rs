@@ -5,7 +5,9 @@
 //! sure only `time ± duration` can see one). Nothing here panics.
 
 use crate::clock;
-use nudge_compiler::bundle::{Code, FieldType, Func, Op, Root};
+use super::render::{RenderError, RenderKind, render};
+use super::request::scope_roots;
+use nudge_compiler::bundle::{Code, FieldType, Func, Op, Root, Tpl};
 use nudge_compiler::value::{Value, format_decimal, format_time};
 use nudge_grammar::ast::BinaryOp;
 use std::collections::BTreeMap;
@@ -77,8 +79,15 @@ impl<'s> Scope<'s> {
     }
 }
 
-/// Evaluate compiled code.
+/// Evaluate compiled code. A template that fails to render (only `call …
+/// with` and `emit` values hold templates, and they use [`try_eval`]) reads
+/// as unset here.
 pub fn eval(code: &Code, s: &Scope<'_>) -> Value {
+    try_eval(code, s).unwrap_or_default()
+}
+
+/// Evaluate compiled code; the error of a template that cannot be rendered.
+pub fn try_eval(code: &Code, s: &Scope<'_>) -> Result<Value, RenderError> {
     let mut st: Vec<Value> = Vec::with_capacity(8);
     let mut ops = code.0.iter().peekable();
     while let Some(op) = ops.next() {
@@ -147,9 +156,19 @@ pub fn eval(code: &Code, s: &Scope<'_>) -> Value {
                 let vals = st.split_off(at);
                 st.push(Value::Map(keys.iter().cloned().zip(vals).collect()));
             }
+            Op::Render(t, defines) => st.push(Value::Text(render_in(t, defines, s)?)),
         }
     }
-    st.pop().unwrap_or_default()
+    Ok(st.pop().unwrap_or_default())
+}
+
+/// A template of `call … with` or `emit`, with the roots of the flow.
+fn render_in(t: &Tpl, defines: &[(String, Code)], s: &Scope<'_>) -> Result<String, RenderError> {
+    let mut roots = scope_roots(s);
+    for (name, code) in defines {
+        roots.insert(name.clone(), try_eval(code, s)?);
+    }
+    render(&t.0, &roots, RenderKind::Text)
 }
 
 fn get(base: Value, field: &str) -> Value {

@@ -29,6 +29,17 @@ pub fn to_json(v: &Value) -> serde_json::Value {
 /// The template roots of a place: `contact`, `event`, `flow`, `now`, call
 /// results, and whatever the caller adds (`message`, `data`).
 pub fn roots(s: &Scope<'_>, bundle: &Bundle, tpl_hint: &str) -> BTreeMap<String, Value> {
+    let mut r = scope_roots(s);
+    for (name, code) in &bundle.defines {
+        if tpl_hint.contains(name.as_str()) {
+            r.insert(name.clone(), eval(code, s));
+        }
+    }
+    r
+}
+
+/// The roots a scope has: `contact`, `event`, `flow`, `now` and call results.
+pub fn scope_roots(s: &Scope<'_>) -> BTreeMap<String, Value> {
     let mut r = BTreeMap::new();
     if let Some(c) = s.contact {
         r.insert("contact".into(), c.as_value());
@@ -50,11 +61,6 @@ pub fn roots(s: &Scope<'_>, bundle: &Bundle, tpl_hint: &str) -> BTreeMap<String,
     if let Some(l) = s.locals {
         for (k, v) in l {
             r.insert(k.clone(), v.clone());
-        }
-    }
-    for (name, code) in &bundle.defines {
-        if tpl_hint.contains(name.as_str()) {
-            r.insert(name.clone(), eval(code, s));
         }
     }
     r

@@ -6,8 +6,8 @@
 //! keep running. A run of instructions longer than [`STEP_BUDGET`] without
 //! reaching a wait fails the enrollment.
 
-use super::eval::{Scope, coerce, eval, hash_share};
-use super::render::{RenderKind, render};
+use super::eval::{Scope, coerce, eval, hash_share, try_eval};
+use super::render::{RenderError, RenderKind, render};
 use super::request::{build, roots};
 use super::state::*;
 use crate::clock;
@@ -322,8 +322,15 @@ impl<'m> Machine<'m> {
                 Instr::Emit { event, fields } => {
                     let def = self.bundle.event(event);
                     let mut values = BTreeMap::new();
+                    let mut failed = None;
                     for (name, code) in fields {
-                        let v = self.eval(code);
+                        let v = match try_eval(code, &self.scope()) {
+                            Ok(v) => v,
+                            Err(e) => {
+                                failed = Some(e);
+                                break;
+                            }
+                        };
                         let v = match def.and_then(|d| d.fields.iter().find(|f| &f.name == name)) {
                             Some(f) => coerce(v, &f.ty).unwrap_or_default(),
                             None => v,
@@ -332,12 +339,16 @@ impl<'m> Machine<'m> {
                             values.insert(name.clone(), v);
                         }
                     }
-                    self.effects.push(Effect::Emit(EventValue {
-                        name: event.clone(),
-                        fields: values,
-                        at: self.now,
-                        nth: 0,
-                    }));
+                    if let Some(e) = failed {
+                        self.journal(format!("emit `{event}` skipped: {e}"));
+                    } else {
+                        self.effects.push(Effect::Emit(EventValue {
+                            name: event.clone(),
+                            fields: values,
+                            at: self.now,
+                            nth: 0,
+                        }));
+                    }
                 }
                 Instr::Log(text) => self.journal(text.clone()),
                 Instr::Return => {
@@ -598,11 +609,22 @@ impl<'m> Machine<'m> {
             }
             return false;
         }
-        let data = Value::Map(
-            with.iter()
-                .map(|(k, c)| (k.clone(), self.eval(c)))
-                .collect(),
-        );
+        let data = with
+            .iter()
+            .map(|(k, c)| Ok((k.clone(), try_eval(c, &self.scope())?)))
+            .collect::<Result<_, RenderError>>()
+            .map(Value::Map);
+        let data = match data {
+            Ok(d) => d,
+            Err(e) => {
+                self.journal(format!("call skipped: {e}"));
+                if let Some(name) = result {
+                    let r = call_result(0, Value::Null);
+                    self.enr.locals.insert(name.to_string(), r);
+                }
+                return false;
+            }
+        };
         let data_ref = data.clone();
         let named = move |r: &Root| match r {
             Root::Data => data_ref.clone(),
