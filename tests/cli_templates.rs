@@ -55,7 +55,12 @@ test "the zone is the contact's" {
     );
     let run = nudge(&["test", s(&dir)]);
     assert_eq!(run.code, 0, "{}", run.all());
-    assert_eq!(run.stdout.lines().last(), Some("2 passed, 0 failed"), "{}", run.stdout);
+    assert_eq!(
+        run.stdout.lines().last(),
+        Some("2 passed, 0 failed"),
+        "{}",
+        run.stdout
+    );
 }
 
 #[test]
@@ -98,7 +103,11 @@ flow booked {
     ] {
         assert!(err.contains(want), "missing {want:?} in\n{err}");
     }
-    assert_eq!(err.matches("nudge::templates::single_brace").count(), 1, "{err}");
+    assert_eq!(
+        err.matches("nudge::templates::single_brace").count(),
+        1,
+        "{err}"
+    );
 }
 
 #[test]
@@ -120,7 +129,8 @@ test "runaway" {
     );
     let run = nudge(&["test", "--trace", s(&dir)]);
     assert!(
-        run.stdout.contains("call skipped: template error: engine ran out of fuel"),
+        run.stdout
+            .contains("call skipped: template error: engine ran out of fuel"),
         "{}",
         run.all()
     );

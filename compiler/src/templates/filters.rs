@@ -151,8 +151,16 @@ pub fn probe_arguments(u: &Use) -> Option<String> {
         };
         match r {
             Ok(()) => return None,
-            Err(e) if matches!(e.kind(), ErrorKind::TooManyArguments | ErrorKind::MissingArgument) => {
-                arity = Some(e.detail().map_or_else(|| e.kind().to_string(), str::to_string));
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::TooManyArguments | ErrorKind::MissingArgument
+                ) =>
+            {
+                arity = Some(
+                    e.detail()
+                        .map_or_else(|| e.kind().to_string(), str::to_string),
+                );
             }
             Err(_) => {}
         }
@@ -210,7 +218,9 @@ pub fn check_literals(
     for (name, v) in kwargs {
         let Some(s) = text(v) else { continue };
         let bad = match name.as_str() {
-            "locale" if locale(&s).is_none() => (format!("`{s}` is not a known locale"), locale_help()),
+            "locale" if locale(&s).is_none() => {
+                (format!("`{s}` is not a known locale"), locale_help())
+            }
             "tz" if filter == "datetime" && check_zone(&s).is_err() => (
                 format!("`{s}` is not a known time zone"),
                 "write an IANA zone name such as `Europe/Moscow` or `UTC`".to_string(),
@@ -306,7 +316,12 @@ fn to_chrono(
 }
 
 /// `{{ event.starts_at | datetime("%-d %B %H:%M", locale="ru") }}`
-fn datetime(state: &State, value: &Value, pattern: String, kwargs: Kwargs) -> Result<String, Error> {
+fn datetime(
+    state: &State,
+    value: &Value,
+    pattern: String,
+    kwargs: Kwargs,
+) -> Result<String, Error> {
     let loc = locale_kwarg(&kwargs)?;
     let tz = zone(state, &kwargs)?;
     kwargs.assert_all_used()?;
@@ -359,7 +374,15 @@ pub fn format_number(n: f64, decimals: usize, loc: Locale) -> String {
     // half away from zero, as people round money (`format!` rounds to even)
     let scale = 10f64.powi(i32::try_from(decimals).unwrap_or(0));
     let rounded = (n.abs() * scale).round() / scale;
-    let plain = format!("{:.*}", decimals, if rounded.is_finite() { rounded } else { n.abs() });
+    let plain = format!(
+        "{:.*}",
+        decimals,
+        if rounded.is_finite() {
+            rounded
+        } else {
+            n.abs()
+        }
+    );
     let (int, frac) = plain.split_once('.').unwrap_or((&plain, ""));
     let mut out = String::new();
     let negative = n < 0.0 && plain.bytes().any(|b| b.is_ascii_digit() && b != b'0');
@@ -413,7 +436,10 @@ mod tests {
             contact => context! { timezone => "Europe/Moscow" },
             t => "2026-01-05T15:00:00Z",
         };
-        let out = render("{{ t | datetime('%-d %B %H:%M', locale='ru') }}", ctx.clone());
+        let out = render(
+            "{{ t | datetime('%-d %B %H:%M', locale='ru') }}",
+            ctx.clone(),
+        );
         assert_eq!(out.as_deref().ok(), Some("5 января 18:00"));
         let out = render("{{ t | datetime('%A %H:%M', locale='de', tz='UTC') }}", ctx);
         assert_eq!(out.as_deref().ok(), Some("Montag 15:00"));
@@ -422,13 +448,21 @@ mod tests {
     #[test]
     fn datetime_without_a_zone_is_utc_and_dates_stay() {
         let ctx = context! { t => "2026-07-01T23:30:00Z", d => "2026-03-08" };
-        let out = render("{{ t | datetime('%d/%m %H:%M') }} {{ d | datetime('%-d %B', locale='fr') }}", ctx);
+        let out = render(
+            "{{ t | datetime('%d/%m %H:%M') }} {{ d | datetime('%-d %B', locale='fr') }}",
+            ctx,
+        );
         assert_eq!(out.as_deref().ok(), Some("01/07 23:30 8 mars"));
     }
 
     #[test]
     fn datetime_of_unset_is_empty_and_of_text_an_error() {
-        assert_eq!(render("[{{ nope | datetime('%H') }}]", context! {}).ok().as_deref(), Some("[]"));
+        assert_eq!(
+            render("[{{ nope | datetime('%H') }}]", context! {})
+                .ok()
+                .as_deref(),
+            Some("[]")
+        );
         let err = render("{{ 'soon' | datetime('%H') }}", context! {});
         assert!(err.is_err_and(|e| e.to_string().contains("is not a time")));
     }
@@ -438,18 +472,30 @@ mod tests {
         let ctx = context! { p => 1234.5, big => 1234567, neg => -9876543.25 };
         let out = render("{{ p | number(2, locale='ru') }} ₽", ctx.clone());
         assert_eq!(out.as_deref().ok(), Some("1\u{202f}234,50 ₽"));
-        let out = render("{{ p | number(2, locale='en') }}|{{ big | number }}|{{ big | number(0, locale='de') }}", ctx.clone());
+        let out = render(
+            "{{ p | number(2, locale='en') }}|{{ big | number }}|{{ big | number(0, locale='de') }}",
+            ctx.clone(),
+        );
         assert_eq!(out.as_deref().ok(), Some("1,234.50|1,234,567|1.234.567"));
-        let out = render("{{ neg | number(1, locale='pt') }}|{{ neg | number(1, locale='pt_BR') }}", ctx);
+        let out = render(
+            "{{ neg | number(1, locale='pt') }}|{{ neg | number(1, locale='pt_BR') }}",
+            ctx,
+        );
         assert_eq!(out.as_deref().ok(), Some("-9876543,3|-9.876.543,3"));
-        let out = render("{{ p | number(0, locale='en') }}|{{ -0.001 | number(2) }}", context! { p => 1234.5 });
+        let out = render(
+            "{{ p | number(0, locale='en') }}|{{ -0.001 | number(2) }}",
+            context! { p => 1234.5 },
+        );
         assert_eq!(out.as_deref().ok(), Some("1,235|0.00"));
     }
 
     #[test]
     fn tojson_is_safe_in_html() {
         let out = render("{{ v | tojson }}", context! { v => "</script>&" });
-        assert_eq!(out.as_deref().ok(), Some("\"\\u003c/script\\u003e\\u0026\""));
+        assert_eq!(
+            out.as_deref().ok(),
+            Some("\"\\u003c/script\\u003e\\u0026\"")
+        );
     }
 
     #[test]
@@ -463,13 +509,21 @@ mod tests {
         assert!(!exists(UseKind::Filter, "datetimeformat"));
     }
 
-    fn probe(kind: UseKind, name: &str, positional: Vec<Value>, kwargs: &[(&str, Value)]) -> Option<String> {
+    fn probe(
+        kind: UseKind,
+        name: &str,
+        positional: Vec<Value>,
+        kwargs: &[(&str, Value)],
+    ) -> Option<String> {
         probe_arguments(&Use {
             kind,
             name: name.into(),
             at: 0,
             positional: positional.into_iter().map(Some).collect(),
-            kwargs: kwargs.iter().map(|(k, v)| (k.to_string(), Some(v.clone()))).collect(),
+            kwargs: kwargs
+                .iter()
+                .map(|(k, v)| (k.to_string(), Some(v.clone())))
+                .collect(),
             arg_spans: Vec::new(),
             splat: false,
         })
@@ -482,7 +536,12 @@ mod tests {
         assert!(probe(UseKind::Filter, "replace", vec![Value::from("a")], &[]).is_some());
         assert!(probe(UseKind::Filter, "datetime", vec![Value::from("%d")], &[]).is_none());
         assert!(probe(UseKind::Filter, "datetime", vec![], &[]).is_some());
-        let bad = probe(UseKind::Filter, "number", vec![Value::from(2)], &[("lang", Value::from("ru"))]);
+        let bad = probe(
+            UseKind::Filter,
+            "number",
+            vec![Value::from(2)],
+            &[("lang", Value::from("ru"))],
+        );
         assert!(bad.is_some_and(|d| d.contains("lang")));
         assert!(probe(UseKind::Test, "odd", vec![Value::from(1)], &[]).is_some());
         assert!(probe(UseKind::Test, "divisibleby", vec![Value::from(3)], &[]).is_none());
@@ -494,7 +553,11 @@ mod tests {
         assert!(check_literals("datetime", &[text("%-d %B")], &[]).is_none());
         let bad = check_literals("datetime", &[text("%Q")], &[]);
         assert_eq!(bad.map(|b| b.at), Some(Ok(0)));
-        let bad = check_literals("number", &[Some(Value::from(2))], &[("locale".into(), text("klingon"))]);
+        let bad = check_literals(
+            "number",
+            &[Some(Value::from(2))],
+            &[("locale".into(), text("klingon"))],
+        );
         assert_eq!(bad.map(|b| b.at), Some(Err("locale".into())));
         let bad = check_literals("datetime", &[None], &[("tz".into(), text("Mars/Base"))]);
         assert!(bad.is_some_and(|b| b.reason.contains("Mars/Base")));

@@ -81,7 +81,9 @@ pub enum TemplateError {
     #[error("wrong arguments for {what} `{name}`: {detail}")]
     #[diagnostic(
         code(nudge::templates::wrong_arguments),
-        help("see the {what}'s arguments in docs/language.md (Templates) or MiniJinja's documentation")
+        help(
+            "see the {what}'s arguments in docs/language.md (Templates) or MiniJinja's documentation"
+        )
     )]
     WrongArguments {
         what: &'static str,
@@ -245,7 +247,7 @@ fn check_uses(
             called.insert(u.name.clone());
         }
         if !filters::exists(u.kind, &u.name) {
-            diags.push(span, unknown(u, &known, span));
+            diags.push(span, unknown(u, known, span));
             continue;
         }
         if let Some(detail) = filters::probe_arguments(u) {
@@ -382,7 +384,10 @@ fn single_braces(
 ) {
     static BRACE: std::sync::OnceLock<Option<regex::Regex>> = std::sync::OnceLock::new();
     let Some(re) = BRACE
-        .get_or_init(|| regex::Regex::new(r"\{\s*([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)\s*\}").ok())
+        .get_or_init(|| {
+            regex::Regex::new(r"\{\s*([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)\s*\}")
+                .ok()
+        })
         .as_ref()
     else {
         return;

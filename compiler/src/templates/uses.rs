@@ -57,7 +57,9 @@ fn stmt(s: &Stmt<'_>, f: &mut Found) {
     match s {
         Stmt::Template(t) => stmts(&t.children, f),
         Stmt::EmitExpr(e) => expr(&e.expr, f),
-        Stmt::EmitRaw(r) => f.raw.push((r.span().start_offset as usize, r.raw.to_string())),
+        Stmt::EmitRaw(r) => f
+            .raw
+            .push((r.span().start_offset as usize, r.raw.to_string())),
         Stmt::ForLoop(l) => {
             expr(&l.target, f);
             expr(&l.iter, f);
@@ -183,9 +185,10 @@ fn call(callee: &Expr<'_>, args: &[CallArg<'_>], f: &mut Found) {
 fn args_only(args: &[CallArg<'_>], f: &mut Found) {
     for a in args {
         match a {
-            CallArg::Pos(e) | CallArg::Kwarg(_, e) | CallArg::PosSplat(e) | CallArg::KwargSplat(e) => {
-                expr(e, f)
-            }
+            CallArg::Pos(e)
+            | CallArg::Kwarg(_, e)
+            | CallArg::PosSplat(e)
+            | CallArg::KwargSplat(e) => expr(e, f),
         }
     }
 }
@@ -263,20 +266,30 @@ mod tests {
     fn finds_filters_tests_and_functions_with_offsets() {
         let src = "Hi {{ x | upper | datetime('%d', locale='ru') }}{% if y is odd %}{{ range(3) }}{% endif %}";
         let f = found(src);
-        let names: Vec<(UseKind, &str, usize)> =
-            f.uses.iter().map(|u| (u.kind, u.name.as_str(), u.at)).collect();
+        let names: Vec<(UseKind, &str, usize)> = f
+            .uses
+            .iter()
+            .map(|u| (u.kind, u.name.as_str(), u.at))
+            .collect();
         assert_eq!(
             names,
             vec![
                 (UseKind::Filter, "upper", src.find("upper").unwrap_or(0)),
-                (UseKind::Filter, "datetime", src.find("datetime").unwrap_or(0)),
+                (
+                    UseKind::Filter,
+                    "datetime",
+                    src.find("datetime").unwrap_or(0)
+                ),
                 (UseKind::Test, "odd", src.find("odd").unwrap_or(0)),
                 (UseKind::Function, "range", src.find("range").unwrap_or(0)),
             ]
         );
         let dt = &f.uses[1];
         assert_eq!(dt.positional, vec![Some(Value::from("%d"))]);
-        assert_eq!(dt.kwargs, vec![("locale".to_string(), Some(Value::from("ru")))]);
+        assert_eq!(
+            dt.kwargs,
+            vec![("locale".to_string(), Some(Value::from("ru")))]
+        );
         let (s, e) = dt.arg_spans[1];
         assert_eq!(&src[s..e], "'ru'");
         assert_eq!(f.raw, vec![(0, "Hi ".to_string())]);

@@ -4,9 +4,9 @@
 //! `Null` is false; arithmetic with `Null` gives `Null` (the checker makes
 //! sure only `time ± duration` can see one). Nothing here panics.
 
-use crate::clock;
 use super::render::{RenderError, RenderKind, render};
 use super::request::scope_roots;
+use crate::clock;
 use nudge_compiler::bundle::{Code, FieldType, Func, Op, Root, Tpl};
 use nudge_compiler::value::{Value, format_decimal, format_time};
 use nudge_grammar::ast::BinaryOp;

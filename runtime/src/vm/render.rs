@@ -208,7 +208,9 @@ mod tests {
         );
         assert_eq!(out.ok().as_deref(), Some("Hi friend"));
         assert_eq!(
-            render("[{{ contact.first_name }}]", &r, RenderKind::Text).ok().as_deref(),
+            render("[{{ contact.first_name }}]", &r, RenderKind::Text)
+                .ok()
+                .as_deref(),
             Some("[]")
         );
     }
@@ -217,11 +219,15 @@ mod tests {
     fn escaping_by_context() {
         let r = roots(&[("name", Value::text("Ann <b>&"))]);
         assert_eq!(
-            render("{{ contact.name }}", &r, RenderKind::Text).ok().as_deref(),
+            render("{{ contact.name }}", &r, RenderKind::Text)
+                .ok()
+                .as_deref(),
             Some("Ann <b>&")
         );
         assert_eq!(
-            render("{{ contact.name }}", &r, RenderKind::Html).ok().as_deref(),
+            render("{{ contact.name }}", &r, RenderKind::Html)
+                .ok()
+                .as_deref(),
             Some("Ann &lt;b&gt;&amp;")
         );
         assert_eq!(
@@ -240,7 +246,9 @@ mod tests {
     fn decimals_print_shortest() {
         let r = roots(&[("a", Value::Decimal(4.5)), ("b", Value::Decimal(120.0))]);
         assert_eq!(
-            render("{{ contact.a }} {{ contact.b }}", &r, RenderKind::Text).ok().as_deref(),
+            render("{{ contact.a }} {{ contact.b }}", &r, RenderKind::Text)
+                .ok()
+                .as_deref(),
             Some("4.5 120")
         );
     }
