@@ -46,6 +46,13 @@ test "templates everywhere" {
   expect sent team where message.text == "Booked by Ann for 1,235"
 }
 
+test "a value is never rendered as a template" {
+  contact { name = "{{ 7 * 7 }}", timezone = "UTC" }
+  event visit { starts_at = 2026-01-05T15:00:00Z, price = 5 }
+  expect called "https://crm.example/api/tasks" where request.json.text == "Call {{ 7 * 7 }}"
+  expect sent team where message.text == "Booked by {{ 7 * 7 }} for 5"
+}
+
 test "the zone is the contact's" {
   contact { name = "Bo", timezone = "America/New_York" }
   event visit { starts_at = 2026-01-05T15:00:00Z, price = 5 }
@@ -57,7 +64,7 @@ test "the zone is the contact's" {
     assert_eq!(run.code, 0, "{}", run.all());
     assert_eq!(
         run.stdout.lines().last(),
-        Some("2 passed, 0 failed"),
+        Some("3 passed, 0 failed"),
         "{}",
         run.stdout
     );
