@@ -115,10 +115,11 @@ fn debug_list(debug: &str, field: &str) -> Vec<String> {
 /// too many or missing arguments. Calls with arguments that are not all
 /// literals (or splats) and function calls are not probed.
 pub fn probe_arguments(u: &Use) -> Option<String> {
+    let small = |v: &Option<Value>| v.as_ref().is_some_and(small_literal);
     if u.splat
         || u.kind == UseKind::Function
-        || u.positional.iter().any(Option::is_none)
-        || u.kwargs.iter().any(|(_, v)| v.is_none())
+        || !u.positional.iter().all(small)
+        || !u.kwargs.iter().all(|(_, v)| small(v))
     {
         return None;
     }
@@ -166,6 +167,21 @@ pub fn probe_arguments(u: &Use) -> Option<String> {
         }
     }
     arity
+}
+
+/// A literal small enough to call a filter with at compile time (a count
+/// of `10000000000` would make `slice` or `indent` work for minutes).
+fn small_literal(v: &Value) -> bool {
+    match v.kind() {
+        minijinja::value::ValueKind::Number => v.as_i64().is_none_or(|n| n.abs() <= 1000),
+        minijinja::value::ValueKind::String => v.as_str().is_some_and(|s| s.len() <= 1000),
+        minijinja::value::ValueKind::Seq | minijinja::value::ValueKind::Map => {
+            v.len().is_some_and(|n| n <= 100)
+                && v.try_iter()
+                    .is_ok_and(|mut items| items.all(|i| small_literal(&i)))
+        }
+        _ => true,
+    }
 }
 
 /// A locale by short (`ru`) or glibc name (`ru_RU`, `pt-BR`).
@@ -545,6 +561,10 @@ mod tests {
         assert!(bad.is_some_and(|d| d.contains("lang")));
         assert!(probe(UseKind::Test, "odd", vec![Value::from(1)], &[]).is_some());
         assert!(probe(UseKind::Test, "divisibleby", vec![Value::from(3)], &[]).is_none());
+        // too big to call at compile time: not probed (and not refused)
+        let huge = Value::from(10_000_000_000i64);
+        assert!(probe(UseKind::Filter, "slice", vec![huge.clone()], &[]).is_none());
+        assert!(probe(UseKind::Filter, "upper", vec![huge], &[]).is_none());
     }
 
     #[test]
