@@ -309,6 +309,7 @@ pub fn code(c: &Code) -> String {
                     .collect();
                 st.push(format!("{{ {} }}", parts.join(", ")));
             }
+            Op::Render(t, _) => st.push(format!("render({:?})", t.0)),
         }
     }
     st.join(" ")

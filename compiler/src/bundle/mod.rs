@@ -180,6 +180,9 @@ pub enum Op {
     List(u32),
     /// Pop one value per key, push a map.
     Map(Vec<String>),
+    /// Push the rendered text of a template (LANGUAGE.md A2: a string in
+    /// `call … with` or `emit`), with the defines it may read.
+    Render(Tpl, Vec<(String, Code)>),
 }
 
 /// A template text (MiniJinja source).

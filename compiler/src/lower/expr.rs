@@ -1,7 +1,7 @@
 //! Expressions to stack code. Named conditions are inlined; names are
 //! classified by where they read from ([`Root`]).
 
-use crate::bundle::{Code, Func, Op, Root};
+use crate::bundle::{Code, Func, Op, Root, Tpl};
 use crate::model::Env;
 use crate::value::{Value, parse_date, parse_time};
 use nudge_grammar::ast::{Expr, ExprKind, UnaryOp};
@@ -18,6 +18,45 @@ pub fn code(env: &Env<'_>, names: &Names<'_>, e: &Expr) -> Code {
     let mut ops = Vec::new();
     emit(env, names, e, &mut ops, 0);
     Code(ops)
+}
+
+/// Compile a value whose strings are templates (LANGUAGE.md A2: `call …
+/// with` values, `emit` text fields): a string literal with template syntax,
+/// also inside list and map literals, is rendered when the value is built.
+pub fn template_code(env: &Env<'_>, names: &Names<'_>, e: &Expr) -> Code {
+    let mut ops = Vec::new();
+    emit_tpl(env, names, e, &mut ops);
+    Code(ops)
+}
+
+fn emit_tpl(env: &Env<'_>, names: &Names<'_>, e: &Expr, ops: &mut Vec<Op>) {
+    match &e.kind {
+        ExprKind::Str(lit) if crate::templates::is_template(&lit.value) => {
+            let defines = env
+                .defines
+                .iter()
+                .filter(|(n, _)| lit.value.contains(n.as_str()))
+                .map(|(n, d)| (n.to_string(), code(env, names, &d.value)))
+                .collect();
+            ops.push(Op::Render(Tpl(lit.value.clone()), defines));
+        }
+        ExprKind::Paren(inner) => emit_tpl(env, names, inner, ops),
+        ExprKind::List(items) => {
+            for i in items {
+                emit_tpl(env, names, i, ops);
+            }
+            ops.push(Op::List(items.len() as u32));
+        }
+        ExprKind::Map(entries) => {
+            for en in entries {
+                emit_tpl(env, names, &en.value, ops);
+            }
+            ops.push(Op::Map(
+                entries.iter().map(|en| en.key.text().to_string()).collect(),
+            ));
+        }
+        _ => emit(env, names, e, ops, 0),
+    }
 }
 
 /// A literal's value (schema defaults); `None` if not a constant.

@@ -66,6 +66,11 @@ impl<'l, 'e, 'a> FlowLowering<'l, 'e, 'a> {
         code(self.env, &self.names(), e)
     }
 
+    /// A value whose strings are templates (A2).
+    fn t(&self, e: &ast::Expr) -> Code {
+        super::expr::template_code(self.env, &self.names(), e)
+    }
+
     fn matcher(&self, ev: &ast::EventRef, cond: &Option<ast::Expr>) -> EventMatch {
         EventMatch {
             event: ev.name.name.clone(),
@@ -283,7 +288,7 @@ impl<'l, 'e, 'a> FlowLowering<'l, 'e, 'a> {
                 let with = with
                     .iter()
                     .flatten()
-                    .map(|s| (s.name.name.clone(), self.c(&s.value)))
+                    .map(|s| (s.name.name.clone(), self.t(&s.value)))
                     .collect();
                 self.push(
                     Instr::Call {
@@ -415,10 +420,22 @@ impl<'l, 'e, 'a> FlowLowering<'l, 'e, 'a> {
                 self.push(Instr::Exit, span);
             }
             StmtKind::Emit { event, fields } => {
+                let info = self.env.events.get(&event.name);
+                let text = |f: &str| {
+                    info.and_then(|i| i.field(f))
+                        .is_some_and(|f| matches!(f.ty.base(), crate::model::Type::Text))
+                };
                 let fields = fields
                     .iter()
                     .flatten()
-                    .map(|s| (s.name.name.clone(), self.c(&s.value)))
+                    .map(|s| {
+                        let code = if text(&s.name.name) {
+                            self.t(&s.value)
+                        } else {
+                            self.c(&s.value)
+                        };
+                        (s.name.name.clone(), code)
+                    })
                     .collect();
                 self.push(
                     Instr::Emit {

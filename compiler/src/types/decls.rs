@@ -65,6 +65,20 @@ impl Checker<'_, '_> {
         }
     }
 
+    /// The strings of a value that are templates (A2: `call … with` values,
+    /// `emit` text fields): string literals, also inside list and map literals.
+    pub fn template_literals(&mut self, e: &Expr, cx: &Ctx<'_>, d: &mut Diagnostics) {
+        match &e.kind {
+            ExprKind::Str(lit) => self.template_str(lit, cx, d),
+            ExprKind::Paren(inner) => self.template_literals(inner, cx, d),
+            ExprKind::List(items) => items.iter().for_each(|i| self.template_literals(i, cx, d)),
+            ExprKind::Map(entries) => entries
+                .iter()
+                .for_each(|en| self.template_literals(&en.value, cx, d)),
+            _ => {}
+        }
+    }
+
     /// A template value: a string, `file(...)`, or another text expression.
     pub fn template_value(&mut self, e: &Expr, cx: &Ctx<'_>, d: &mut Diagnostics) {
         match &e.kind {

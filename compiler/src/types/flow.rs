@@ -504,6 +504,7 @@ impl Walk<'_> {
                 }
                 for st in with.iter().flatten() {
                     ck.ty(&st.value, &cx, d);
+                    ck.template_literals(&st.value, &cx, d);
                 }
             }
             StmtKind::Set { target, value } => {
@@ -547,6 +548,16 @@ impl Walk<'_> {
             }
             StmtKind::Emit { event, fields } => {
                 ck.event_payload(event, fields.as_deref().unwrap_or(&[]), s.span, &cx, d);
+                let info = ck.env.events.get(&event.name).cloned();
+                for st in fields.iter().flatten() {
+                    let text = info
+                        .as_ref()
+                        .and_then(|i| i.field(&st.name.name))
+                        .is_some_and(|f| matches!(f.ty.base(), Type::Text));
+                    if text && let ExprKind::Str(lit) = &st.value.kind {
+                        ck.template_str(lit, &cx, d);
+                    }
+                }
             }
             _ => {}
         }

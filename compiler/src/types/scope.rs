@@ -101,6 +101,25 @@ pub struct TplScope<'s, 'e, 'a> {
 }
 
 impl TemplateScope for TplScope<'_, '_, '_> {
+    fn readable(&self, name: &str) -> Option<String> {
+        if name.contains('.') {
+            let path: Vec<&str> = name.split('.').collect();
+            return self.check_path(&path).is_ok().then(|| name.to_string());
+        }
+        if self.env.contact_field(name).is_some() {
+            return Some(format!("contact.{name}"));
+        }
+        if let EventCtx::Set(ev) = &self.ctx.event
+            && !ev.names.is_empty()
+            && !matches!(name, "name" | "at" | "nth")
+            && self.check_path(&["event", name]).is_ok()
+        {
+            return Some(format!("event.{name}"));
+        }
+        (self.env.defines.contains_key(name) || self.ctx.calls.contains(name))
+            .then(|| name.to_string())
+    }
+
     fn check_path(&self, path: &[&str]) -> Result<(), (String, Option<String>)> {
         let root = path.first().copied().unwrap_or("");
         let field = path.get(1).copied();

@@ -12,8 +12,10 @@
 //! `decimal` result that is not finite, and an invalid `matches` pattern. The
 //! caller fails the enrollment with it. Nothing here panics.
 
+use super::render::{RenderError, RenderKind, render};
+use super::request::scope_roots;
 use crate::clock;
-use nudge_compiler::bundle::{BinaryOp, Code, FieldType, Func, Op, Root};
+use nudge_compiler::bundle::{BinaryOp, Code, FieldType, Func, Op, Root, Tpl};
 use nudge_compiler::value::{Value, format_decimal, format_time};
 use std::collections::BTreeMap;
 
@@ -62,6 +64,12 @@ impl EvalError {
 
 /// A result of evaluation.
 pub type Eval<T = Value> = Result<T, EvalError>;
+
+impl From<RenderError> for EvalError {
+    fn from(e: RenderError) -> EvalError {
+        EvalError::Template(e.to_string())
+    }
+}
 
 /// What the roots of an expression read.
 #[derive(Clone, Copy)]
@@ -195,9 +203,19 @@ pub fn eval(code: &Code, s: &Scope<'_>) -> Eval {
                 let vals = st.split_off(at);
                 st.push(Value::Map(keys.iter().cloned().zip(vals).collect()));
             }
+            Op::Render(t, defines) => st.push(Value::Text(render_in(t, defines, s)?)),
         }
     }
     Ok(st.pop().unwrap_or_default())
+}
+
+/// A template of `call … with` or `emit`, with the roots of the flow.
+fn render_in(t: &Tpl, defines: &[(String, Code)], s: &Scope<'_>) -> Eval<String> {
+    let mut roots = scope_roots(s);
+    for (name, code) in defines {
+        roots.insert(name.clone(), eval(code, s)?);
+    }
+    Ok(render(&t.0, &roots, RenderKind::Text)?)
 }
 
 fn get(base: Value, field: &str) -> Value {

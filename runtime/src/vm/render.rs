@@ -2,7 +2,11 @@
 //! default, so an unset optional is undefined — falsy in `{% if %}`, replaced
 //! by `default(…)`, printed empty. Values are HTML-escaped in `html` bodies
 //! and percent-encoded (RFC 3986 unreserved kept) inside URLs; subjects and
-//! texts are not escaped. Fuel bounds the work of any one template.
+//! texts are not escaped. Fuel bounds the work of any one template. The
+//! filters are the checker's ([`nudge_compiler::templates::filters`]), so a
+//! template that passed `nudge check` finds every filter it names; the
+//! contact's zone reaches `datetime` through the `contact` root. A template
+//! that still fails (fuel, a value of the wrong kind) is a [`RenderError`].
 
 use minijinja::{AutoEscape, Environment, Value as J};
 use nudge_compiler::value::{Value, format_date, format_time};
@@ -22,7 +26,7 @@ pub enum RenderKind {
 const FUEL: u64 = 50_000;
 
 fn env(kind: RenderKind) -> Environment<'static> {
-    let mut env = Environment::new();
+    let mut env = nudge_compiler::templates::filters::environment();
     env.set_fuel(Some(FUEL));
     match kind {
         RenderKind::Text => env.set_auto_escape_callback(|_| AutoEscape::None),
@@ -61,12 +65,36 @@ thread_local! {
     static CACHES: std::cell::RefCell<Vec<Cache>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-fn template_error(e: &minijinja::Error) -> String {
-    let detail = e
-        .detail()
-        .map(str::to_string)
-        .unwrap_or_else(|| e.kind().to_string());
-    format!("template error: {detail}")
+/// A template that could not be rendered; keeps MiniJinja's error.
+#[derive(Debug, thiserror::Error)]
+#[error("template error: {detail}")]
+pub struct RenderError {
+    /// What went wrong, in MiniJinja's words.
+    pub detail: String,
+    #[source]
+    pub source: minijinja::Error,
+}
+
+impl RenderError {
+    fn new(e: minijinja::Error) -> RenderError {
+        let detail = e
+            .detail()
+            .map(str::to_string)
+            .unwrap_or_else(|| e.kind().to_string());
+        RenderError { detail, source: e }
+    }
+
+    /// The fuel ran out: the template does too much work.
+    pub fn out_of_fuel(&self) -> bool {
+        self.source.kind() == minijinja::ErrorKind::OutOfFuel
+    }
+}
+
+/// Callers that journal errors as text.
+impl From<RenderError> for String {
+    fn from(e: RenderError) -> String {
+        e.to_string()
+    }
 }
 
 /// Render a template with named roots (`contact`, `event`, `flow`, …).
@@ -74,7 +102,7 @@ pub fn render(
     source: &str,
     roots: &BTreeMap<String, Value>,
     kind: RenderKind,
-) -> Result<String, String> {
+) -> Result<String, RenderError> {
     if !source.contains("{{") && !source.contains("{%") && !source.contains("{#") {
         return Ok(source.to_string());
     }
@@ -105,14 +133,14 @@ pub fn render(
             cache
                 .env
                 .add_template_owned(source.to_string(), source.to_string())
-                .map_err(|e| template_error(&e))?;
+                .map_err(RenderError::new)?;
             cache.len += 1;
         }
         cache
             .env
             .get_template(source)
             .and_then(|t| t.render(ctx))
-            .map_err(|e| template_error(&e))
+            .map_err(RenderError::new)
     })
 }
 
@@ -178,10 +206,12 @@ mod tests {
             &r,
             RenderKind::Text,
         );
-        assert_eq!(out.as_deref(), Ok("Hi friend"));
+        assert_eq!(out.ok().as_deref(), Some("Hi friend"));
         assert_eq!(
-            render("[{{ contact.first_name }}]", &r, RenderKind::Text).as_deref(),
-            Ok("[]")
+            render("[{{ contact.first_name }}]", &r, RenderKind::Text)
+                .ok()
+                .as_deref(),
+            Some("[]")
         );
     }
 
@@ -189,12 +219,16 @@ mod tests {
     fn escaping_by_context() {
         let r = roots(&[("name", Value::text("Ann <b>&"))]);
         assert_eq!(
-            render("{{ contact.name }}", &r, RenderKind::Text).as_deref(),
-            Ok("Ann <b>&")
+            render("{{ contact.name }}", &r, RenderKind::Text)
+                .ok()
+                .as_deref(),
+            Some("Ann <b>&")
         );
         assert_eq!(
-            render("{{ contact.name }}", &r, RenderKind::Html).as_deref(),
-            Ok("Ann &lt;b&gt;&amp;")
+            render("{{ contact.name }}", &r, RenderKind::Html)
+                .ok()
+                .as_deref(),
+            Some("Ann &lt;b&gt;&amp;")
         );
         assert_eq!(
             render(
@@ -202,8 +236,9 @@ mod tests {
                 &r,
                 RenderKind::Url
             )
+            .ok()
             .as_deref(),
-            Ok("https://x.example/?q=Ann%20%3Cb%3E%26")
+            Some("https://x.example/?q=Ann%20%3Cb%3E%26")
         );
     }
 
@@ -211,8 +246,10 @@ mod tests {
     fn decimals_print_shortest() {
         let r = roots(&[("a", Value::Decimal(4.5)), ("b", Value::Decimal(120.0))]);
         assert_eq!(
-            render("{{ contact.a }} {{ contact.b }}", &r, RenderKind::Text).as_deref(),
-            Ok("4.5 120")
+            render("{{ contact.a }} {{ contact.b }}", &r, RenderKind::Text)
+                .ok()
+                .as_deref(),
+            Some("4.5 120")
         );
     }
 
@@ -224,6 +261,25 @@ mod tests {
             &r,
             RenderKind::Text,
         );
-        assert!(out.is_err());
+        assert!(out.is_err_and(|e| e.out_of_fuel()));
+    }
+
+    #[test]
+    fn nudge_filters_render_in_the_contacts_zone() {
+        let r = roots(&[
+            ("timezone", Value::text("Europe/Moscow")),
+            ("starts", Value::Time(1_767_625_200)),
+            ("price", Value::Decimal(1234.5)),
+            ("tags", Value::List(vec![Value::text("<a>")])),
+        ]);
+        let out = render(
+            "{{ contact.starts | datetime('%-d %B %H:%M', locale='ru') }}|{{ contact.price | number(2, locale='ru') }} ₽|{{ contact.tags | tojson }}",
+            &r,
+            RenderKind::Html,
+        );
+        assert_eq!(
+            out.ok().as_deref(),
+            Some("5 января 18:00|1\u{202f}234,50 ₽|[\"\\u003ca\\u003e\"]")
+        );
     }
 }

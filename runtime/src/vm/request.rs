@@ -32,6 +32,17 @@ pub fn to_json(v: &Value) -> serde_json::Value {
 /// results, and whatever the caller adds (`message`, `data`). A define the
 /// template reads that fails to evaluate is an error.
 pub fn roots(s: &Scope<'_>, bundle: &Bundle, tpl_hint: &str) -> Eval<BTreeMap<String, Value>> {
+    let mut r = scope_roots(s);
+    for (name, code) in &bundle.defines {
+        if tpl_hint.contains(name.as_str()) {
+            r.insert(name.clone(), eval(code, s)?);
+        }
+    }
+    Ok(r)
+}
+
+/// The roots a scope has: `contact`, `event`, `flow`, `now` and call results.
+pub fn scope_roots(s: &Scope<'_>) -> BTreeMap<String, Value> {
     let mut r = BTreeMap::new();
     if let Some(c) = s.contact {
         r.insert("contact".into(), c.as_value());
@@ -55,17 +66,12 @@ pub fn roots(s: &Scope<'_>, bundle: &Bundle, tpl_hint: &str) -> Eval<BTreeMap<St
             r.insert(k.clone(), v.clone());
         }
     }
-    for (name, code) in &bundle.defines {
-        if tpl_hint.contains(name.as_str()) {
-            r.insert(name.clone(), eval(code, s)?);
-        }
-    }
-    Ok(r)
+    r
 }
 
 /// A template rendered, its error kept as an [`EvalError::Template`].
 fn tpl(source: &str, roots: &BTreeMap<String, Value>, kind: RenderKind) -> Eval<String> {
-    render(source, roots, kind).map_err(EvalError::Template)
+    Ok(render(source, roots, kind)?)
 }
 
 /// A built request.

@@ -607,9 +607,7 @@ impl<'m> Machine<'m> {
             return Ok(Some(t.0.clone()));
         }
         let r = roots(&self.scope(), self.bundle, &t.0)?;
-        render(&t.0, &r, kind)
-            .map(Some)
-            .map_err(EvalError::Template)
+        Ok(Some(render(&t.0, &r, kind)?))
     }
 
     /// Why a send to `channel` is over its cap now, if it is.
