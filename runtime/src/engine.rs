@@ -141,6 +141,16 @@ pub struct FailedEnrollment {
     pub error: String,
 }
 
+impl FailedEnrollment {
+    fn of(flow: &str, f: &Failure) -> FailedEnrollment {
+        FailedEnrollment {
+            flow: flow.to_string(),
+            reason: f.error.reason(),
+            error: f.to_string(),
+        }
+    }
+}
+
 /// Applies inputs with a bundle and the settings (`env`) it reads.
 pub struct Engine<'b> {
     pub bundle: &'b Bundle,
@@ -326,17 +336,8 @@ impl<'b> Engine<'b> {
             e.failure = Some(why.clone());
         }
         self.end(run, i, Status::Failed, &format!("failed: {why}"));
-        self.failed(run, i, f);
-    }
-
-    /// Count enrollment `i` as failed by `f`.
-    fn failed(&self, run: &mut Run<'_>, i: usize, f: &Failure) {
         if let Some(e) = run.st.enrollments.get(i) {
-            run.out.failures.push(FailedEnrollment {
-                flow: e.flow.clone(),
-                reason: f.error.reason(),
-                error: f.to_string(),
-            });
+            run.out.failures.push(FailedEnrollment::of(&e.flow, f));
         }
     }
 
@@ -489,11 +490,7 @@ impl<'b> Engine<'b> {
         };
         let outcome = advance(bundle, p, &enr, &run.st.contact, input, run.now, &world);
         if let Some(f) = &outcome.failure {
-            run.out.failures.push(FailedEnrollment {
-                flow: enr.flow.clone(),
-                reason: f.error.reason(),
-                error: f.to_string(),
-            });
+            run.out.failures.push(FailedEnrollment::of(&enr.flow, f));
         }
         let changed = !outcome.changes.is_empty();
         run.st.contact = outcome.contact;
