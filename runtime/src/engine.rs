@@ -154,6 +154,16 @@ pub struct FailedEnrollment {
     pub error: String,
 }
 
+impl FailedEnrollment {
+    fn of(flow: &str, f: &Failure) -> FailedEnrollment {
+        FailedEnrollment {
+            flow: flow.to_string(),
+            reason: f.error.reason(),
+            error: f.to_string(),
+        }
+    }
+}
+
 /// A time trigger whose instant was more than its `late` in the past when
 /// it was planned (LANGUAGE.md A3).
 #[derive(Debug, Clone, PartialEq)]
@@ -362,17 +372,8 @@ impl<'b> Engine<'b> {
             e.failure = Some(why.clone());
         }
         self.end(run, i, Status::Failed, &format!("failed: {why}"));
-        self.failed(run, i, f);
-    }
-
-    /// Count enrollment `i` as failed by `f`.
-    fn failed(&self, run: &mut Run<'_>, i: usize, f: &Failure) {
         if let Some(e) = run.st.enrollments.get(i) {
-            run.out.failures.push(FailedEnrollment {
-                flow: e.flow.clone(),
-                reason: f.error.reason(),
-                error: f.to_string(),
-            });
+            run.out.failures.push(FailedEnrollment::of(&e.flow, f));
         }
     }
 
@@ -525,11 +526,7 @@ impl<'b> Engine<'b> {
         };
         let outcome = advance(bundle, p, &enr, &run.st.contact, input, run.now, &world);
         if let Some(f) = &outcome.failure {
-            run.out.failures.push(FailedEnrollment {
-                flow: enr.flow.clone(),
-                reason: f.error.reason(),
-                error: f.to_string(),
-            });
+            run.out.failures.push(FailedEnrollment::of(&enr.flow, f));
         }
         let changed = !outcome.changes.is_empty();
         run.st.contact = outcome.contact;

@@ -385,7 +385,7 @@ fn finite(v: f64, what: &'static str) -> Eval<f64> {
 fn whole_to_int(x: f64) -> Option<i64> {
     // 2^63 is exact as an f64; i64::MIN is -2^63
     const LIMIT: f64 = 9_223_372_036_854_775_808.0;
-    (x >= -LIMIT && x < LIMIT).then_some(x as i64)
+    (-LIMIT..LIMIT).contains(&x).then_some(x as i64)
 }
 
 fn round(args: &[Value]) -> Eval {
@@ -546,8 +546,8 @@ mod tests {
             (Value::text("won"), Value::Null),
         ];
         for (l, r) in cases {
-            let eq = bin(l.clone(), BinaryOp::Eq, r.clone()).unwrap();
-            let ne = bin(l.clone(), BinaryOp::Ne, r.clone()).unwrap();
+            let eq = bin(l.clone(), BinaryOp::Eq, r.clone()).expect("==");
+            let ne = bin(l.clone(), BinaryOp::Ne, r.clone()).expect("!=");
             assert_eq!(eq, Value::Bool(!ne.truthy()), "{l:?} vs {r:?}");
         }
         assert_eq!(
@@ -700,7 +700,7 @@ mod tests {
 
     #[test]
     fn an_invalid_pattern_is_an_error() {
-        let e = bin(Value::text("abc"), BinaryOp::Matches, Value::text("a(")).unwrap_err();
+        let e = bin(Value::text("abc"), BinaryOp::Matches, Value::text("a(")).expect_err("invalid");
         assert_eq!(e.reason(), "invalid_pattern");
         assert!(
             e.to_string()
