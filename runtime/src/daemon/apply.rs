@@ -163,6 +163,8 @@ pub(super) struct Prepared {
     pub(super) wake: Option<i64>,
     /// A stored contact's unique keys changed.
     pub(super) keys_moved: bool,
+    /// Time triggers missed, per contact (see [`Batch::missed`]).
+    pub(super) missed: Vec<(String, crate::engine::MissedTrigger)>,
 }
 
 /// A unit's outcomes when it was left out: its failures stay, the rest say
@@ -182,6 +184,9 @@ pub(super) struct Batch {
     pub(super) keys: HashMap<(String, String), String>,
     pub(super) commit: Commit,
     pub(super) seen: HashSet<String>,
+    /// Time triggers missed by this batch's inputs, per contact: logged
+    /// and counted once the commit is written.
+    pub(super) missed: Vec<(String, crate::engine::MissedTrigger)>,
 }
 
 /// A contact id derived from a unique key, for contacts first named by it.
@@ -357,6 +362,7 @@ impl Applier {
             keys: by_key,
             commit: Commit::default(),
             seen: seen.into_iter().collect(),
+            missed: Vec::new(),
         };
         let older = self.older_versions(&b.slots).await?;
         let engine = self.engine(paused, &older);
@@ -390,6 +396,7 @@ impl Applier {
             outcomes,
             wake,
             keys_moved,
+            missed: b.missed,
         })
     }
 }
