@@ -531,7 +531,12 @@ test "a deal synced in time starts both at their instant" {
     .unwrap();
     let run = nudge(&["test", s(&dir), "--trace"]);
     assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
-    assert_eq!(last_line(&run.stdout), "2 passed, 0 failed", "{}", run.stdout);
+    assert_eq!(
+        last_line(&run.stdout),
+        "2 passed, 0 failed",
+        "{}",
+        run.stdout
+    );
     assert!(
         run.stdout.contains(
             "| 2026-01-01T00:00:00Z contact-1 nurture: missed nurture trigger: 2025-12-09T00:00:00Z is 23 days in the past\n"

@@ -155,3 +155,24 @@ flow f {
         "{lines:?}"
     );
 }
+
+#[test]
+fn a_trigger_instant_beyond_the_clock_is_not_planned_and_says_so() {
+    let bundle = vm_support::bundle(SRC);
+    let mut sim = Sim::new(&bundle);
+    let last = nudge_runtime::compiler::value::MAX_INSTANT;
+    let c = sim.create_contact(Some("c"), deal(last)).unwrap();
+    sim.advance_to(EPOCH + 86_400).unwrap();
+    assert_eq!(entered(&sim, c, "nurture"), None);
+    assert_eq!(
+        sim.contacts[c].next_wake(),
+        None,
+        "no timer at an unrepresentable instant"
+    );
+    let lines = journey(&sim, c);
+    assert!(
+        lines.iter().any(|l| l
+            == "nurture: nurture trigger not planned: its instant is outside -009999-01-02T01:59:59Z..=9999-12-30T22:00:00Z"),
+        "{lines:?}"
+    );
+}

@@ -169,6 +169,8 @@ pub(super) struct Prepared {
     /// Enrollments failed by these inputs (contact id, failure): counted
     /// and logged once the commit holding them returned.
     pub(super) failures: Vec<(String, FailedEnrollment)>,
+    /// Time triggers missed, per contact (see [`Batch::missed`]).
+    pub(super) missed: Vec<(String, crate::engine::MissedTrigger)>,
 }
 
 /// A unit's outcomes when it was left out: its failures stay, the rest say
@@ -192,6 +194,9 @@ pub(super) struct Batch {
     pub(super) failures: Vec<(String, FailedEnrollment)>,
     /// Postback `dedupe` values (source, value) recorded or in this batch.
     pub(super) seen_postbacks: HashSet<(String, String)>,
+    /// Time triggers missed by this batch's inputs, per contact: logged
+    /// and counted once the commit is written.
+    pub(super) missed: Vec<(String, crate::engine::MissedTrigger)>,
 }
 
 /// A contact id derived from a unique key, for contacts first named by it.
@@ -401,6 +406,7 @@ impl Applier {
             seen: seen.into_iter().collect(),
             failures: Vec::new(),
             seen_postbacks,
+            missed: Vec::new(),
         };
         let older = self.older_versions(&b.slots).await?;
         let engine = self.engine(paused, &older);
@@ -435,6 +441,7 @@ impl Applier {
             wake,
             keys_moved,
             failures: b.failures,
+            missed: b.missed,
         })
     }
 }

@@ -15,7 +15,6 @@ use crate::vm::EventValue;
 use nudge_compiler::value::Value;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
-use std::sync::atomic::Ordering;
 
 impl Applier {
     /// The slot of a contact, creating it when `create` gives fields.
@@ -110,16 +109,8 @@ impl Applier {
         slot.dirty = true;
         slot.inputs += 1;
         let applied = engine.apply(&mut slot.st, input, now, &self.env);
-        for m in &applied.missed {
-            self.metrics.triggers_missed.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(
-                contact = id,
-                flow = %m.flow,
-                instant = %crate::clock::format_instant(m.at),
-                age_seconds = m.age,
-                "missed time trigger: its instant was already past by more than `late`"
-            );
-        }
+        b.missed
+            .extend(applied.missed.into_iter().map(|m| (id.to_string(), m)));
         // The stored version (None before the first commit) and the input's
         // rank in this batch make the key unique: the version check lets
         // this effect commit once. The instant in front keeps the keys of a

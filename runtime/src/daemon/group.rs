@@ -264,6 +264,18 @@ impl Applier {
         let outbox = !p.commit.outbox.is_empty();
         self.store.commit(&p.commit).await?;
         self.metrics.enrollments_failed(&p.failures);
+        for (contact, m) in &p.missed {
+            self.metrics
+                .triggers_missed
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            tracing::warn!(
+                contact = %contact,
+                flow = %m.flow,
+                instant = %crate::clock::format_instant(m.at),
+                age_seconds = m.age,
+                "missed time trigger: its instant was already past by more than `late`"
+            );
+        }
         if let Some(w) = p.wake {
             self.metrics.wake_hint(w);
         }
