@@ -118,7 +118,7 @@ flow booked {
 }
 
 #[test]
-fn a_template_that_fails_at_run_time_is_in_the_journey() {
+fn a_template_that_fails_at_run_time_fails_the_enrollment() {
     let dir = project(
         "runaway",
         r#"
@@ -135,10 +135,14 @@ test "runaway" {
 "#,
     );
     let run = nudge(&["test", "--trace", s(&dir)]);
+    // never a silent skip (amendment A4): the enrollment fails, with the line
+    assert_eq!(run.code, 1, "{}", run.all());
     assert!(
-        run.stdout
-            .contains("call skipped: template error: engine ran out of fuel"),
+        run.stdout.contains(
+            "but it failed at step `start`: template error: engine ran out of fuel (line 11)"
+        ),
         "{}",
         run.all()
     );
+    assert!(!run.stdout.contains("call skipped"), "{}", run.all());
 }

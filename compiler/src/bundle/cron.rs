@@ -19,8 +19,10 @@ use std::ops::Range;
 
 /// A parsed five-field cron schedule. Each field is a bit set: bit `n` set
 /// means value `n` matches (day of week 0 = Sunday … 6 = Saturday, 7 folded
-/// into 0).
+/// into 0). Bundles of format 1 stored the text alone: it is parsed when
+/// such a bundle is read ([`StoredCron`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "StoredCron")]
 pub struct CronSpec {
     /// The schedule as written, for the disassembly and messages.
     pub text: String,
@@ -33,6 +35,54 @@ pub struct CronSpec {
     pub dom_star: bool,
     /// The day-of-week field starts with `*`.
     pub dow_star: bool,
+}
+
+/// A cron schedule as a bundle stores it: parsed (format 2 on), or the text
+/// (format 1).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum StoredCron {
+    Parsed {
+        text: String,
+        minutes: u64,
+        hours: u64,
+        days_of_month: u64,
+        months: u64,
+        days_of_week: u64,
+        dom_star: bool,
+        dow_star: bool,
+    },
+    Text(String),
+}
+
+impl TryFrom<StoredCron> for CronSpec {
+    type Error = String;
+
+    fn try_from(s: StoredCron) -> Result<CronSpec, String> {
+        match s {
+            StoredCron::Parsed {
+                text,
+                minutes,
+                hours,
+                days_of_month,
+                months,
+                days_of_week,
+                dom_star,
+                dow_star,
+            } => Ok(CronSpec {
+                text,
+                minutes,
+                hours,
+                days_of_month,
+                months,
+                days_of_week,
+                dom_star,
+                dow_star,
+            }),
+            StoredCron::Text(text) => CronSpec::parse(&text)
+                .map_err(|e| format!("cron schedule `{text}`: {}", e.message)),
+        }
+    }
 }
 
 /// Why a cron string was refused, with the byte range (in the string's

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 pub use enums::{BinaryOp, Reenter, Weekday};
 pub use cron::CronSpec;
-pub use serial::{BundleError, FORMAT_VERSION};
+pub use serial::{BundleError, FORMAT_VERSION, READABLE_FORMATS};
 
 /// Everything the runtime needs to run a project.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

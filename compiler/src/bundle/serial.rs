@@ -4,13 +4,22 @@ use super::Bundle;
 use sha2::{Digest, Sha256};
 use std::fmt::Write as _;
 
-/// The bundle format version; a runtime refuses other versions.
-pub const FORMAT_VERSION: u32 = 1;
+/// The bundle format version this build writes.
+///
+/// * 1: the first format;
+/// * 2: cron schedules stored parsed, `Op::Render` for the template strings
+///   of `call … with` and `emit`, `late` on time triggers, `dedupe` on
+///   sources.
+pub const FORMAT_VERSION: u32 = 2;
+
+/// Formats this build reads: 1 reads as it meant (its cron texts are parsed
+/// on reading, its `call … with` strings stay literal), then counts as 2.
+pub const READABLE_FORMATS: &[u32] = &[1, 2];
 
 /// Why bundle bytes could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum BundleError {
-    #[error("bundle format {found} is not supported (this build reads format {FORMAT_VERSION})")]
+    #[error("bundle format {found} is not supported (this build writes format {FORMAT_VERSION} and also reads format 1)")]
     Version { found: u32 },
     #[error("invalid bundle: {0}")]
     Invalid(String),
@@ -22,7 +31,8 @@ impl Bundle {
         serde_json::to_vec(self).unwrap_or_default()
     }
 
-    /// Read bytes written by [`Bundle::to_bytes`], checking the format version.
+    /// Read bytes written by [`Bundle::to_bytes`] of a format in
+    /// [`READABLE_FORMATS`]; the bundle read counts as [`FORMAT_VERSION`].
     pub fn from_bytes(bytes: &[u8]) -> Result<Bundle, BundleError> {
         #[derive(serde::Deserialize)]
         struct Header {
@@ -30,10 +40,13 @@ impl Bundle {
         }
         let h: Header =
             serde_json::from_slice(bytes).map_err(|e| BundleError::Invalid(e.to_string()))?;
-        if h.format != FORMAT_VERSION {
+        if !READABLE_FORMATS.contains(&h.format) {
             return Err(BundleError::Version { found: h.format });
         }
-        serde_json::from_slice(bytes).map_err(|e| BundleError::Invalid(e.to_string()))
+        let mut b: Bundle =
+            serde_json::from_slice(bytes).map_err(|e| BundleError::Invalid(e.to_string()))?;
+        b.format = FORMAT_VERSION;
+        Ok(b)
     }
 
     /// SHA-256 of the bytes, in hex: the bundle's identity.

@@ -106,10 +106,10 @@ fn integer_overflow_fails_instead_of_saturating() {
 
 #[test]
 fn time_plus_a_huge_duration_fails() {
-    let flows = r#"flow f { step a { wait until now + contact.big * 1 second > now } }"#;
+    let flows = r#"flow f { step a { if now + contact.big * 1 second > now { tag "later" } } }"#;
     let b = compile(flows);
     let r = Run::new(&b, "f", contact(&b, "c1", &[("big", Value::Int(i64::MAX))])).start(T0, None);
-    failed_with(&r, "integer overflow in `+`", line_of(flows, "wait until"));
+    failed_with(&r, "integer overflow in `+`", line_of(flows, "if now"));
 }
 
 #[test]
