@@ -788,10 +788,26 @@ impl<'b> Engine<'b> {
             }
             Err(e) => {
                 // journaled once, until the instant can be computed again
-                if run.st.time_triggers.get(&key).is_none_or(|t| t.at != i64::MIN) {
-                    self.journal(run, &p.name, "", &format!("{} trigger not planned: {e}", p.name));
+                if run
+                    .st
+                    .time_triggers
+                    .get(&key)
+                    .is_none_or(|t| t.at != i64::MIN)
+                {
+                    self.journal(
+                        run,
+                        &p.name,
+                        "",
+                        &format!("{} trigger not planned: {e}", p.name),
+                    );
                 }
-                run.st.time_triggers.insert(key, TimeTrigger { at: i64::MIN, fired: true });
+                run.st.time_triggers.insert(
+                    key,
+                    TimeTrigger {
+                        at: i64::MIN,
+                        fired: true,
+                    },
+                );
                 return;
             }
         };

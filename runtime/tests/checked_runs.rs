@@ -79,7 +79,11 @@ fn dec_var() -> Src {
 fn dec_expr() -> Src {
     let leaf = prop_oneof![pick(&["0.5", "1.5"]), dec_var(), int_expr()].boxed();
     leaf.prop_recursive(3, 12, 2, |inner| {
-        (inner, pick(&["+", "-", "*", "/"]), prop_oneof![dec_var(), int_var()])
+        (
+            inner,
+            pick(&["+", "-", "*", "/"]),
+            prop_oneof![dec_var(), int_var()],
+        )
             .prop_map(|(a, op, b)| format!("({a} {op} {b})"))
             .boxed()
     })
@@ -109,17 +113,23 @@ fn statement() -> Src {
     let simple = prop_oneof![
         (pick(&["orders", "score"]), int_expr())
             .prop_map(|(f, e)| format!("set contact.{f} = {e}")),
-        (pick(&["avg", "total"]), dec_expr())
-            .prop_map(|(f, e)| format!("set contact.{f} = {e}")),
+        (pick(&["avg", "total"]), dec_expr()).prop_map(|(f, e)| format!("set contact.{f} = {e}")),
         template().prop_map(|t| format!("send team \"{}\"", t.replace('"', "\\\""))),
         Just("set contact.name = event.note ?? \"anon\"".to_string()),
     ]
     .boxed();
     simple
         .prop_recursive(2, 8, 3, |inner| {
-            (dec_expr(), prop::collection::vec(inner.clone(), 1..3), inner)
+            (
+                dec_expr(),
+                prop::collection::vec(inner.clone(), 1..3),
+                inner,
+            )
                 .prop_map(|(c, then, other)| {
-                    format!("if {c} > 1 {{\n{}\n}} else {{\n{other}\n}}", then.join("\n"))
+                    format!(
+                        "if {c} > 1 {{\n{}\n}} else {{\n{other}\n}}",
+                        then.join("\n")
+                    )
                 })
                 .boxed()
         })
@@ -141,7 +151,13 @@ fn event_input() -> impl Strategy<Value = Vec<(String, Value)>> {
     (
         prop::option::of(select(vec![0i64, 1, 2, -1, i64::MAX, i64::MIN, 1_000_000])),
         prop::option::of(select(vec![0.0f64, 1.25, -7.5, 1.7e308, 1e-300])),
-        prop::option::of(select(vec!["<b>&amp;</b>", "\"quoted\"", "Ann", "{{ x }}", ""])),
+        prop::option::of(select(vec![
+            "<b>&amp;</b>",
+            "\"quoted\"",
+            "Ann",
+            "{{ x }}",
+            "",
+        ])),
         prop::option::of(select(vec![EPOCH, EPOCH + 86_400 * 40, 0])),
     )
         .prop_map(|(qty, amount, note, at)| {
@@ -217,13 +233,17 @@ fn the_generator_produces_checked_programs() {
         let src = program().new_tree(&mut runner).unwrap().current();
         ok += usize::from(checked(&src).is_some());
     }
-    assert!(ok >= 16, "only {ok} of 64 generated programs pass the check");
+    assert!(
+        ok >= 16,
+        "only {ok} of 64 generated programs pass the check"
+    );
 }
 
 #[test]
 fn division_by_zero_is_a_visible_failure() {
     // the reproduction from issue 9, item 2, through the simulator
-    let src = format!("{HEAD}\nflow f {{\n  when order\n  set contact.avg = 100 / contact.orders\n}}\n");
+    let src =
+        format!("{HEAD}\nflow f {{\n  when order\n  set contact.avg = 100 / contact.orders\n}}\n");
     let bundle = vm_support::bundle(&src);
     let mut sim = Sim::new(&bundle);
     let c = sim.create_contact(Some("c"), Vec::new()).unwrap();
@@ -231,9 +251,15 @@ fn division_by_zero_is_a_visible_failure() {
     let st = &sim.contacts[c];
     // the default, untouched by the failing statement
     let avg = st.contact.fields.get("avg");
-    assert!(matches!(avg, Some(Value::Int(0))) || matches!(avg, Some(Value::Decimal(d)) if *d == 0.0), "{avg:?}");
+    assert!(
+        matches!(avg, Some(Value::Int(0))) || matches!(avg, Some(Value::Decimal(d)) if *d == 0.0),
+        "{avg:?}"
+    );
     assert!(st.enrollments.iter().any(|e| e.status == Status::Failed));
-    let line = sim.journal.iter().find(|(_, l)| l.what.starts_with("failed:")).unwrap();
+    let line = sim
+        .journal
+        .iter()
+        .find(|(_, l)| l.what.starts_with("failed:"))
+        .unwrap();
     assert!(line.1.what.contains("division by zero"), "{}", line.1.what);
 }
-

@@ -79,8 +79,9 @@ impl TryFrom<StoredCron> for CronSpec {
                 dom_star,
                 dow_star,
             }),
-            StoredCron::Text(text) => CronSpec::parse(&text)
-                .map_err(|e| format!("cron schedule `{text}`: {}", e.message)),
+            StoredCron::Text(text) => {
+                CronSpec::parse(&text).map_err(|e| format!("cron schedule `{text}`: {}", e.message))
+            }
         }
     }
 }

@@ -16,8 +16,8 @@ mod serial;
 use crate::value::Value;
 use serde::{Deserialize, Serialize};
 
-pub use enums::{BinaryOp, Reenter, Weekday};
 pub use cron::CronSpec;
+pub use enums::{BinaryOp, Reenter, Weekday};
 pub use serial::{BundleError, FORMAT_VERSION, READABLE_FORMATS};
 
 /// Everything the runtime needs to run a project.

@@ -19,7 +19,9 @@ pub const READABLE_FORMATS: &[u32] = &[1, 2];
 /// Why bundle bytes could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum BundleError {
-    #[error("bundle format {found} is not supported (this build writes format {FORMAT_VERSION} and also reads format 1)")]
+    #[error(
+        "bundle format {found} is not supported (this build writes format {FORMAT_VERSION} and also reads format 1)"
+    )]
     Version { found: u32 },
     #[error("invalid bundle: {0}")]
     Invalid(String),

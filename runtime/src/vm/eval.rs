@@ -43,7 +43,10 @@ pub enum EvalError {
     Request(String),
     /// A wait's timer past the instants the clock covers: never a wait
     /// with no timer.
-    #[error("this wait's timer is outside the instants the clock covers ({})", clock::RANGE_TEXT)]
+    #[error(
+        "this wait's timer is outside the instants the clock covers ({})",
+        clock::RANGE_TEXT
+    )]
     TimerOutOfRange,
 }
 
