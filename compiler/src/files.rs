@@ -40,17 +40,21 @@ impl FileSystem for MemoryFs {
     }
 }
 
-/// `a/./b/../c` → `a/c`, without touching the disk.
+/// `a/./b/../c` → `a/c`, without touching the disk. Leading `..` stay
+/// (`../../p/x` is still two levels up), and `..` at the root stays there.
 pub fn normalize(path: &Path) -> PathBuf {
+    use std::path::Component;
     let mut out = PathBuf::new();
     for c in path.components() {
         match c {
-            std::path::Component::CurDir => {}
-            std::path::Component::ParentDir => {
-                if !out.pop() {
-                    out.push("..");
+            Component::CurDir => {}
+            Component::ParentDir => match out.components().next_back() {
+                Some(Component::Normal(_)) => {
+                    out.pop();
                 }
-            }
+                Some(Component::RootDir | Component::Prefix(_)) => {}
+                _ => out.push(".."),
+            },
             other => out.push(other.as_os_str()),
         }
     }
@@ -103,5 +107,20 @@ impl SourceSet {
 
     pub fn ids(&self) -> impl Iterator<Item = FileId> + '_ {
         (0..self.files.len()).map(|i| FileId(i as u32))
+    }
+}
+
+#[cfg(test)]
+mod normalize_tests {
+    use super::normalize;
+    use std::path::Path;
+
+    #[test]
+    fn parent_dirs_fold_only_over_names() {
+        let n = |p: &str| normalize(Path::new(p)).to_string_lossy().into_owned();
+        assert_eq!(n("a/./b/../c"), "a/c");
+        assert_eq!(n("../../shared/p/x.html"), "../../shared/p/x.html");
+        assert_eq!(n("../a/../../b"), "../../b");
+        assert_eq!(n("/../etc"), "/etc");
     }
 }
