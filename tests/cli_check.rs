@@ -27,9 +27,9 @@ fn json(run: &Run) -> Value {
 
 #[test]
 fn every_conformance_project_checks_clean() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/conformance");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/conformance");
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(&root)
-        .expect("../shared/conformance sits beside the repository")
+        .expect("tests/conformance sits beside the repository")
         .map(|e| e.expect("entry").path())
         .filter(|p| p.is_dir())
         .collect();
@@ -369,7 +369,7 @@ fn fmt_leaves_a_file_with_a_syntax_error_untouched() {
 
 #[test]
 fn fmt_then_fmt_check_is_clean() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/conformance/postback_funnel");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/conformance/postback_funnel");
     let dir = scratch("fmt_idempotent");
     for entry in std::fs::read_dir(&root).expect("conformance project") {
         let path = entry.expect("entry").path();

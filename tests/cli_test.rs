@@ -77,9 +77,9 @@ fn section<'a>(stdout: &'a str, name: &str) -> &'a str {
 }
 
 fn projects() -> Vec<PathBuf> {
-    let conformance = root().join("../shared/conformance");
+    let conformance = root().join("tests/conformance");
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(&conformance)
-        .expect("../shared/conformance sits beside the repository")
+        .expect("tests/conformance sits beside the repository")
         .map(|e| e.expect("entry").path())
         .filter(|p| p.is_dir())
         .collect();
@@ -361,7 +361,7 @@ fn filter_runs_only_the_tests_whose_name_contains_it() {
     assert!(run.stdout.contains("FAIL wrong value of a named contact"));
     assert!(!run.stdout.contains("wrong step"), "{}", run.stdout);
 
-    let funnel = root().join("../shared/conformance/postback_funnel");
+    let funnel = root().join("tests/conformance/postback_funnel");
     let run = nudge(&["test", s(&funnel), "--filter", "repeat deposits"]);
     assert_eq!(run.code, 0);
     assert_eq!(
@@ -376,7 +376,7 @@ fn filter_runs_only_the_tests_whose_name_contains_it() {
 
 #[test]
 fn trace_prints_each_statement_and_the_journey() {
-    let funnel = root().join("../shared/conformance/postback_funnel");
+    let funnel = root().join("tests/conformance/postback_funnel");
     let plain = nudge(&["test", s(&funnel), "--filter", "a sale moves"]);
     assert!(!plain.stdout.contains(" | "), "{}", plain.stdout);
 
@@ -591,10 +591,9 @@ fn the_testing_guide_examples_pass() {
         format!("{} passed, 0 failed", tests.len())
     );
     let chatbot = blocks.iter().find(|b| b.contains("WA_TOKEN")).unwrap();
-    let quoted = std::fs::read_to_string(
-        root().join("../shared/conformance/chatbot_keywords/bot_tests.nudge"),
-    )
-    .unwrap();
+    let quoted =
+        std::fs::read_to_string(root().join("tests/conformance/chatbot_keywords/bot_tests.nudge"))
+            .unwrap();
     assert!(
         quoted.contains(chatbot),
         "the guide quotes the conformance test as it is"

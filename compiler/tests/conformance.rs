@@ -1,5 +1,5 @@
 //! The five conformance projects check with no errors and no warnings,
-//! read unchanged from `../shared/conformance`. They predate postback
+//! read unchanged from `tests/conformance` (the copy of `../shared/conformance`). They predate postback
 //! deduplication (LANGUAGE.md A5), so `source_without_dedupe` is the one
 //! warning they may give.
 
@@ -34,7 +34,7 @@ fn project(dir: &Path) -> SourceSet {
 
 #[test]
 fn conformance_projects_check_clean() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/conformance");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/conformance");
     let mut checked = 0;
     let mut problems = Vec::new();
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(&root)

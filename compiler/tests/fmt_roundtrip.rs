@@ -11,7 +11,7 @@ use nudge_grammar::span::FileId;
 use proptest::prelude::*;
 use std::path::{Path, PathBuf};
 
-const CONFORMANCE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/conformance");
+const CONFORMANCE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/conformance");
 
 fn nudge_files(dir: &Path, out: &mut Vec<PathBuf>) {
     let mut entries: Vec<_> = std::fs::read_dir(dir)

@@ -33,7 +33,7 @@ fn project(dir: &Path) -> SourceSet {
 
 fn conformance(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/conformance")
+        .join("../tests/conformance")
         .join(name)
 }
 

@@ -5,7 +5,7 @@ use std::path::Path;
 
 #[test]
 fn conformance_files_parse() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/conformance");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/conformance");
     let mut n = 0;
     for dir in std::fs::read_dir(&root).expect("conformance dir").flatten() {
         if !dir.path().is_dir() {

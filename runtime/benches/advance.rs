@@ -192,7 +192,7 @@ fn main() -> Result<(), String> {
     } else {
         Duration::from_secs(1)
     };
-    let bundle = load("../../shared/conformance/postback_funnel")?;
+    let bundle = load("../tests/conformance/postback_funnel")?;
     let env = BTreeMap::from([
         ("BOT_TOKEN".to_string(), "b0t".to_string()),
         ("PARTNER_TOKEN".to_string(), "s3cret".to_string()),

@@ -36,7 +36,7 @@ impl FileSystem for Disk {
 
 fn files(name: &str) -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/conformance")
+        .join("../tests/conformance")
         .join(name);
     let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap()
