@@ -497,6 +497,47 @@ fn a_test_that_leaves_an_env_value_unset_fails_naming_it() {
 }
 
 #[test]
+fn the_journey_never_shows_a_secret_of_a_call_url() {
+    let dir = scratch("call_secret");
+    std::fs::write(
+        dir.join("a.nudge"),
+        "contact { email: email? }\n\
+         event ping {}\n\
+         channel crm: http {\n  method = \"POST\"\n  url = env(\"CRM_URL\")\n  body = json { id: contact.id }\n}\n\
+         flow f {\n  when ping\n  call crm\n  call \"https://bot:pw@hooks.example/v1/{{ contact.id }}?key=abc\"\n}\n\
+         test \"calls\" {\n  env CRM_URL = \"https://crm.example/api?token=SECRET123\"\n  contact { email = \"a@b.example\" }\n  event ping\n  expect called crm\n}\n",
+    )
+    .unwrap();
+    let run = nudge(&["test", "--trace", s(&dir)]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    // the journey lines (the test's own `env` statement is echoed as written)
+    let journey: Vec<&str> = run
+        .stdout
+        .lines()
+        .filter(|l| l.contains(" contact-1 "))
+        .collect();
+    assert!(journey.len() >= 4, "{}", run.stdout);
+    for secret in ["SECRET123", "token=", "key=abc", "bot:pw"] {
+        assert!(
+            journey.iter().all(|l| !l.contains(secret)),
+            "`{secret}` in\n{}",
+            run.stdout
+        );
+    }
+    assert!(
+        run.stdout.contains("call POST https://crm.example/api?…"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("call GET https://hooks.example/v1/contact-1?…"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
 fn time_triggers_in_the_past_follow_late_in_test_blocks() {
     let dir = scratch("time_triggers_late");
     std::fs::write(

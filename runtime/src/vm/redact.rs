@@ -1,0 +1,80 @@
+//! What the journey may say of a request: never a secret.
+//!
+//! A call's URL can carry secrets: an `env(…)` value (a whole channel URL,
+//! a token in a path or a query), credentials before the host, or a query
+//! string of tokens. The journey, which `nudge test --trace`, `nudge contact
+//! show` and `GET /v1/contacts/{id}` all print, gets the URL without its
+//! query, fragment and credentials, and with every `env` value the bundle
+//! reads replaced by `[secret]`.
+
+use std::collections::BTreeMap;
+
+/// What replaces a secret.
+pub const SECRET: &str = "[secret]";
+
+/// `url` as the journey may show it.
+pub fn url_for_journal(url: &str, env: &BTreeMap<String, String>) -> String {
+    let cut = url.find(['?', '#']).unwrap_or(url.len());
+    let mut out = url[..cut].to_string();
+    if cut < url.len() {
+        out.push_str("?…");
+    }
+    if let Some(scheme_end) = out.find("://") {
+        let host_start = scheme_end + 3;
+        let authority_end = out[host_start..]
+            .find('/')
+            .map_or(out.len(), |i| host_start + i);
+        if let Some(at) = out[host_start..authority_end].rfind('@') {
+            out.replace_range(host_start..=host_start + at, "");
+        }
+    }
+    let mut secrets: Vec<&str> = env
+        .values()
+        .map(String::as_str)
+        .filter(|v| !v.is_empty())
+        .collect();
+    // longest first, so that a value inside another is not half replaced
+    secrets.sort_by_key(|v| std::cmp::Reverse(v.len()));
+    for s in secrets {
+        out = out.replace(s, SECRET);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn query_credentials_and_env_values_never_show() {
+        let e = env(&[("CRM_TOKEN", "SECRET123"), ("EMPTY", "")]);
+        assert_eq!(
+            url_for_journal("https://crm.example/api?token=SECRET123", &e),
+            "https://crm.example/api?…"
+        );
+        assert_eq!(
+            url_for_journal("https://bot:pw@crm.example/v1/SECRET123/leads#x", &e),
+            "https://crm.example/v1/[secret]/leads?…"
+        );
+        assert_eq!(
+            url_for_journal("https://crm.example/api/leads", &e),
+            "https://crm.example/api/leads"
+        );
+    }
+
+    #[test]
+    fn a_whole_url_from_env_is_a_secret() {
+        let e = env(&[
+            ("CRM_URL", "https://crm.example/hook/abc"),
+            ("PART", "hook"),
+        ]);
+        assert_eq!(url_for_journal("https://crm.example/hook/abc", &e), SECRET);
+    }
+}
