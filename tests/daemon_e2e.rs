@@ -173,6 +173,7 @@ fn postbacks_are_held_authorised_and_refused() {
     assert_eq!(r.status, 201, "{r:?}");
     let r = d.get("/postback/partner?clickid=ck-2&status=reg&token=wrong");
     assert_eq!(r.expect_error(401)["code"], "unauthorized");
+    assert_eq!(r.header("www-authenticate"), Some("Bearer realm=\"nudge\""));
     let r = d.get("/postback/partner?clickid=ck-2&status=reg");
     r.expect_error(401);
     let r = d.call(
@@ -335,8 +336,9 @@ fn the_api_token_guards_v1_but_not_health() {
     };
     let ev = serde_json::to_vec(&signup("t-1", "t@example.com", "Tess")).unwrap();
 
-    let e = anon("POST", "/v1/events", &[], Some(&ev)).expect_error(401);
-    assert_eq!(e["code"], "unauthorized");
+    let r = anon("POST", "/v1/events", &[], Some(&ev));
+    assert_eq!(r.expect_error(401)["code"], "unauthorized");
+    assert_eq!(r.header("www-authenticate"), Some("Bearer realm=\"nudge\""));
     anon("GET", "/v1/flows", &[], None).expect_error(401);
     anon(
         "GET",
@@ -477,6 +479,8 @@ fn failed_deliveries_are_retried_and_dead_letters_can_be_requeued() {
     .expect("the requeued row is not recorded as delivered");
     let r = d.call("POST", &format!("/v1/outbox/{id}/retry"), &[], None);
     assert_eq!(r.expect_error(409)["code"], "not_dead");
+    let r = d.call("POST", "/v1/outbox/999999/retry", &[], None);
+    assert_eq!(r.expect_error(404)["code"], "unknown_outbox_row");
 
     // 500, 500, 200: delivered on the third attempt with one key
     let tries = flaky.wait_for_blocking(3, secs(12));

@@ -11,7 +11,7 @@ use nudge_compiler::bundle::Bundle;
 use nudge_runtime::daemon::api::ApiError;
 use nudge_runtime::daemon::apply::Done;
 use nudge_runtime::daemon::{self, Config, Job, Shared, SystemClock, api_admin, api_events};
-use nudge_runtime::store::{OutboxStatus, Store};
+use nudge_runtime::store::{OutboxStatus, Requeue, Store};
 use std::fmt::Write as _;
 use std::sync::Arc;
 
@@ -195,16 +195,16 @@ pub fn outbox(cmd: &OutboxCommand) -> Result<Outcome, CliError> {
             }
             OutboxCommand::Retry { id, db } => {
                 let store = store(db).await?;
-                if store
+                let done = store
                     .outbox_requeue(*id, SystemClock.now_secs())
                     .await
-                    .map_err(db_error)?
-                {
-                    Ok(text(format!("outbox row {id} is pending again\n")))
-                } else {
-                    Err(CliError::Runtime(format!(
+                    .map_err(db_error)?;
+                match done {
+                    Requeue::Pending => Ok(text(format!("outbox row {id} is pending again\n"))),
+                    Requeue::NotDead => Err(CliError::Runtime(format!(
                         "outbox row {id} is not a dead letter"
-                    )))
+                    ))),
+                    Requeue::Missing => Err(CliError::Runtime(format!("no outbox row {id}"))),
                 }
             }
         }

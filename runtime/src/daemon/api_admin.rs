@@ -11,7 +11,7 @@ use super::api::{ApiError, ApiResult, body_bytes, json, parse_body};
 use super::apply::{Done, Job};
 use crate::engine::{ContactState, EngineInput};
 use crate::intake;
-use crate::store::{OutboxRow, OutboxStatus};
+use crate::store::{OutboxRow, OutboxStatus, Requeue};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, RawQuery, State};
@@ -399,12 +399,21 @@ pub async fn outbox_retry(State(shared): State<Arc<Shared>>, Path(id): Path<Stri
         .outbox_requeue(id, shared.clock.now())
         .await
         .map_err(unavailable)?;
-    if !done {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "not_dead",
-            format!("outbox row {id} is not a dead letter"),
-        ));
+    match done {
+        Requeue::Pending => {}
+        Requeue::NotDead => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "not_dead",
+                format!("outbox row {id} is not a dead letter"),
+            ));
+        }
+        Requeue::Missing => {
+            return Err(ApiError::not_found(
+                "unknown_outbox_row",
+                format!("no outbox row {id}"),
+            ));
+        }
     }
     shared.metrics.outbox_hint();
     Ok(json(StatusCode::OK, json!({"id": id, "status": "pending"})))

@@ -116,6 +116,17 @@ pub enum OutboxKind {
     Call,
 }
 
+/// What [`Store::outbox_requeue`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Requeue {
+    /// The dead row is pending again.
+    Pending,
+    /// The row exists but is not a dead letter (pending or delivered).
+    NotDead,
+    /// No row has this id.
+    Missing,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum OutboxStatus {
     Pending,
@@ -356,8 +367,8 @@ pub trait Store: Send + Sync {
         status: Option<OutboxStatus>,
         limit: usize,
     ) -> Result<Vec<OutboxRow>>;
-    /// Put a dead row back to pending (attempts reset); false if not dead.
-    async fn outbox_requeue(&self, id: i64, now: i64) -> Result<bool>;
+    /// Put a dead row back to pending (attempts reset), or say why not.
+    async fn outbox_requeue(&self, id: i64, now: i64) -> Result<Requeue>;
 
     // ---- journey, bundles, flows, postbacks, totals
     /// The contact's last `limit` journal lines, oldest first.

@@ -412,7 +412,7 @@ impl Store for SqliteStore {
         self.list(status, limit).await
     }
 
-    async fn outbox_requeue(&self, id: i64, now: i64) -> Result<bool> {
+    async fn outbox_requeue(&self, id: i64, now: i64) -> Result<Requeue> {
         self.requeue(id, now).await
     }
 

@@ -219,12 +219,17 @@ pub async fn outbox_retry_dead_requeue(s: &dyn Store) {
         (1, 1, 1)
     );
 
-    assert!(
-        !s.outbox_requeue(m1, 500).await.unwrap(),
+    assert_eq!(
+        s.outbox_requeue(m1, 500).await.unwrap(),
+        Requeue::NotDead,
         "a pending row is not requeued"
     );
-    assert!(s.outbox_requeue(m2, 500).await.unwrap());
-    assert!(!s.outbox_requeue(m2, 500).await.unwrap());
+    assert_eq!(s.outbox_requeue(m2, 500).await.unwrap(), Requeue::Pending);
+    assert_eq!(s.outbox_requeue(m2, 500).await.unwrap(), Requeue::NotDead);
+    assert_eq!(
+        s.outbox_requeue(m1 + m2 + 1_000, 500).await.unwrap(),
+        Requeue::Missing
+    );
     let r = s
         .outbox_list(Some(OutboxStatus::Pending), 10)
         .await

@@ -9,7 +9,9 @@
 //! it cannot block the rows behind it.
 
 use super::{SqliteStore, db, from_json, json_text, limit};
-use crate::store::{Attempt, OutboxKind, OutboxRow, OutboxStatus, Result, StoreError};
+use crate::store::{
+    Attempt, OutboxKind, OutboxRow, OutboxStatus, Requeue, Result, StoreError,
+};
 use sqlx::AssertSqlSafe;
 
 /// An outbox row's columns, in [`OUTBOX_COLUMNS`] order, its payload as `P`.
@@ -255,7 +257,7 @@ impl SqliteStore {
         rows.into_iter().map(outbox_row).collect()
     }
 
-    pub(super) async fn requeue(&self, id: i64, now: i64) -> Result<bool> {
+    pub(super) async fn requeue(&self, id: i64, now: i64) -> Result<Requeue> {
         let done = sqlx::query(
             "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = ? \
              WHERE id = ? AND status = 'dead'",
@@ -265,6 +267,18 @@ impl SqliteStore {
         .execute(&self.writer)
         .await
         .map_err(db)?;
-        Ok(done.rows_affected() == 1)
+        if done.rows_affected() == 1 {
+            return Ok(Requeue::Pending);
+        }
+        let found: Option<(i64,)> = sqlx::query_as("SELECT id FROM outbox WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.writer)
+            .await
+            .map_err(db)?;
+        Ok(if found.is_some() {
+            Requeue::NotDead
+        } else {
+            Requeue::Missing
+        })
     }
 }
