@@ -9,9 +9,7 @@
 //! it cannot block the rows behind it.
 
 use super::{SqliteStore, db, from_json, json_text, limit};
-use crate::store::{
-    Attempt, OutboxKind, OutboxRow, OutboxStatus, Requeue, Result, StoreError,
-};
+use crate::store::{Attempt, OutboxKind, OutboxRow, OutboxStatus, Requeue, Result, StoreError};
 use sqlx::AssertSqlSafe;
 
 /// An outbox row's columns, in [`OUTBOX_COLUMNS`] order, its payload as `P`.
