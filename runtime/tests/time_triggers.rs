@@ -176,3 +176,35 @@ fn a_trigger_instant_beyond_the_clock_is_not_planned_and_says_so() {
         "{lines:?}"
     );
 }
+
+#[test]
+fn a_trigger_instant_that_cannot_be_computed_is_journaled_once() {
+    let src = r#"
+contact { email: email? unique  deal_created_at: time?  trial: duration? }
+event ping {}
+flow trial_end {
+  when contact.deal_created_at + contact.trial
+  step s { log "trial over" }
+}
+"#;
+    let bundle = vm_support::bundle(src);
+    let mut sim = Sim::new(&bundle);
+    let mut given = deal(EPOCH);
+    given.push(("trial".to_string(), Value::Duration(i64::MAX)));
+    let c = sim.create_contact(Some("c"), given).unwrap();
+    // later inputs plan the trigger again: the error is not repeated
+    sim.event(c, "ping", Default::default());
+    sim.advance_to(EPOCH + 86_400).unwrap();
+    sim.event(c, "ping", Default::default());
+    assert_eq!(entered(&sim, c, "trial_end"), None);
+    let lines = journey(&sim, c);
+    let errors: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.starts_with("trial_end: trial_end trigger not planned: integer overflow"))
+        .collect();
+    assert_eq!(errors.len(), 1, "{lines:?}");
+    // a value that computes again plans the trigger as usual
+    sim.set(c, "trial", Value::Duration(86_400)).unwrap();
+    sim.advance_to(EPOCH + 3 * 86_400).unwrap();
+    assert_eq!(entered(&sim, c, "trial_end"), Some(EPOCH + 86_400));
+}
