@@ -4,7 +4,7 @@
 //! realistic, valid project in memory (contact fields, events, channels of
 //! every kind, templates that read contact and event fields, defines, flows
 //! with steps, waits, handlers, branches, calls and sends, and test blocks,
-//! modelled on `tests/conformance`, the copy of `../shared/conformance`), checks it once to make sure it has
+//! modelled on the conformance projects in `tests/conformance`), checks it once to make sure it has
 //! no errors, then times N runs (`NUDGE_BENCH_RUNS`, default 20) and prints
 //! the minimum and the median. The target is under 200 ms.
 

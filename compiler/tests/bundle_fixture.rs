@@ -23,25 +23,19 @@
 //!
 //! Then review `git diff` and commit the new fixture beside the old ones.
 
+mod support;
+
 use nudge_compiler::bundle::{Bundle, BundleError, FORMAT_VERSION};
 use nudge_compiler::compile;
-use nudge_compiler::files::{FileSystem, SourceSet};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
+use support::{Disk, project};
 
 /// Older formats this build still reads (`READABLE_FORMATS` in `serial.rs`):
 /// format 1, whose cron texts are parsed on reading.
 const READABLE_OLD: &[u32] = &[1];
 
 const BLESS: &str = "NUDGE_BLESS=1 cargo test -p nudge-compiler --test bundle_fixture";
-
-struct Disk;
-
-impl FileSystem for Disk {
-    fn read_to_string(&self, path: &Path) -> Result<String, String> {
-        std::fs::read_to_string(path).map_err(|e| e.to_string())
-    }
-}
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
@@ -72,20 +66,7 @@ fn blessing() -> bool {
 /// The fixture project compiled; file names are relative, so the bytes do
 /// not depend on where the tree is checked out.
 fn compile_project(src: &Path) -> Bundle {
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(src)
-        .unwrap_or_else(|e| panic!("{}: {e}", src.display()))
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "nudge"))
-        .collect();
-    paths.sort();
-    let mut set = SourceSet::new();
-    for p in paths {
-        let name = p.file_name().expect("named").to_string_lossy().into_owned();
-        let text = std::fs::read_to_string(&p).expect("utf-8 source");
-        set.add(p, name, text);
-    }
-    let (checked, bundle) = compile(&set, &Disk);
+    let (checked, bundle) = compile(&project(src), &Disk);
     // Warnings are allowed: a new lint must not break the fixture.
     assert!(
         !checked.diagnostics.has_errors(),

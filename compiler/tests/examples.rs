@@ -1,42 +1,18 @@
 //! The starter projects in `examples/` check with no errors and no warnings.
 
+mod support;
+
 use nudge_compiler::check;
-use nudge_compiler::files::{FileSystem, SourceSet};
-use std::path::{Path, PathBuf};
-
-struct Disk;
-
-impl FileSystem for Disk {
-    fn read_to_string(&self, path: &Path) -> Result<String, String> {
-        std::fs::read_to_string(path).map_err(|e| e.to_string())
-    }
-}
+use std::path::Path;
+use support::{Disk, project, subdirs};
 
 #[test]
 fn examples_check_clean() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&root)
-        .expect("examples dir")
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.is_dir())
-        .collect();
-    dirs.sort();
+    let dirs = subdirs(&root);
     assert!(!dirs.is_empty());
     for dir in dirs {
-        let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
-            .expect("project")
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|e| e == "nudge"))
-            .collect();
-        paths.sort();
-        let mut set = SourceSet::new();
-        for p in paths {
-            let name = p.file_name().expect("name").to_string_lossy().to_string();
-            let text = std::fs::read_to_string(&p).expect("utf-8");
-            set.add(p, name, text);
-        }
+        let set = project(&dir);
         let result = check(&set, &Disk);
         let problems: Vec<String> = result
             .diagnostics

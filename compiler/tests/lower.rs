@@ -1,35 +1,13 @@
 //! Lowering: every conformance project compiles to a bundle; the same
 //! sources give the same bytes; the bytes read back; the disassembly is stable.
 
+mod support;
+
 use nudge_compiler::bundle::{Bundle, disasm};
 use nudge_compiler::compile;
-use nudge_compiler::files::{FileSystem, SourceSet};
+use nudge_compiler::files::SourceSet;
 use std::path::{Path, PathBuf};
-
-struct Disk;
-
-impl FileSystem for Disk {
-    fn read_to_string(&self, path: &Path) -> Result<String, String> {
-        std::fs::read_to_string(path).map_err(|e| e.to_string())
-    }
-}
-
-fn project(dir: &Path) -> SourceSet {
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
-        .expect("project dir")
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "nudge"))
-        .collect();
-    paths.sort();
-    let mut set = SourceSet::new();
-    for p in paths {
-        let name = p.file_name().expect("name").to_string_lossy().to_string();
-        let text = std::fs::read_to_string(&p).expect("utf-8");
-        set.add(p, name, text);
-    }
-    set
-}
+use support::{Disk, project};
 
 fn conformance(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -296,25 +296,26 @@ async fn journey(store: &Arc<dyn Store>, id: &str) -> Vec<String> {
         .collect()
 }
 
-const DEALS: &str = r#"
-contact { email: email? unique  deal_created_at: time? }
-flow nurture {
-  when contact.deal_created_at + 7 days
-  step s { log "nurture" }
+/// The daemon on the SQLite file in `dir`, running `src`.
+async fn start_on(
+    dir: &daemon_kit::Scratch,
+    src: &str,
+    clock: &ManualClock,
+) -> (nudge_runtime::daemon::Running, Arc<dyn Store>) {
+    daemon_kit::start(
+        &dir.db_url(),
+        vm_support::bundle(src),
+        clock,
+        Default::default(),
+    )
+    .await
 }
-flow grace {
-  when contact.deal_created_at + 7 days late 2 days
-  step s { log "grace" }
-}
-"#;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_time_trigger_already_past_is_missed_journaled_and_counted() {
-    let bundle = vm_support::bundle(DEALS);
     let dir = daemon_kit::Scratch::new("missed");
     let clock = ManualClock::new(t("2026-01-31T00:00:00Z"));
-    let (running, store) =
-        daemon_kit::start(&dir.db_url(), bundle, &clock, Default::default()).await;
+    let (running, store) = start_on(&dir, vm_support::DEALS, &clock).await;
     // synced 30 days after the deal: 23 days past, beyond both `late`s
     put(
         running.addr,
@@ -361,13 +362,7 @@ async fn a_time_trigger_already_past_is_missed_journaled_and_counted() {
 async fn a_trigger_due_while_the_daemon_is_down_fires_when_it_is_back() {
     let dir = daemon_kit::Scratch::new("down");
     let clock = ManualClock::new(t("2026-01-01T00:00:00Z"));
-    let (running, store) = daemon_kit::start(
-        &dir.db_url(),
-        vm_support::bundle(DEALS),
-        &clock,
-        Default::default(),
-    )
-    .await;
+    let (running, store) = start_on(&dir, vm_support::DEALS, &clock).await;
     put(
         running.addr,
         "c",
@@ -378,13 +373,7 @@ async fn a_trigger_due_while_the_daemon_is_down_fires_when_it_is_back() {
     drop(store);
     // down for a month: the trigger planned for 8 January is 24 days old
     clock.set(t("2026-02-01T00:00:00Z"));
-    let (running, store) = daemon_kit::start(
-        &dir.db_url(),
-        vm_support::bundle(DEALS),
-        &clock,
-        Default::default(),
-    )
-    .await;
+    let (running, store) = start_on(&dir, vm_support::DEALS, &clock).await;
     daemon_kit::advance(&store, &clock, t("2026-02-01T00:00:01Z")).await;
     let mut flows: Vec<(String, String)> = enrollments(&store, "c")
         .await
@@ -416,13 +405,7 @@ async fn a_deploy_that_adds_a_time_trigger_plans_it_with_late() {
 contact { email: email? unique  deal_created_at: time? }
 flow other { step s { log "x" } }
 "#;
-    let (running, store) = daemon_kit::start(
-        &dir.db_url(),
-        vm_support::bundle(before),
-        &clock,
-        Default::default(),
-    )
-    .await;
+    let (running, store) = start_on(&dir, before, &clock).await;
     // 7 days after the deal is 2026-01-09: a day before the deploy
     put(
         running.addr,
@@ -432,13 +415,7 @@ flow other { step s { log "x" } }
     .await;
     running.shutdown().await;
     drop(store);
-    let (running, store) = daemon_kit::start(
-        &dir.db_url(),
-        vm_support::bundle(DEALS),
-        &clock,
-        Default::default(),
-    )
-    .await;
+    let (running, store) = start_on(&dir, vm_support::DEALS, &clock).await;
     for _ in 0..200 {
         if !enrollments(&store, "c").await.is_empty() {
             break;

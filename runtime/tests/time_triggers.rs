@@ -12,18 +12,6 @@ use nudge_runtime::compiler::value::Value;
 use nudge_runtime::sim::{EPOCH, Sim};
 use nudge_runtime::vm::Status;
 
-const SRC: &str = r#"
-contact { email: email? unique  deal_created_at: time? }
-flow nurture {
-  when contact.deal_created_at + 7 days
-  step s { log "nurture" }
-}
-flow grace {
-  when contact.deal_created_at + 7 days late 2 days
-  step s { log "grace" }
-}
-"#;
-
 fn deal(created: i64) -> Vec<(String, Value)> {
     vec![("deal_created_at".to_string(), Value::Time(created))]
 }
@@ -43,7 +31,7 @@ fn entered(sim: &Sim<'_>, i: usize, flow: &str) -> Option<i64> {
 
 #[test]
 fn an_instant_already_past_is_journaled_as_missed() {
-    let bundle = vm_support::bundle(SRC);
+    let bundle = vm_support::bundle(vm_support::DEALS);
     let mut sim = Sim::new(&bundle);
     // synced 30 days after the deal was created: the instant is 23 days old
     let c = sim
@@ -63,7 +51,7 @@ fn an_instant_already_past_is_journaled_as_missed() {
 
 #[test]
 fn one_second_in_the_past_is_missed_without_late_and_fires_with_it() {
-    let bundle = vm_support::bundle(SRC);
+    let bundle = vm_support::bundle(vm_support::DEALS);
     let mut sim = Sim::new(&bundle);
     let c = sim
         .create_contact(Some("c"), deal(EPOCH - 7 * 86_400 - 1))
@@ -86,7 +74,7 @@ fn one_second_in_the_past_is_missed_without_late_and_fires_with_it() {
 
 #[test]
 fn an_instant_of_now_fires_now_and_a_later_one_at_its_instant() {
-    let bundle = vm_support::bundle(SRC);
+    let bundle = vm_support::bundle(vm_support::DEALS);
     let mut sim = Sim::new(&bundle);
     let now = sim
         .create_contact(Some("now"), deal(EPOCH - 7 * 86_400))
@@ -104,7 +92,7 @@ fn an_instant_of_now_fires_now_and_a_later_one_at_its_instant() {
 
 #[test]
 fn a_field_changed_into_the_past_is_planned_again_with_late() {
-    let bundle = vm_support::bundle(SRC);
+    let bundle = vm_support::bundle(vm_support::DEALS);
     let mut sim = Sim::new(&bundle);
     let c = sim.create_contact(Some("c"), vec![]).unwrap();
     sim.advance_to(EPOCH + 20 * 86_400).unwrap();
@@ -158,7 +146,7 @@ flow f {
 
 #[test]
 fn a_trigger_instant_beyond_the_clock_is_not_planned_and_says_so() {
-    let bundle = vm_support::bundle(SRC);
+    let bundle = vm_support::bundle(vm_support::DEALS);
     let mut sim = Sim::new(&bundle);
     let last = nudge_runtime::compiler::value::MAX_INSTANT;
     let c = sim.create_contact(Some("c"), deal(last)).unwrap();

@@ -1,10 +1,54 @@
 //! Helpers for checker tests: check a one-file project in memory and list
-//! `(code, text under the span)` of every diagnostic.
+//! `(code, text under the span)` of every diagnostic; read a project folder
+//! from disk ([`project`], [`Disk`]) and list the folders under one
+//! ([`subdirs`]).
 
 #![allow(dead_code)]
 
 use nudge_compiler::check;
-use nudge_compiler::files::{MemoryFs, SourceSet};
+use nudge_compiler::files::{FileSystem, MemoryFs, SourceSet};
+use std::path::{Path, PathBuf};
+
+/// `file(…)` bodies read from disk.
+pub struct Disk;
+
+impl FileSystem for Disk {
+    fn read_to_string(&self, path: &Path) -> Result<String, String> {
+        std::fs::read_to_string(path).map_err(|e| e.to_string())
+    }
+}
+
+/// The `.nudge` files of a project folder, in path order, each named by its
+/// file name (so diagnostics and bundle bytes do not depend on where the
+/// tree is checked out).
+pub fn project(dir: &Path) -> SourceSet {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "nudge"))
+        .collect();
+    paths.sort();
+    let mut set = SourceSet::new();
+    for p in paths {
+        let name = p.file_name().expect("named").to_string_lossy().into_owned();
+        let text = std::fs::read_to_string(&p).expect("utf-8 source");
+        set.add(p, name, text);
+    }
+    set
+}
+
+/// The folders directly under `root`, sorted.
+pub fn subdirs(root: &Path) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(root)
+        .unwrap_or_else(|e| panic!("{}: {e}", root.display()))
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .collect();
+    dirs.sort();
+    dirs
+}
 
 pub fn diags_with(src: &str, fs: &MemoryFs) -> Vec<(String, String)> {
     let mut set = SourceSet::new();

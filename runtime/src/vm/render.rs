@@ -90,13 +90,6 @@ impl RenderError {
     }
 }
 
-/// Callers that journal errors as text.
-impl From<RenderError> for String {
-    fn from(e: RenderError) -> String {
-        e.to_string()
-    }
-}
-
 /// Render a template with named roots (`contact`, `event`, `flow`, …).
 pub fn render(
     source: &str,

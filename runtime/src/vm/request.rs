@@ -69,11 +69,6 @@ pub fn scope_roots(s: &Scope<'_>) -> BTreeMap<String, Value> {
     r
 }
 
-/// A template rendered, its error kept as an [`EvalError::Template`].
-fn tpl(source: &str, roots: &BTreeMap<String, Value>, kind: RenderKind) -> Eval<String> {
-    Ok(render(source, roots, kind)?)
-}
-
 /// A built request.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Built {
@@ -86,7 +81,7 @@ pub struct Built {
 
 fn body_json(b: &Body, s: &Scope<'_>, roots: &BTreeMap<String, Value>) -> Eval<serde_json::Value> {
     Ok(match b {
-        Body::Tpl(t) => serde_json::Value::String(tpl(&t.0, roots, RenderKind::Text)?),
+        Body::Tpl(t) => serde_json::Value::String(render(&t.0, roots, RenderKind::Text)?),
         Body::Expr(c) => to_json(&eval(c, s)?),
         Body::Object(entries) => serde_json::Value::Object(
             entries
@@ -110,7 +105,7 @@ fn body_text(
     kind: RenderKind,
 ) -> Eval<String> {
     match b {
-        Body::Tpl(t) => tpl(&t.0, roots, kind),
+        Body::Tpl(t) => Ok(render(&t.0, roots, kind)?),
         Body::Expr(c) => Ok(match eval(c, s)? {
             Value::Text(t) => t,
             Value::Null => String::new(),
@@ -167,7 +162,7 @@ pub fn build(
     }
     match target {
         CallTarget::Url(u) => {
-            let url = tpl(&u.0, &r, RenderKind::Url)?;
+            let url = render(&u.0, &r, RenderKind::Url)?;
             match data {
                 Some(Value::Map(m)) if !m.is_empty() => {
                     let json = to_json(&Value::Map(m.clone()));

@@ -39,6 +39,20 @@ pub fn t(s: &str) -> i64 {
     parse_time(s).unwrap_or_else(|| panic!("bad test instant `{s}`"))
 }
 
+/// Time triggers (LANGUAGE.md A3) without and with `late`, for the
+/// simulator's and the daemon's tests of the same rules.
+pub const DEALS: &str = r#"
+contact { email: email? unique  deal_created_at: time? }
+flow nurture {
+  when contact.deal_created_at + 7 days
+  step s { log "nurture" }
+}
+flow grace {
+  when contact.deal_created_at + 7 days late 2 days
+  step s { log "grace" }
+}
+"#;
+
 /// 2026-01-01T00:00:00Z, the simulator's epoch.
 pub const T0: i64 = 1_767_225_600;
 pub const HOUR: i64 = 3_600;
