@@ -19,21 +19,24 @@ const POSTCARD_V1: u8 = 0x01;
 /// A state as stored.
 pub fn encode(state: &ContactState) -> Result<Vec<u8>> {
     let out = vec![POSTCARD_V1];
-    postcard::to_extend(state, out).map_err(|e| {
-        StoreError::Corrupt(format!(
-            "state of contact `{}` cannot be stored: {e}",
-            state.contact.id
-        ))
+    postcard::to_extend(state, out).map_err(|e| StoreError::Encode {
+        what: format!("the state of contact `{}`", state.contact.id),
+        source: Box::new(e),
     })
 }
 
 /// A stored state (of contact `id`, for errors).
 pub fn decode(id: &str, bytes: &[u8]) -> Result<ContactState> {
-    let corrupt = |e: String| StoreError::Corrupt(format!("contact `{id}`: {e}"));
+    let corrupt = |e: Box<dyn std::error::Error + Send + Sync>| StoreError::Decode {
+        what: format!("contact `{id}`"),
+        source: e,
+    };
     match bytes.first() {
-        Some(&POSTCARD_V1) => postcard::from_bytes(&bytes[1..]).map_err(|e| corrupt(e.to_string())),
-        Some(b'{') => serde_json::from_slice(bytes).map_err(|e| corrupt(e.to_string())),
-        Some(tag) => Err(corrupt(format!("unknown state format {tag:#04x}"))),
+        Some(&POSTCARD_V1) => postcard::from_bytes(&bytes[1..]).map_err(|e| corrupt(Box::new(e))),
+        Some(b'{') => serde_json::from_slice(bytes).map_err(|e| corrupt(Box::new(e))),
+        Some(tag) => Err(corrupt(
+            format!("unknown state format {tag:#04x}").into(),
+        )),
         None => Err(corrupt("empty state".into())),
     }
 }

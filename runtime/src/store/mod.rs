@@ -17,18 +17,53 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
-/// Why a store operation failed.
+/// Why a store operation failed. Each variant keeps its cause; no
+/// message carries an SQL parameter value.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The database refused or failed (retryable at a higher level).
     #[error("database error: {0}")]
-    Db(String),
+    Db(#[source] sqlx::Error),
+    /// The database could not be opened.
+    #[error("cannot open `{url}`: {source}")]
+    Open {
+        url: String,
+        #[source]
+        source: sqlx::Error,
+    },
+    /// The schema could not be migrated.
+    #[error("migration failed: {0}")]
+    Migrate(#[source] sqlx::migrate::MigrateError),
+    /// A database URL this build does not take.
+    #[error("{0}")]
+    Unsupported(String),
     /// A contact changed since it was read, or a unique key is taken.
     #[error("conflict: {0}")]
     Conflict(String),
-    /// Stored data could not be read back.
+    /// Stored data holds a value that cannot be (an unknown status…).
     #[error("corrupt data: {0}")]
     Corrupt(String),
+    /// Stored data could not be decoded.
+    #[error("corrupt data: {what}: {source}")]
+    Decode {
+        what: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// A value could not be encoded for storing.
+    #[error("cannot store {what}: {source}")]
+    Encode {
+        what: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The contact's stored state cannot be read: it is set aside
+    /// (quarantined) and takes no input.
+    #[error("contact `{contact}` is quarantined: {reason}")]
+    Quarantined { contact: String, reason: String },
+    /// Writes fail (a full disk…): the last one failed for this reason.
+    #[error("the database takes no writes: {0}")]
+    Unwritable(String),
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -297,6 +332,32 @@ pub struct Totals {
     pub outbox_delivered: i64,
     /// Contacts with a wake time at or before `now`.
     pub due: i64,
+    /// Contacts set aside because their state cannot be read.
+    pub quarantined_contacts: i64,
+    /// Held postbacks set aside because their parameters cannot be read.
+    pub quarantined_postbacks: i64,
+}
+
+/// A contact set aside because its stored state cannot be read
+/// (see [`Store::load_contacts`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Quarantine {
+    pub contact: String,
+    /// Why its state cannot be read (no stored value in it).
+    pub reason: String,
+    /// When it was set aside (wall clock).
+    pub at: i64,
+    /// The wake time it had, cleared when it was set aside.
+    pub next_wake: Option<i64>,
+}
+
+/// Whether writes go through (see [`Store::write_health`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct WriteHealth {
+    /// Why the last write failed; `None` while writes go through.
+    pub failing: Option<String>,
+    /// Writes failed since the store was opened (conflicts not counted).
+    pub failures: u64,
 }
 
 /// The storage interface; object-safe (`Arc<dyn Store>`).
@@ -306,7 +367,10 @@ pub trait Store: Send + Sync {
     async fn migrate(&self) -> Result<()>;
 
     // ---- contacts and events
-    /// The stored contacts among `ids`, in that order; unknown ids are left out.
+    /// The stored contacts among `ids`, in that order; unknown ids are left
+    /// out. A state that cannot be decoded is quarantined (marked with the
+    /// reason, its wake time cleared, logged once) and the call fails with
+    /// [`StoreError::Quarantined`] naming it.
     async fn load_contacts(&self, ids: &[String]) -> Result<Vec<Versioned>>;
     /// The contact owning a unique key.
     async fn find_contact(&self, field: &str, value: &str) -> Result<Option<String>>;
@@ -329,6 +393,8 @@ pub trait Store: Send + Sync {
     /// `after` (exclusive), with their wake times and states: the scheduler
     /// walks the due set with it, so the pages it has in flight are never
     /// read again, and hands the states to the applier with the timers.
+    /// A state that cannot be decoded is quarantined and left out, so it
+    /// never holds up the contacts behind it.
     async fn due_after(
         &self,
         now: i64,
@@ -383,7 +449,9 @@ pub trait Store: Send + Sync {
     async fn set_paused(&self, flow: &str, paused: bool) -> Result<()>;
     async fn paused(&self) -> Result<BTreeSet<String>>;
     async fn flow_counts(&self) -> Result<Vec<FlowCounts>>;
-    /// Held postbacks waiting for this key.
+    /// Held postbacks waiting for this key. One whose stored parameters
+    /// cannot be decoded is quarantined (kept, marked with the reason,
+    /// never released or expired) and left out.
     async fn held_for(&self, key_field: &str, key_value: &str) -> Result<Vec<HeldPostback>>;
     /// Drop held postbacks whose `until` is before `now` (a postback is
     /// still held at `until`); returns how many.
@@ -397,6 +465,18 @@ pub trait Store: Send + Sync {
         limit: usize,
     ) -> Result<Vec<(String, BTreeMap<String, String>, String, i64)>>;
     async fn totals(&self, now: i64) -> Result<Totals>;
+
+    // ---- quarantine and health
+    /// The quarantined contacts, oldest first, `limit` at most.
+    async fn quarantined(&self, limit: usize) -> Result<Vec<Quarantine>>;
+    /// The quarantine record of one contact.
+    async fn quarantine_of(&self, contact: &str) -> Result<Option<Quarantine>>;
+    /// Ready for inputs: reads answer and writes go through. After a write
+    /// failed, [`StoreError::Unwritable`] until a write succeeds again (a
+    /// probe write is tried when the failure is a few seconds old).
+    async fn ready(&self, now: i64) -> Result<()>;
+    /// The outcome of the last writes, without touching the database.
+    fn write_health(&self) -> WriteHealth;
 }
 
 /// Open the store a URL names: `sqlite://FILE` (created if missing) or
@@ -405,11 +485,11 @@ pub async fn open(url: &str) -> Result<std::sync::Arc<dyn Store>> {
     let store: std::sync::Arc<dyn Store> = if url.starts_with("sqlite:") {
         std::sync::Arc::new(sqlite::SqliteStore::open(url).await?)
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-        return Err(StoreError::Db(
+        return Err(StoreError::Unsupported(
             "postgres is not supported by this build yet; use `sqlite://FILE`".into(),
         ));
     } else {
-        return Err(StoreError::Db(format!(
+        return Err(StoreError::Unsupported(format!(
             "`{url}` is not a database URL nudge knows (use `sqlite://FILE`)"
         )));
     };

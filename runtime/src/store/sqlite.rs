@@ -15,7 +15,9 @@
 //! clock; every other time comes from the caller.
 
 mod commit;
+mod health;
 mod outbox;
+mod quarantine;
 
 use super::*;
 use sqlx::AssertSqlSafe;
@@ -48,6 +50,10 @@ pub struct SqliteStore {
     reader: SqlitePool,
     /// Stops the background checkpointer when the last clone goes.
     checkpointer: Option<Arc<Checkpointer>>,
+    /// An in-memory database (its one connection cannot be replaced).
+    memory: bool,
+    /// Write failures, for readiness and `/metrics`.
+    health: Arc<health::Health>,
 }
 
 /// The background checkpointer of a file database: copies the WAL into the
@@ -102,7 +108,10 @@ impl SqliteStore {
     /// [`Store::migrate`].
     pub async fn open(url: &str) -> Result<SqliteStore> {
         let options = SqliteConnectOptions::from_str(url)
-            .map_err(|e| StoreError::Db(format!("invalid database url `{url}`: {e}")))?
+            .map_err(|source| StoreError::Open {
+                url: url.to_string(),
+                source,
+            })?
             .create_if_missing(true)
             .busy_timeout(Duration::from_secs(5))
             .foreign_keys(false)
@@ -136,7 +145,10 @@ impl SqliteStore {
             .max_lifetime(None)
             .connect_with(options.clone())
             .await
-            .map_err(|e| StoreError::Db(format!("cannot open `{url}`: {e}")))?;
+            .map_err(|source| StoreError::Open {
+                url: url.to_string(),
+                source,
+            })?;
         let (reader, checkpointer) = if memory {
             (writer.clone(), None)
         } else {
@@ -149,6 +161,8 @@ impl SqliteStore {
             writer,
             reader,
             checkpointer,
+            memory,
+            health: Arc::default(),
         })
     }
 
@@ -161,8 +175,97 @@ impl SqliteStore {
         self.writer.close().await;
     }
 
+    /// Caps the database file at `pages` pages on the writer connection
+    /// (SQLite's `max_page_count`, never below the current size; `None`
+    /// lifts the cap), so that writes
+    /// fail as on a full disk (`SQLITE_FULL`): a fault-injection hook for
+    /// tests and drills. Returns the file's current page count. The cap
+    /// holds for the connection it is set on only.
+    pub async fn limit_pages(&self, pages: Option<u64>) -> Result<u64> {
+        let cap = pages.unwrap_or(4_294_967_294).max(1);
+        sqlx::query(AssertSqlSafe(format!("PRAGMA max_page_count = {cap}")))
+            .execute(&self.writer)
+            .await
+            .map_err(db)?;
+        let (n,): (i64,) = sqlx::query_as("PRAGMA page_count")
+            .fetch_one(&self.writer)
+            .await
+            .map_err(db)?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    /// The rows of a page of the due set: (wake time, id, state in hex,
+    /// version). The page comes back as ONE row (a JSON array): sqlx hands
+    /// each row over from its worker thread on its own, and at a thousand
+    /// rows a page those thread hops cost more than the query.
+    async fn due_rows(
+        &self,
+        now: i64,
+        after: Option<(i64, &str)>,
+        limit_: usize,
+    ) -> Result<Vec<(i64, String, String, i64)>> {
+        let page = match after {
+            None => "WHERE next_wake <= ?",
+            Some(_) => "WHERE next_wake <= ? AND (next_wake, id) > (?, ?)",
+        };
+        let q = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT json_group_array(json_array(next_wake, id, hex(state), version)) \
+             FROM (SELECT next_wake, id, state, version FROM contacts {page} \
+             ORDER BY next_wake, id LIMIT ?)"
+        )))
+        .bind(now);
+        let q = match after {
+            None => q,
+            Some((wake, id)) => q.bind(wake).bind(id.to_string()),
+        };
+        let (text,): (String,) = q
+            .bind(limit(limit_))
+            .fetch_one(&self.reader)
+            .await
+            .map_err(db)?;
+        from_json("due contacts", &text)
+    }
+
+    /// A write transaction on the writer connection. A connection left
+    /// inside a failed transaction is settled (see `sqlite/health.rs`) and
+    /// the transaction tried once more.
     async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
-        self.writer.begin_with("BEGIN IMMEDIATE").await.map_err(db)
+        let begun = match self.writer.begin_with("BEGIN IMMEDIATE").await {
+            Err(sqlx::Error::InvalidSavePointStatement) => {
+                self.settle_writer().await;
+                self.writer.begin_with("BEGIN IMMEDIATE").await
+            }
+            begun => begun,
+        };
+        begun.map_err(|e| {
+            let e = db(e);
+            self.health.failed(&e);
+            e
+        })
+    }
+
+    /// Commits `tx` if `done` went through, rolls it back otherwise. A
+    /// failure (not a conflict) is recorded, and the writer connection
+    /// settled if the rollback failed or the database failed.
+    async fn finish<T>(
+        &self,
+        tx: sqlx::Transaction<'static, sqlx::Sqlite>,
+        done: Result<T>,
+    ) -> Result<T> {
+        let (done, rolled_back) = match done {
+            Ok(v) => match tx.commit().await {
+                Ok(()) => return Ok(v),
+                Err(e) => (Err(db(e)), false),
+            },
+            Err(e) => (Err(e), tx.rollback().await.is_ok()),
+        };
+        if let Err(e) = &done {
+            self.health.failed(e);
+            if !rolled_back || !matches!(e, StoreError::Conflict(_)) {
+                self.settle_writer().await;
+            }
+        }
+        done
     }
 }
 
@@ -173,16 +276,22 @@ fn db(e: sqlx::Error) -> StoreError {
     {
         return StoreError::Conflict(d.message().to_string());
     }
-    StoreError::Db(e.to_string())
+    StoreError::Db(e)
 }
 
 /// A value as JSON text (for `json_each` parameters and JSON columns).
 fn json_text<T: serde::Serialize + ?Sized>(v: &T) -> Result<String> {
-    serde_json::to_string(v).map_err(|e| StoreError::Corrupt(e.to_string()))
+    serde_json::to_string(v).map_err(|e| StoreError::Encode {
+        what: "a value as JSON".into(),
+        source: Box::new(e),
+    })
 }
 
 fn from_json<T: serde::de::DeserializeOwned>(what: &str, text: &str) -> Result<T> {
-    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
+    serde_json::from_str(text).map_err(|e| StoreError::Decode {
+        what: what.to_string(),
+        source: Box::new(e),
+    })
 }
 
 /// Bytes from SQLite's `hex()` (upper-case digits).
@@ -218,10 +327,7 @@ fn wall_now() -> i64 {
 #[async_trait]
 impl Store for SqliteStore {
     async fn migrate(&self) -> Result<()> {
-        MIGRATOR
-            .run(&self.writer)
-            .await
-            .map_err(|e| StoreError::Db(format!("migration failed: {e}")))
+        MIGRATOR.run(&self.writer).await.map_err(StoreError::Migrate)
     }
 
     async fn load_contacts(&self, ids: &[String]) -> Result<Vec<Versioned>> {
@@ -236,16 +342,25 @@ impl Store for SqliteStore {
         .fetch_all(&self.reader)
         .await
         .map_err(db)?;
-        rows.into_iter()
-            .map(|(id, state, version, next_wake)| {
-                let state = doc::decode(&id, &state)?;
-                Ok(Versioned {
+        let mut out = Vec::with_capacity(rows.len());
+        let mut bad = Vec::new();
+        for (id, state, version, next_wake) in rows {
+            match doc::decode(&id, &state) {
+                Ok(state) => out.push(Versioned {
                     state,
                     version,
                     next_wake,
-                })
-            })
-            .collect()
+                }),
+                Err(e) => bad.push((id, e.to_string())),
+            }
+        }
+        let Some((contact, reason)) = bad.first().cloned() else {
+            return Ok(out);
+        };
+        if let Err(e) = self.quarantine(&bad).await {
+            tracing::warn!(contact = %contact, error = %e, "cannot mark a contact quarantined");
+        }
+        Err(StoreError::Quarantined { contact, reason })
     }
 
     async fn find_contact(&self, field: &str, value: &str) -> Result<Option<String>> {
@@ -292,8 +407,10 @@ impl Store for SqliteStore {
 
     async fn commit(&self, c: &Commit) -> Result<()> {
         let mut tx = self.begin_write().await?;
-        commit::apply(&mut tx, c, wall_now()).await?;
-        tx.commit().await.map_err(db)
+        let done = commit::apply(&mut tx, c, wall_now()).await;
+        self.finish(tx, done).await?;
+        self.health.ok();
+        Ok(())
     }
 
     async fn due_contacts(&self, now: i64, limit_: usize) -> Result<Vec<String>> {
@@ -314,49 +431,15 @@ impl Store for SqliteStore {
         after: Option<(i64, &str)>,
         limit_: usize,
     ) -> Result<Vec<(i64, Versioned)>> {
-        // The page comes back as ONE row (a JSON array, states in hex):
-        // sqlx hands each row over from its worker thread on its own, and
-        // at a thousand rows a page those thread hops cost more than the
-        // query.
-        let page = match after {
-            None => "WHERE next_wake <= ?",
-            Some(_) => "WHERE next_wake <= ? AND (next_wake, id) > (?, ?)",
-        };
-        let q = sqlx::query_as(AssertSqlSafe(format!(
-            "SELECT json_group_array(json_array(next_wake, id, hex(state), version)) \
-             FROM (SELECT next_wake, id, state, version FROM contacts {page} \
-             ORDER BY next_wake, id LIMIT ?)"
-        )))
-        .bind(now);
-        let q = match after {
-            None => q,
-            Some((wake, id)) => q.bind(wake).bind(id.to_string()),
-        };
-        let (text,): (String,) = q
-            .bind(limit(limit_))
-            .fetch_one(&self.reader)
-            .await
-            .map_err(db)?;
-        let rows: Vec<(i64, String, String, i64)> = from_json("due contacts", &text)?;
-        let mut out = rows
-            .into_iter()
-            .map(|(wake, id, state, version)| {
-                let bytes = from_hex(&state)
-                    .ok_or_else(|| StoreError::Corrupt(format!("contact `{id}`: bad hex")))?;
-                let state = doc::decode(&id, &bytes)?;
-                Ok((
-                    wake,
-                    Versioned {
-                        state,
-                        version,
-                        next_wake: Some(wake),
-                    },
-                ))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        // an aggregate keeps no order by contract
-        out.sort_by(|a, b| (a.0, &a.1.state.contact.id).cmp(&(b.0, &b.1.state.contact.id)));
-        Ok(out)
+        // quarantined states leave the due set: read the page again
+        for _ in 0..4 {
+            let (page, bad) = self.due_page(now, after, limit_).await?;
+            if bad.is_empty() {
+                return Ok(page);
+            }
+            self.quarantine(&bad).await?;
+        }
+        Ok(self.due_page(now, after, limit_).await?.0)
     }
 
     async fn next_wake(&self) -> Result<Option<i64>> {
@@ -535,32 +618,34 @@ impl Store for SqliteStore {
         type Held = (i64, String, String, String, String, i64, i64);
         let rows: Vec<Held> = sqlx::query_as(
             "SELECT id, source, key_field, key_value, params, received_at, until \
-             FROM postbacks_held WHERE key_field = ? AND key_value = ? ORDER BY id",
+             FROM postbacks_held WHERE key_field = ? AND key_value = ? AND quarantined IS NULL \
+             ORDER BY id",
         )
         .bind(key_field)
         .bind(key_value)
         .fetch_all(&self.reader)
         .await
         .map_err(db)?;
-        rows.into_iter()
-            .map(
-                |(id, source, key_field, key_value, params, received_at, until)| {
-                    Ok(HeldPostback {
-                        params: from_json(&format!("held postback {id}"), &params)?,
-                        id,
-                        source,
-                        key_field,
-                        key_value,
-                        received_at,
-                        until,
-                    })
-                },
-            )
-            .collect()
+        let mut out = Vec::with_capacity(rows.len());
+        for (id, source, key_field, key_value, params, received_at, until) in rows {
+            match from_json(&format!("held postback {id}"), &params) {
+                Ok(params) => out.push(HeldPostback {
+                    params,
+                    id,
+                    source,
+                    key_field,
+                    key_value,
+                    received_at,
+                    until,
+                }),
+                Err(e) => self.quarantine_held(id, &source, &e.to_string()).await?,
+            }
+        }
+        Ok(out)
     }
 
     async fn expire_held(&self, now: i64) -> Result<u64> {
-        let done = sqlx::query("DELETE FROM postbacks_held WHERE until < ?")
+        let done = sqlx::query("DELETE FROM postbacks_held WHERE until < ? AND quarantined IS NULL")
             .bind(now)
             .execute(&self.writer)
             .await
@@ -597,25 +682,22 @@ impl Store for SqliteStore {
     }
 
     async fn totals(&self, now: i64) -> Result<Totals> {
-        let (contacts, events, outbox_pending, outbox_dead, outbox_delivered, due): (
-            i64,
-            i64,
-            i64,
-            i64,
-            i64,
-            i64,
-        ) = sqlx::query_as(
-            "SELECT (SELECT n FROM totals WHERE name = 'contacts'), \
-             (SELECT n FROM totals WHERE name = 'events'), \
-             (SELECT count(*) FROM outbox WHERE status = 'pending'), \
-             (SELECT count(*) FROM outbox WHERE status = 'dead'), \
-             (SELECT count(*) FROM outbox WHERE status = 'delivered'), \
-             (SELECT count(*) FROM contacts WHERE next_wake <= ?)",
-        )
-        .bind(now)
-        .fetch_one(&self.reader)
-        .await
-        .map_err(db)?;
+        type Row = (i64, i64, i64, i64, i64, i64, i64, i64);
+        let (contacts, events, outbox_pending, outbox_dead, outbox_delivered, due, qc, qp): Row =
+            sqlx::query_as(
+                "SELECT (SELECT n FROM totals WHERE name = 'contacts'), \
+                 (SELECT n FROM totals WHERE name = 'events'), \
+                 (SELECT count(*) FROM outbox WHERE status = 'pending'), \
+                 (SELECT count(*) FROM outbox WHERE status = 'dead'), \
+                 (SELECT count(*) FROM outbox WHERE status = 'delivered'), \
+                 (SELECT count(*) FROM contacts WHERE next_wake <= ?), \
+                 (SELECT count(*) FROM contacts_quarantined), \
+                 (SELECT count(*) FROM postbacks_held WHERE quarantined IS NOT NULL)",
+            )
+            .bind(now)
+            .fetch_one(&self.reader)
+            .await
+            .map_err(db)?;
         Ok(Totals {
             contacts,
             events,
@@ -623,6 +705,37 @@ impl Store for SqliteStore {
             outbox_dead,
             outbox_delivered,
             due,
+            quarantined_contacts: qc,
+            quarantined_postbacks: qp,
         })
+    }
+
+    async fn quarantined(&self, limit: usize) -> Result<Vec<Quarantine>> {
+        self.quarantine_list(None, limit).await
+    }
+
+    async fn quarantine_of(&self, contact: &str) -> Result<Option<Quarantine>> {
+        Ok(self.quarantine_list(Some(contact), 1).await?.pop())
+    }
+
+    async fn ready(&self, now: i64) -> Result<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.reader)
+            .await
+            .map_err(db)?;
+        match self.health.failing() {
+            None => Ok(()),
+            Some((reason, age)) if age < health::PROBE_AFTER => {
+                Err(StoreError::Unwritable(reason))
+            }
+            Some(_) => self
+                .probe(now)
+                .await
+                .map_err(|e| StoreError::Unwritable(e.to_string())),
+        }
+    }
+
+    fn write_health(&self) -> WriteHealth {
+        self.health.snapshot()
     }
 }

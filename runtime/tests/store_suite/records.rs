@@ -284,7 +284,9 @@ pub async fn totals_count_everything(s: &dyn Store) {
             outbox_pending: 1,
             outbox_dead: 1,
             outbox_delivered: 1,
-            due: 1
+            due: 1,
+            quarantined_contacts: 0,
+            quarantined_postbacks: 0,
         }
     );
     assert_eq!(s.totals(20).await.unwrap().due, 2);

@@ -223,16 +223,22 @@ fn event_keys(c: &Commit) -> Result<Vec<&str>> {
     Ok(keys.into_iter().collect())
 }
 
-/// After the `UNIQUE` index refused an event: which key was recorded before.
+/// After the `UNIQUE` index refused an event: which key was recorded before
+/// (or why that cannot be read).
 async fn seen_key(conn: &mut SqliteConnection, keys: &[&str]) -> StoreError {
+    let keys = match json_text(keys) {
+        Ok(k) => k,
+        Err(e) => return e,
+    };
     let seen: std::result::Result<Option<(String,)>, _> =
         sqlx::query_as("SELECT e.key FROM json_each(?) j JOIN events e ON e.key = j.value LIMIT 1")
-            .bind(json_text(keys).unwrap_or_default())
+            .bind(keys)
             .fetch_optional(&mut *conn)
             .await;
     match seen {
         Ok(Some((key,))) => StoreError::Conflict(format!("event key `{key}` was recorded before")),
-        _ => StoreError::Conflict("an event key was recorded before".into()),
+        Ok(None) => StoreError::Conflict("an event key was recorded before".into()),
+        Err(e) => db(e),
     }
 }
 
@@ -314,7 +320,8 @@ async fn write_contacts(conn: &mut SqliteConnection, writes: &[Write<'_>], now: 
          updated_at = excluded.updated_at \
          WHERE contacts.version = -1 - excluded.created_at",
         now,
-        |w| -1 - w.expected.unwrap_or_default(),
+        // only stored contacts are here: each has an expected version
+        |w| w.expected.map_or(0, |e| -1 - e),
     )
     .await?;
     if want > 0 {
@@ -363,7 +370,8 @@ async fn put_contacts(
 }
 
 /// After a refused contact write: the first contact whose stored version is
-/// not what its write expected (`fresh`: among the new contacts).
+/// not what its write expected (`fresh`: among the new contacts), or why
+/// the stored versions cannot be read.
 async fn name_conflict(
     conn: &mut SqliteConnection,
     writes: &[Write<'_>],
@@ -374,13 +382,20 @@ async fn name_conflict(
         .filter(|w| w.expected.is_none() == fresh)
         .map(|w| w.w.state.contact.id.as_str())
         .collect();
+    let ids = match json_text(&ids) {
+        Ok(ids) => ids,
+        Err(e) => return e,
+    };
     let stored: std::result::Result<Vec<(String, i64)>, _> = sqlx::query_as(
         "SELECT c.id, c.version FROM json_each(?) j JOIN contacts c ON c.id = j.value",
     )
-    .bind(json_text(&ids).unwrap_or_default())
+    .bind(ids)
     .fetch_all(&mut *conn)
     .await;
-    let stored: HashMap<String, i64> = stored.unwrap_or_default().into_iter().collect();
+    let stored: HashMap<String, i64> = match stored {
+        Ok(rows) => rows.into_iter().collect(),
+        Err(e) => return db(e),
+    };
     for w in writes.iter().filter(|w| w.expected.is_none() == fresh) {
         let id = w.w.state.contact.id.as_str();
         let now = stored.get(id).copied();

@@ -1,0 +1,115 @@
+//! Whether the writer of [`SqliteStore`](super::SqliteStore) takes writes,
+//! and its recovery after a failed one. Takes the outcome of each write
+//! transaction; gives [`WriteHealth`] for `/metrics` and the readiness
+//! check.
+//!
+//! Guarantees: a failed write transaction is rolled back; when SQLite ended
+//! it already (it does on `SQLITE_FULL` and I/O errors, so the `ROLLBACK`
+//! fails and sqlx would keep the connection inside a transaction for ever),
+//! the writer connection is closed and the pool opens a new one, so the
+//! next write after the fault succeeds without a restart. A write
+//! transaction that finds the connection stuck settles it first and tries
+//! once more. The first failure after a success logs one `warn` line with
+//! the reason; the first success after a failure one `info` line.
+
+use super::SqliteStore;
+use crate::store::{StoreError, WriteHealth};
+use sqlx::Connection;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// How old the last write failure must be before the readiness check
+/// tries a probe write (until then it answers with the failure).
+pub(super) const PROBE_AFTER: Duration = Duration::from_secs(2);
+
+/// Write failures: how many, and the last one while it lasts.
+#[derive(Debug, Default)]
+pub(super) struct Health {
+    failures: AtomicU64,
+    failing: Mutex<Option<(String, Instant)>>,
+}
+
+impl Health {
+    /// A write failed (conflicts are answers, not failures).
+    pub(super) fn failed(&self, e: &StoreError) {
+        if matches!(e, StoreError::Conflict(_)) {
+            return;
+        }
+        self.failures.fetch_add(1, Ordering::Relaxed);
+        let reason = e.to_string();
+        let Ok(mut failing) = self.failing.lock() else {
+            return;
+        };
+        if failing.is_none() {
+            tracing::warn!(
+                error = %reason,
+                "database writes fail: inputs are answered 503 and /readyz is 503 until a write goes through"
+            );
+        }
+        *failing = Some((reason, Instant::now()));
+    }
+
+    /// A write went through.
+    pub(super) fn ok(&self) {
+        let Ok(mut failing) = self.failing.lock() else {
+            return;
+        };
+        if let Some((reason, since)) = failing.take() {
+            tracing::info!(
+                failed_for_seconds = since.elapsed().as_secs(),
+                last_error = %reason,
+                "database writes go through again"
+            );
+        }
+    }
+
+    /// The last failure's reason and age, while writes fail.
+    pub(super) fn failing(&self) -> Option<(String, Duration)> {
+        let failing = self.failing.lock().ok()?;
+        failing.as_ref().map(|(r, at)| (r.clone(), at.elapsed()))
+    }
+
+    pub(super) fn snapshot(&self) -> WriteHealth {
+        WriteHealth {
+            failing: self.failing().map(|(r, _)| r),
+            failures: self.failures.load(Ordering::Relaxed),
+        }
+    }
+}
+
+impl SqliteStore {
+    /// After a failed write transaction: runs the rollback the dropped
+    /// transaction queued, and replaces the writer connection if it is
+    /// still inside a transaction (its `ROLLBACK` failed) or does not
+    /// answer. An in-memory database cannot be replaced: that is logged.
+    pub(super) async fn settle_writer(&self) {
+        let mut conn = match self.writer.acquire().await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot check the database writer connection");
+                return;
+            }
+        };
+        let pinged = conn.ping().await;
+        if pinged.is_ok() && !conn.is_in_transaction() {
+            return;
+        }
+        let error = match pinged {
+            Ok(()) => "its rollback did not end the transaction".to_string(),
+            Err(e) => e.to_string(),
+        };
+        if self.memory {
+            tracing::error!(
+                error = %error,
+                "the in-memory database's writer connection is left inside a failed transaction"
+            );
+            return;
+        }
+        tracing::warn!(
+            error = %error,
+            "the database writer connection is left inside a failed transaction: replaced by a new one"
+        );
+        conn.close_on_drop();
+    }
+}
