@@ -11,7 +11,7 @@ use nudge_compiler::bundle::Bundle;
 use nudge_runtime::daemon::api::ApiError;
 use nudge_runtime::daemon::apply::Done;
 use nudge_runtime::daemon::{self, Config, Job, Shared, SystemClock, api_admin, api_events};
-use nudge_runtime::store::{OutboxStatus, Requeue, Store};
+use nudge_runtime::store::{OutboxStatus, Requeue, Store, Totals};
 use std::fmt::Write as _;
 use std::sync::Arc;
 
@@ -73,6 +73,7 @@ pub fn stats(db: &DbArgs) -> Result<Outcome, CliError> {
         let mut o = String::new();
         let _ = writeln!(o, "contacts  {}\nevents    {}\ndue now   {}", t.contacts, t.events, t.due);
         let _ = writeln!(o, "outbox    {} pending, {} delivered, {} dead", t.outbox_pending, t.outbox_delivered, t.outbox_dead);
+        quarantine(&mut o, &*store, &t).await?;
         for c in store.flow_counts().await.map_err(db_error)? {
             let state = if paused.contains(&c.flow) { " (paused)" } else { "" };
             let _ = writeln!(
@@ -86,6 +87,24 @@ pub fn stats(db: &DbArgs) -> Result<Outcome, CliError> {
         }
         Ok(text(o))
     })
+}
+
+/// How many contacts and held postbacks are quarantined, and the first
+/// contacts with their reasons.
+async fn quarantine(o: &mut String, store: &dyn Store, t: &Totals) -> Result<(), CliError> {
+    if t.quarantined_contacts == 0 && t.quarantined_postbacks == 0 {
+        return Ok(());
+    }
+    let _ = writeln!(
+        o,
+        "quarantined {} contacts, {} held postbacks (their stored data cannot be read)",
+        t.quarantined_contacts, t.quarantined_postbacks
+    );
+    for q in store.quarantined(20).await.map_err(db_error)? {
+        let since = nudge_runtime::compiler::value::format_time(q.at);
+        let _ = writeln!(o, "  {} since {since}: {}", q.contact, q.reason);
+    }
+    Ok(())
 }
 
 pub fn contact(cmd: &ContactCommand) -> Result<Outcome, CliError> {

@@ -57,7 +57,13 @@ impl ApiError {
             ApplyError::Invalid(_) | ApplyError::Aborted => ApiError::invalid(msg),
             ApplyError::NotFound(_) => ApiError::not_found("unknown_contact", msg),
             ApplyError::Conflict(_) => ApiError::new(StatusCode::CONFLICT, "conflict", msg),
-            ApplyError::Store(_) => {
+            ApplyError::Quarantined { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "quarantined", msg)
+            }
+            ApplyError::Payload { .. } => {
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", msg)
+            }
+            ApplyError::Store(_) | ApplyError::ShuttingDown | ApplyError::CommitLost => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", msg)
             }
         }
@@ -184,25 +190,66 @@ async fn healthz() -> Response {
     json(StatusCode::OK, serde_json::json!({"status": "ok"}))
 }
 
+/// Ready when the database answers reads and takes writes (see
+/// `Store::ready`); 503 with the reason otherwise.
 async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
-    match shared.store.totals(shared.clock.now()).await {
-        Ok(_) => json(StatusCode::OK, serde_json::json!({"status": "ready"})),
-        Err(_) => ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "not_ready",
-            "the database is not reachable",
-        )
-        .into_response(),
+    match shared.store.ready(shared.clock.now()).await {
+        Ok(()) => json(StatusCode::OK, serde_json::json!({"status": "ready"})),
+        Err(e @ crate::store::StoreError::Unwritable(_)) => {
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", e.to_string())
+                .into_response()
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "not ready: the database does not answer");
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not_ready",
+                "the database is not reachable",
+            )
+            .into_response()
+        }
     }
 }
 
+/// The gauges read from the store, and its write health. When the store
+/// cannot be read, its gauges are left out (never shown as 0) and
+/// `nudge_store_up` is 0.
 async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
-    let t = shared
-        .store
-        .totals(shared.clock.now())
-        .await
-        .unwrap_or_default();
-    let text = shared.metrics.render(&[
+    let health = shared.store.write_health();
+    let totals = shared.store.totals(shared.clock.now()).await;
+    let mut gauges = vec![
+        ("nudge_store_up", "1 when the database answers reads", i64::from(totals.is_ok())),
+        (
+            "nudge_store_writable",
+            "1 while database writes go through, 0 after one failed",
+            i64::from(health.failing.is_none()),
+        ),
+    ];
+    match &totals {
+        Ok(t) => gauges.extend(store_gauges(t)),
+        Err(e) => tracing::warn!(error = %e, "metrics: the database cannot be read"),
+    }
+    let mut text = shared.metrics.render(&gauges);
+    text.push_str(&format!(
+        "# HELP nudge_store_write_failures_total database writes failed (conflicts not counted)\n\
+         # TYPE nudge_store_write_failures_total counter\nnudge_store_write_failures_total {}\n",
+        health.failures
+    ));
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}
+
+fn store_gauges(t: &crate::store::Totals) -> Vec<(&'static str, &'static str, i64)> {
+    vec![
+        (
+            "nudge_quarantined_contacts",
+            "contacts set aside because their stored state cannot be read",
+            t.quarantined_contacts,
+        ),
+        (
+            "nudge_quarantined_postbacks",
+            "held postbacks set aside because their stored parameters cannot be read",
+            t.quarantined_postbacks,
+        ),
         ("nudge_contacts", "contacts stored", t.contacts),
         (
             "nudge_outbox_pending",
@@ -224,8 +271,7 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
             "contacts with a wake time now or past",
             t.due,
         ),
-    ]);
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+    ]
 }
 
 async fn no_route() -> Response {

@@ -11,7 +11,7 @@ use super::api::{ApiError, ApiResult, body_bytes, json, parse_body};
 use super::apply::{Done, Job};
 use crate::engine::{ContactState, EngineInput};
 use crate::intake;
-use crate::store::{OutboxRow, OutboxStatus, Requeue};
+use crate::store::{OutboxRow, OutboxStatus, Quarantine, Requeue, StoreError};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, RawQuery, State};
@@ -29,12 +29,20 @@ fn unavailable(e: impl std::fmt::Display) -> ApiError {
     )
 }
 
+/// A store failure as an answer: a quarantined contact is 409.
+fn store_error(e: StoreError) -> ApiError {
+    match e {
+        StoreError::Quarantined { .. } => ApiError::from_apply(&e.into(), ""),
+        e => unavailable(e),
+    }
+}
+
 async fn load(shared: &Shared, id: &str) -> Result<ContactState, ApiError> {
     shared
         .store
         .load_contacts(&[id.to_string()])
         .await
-        .map_err(unavailable)?
+        .map_err(store_error)?
         .pop()
         .map(|v| v.state)
         .ok_or_else(|| ApiError::not_found("unknown_contact", format!("no contact `{id}`")))
@@ -99,10 +107,49 @@ pub fn contact_json(st: &ContactState, journey: &[crate::engine::JournalLine]) -
 }
 
 /// `GET /v1/contacts/{id}`
+/// A quarantined contact is shown with the reason and its journey, with
+/// no fields (its state cannot be read).
 pub async fn get_contact(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> ApiResult {
-    let st = load(&shared, &id).await?;
+    let loaded = load(&shared, &id).await;
     let journey = shared.store.journal(&id, 500).await.map_err(unavailable)?;
-    Ok(json(StatusCode::OK, contact_json(&st, &journey)))
+    match loaded {
+        Ok(st) => Ok(json(StatusCode::OK, contact_json(&st, &journey))),
+        Err(e) if e.code == "quarantined" => {
+            let q = shared
+                .store
+                .quarantine_of(&id)
+                .await
+                .map_err(unavailable)?;
+            Ok(json(StatusCode::OK, quarantined_json(&id, q.as_ref(), &e.message, &journey)))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// A quarantined contact as the API shows it: `quarantined` holds the
+/// reason and since when (`fields` and `tags` are null).
+pub fn quarantined_json(
+    id: &str,
+    q: Option<&Quarantine>,
+    message: &str,
+    journey: &[crate::engine::JournalLine],
+) -> Json {
+    let journey: Vec<Json> = journey
+        .iter()
+        .map(|j| json!({"at": format_time(j.at), "flow": j.flow, "step": j.step, "what": j.what}))
+        .collect();
+    json!({
+        "id": id,
+        "quarantined": {
+            "reason": q.map_or(message, |q| q.reason.as_str()),
+            "since": q.map(|q| format_time(q.at)),
+            "wake_at": q.and_then(|q| q.next_wake).map(format_time),
+        },
+        "fields": null,
+        "tags": null,
+        "enrollments": [],
+        "journey": journey,
+    })
 }
 
 /// `PUT /v1/contacts/{id}` `{"fields": {…}}`

@@ -94,8 +94,9 @@ pub enum Done {
     Skipped,
 }
 
-/// Why one input was not applied.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// Why one input was not applied. Store failures keep their cause
+/// (shared: one failure answers every input it sank).
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum ApplyError {
     #[error("{0}")]
     Invalid(String),
@@ -104,10 +105,56 @@ pub enum ApplyError {
     #[error("{0}")]
     Conflict(String),
     #[error("storage failed: {0}")]
-    Store(String),
+    Store(#[source] Arc<StoreError>),
+    /// The contact's stored state cannot be read (see `store::Store::load_contacts`).
+    #[error("contact `{contact}` is quarantined: its stored state cannot be read ({reason})")]
+    Quarantined { contact: String, reason: String },
+    /// A message or call of the input could not be serialised for the
+    /// outbox: the input is not applied.
+    #[error("an outbox payload for contact `{contact}` cannot be serialised: {source}")]
+    Payload {
+        contact: String,
+        #[source]
+        source: Arc<serde_json::Error>,
+    },
+    #[error("the daemon is shutting down")]
+    ShuttingDown,
+    /// The task writing the commit ended without an answer.
+    #[error("not applied: the commit task failed")]
+    CommitLost,
     /// Another input of the same unit (batch) failed.
     #[error("not applied: another input of the same batch was refused")]
     Aborted,
+}
+
+impl PartialEq for ApplyError {
+    /// Same kind, same message (a store error's cause is not comparable).
+    fn eq(&self, other: &ApplyError) -> bool {
+        std::mem::discriminant(self) == std::mem::discriminant(other)
+            && self.to_string() == other.to_string()
+    }
+}
+
+impl Eq for ApplyError {}
+
+impl From<StoreError> for ApplyError {
+    fn from(e: StoreError) -> ApplyError {
+        match e {
+            StoreError::Quarantined { contact, reason } => {
+                ApplyError::Quarantined { contact, reason }
+            }
+            StoreError::Conflict(c) => ApplyError::Conflict(c),
+            e => ApplyError::Store(Arc::new(e)),
+        }
+    }
+}
+
+impl ApplyError {
+    /// Whether the failing job may have changed the batch before it
+    /// failed, so its unit must be left out and the rest prepared again.
+    pub(super) fn left_effects(&self) -> bool {
+        matches!(self, ApplyError::Payload { .. })
+    }
 }
 
 pub type Outcome = Result<Done, ApplyError>;
@@ -197,6 +244,9 @@ pub(super) struct Batch {
     /// Time triggers missed by this batch's inputs, per contact: logged
     /// and counted once the commit is written.
     pub(super) missed: Vec<(String, crate::engine::MissedTrigger)>,
+    /// An outbox payload that could not be serialised by the job being
+    /// run (contact, error): that job fails.
+    pub(super) payload_error: Option<(String, serde_json::Error)>,
 }
 
 /// A contact id derived from a unique key, for contacts first named by it.
@@ -407,12 +457,20 @@ impl Applier {
             failures: Vec::new(),
             seen_postbacks,
             missed: Vec::new(),
+            payload_error: None,
         };
         let older = self.older_versions(&b.slots).await?;
         let engine = self.engine(paused, &older);
         let mut outcomes = Vec::with_capacity(jobs.len());
         for j in jobs {
-            outcomes.push(self.job(&engine, &mut b, j, now).await?);
+            let outcome = self.job(&engine, &mut b, j, now).await?;
+            outcomes.push(match b.payload_error.take() {
+                Some((contact, e)) => Err(ApplyError::Payload {
+                    contact,
+                    source: Arc::new(e),
+                }),
+                None => outcome,
+            });
         }
         let mut wake = None::<i64>;
         let mut keys_moved = false;

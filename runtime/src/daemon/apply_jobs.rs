@@ -126,7 +126,13 @@ impl Applier {
                 kind: OutboxKind::Message,
                 idem_key: idem("m", n),
                 not_before: m.at,
-                payload: JsonText::of(&m).unwrap_or_else(|_| serde_json::Value::Null.into()),
+                payload: match JsonText::of(&m) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        b.payload_error.get_or_insert((id.to_string(), e));
+                        continue;
+                    }
+                },
             });
         }
         for (n, c) in applied.calls.into_iter().enumerate() {
@@ -137,7 +143,13 @@ impl Applier {
                 kind: OutboxKind::Call,
                 idem_key: idem("c", n),
                 not_before: now,
-                payload: JsonText::of(&c).unwrap_or_else(|_| serde_json::Value::Null.into()),
+                payload: match JsonText::of(&c) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        b.payload_error.get_or_insert((id.to_string(), e));
+                        continue;
+                    }
+                },
             });
         }
         b.commit

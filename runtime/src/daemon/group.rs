@@ -1,7 +1,10 @@
 //! Group commit: several units (one API request, one scheduler batch …)
 //! prepared in memory and written in one store commit, each unit all or
 //! nothing. A unit with a failing job is left out and the rest prepared
-//! again; a store conflict (a concurrent writer) is retried unit by unit.
+//! again; a store error while preparing leaves out only the units that
+//! fail to prepare on their own (a quarantined contact, a bundle that
+//! cannot be read), found by halves; a store conflict (a concurrent writer)
+//! is retried unit by unit.
 //!
 //! The queue overlaps the preparation of the next group with the commit of
 //! the current one. The next group then reads what the commit in flight
@@ -125,7 +128,9 @@ impl Applier {
             units,
         };
         let mut active: Vec<usize> = (0..g.units.len()).collect();
-        // each round leaves out at least one unit, so this ends
+        let mut retried = false;
+        // each round leaves out at least one unit, so this ends (a store
+        // error that no unit causes alone fails them all)
         while !active.is_empty() {
             let jobs: Vec<Job> = active
                 .iter()
@@ -133,9 +138,24 @@ impl Applier {
                 .collect();
             let prepared = match self.prepare(jobs, overlay).await {
                 Ok(p) => p,
-                Err(e) => {
-                    fail(&mut g.results, &active, &g.units, &e);
+                Err(e) if active.len() == 1 => {
+                    fail(&mut g.results, &active, &g.units, &e.into());
                     return g;
+                }
+                Err(e) if retried => {
+                    // it failed together, then every unit prepared alone
+                    fail(&mut g.results, &active, &g.units, &e.into());
+                    return g;
+                }
+                Err(_) => {
+                    // leave out only the units that fail on their own
+                    let culprits = self.culprits(&g.units, &active, overlay).await;
+                    retried = culprits.is_empty();
+                    for (u, e) in &culprits {
+                        fail(&mut g.results, &[*u], &g.units, e);
+                    }
+                    active.retain(|u| !culprits.iter().any(|(c, _)| c == u));
+                    continue;
                 }
             };
             let mut it = prepared.outcomes.iter().cloned();
@@ -144,7 +164,10 @@ impl Applier {
             for &u in &active {
                 let part: Vec<Outcome> = it.by_ref().take(g.units[u].len()).collect();
                 let oks = part.iter().filter(|o| o.is_ok()).count();
-                if part.iter().any(Result::is_err) && oks > 0 {
+                let effects = part
+                    .iter()
+                    .any(|o| o.as_ref().is_err_and(ApplyError::left_effects));
+                if part.iter().any(Result::is_err) && (oks > 0 || effects) {
                     failed.push(u);
                     g.results[u] = Some(aborted(part));
                 } else {
@@ -159,6 +182,43 @@ impl Applier {
             active.retain(|u| !failed.contains(u));
         }
         g
+    }
+
+    /// After a store error preparing the units `among` together: the units
+    /// that fail to prepare, found by halves (each failing half is split
+    /// again), with their errors. If none fails alone, the error was not
+    /// theirs: every unit fails with it.
+    async fn culprits(
+        &self,
+        units: &[Vec<Job>],
+        among: &[usize],
+        overlay: Option<&Overlay>,
+    ) -> Vec<(usize, ApplyError)> {
+        let mut out = Vec::new();
+        let mut todo: Vec<Vec<usize>> = vec![among.to_vec()];
+        let mut last = None;
+        while let Some(set) = todo.pop() {
+            let jobs: Vec<Job> = set.iter().flat_map(|&u| units[u].iter().cloned()).collect();
+            let Err(e) = self.prepare(jobs, overlay).await else {
+                continue;
+            };
+            let e = ApplyError::from(e);
+            if set.len() == 1 {
+                out.push((set[0], e));
+                continue;
+            }
+            let (a, b) = set.split_at(set.len() / 2);
+            todo.push(b.to_vec());
+            todo.push(a.to_vec());
+            last = Some(e);
+        }
+        if out.is_empty()
+            && let Some(e) = last
+        {
+            tracing::warn!(error = %e, "a group failed to prepare, and no unit of it alone");
+            return among.iter().map(|&u| (u, e.clone())).collect();
+        }
+        out
     }
 
     /// Write the group's commit (nothing to write is a success).
@@ -192,7 +252,7 @@ impl Applier {
             }
             Err(e) => {
                 let active: Vec<usize> = g.split.iter().map(|(u, _)| *u).collect();
-                fail(&mut g.results, &active, &g.units, &e);
+                fail(&mut g.results, &active, &g.units, &e.into());
             }
         }
         self.metrics.commit(g.started.elapsed(), inputs);
@@ -201,11 +261,8 @@ impl Applier {
             .into_iter()
             .zip(&g.units)
             .map(|(r, u)| {
-                r.unwrap_or_else(|| {
-                    u.iter()
-                        .map(|_| Err(ApplyError::Store("not applied".into())))
-                        .collect()
-                })
+                // every unit is settled above; this is the safety net
+                r.unwrap_or_else(|| u.iter().map(|_| Err(ApplyError::CommitLost)).collect())
             })
             .collect();
         for part in &out {
@@ -234,10 +291,8 @@ impl Applier {
             let prepared = match self.prepare(jobs.to_vec(), None).await {
                 Ok(p) => p,
                 Err(e) => {
-                    return jobs
-                        .iter()
-                        .map(|_| Err(ApplyError::Store(e.to_string())))
-                        .collect();
+                    let e = ApplyError::from(e);
+                    return jobs.iter().map(|_| Err(e.clone())).collect();
                 }
             };
             if prepared.outcomes.iter().any(Result::is_err) {
@@ -248,10 +303,8 @@ impl Applier {
                 Ok(()) => return outcomes,
                 Err(StoreError::Conflict(c)) => last = c,
                 Err(e) => {
-                    return jobs
-                        .iter()
-                        .map(|_| Err(ApplyError::Store(e.to_string())))
-                        .collect();
+                    let e = ApplyError::from(e);
+                    return jobs.iter().map(|_| Err(e.clone())).collect();
                 }
             }
         }
@@ -290,14 +343,9 @@ fn fail(
     results: &mut [Option<Vec<Outcome>>],
     active: &[usize],
     units: &[Vec<Job>],
-    e: &StoreError,
+    e: &ApplyError,
 ) {
     for &u in active {
-        results[u] = Some(
-            units[u]
-                .iter()
-                .map(|_| Err(ApplyError::Store(e.to_string())))
-                .collect(),
-        );
+        results[u] = Some(units[u].iter().map(|_| Err(e.clone())).collect());
     }
 }

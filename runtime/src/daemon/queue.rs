@@ -40,7 +40,7 @@ impl Queue {
         let (reply, answer) = oneshot::channel();
         let gone = || {
             (0..n)
-                .map(|_| Err(ApplyError::Store("the daemon is shutting down".into())))
+                .map(|_| Err(ApplyError::ShuttingDown))
                 .collect()
         };
         if self.0.send(Submit { jobs, reply }).await.is_err() {
@@ -74,7 +74,7 @@ impl Queue {
                 None => None,
             };
             out.push(
-                got.unwrap_or_else(|| Err(ApplyError::Store("the daemon is shutting down".into()))),
+                got.unwrap_or(Err(ApplyError::ShuttingDown)),
             );
         }
         out
@@ -125,7 +125,7 @@ async fn answer(
                 .iter()
                 .map(|n| {
                     (0..*n)
-                        .map(|_| Err(ApplyError::Store("the commit failed".into())))
+                        .map(|_| Err(ApplyError::CommitLost))
                         .collect()
                 })
                 .collect();
