@@ -62,19 +62,28 @@ fn a_damaged_contact_is_quarantined_and_blocks_no_timer() {
 
     let c = d.contact("bad");
     assert_eq!(c.status, 200, "{c:?}");
-    let reason = c.json()["quarantined"]["reason"].as_str().unwrap().to_string();
+    let reason = c.json()["quarantined"]["reason"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert!(reason.contains("unknown state format 0x07"), "{reason}");
 
     let refused = d.post_json("/v1/events", &go("bad"));
     assert_eq!(refused.expect_error(409)["code"], "quarantined");
 
     let metrics = d.get("/metrics").body;
-    assert!(metrics.contains("nudge_quarantined_contacts 1"), "{metrics}");
+    assert!(
+        metrics.contains("nudge_quarantined_contacts 1"),
+        "{metrics}"
+    );
 
     let stats = nudge_cmd(&["stats", "--db", &s.db()], &[]);
     let out = String::from_utf8_lossy(&stats.stdout);
     assert!(stats.status.success(), "{out}");
-    assert!(out.contains("quarantined 1 contacts, 0 held postbacks"), "{out}");
+    assert!(
+        out.contains("quarantined 1 contacts, 0 held postbacks"),
+        "{out}"
+    );
     assert!(out.contains("  bad since "), "{out}");
     assert!(out.contains(&reason), "{out}");
 
@@ -85,6 +94,10 @@ fn a_damaged_contact_is_quarantined_and_blocks_no_timer() {
         .filter(|l| l.contains("contact quarantined"))
         .collect();
     assert_eq!(lines.len(), 1, "{log}");
-    assert!(lines[0].contains("WARN") && lines[0].contains("bad"), "{}", lines[0]);
+    assert!(
+        lines[0].contains("WARN") && lines[0].contains("bad"),
+        "{}",
+        lines[0]
+    );
     assert!(!log.contains("cannot read due contacts"), "{log}");
 }

@@ -83,7 +83,8 @@ async fn a_damaged_contact_is_quarantined_and_the_others_timers_fire() {
     clock.advance(3_601);
     let mut fired = false;
     for _ in 0..400 {
-        if n_of(&store, "ann").await == Value::Int(10) && n_of(&store, "bob").await == Value::Int(10)
+        if n_of(&store, "ann").await == Value::Int(10)
+            && n_of(&store, "bob").await == Value::Int(10)
         {
             fired = true;
             break;
@@ -94,7 +95,10 @@ async fn a_damaged_contact_is_quarantined_and_the_others_timers_fire() {
 
     // set aside, counted, shown with the reason
     let (_, metrics) = get(running.addr, "/metrics").await;
-    assert!(metrics.contains("nudge_quarantined_contacts 1"), "{metrics}");
+    assert!(
+        metrics.contains("nudge_quarantined_contacts 1"),
+        "{metrics}"
+    );
     let (status, body) = get(running.addr, "/v1/contacts/bad").await;
     assert_eq!(status, 200, "{body}");
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
@@ -205,10 +209,16 @@ async fn a_full_disk_is_not_ready_and_recovers_without_a_restart() {
     assert_eq!(status, 503, "{body}");
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["error"]["code"], "not_ready", "{v}");
-    assert!(v["error"]["message"].as_str().unwrap().contains("full"), "{v}");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("full"),
+        "{v}"
+    );
     let (_, metrics) = get(addr, "/metrics").await;
     assert!(metrics.contains("nudge_store_writable 0"), "{metrics}");
-    assert!(!metrics.contains("nudge_store_write_failures_total 0"), "{metrics}");
+    assert!(
+        !metrics.contains("nudge_store_write_failures_total 0"),
+        "{metrics}"
+    );
 
     // still full on the replaced connection: refused again, as full
     sqlite.limit_pages(Some(1)).await.unwrap();

@@ -87,7 +87,13 @@ async fn a_full_disk_fails_writes_only_while_it_is_full() {
     // not ready while writes fail, with the reason; counted
     let health = s.write_health();
     assert!(health.failures >= 2, "{health:?}");
-    assert!(health.failing.as_deref().is_some_and(|r| r.contains("full")), "{health:?}");
+    assert!(
+        health
+            .failing
+            .as_deref()
+            .is_some_and(|r| r.contains("full")),
+        "{health:?}"
+    );
     match s.ready(1).await {
         Err(StoreError::Unwritable(r)) => assert!(r.contains("full"), "{r}"),
         other => panic!("ready while writes fail: {other:?}"),
@@ -106,10 +112,7 @@ async fn a_full_disk_fails_writes_only_while_it_is_full() {
     // the failed commits left nothing behind
     let fillers: Vec<String> = (0..64).map(|i| format!("filler-{i}")).collect();
     let stored = s.load_contacts(&fillers).await.unwrap();
-    assert!(
-        stored.len() < 64,
-        "every filler stored: the cap never held"
-    );
+    assert!(stored.len() < 64, "every filler stored: the cap never held");
     s.close().await;
 }
 
@@ -136,7 +139,10 @@ async fn raw(db: &TempDb) -> sqlx::SqlitePool {
 }
 
 fn due(id: &str, at: i64) -> ContactWrite {
-    let st = state(id, vec![enrollment("welcome", "wait", Status::Active, Some(at))]);
+    let st = state(
+        id,
+        vec![enrollment("welcome", "wait", Status::Active, Some(at))],
+    );
     waking(
         ContactWrite {
             state: st,
@@ -166,7 +172,10 @@ async fn an_unreadable_state_is_quarantined_and_blocks_no_one() {
 
     // the first page (of one) skips it and still holds a contact
     let page = s.due_after(30, None, 1).await.unwrap();
-    let ids: Vec<&str> = page.iter().map(|(_, v)| v.state.contact.id.as_str()).collect();
+    let ids: Vec<&str> = page
+        .iter()
+        .map(|(_, v)| v.state.contact.id.as_str())
+        .collect();
     assert_eq!(ids, ["ann"]);
     let page = s.due_after(30, None, 10).await.unwrap();
     assert_eq!(page.len(), 2);
@@ -184,14 +193,20 @@ async fn an_unreadable_state_is_quarantined_and_blocks_no_one() {
     assert_eq!((t.quarantined_contacts, t.due), (1, 2));
 
     // loading it names it; the others load
-    match s.load_contacts(&["ann".to_string(), "bad".to_string()]).await {
+    match s
+        .load_contacts(&["ann".to_string(), "bad".to_string()])
+        .await
+    {
         Err(StoreError::Quarantined { contact, reason }) => {
             assert_eq!(contact, "bad");
             assert!(reason.contains("0x07"), "{reason}");
         }
         other => panic!("{other:?}"),
     }
-    assert_eq!(s.load_contacts(&["ann".to_string()]).await.unwrap().len(), 1);
+    assert_eq!(
+        s.load_contacts(&["ann".to_string()]).await.unwrap().len(),
+        1
+    );
     s.close().await;
 }
 

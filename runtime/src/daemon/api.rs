@@ -218,7 +218,11 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
     let health = shared.store.write_health();
     let totals = shared.store.totals(shared.clock.now()).await;
     let mut gauges = vec![
-        ("nudge_store_up", "1 when the database answers reads", i64::from(totals.is_ok())),
+        (
+            "nudge_store_up",
+            "1 when the database answers reads",
+            i64::from(totals.is_ok()),
+        ),
         (
             "nudge_store_writable",
             "1 while database writes go through, 0 after one failed",

@@ -115,12 +115,11 @@ pub async fn get_contact(State(shared): State<Arc<Shared>>, Path(id): Path<Strin
     match loaded {
         Ok(st) => Ok(json(StatusCode::OK, contact_json(&st, &journey))),
         Err(e) if e.code == "quarantined" => {
-            let q = shared
-                .store
-                .quarantine_of(&id)
-                .await
-                .map_err(unavailable)?;
-            Ok(json(StatusCode::OK, quarantined_json(&id, q.as_ref(), &e.message, &journey)))
+            let q = shared.store.quarantine_of(&id).await.map_err(unavailable)?;
+            Ok(json(
+                StatusCode::OK,
+                quarantined_json(&id, q.as_ref(), &e.message, &journey),
+            ))
         }
         Err(e) => Err(e),
     }

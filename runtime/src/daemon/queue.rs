@@ -38,11 +38,7 @@ impl Queue {
     pub async fn submit(&self, jobs: Vec<Job>) -> Vec<Outcome> {
         let n = jobs.len();
         let (reply, answer) = oneshot::channel();
-        let gone = || {
-            (0..n)
-                .map(|_| Err(ApplyError::ShuttingDown))
-                .collect()
-        };
+        let gone = || (0..n).map(|_| Err(ApplyError::ShuttingDown)).collect();
         if self.0.send(Submit { jobs, reply }).await.is_err() {
             return gone();
         }
@@ -73,9 +69,7 @@ impl Queue {
                 Some(a) => a.await.ok().and_then(|mut v| v.pop()),
                 None => None,
             };
-            out.push(
-                got.unwrap_or(Err(ApplyError::ShuttingDown)),
-            );
+            out.push(got.unwrap_or(Err(ApplyError::ShuttingDown)));
         }
         out
     }
@@ -123,11 +117,7 @@ async fn answer(
             tracing::error!(error = %e, "a commit task failed");
             let all = lens
                 .iter()
-                .map(|n| {
-                    (0..*n)
-                        .map(|_| Err(ApplyError::CommitLost))
-                        .collect()
-                })
+                .map(|n| (0..*n).map(|_| Err(ApplyError::CommitLost)).collect())
                 .collect();
             (false, all)
         }

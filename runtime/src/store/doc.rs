@@ -34,9 +34,7 @@ pub fn decode(id: &str, bytes: &[u8]) -> Result<ContactState> {
     match bytes.first() {
         Some(&POSTCARD_V1) => postcard::from_bytes(&bytes[1..]).map_err(|e| corrupt(Box::new(e))),
         Some(b'{') => serde_json::from_slice(bytes).map_err(|e| corrupt(Box::new(e))),
-        Some(tag) => Err(corrupt(
-            format!("unknown state format {tag:#04x}").into(),
-        )),
+        Some(tag) => Err(corrupt(format!("unknown state format {tag:#04x}").into())),
         None => Err(corrupt("empty state".into())),
     }
 }

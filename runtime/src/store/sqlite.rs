@@ -327,7 +327,10 @@ fn wall_now() -> i64 {
 #[async_trait]
 impl Store for SqliteStore {
     async fn migrate(&self) -> Result<()> {
-        MIGRATOR.run(&self.writer).await.map_err(StoreError::Migrate)
+        MIGRATOR
+            .run(&self.writer)
+            .await
+            .map_err(StoreError::Migrate)
     }
 
     async fn load_contacts(&self, ids: &[String]) -> Result<Vec<Versioned>> {
@@ -645,11 +648,12 @@ impl Store for SqliteStore {
     }
 
     async fn expire_held(&self, now: i64) -> Result<u64> {
-        let done = sqlx::query("DELETE FROM postbacks_held WHERE until < ? AND quarantined IS NULL")
-            .bind(now)
-            .execute(&self.writer)
-            .await
-            .map_err(db)?;
+        let done =
+            sqlx::query("DELETE FROM postbacks_held WHERE until < ? AND quarantined IS NULL")
+                .bind(now)
+                .execute(&self.writer)
+                .await
+                .map_err(db)?;
         Ok(done.rows_affected())
     }
 
@@ -725,9 +729,7 @@ impl Store for SqliteStore {
             .map_err(db)?;
         match self.health.failing() {
             None => Ok(()),
-            Some((reason, age)) if age < health::PROBE_AFTER => {
-                Err(StoreError::Unwritable(reason))
-            }
+            Some((reason, age)) if age < health::PROBE_AFTER => Err(StoreError::Unwritable(reason)),
             Some(_) => self
                 .probe(now)
                 .await
