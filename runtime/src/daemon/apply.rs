@@ -291,9 +291,11 @@ impl Applier {
                     let Some(bytes) = self.store.get_bundle(v).await? else {
                         continue;
                     };
-                    let b = Arc::new(Bundle::from_bytes(&bytes).map_err(|e| {
-                        StoreError::Corrupt(format!("bundle `{v}` cannot be read: {e}"))
-                    })?);
+                    let b =
+                        Arc::new(Bundle::from_bytes(&bytes).map_err(|e| StoreError::Decode {
+                            what: format!("bundle `{v}`"),
+                            source: Box::new(e),
+                        })?);
                     if let Ok(mut c) = self.older.lock() {
                         c.insert(v.to_string(), b.clone());
                     }

@@ -78,7 +78,7 @@ pub async fn fire_due(shared: &Arc<Shared>, now: i64) -> Result<usize, crate::st
             .await?;
         let Some(last) = page.last().map(|(w, v)| (*w, v.state.contact.id.clone())) else {
             while let Some(h) = inflight.pop_front() {
-                total += h.await.unwrap_or(0);
+                total += fired(h).await;
             }
             return Ok(total);
         };
@@ -107,7 +107,19 @@ pub async fn fire_due(shared: &Arc<Shared>, now: i64) -> Result<usize, crate::st
         if inflight.len() >= IN_FLIGHT
             && let Some(h) = inflight.pop_front()
         {
-            total += h.await.unwrap_or(0);
+            total += fired(h).await;
+        }
+    }
+}
+
+/// How many a page's task fired; a task that died (a panic, a bug) is
+/// logged and counts none.
+async fn fired(h: tokio::task::JoinHandle<usize>) -> usize {
+    match h.await {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::error!(error = %e, "a scheduler page task failed");
+            0
         }
     }
 }

@@ -77,13 +77,27 @@ impl Checkpointer {
         tokio::spawn(async move {
             use sqlx::Connection;
             let mut conn: Option<sqlx::SqliteConnection> = None;
+            // logged once per streak of failed connects
+            let mut unconnected = false;
             loop {
                 tokio::select! {
                     () = done.cancelled() => break,
                     () = tokio::time::sleep(CHECKPOINT_EVERY) => {}
                 }
                 if conn.is_none() {
-                    conn = sqlx::SqliteConnection::connect_with(&options).await.ok();
+                    conn = match sqlx::SqliteConnection::connect_with(&options).await {
+                        Ok(c) => {
+                            unconnected = false;
+                            Some(c)
+                        }
+                        Err(e) => {
+                            if !unconnected {
+                                tracing::warn!(error = %e, "the background checkpointer cannot connect");
+                            }
+                            unconnected = true;
+                            None
+                        }
+                    };
                 }
                 let Some(c) = conn.as_mut() else { continue };
                 if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
