@@ -153,6 +153,12 @@ pub enum ContactCommand {
         #[command(flatten)]
         db: DbArgs,
     },
+    /// Take a repaired contact out of quarantine (its state must read)
+    Release {
+        id: String,
+        #[command(flatten)]
+        db: DbArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]

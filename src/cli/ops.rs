@@ -1,5 +1,5 @@
 //! The commands that operate on a daemon's database (`--db`): `stats`,
-//! `contact show|move|remove`, `flow pause|resume`, `outbox list|retry`,
+//! `contact show|move|remove|release`, `flow pause|resume`, `outbox list|retry`,
 //! `send-event`. They load the bundle deployed last and go through the same
 //! applier and checks as the HTTP API, so a running daemon and these
 //! commands can share one database (every write is a versioned commit).
@@ -11,7 +11,7 @@ use nudge_compiler::bundle::Bundle;
 use nudge_runtime::daemon::api::ApiError;
 use nudge_runtime::daemon::apply::Done;
 use nudge_runtime::daemon::{self, Config, Job, Shared, SystemClock, api_admin, api_events};
-use nudge_runtime::store::{OutboxStatus, Requeue, Store, Totals};
+use nudge_runtime::store::{OutboxStatus, Release, Requeue, Store, Totals};
 use std::fmt::Write as _;
 use std::sync::Arc;
 
@@ -142,8 +142,23 @@ pub fn contact(cmd: &ContactCommand) -> Result<Outcome, CliError> {
                 let input = api_admin::manual_input(&shared, flow, "remove", None).map_err(api)?;
                 manual(&shared, id, input).await
             }
+            ContactCommand::Release { id, db } => release(db, id).await,
         }
     })
+}
+
+/// `nudge contact release ID`: a repaired contact out of quarantine.
+async fn release(db: &DbArgs, id: &str) -> Result<Outcome, CliError> {
+    let store = store(db).await?;
+    match store.release_quarantine(id).await.map_err(db_error)? {
+        Release::Released => Ok(text(format!(
+            "released `{id}`: its state reads again and its timers resume\n"
+        ))),
+        Release::Unreadable(reason) => Err(CliError::Runtime(format!(
+            "`{id}` stays quarantined: its state still cannot be read ({reason})"
+        ))),
+        Release::NotQuarantined => Err(CliError::Runtime(format!("`{id}` is not quarantined"))),
+    }
 }
 
 async fn manual(

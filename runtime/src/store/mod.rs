@@ -351,6 +351,17 @@ pub struct Quarantine {
     pub next_wake: Option<i64>,
 }
 
+/// What [`Store::release_quarantine`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Release {
+    /// Its state reads again: released, its wake time back.
+    Released,
+    /// Its state still cannot be read, for this reason: kept.
+    Unreadable(String),
+    /// It is not quarantined (or does not exist).
+    NotQuarantined,
+}
+
 /// Whether writes go through (see [`Store::write_health`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct WriteHealth {
@@ -471,6 +482,9 @@ pub trait Store: Send + Sync {
     async fn quarantined(&self, limit: usize) -> Result<Vec<Quarantine>>;
     /// The quarantine record of one contact.
     async fn quarantine_of(&self, contact: &str) -> Result<Option<Quarantine>>;
+    /// Takes a repaired contact out of quarantine: if its state reads
+    /// now, the mark goes and the wake time it had comes back.
+    async fn release_quarantine(&self, contact: &str) -> Result<Release>;
     /// Ready for inputs: reads answer and writes go through. After a write
     /// failed, [`StoreError::Unwritable`] until a write succeeds again (a
     /// probe write is tried when the failure is a few seconds old).

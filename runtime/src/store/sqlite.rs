@@ -736,6 +736,10 @@ impl Store for SqliteStore {
         Ok(self.quarantine_list(Some(contact), 1).await?.pop())
     }
 
+    async fn release_quarantine(&self, contact: &str) -> Result<Release> {
+        self.release(contact).await
+    }
+
     async fn ready(&self, now: i64) -> Result<()> {
         sqlx::query("SELECT 1")
             .execute(&self.reader)

@@ -11,7 +11,7 @@
 //! they name positions and formats, never a stored value.
 
 use super::{SqliteStore, db, from_hex, limit, wall_now};
-use crate::store::{Quarantine, Result, StoreError, Versioned, doc};
+use crate::store::{Quarantine, Release, Result, StoreError, Versioned, doc};
 
 impl SqliteStore {
     /// Sets these contacts (id, reason) aside: marked, wake time cleared.
@@ -89,6 +89,18 @@ impl SqliteStore {
             .collect())
     }
 
+    /// See [`crate::store::Store::release_quarantine`]: in one write
+    /// transaction, so the state checked is the state released.
+    pub(super) async fn release(&self, contact: &str) -> Result<Release> {
+        let mut tx = self.begin_write().await?;
+        let done = release_in(&mut tx, contact).await;
+        let done = self.finish(tx, done).await?;
+        if done == Release::Released {
+            tracing::info!(contact = %contact, "contact released from quarantine: its state reads again");
+        }
+        Ok(done)
+    }
+
     /// Proof that writes go through again: one row rewritten.
     pub(super) async fn probe(&self, now: i64) -> Result<()> {
         let mut tx = self.begin_write().await?;
@@ -160,4 +172,34 @@ async fn mark(conn: &mut sqlx::SqliteConnection, id: &str, reason: &str) -> Resu
         .await
         .map_err(db)?;
     Ok(marked.rows_affected() > 0)
+}
+
+/// The release itself, inside the caller's transaction.
+async fn release_in(conn: &mut sqlx::SqliteConnection, contact: &str) -> Result<Release> {
+    let row: Option<(Vec<u8>, Option<i64>)> = sqlx::query_as(
+        "SELECT CAST(c.state AS BLOB), q.next_wake FROM contacts_quarantined q \
+         JOIN contacts c ON c.id = q.contact WHERE q.contact = ?",
+    )
+    .bind(contact)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(db)?;
+    let Some((state, wake)) = row else {
+        return Ok(Release::NotQuarantined);
+    };
+    if let Err(e) = doc::decode(contact, &state) {
+        return Ok(Release::Unreadable(e.to_string()));
+    }
+    sqlx::query("UPDATE contacts SET next_wake = coalesce(next_wake, ?) WHERE id = ?")
+        .bind(wake)
+        .bind(contact)
+        .execute(&mut *conn)
+        .await
+        .map_err(db)?;
+    sqlx::query("DELETE FROM contacts_quarantined WHERE contact = ?")
+        .bind(contact)
+        .execute(&mut *conn)
+        .await
+        .map_err(db)?;
+    Ok(Release::Released)
 }
