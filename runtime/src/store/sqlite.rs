@@ -153,7 +153,12 @@ impl SqliteStore {
                 .acquire_timeout(Duration::from_secs(30))
         };
         // An in-memory database lives as long as its one connection.
-        let writer = pool(1)
+        let writer = if memory {
+            pool(1)
+        } else {
+            pool(1).after_release(health::writer_released)
+        };
+        let writer = writer
             .min_connections(1)
             .idle_timeout(None)
             .max_lifetime(None)

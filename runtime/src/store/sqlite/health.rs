@@ -7,14 +7,18 @@
 //! it already (it does on `SQLITE_FULL` and I/O errors, so the `ROLLBACK`
 //! fails and sqlx would keep the connection inside a transaction for ever),
 //! the writer connection is closed and the pool opens a new one, so the
-//! next write after the fault succeeds without a restart. A write
-//! transaction that finds the connection stuck settles it first and tries
-//! once more. The first failure after a success logs one `warn` line with
-//! the reason; the first success after a failure one `info` line.
+//! next write after the fault succeeds without a restart: checked after a
+//! failed write (`settle_writer`) and whenever the connection goes back to
+//! the pool (`writer_released`, so a transaction dropped on any path is
+//! covered). A write transaction that finds the connection stuck settles it
+//! first and tries once more. The first failure after a success logs one
+//! `warn` line with the reason; the first success after a failure one
+//! `info` line.
 
 use super::SqliteStore;
 use crate::store::{StoreError, WriteHealth};
 use sqlx::Connection;
+use std::future::Future;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -76,6 +80,27 @@ impl Health {
             failures: self.failures.load(Ordering::Relaxed),
         }
     }
+}
+
+/// The writer pool's check of a connection given back: one left inside a
+/// transaction (a dropped transaction whose queued `ROLLBACK` failed) is
+/// closed instead of kept, and the pool opens a new one. Not for an
+/// in-memory database, which lives as long as its connection.
+pub(super) fn writer_released(
+    conn: &mut sqlx::SqliteConnection,
+    _: sqlx::pool::PoolConnectionMetadata,
+) -> std::pin::Pin<Box<dyn Future<Output = Result<bool, sqlx::Error>> + Send + '_>> {
+    Box::pin(async move {
+        // runs the rollback a dropped transaction queued
+        conn.ping().await?;
+        let stuck = conn.is_in_transaction();
+        if stuck {
+            tracing::warn!(
+                "the database writer connection is left inside a failed transaction: replaced by a new one"
+            );
+        }
+        Ok(!stuck)
+    })
 }
 
 impl SqliteStore {
