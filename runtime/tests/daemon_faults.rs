@@ -2,7 +2,8 @@
 //! stored state cannot be read is quarantined and never stops another
 //! contact's timers or a group's other inputs; a full disk makes writes and
 //! `/readyz` answer 503 with the reason, and both recover by themselves
-//! once there is space again.
+//! once there is space again; `/metrics` never shows a gauge it could not
+//! read as 0.
 
 #![allow(clippy::unwrap_used)]
 
@@ -238,5 +239,32 @@ async fn a_full_disk_is_not_ready_and_recovers_without_a_restart() {
     assert_eq!(get(addr, "/readyz").await.0, 200);
     let (_, metrics) = get(addr, "/metrics").await;
     assert!(metrics.contains("nudge_store_writable 1"), "{metrics}");
+    running.shutdown().await;
+}
+
+/// A gauge read from the database is never shown as 0 when the read
+/// fails: it is left out, and `nudge_store_up` says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_leave_out_gauges_the_database_cannot_give() {
+    let dir = daemon_kit::Scratch::new("faults-metrics");
+    let clock = ManualClock::new(1_767_225_600);
+    let bundle = vm_support::bundle(PROJECT);
+    let (running, _store) =
+        daemon_kit::start(&dir.db_url(), bundle, &clock, Default::default()).await;
+    let (_, before) = get(running.addr, "/metrics").await;
+    assert!(before.contains("nudge_store_up 1"), "{before}");
+    assert!(before.contains("\nnudge_contacts 0"), "{before}");
+
+    let pool = sqlx::SqlitePool::connect(&dir.db_url()).await.unwrap();
+    sqlx::query("DROP TABLE totals")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let (status, after) = get(running.addr, "/metrics").await;
+    assert_eq!(status, 200);
+    assert!(after.contains("nudge_store_up 0"), "{after}");
+    assert!(!after.contains("\nnudge_contacts "), "{after}");
+    assert!(!after.contains("\nnudge_outbox_pending "), "{after}");
     running.shutdown().await;
 }
