@@ -128,7 +128,7 @@ async fn a_damaged_contact_is_quarantined_and_the_others_timers_fire() {
 }
 
 /// One unit naming a quarantined contact is left out of the group; the
-/// other units of the same group apply.
+/// other units of the same group apply. A page of timers skips it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_store_error_preparing_a_group_leaves_out_only_its_unit() {
     let dir = daemon_kit::Scratch::new("faults-group");
@@ -162,6 +162,21 @@ async fn a_store_error_preparing_a_group_leaves_out_only_its_unit() {
         .await
         .unwrap();
     assert_eq!(stored.len(), 2);
+
+    // a page of timers (read from the store) naming it: it is skipped,
+    // the others fire
+    clock.advance(3_601);
+    let timer = |id: &str| Job::Timer {
+        contact: id.into(),
+        read: None,
+    };
+    let page = applier
+        .apply(vec![timer("ann"), timer("bad"), timer("bob")])
+        .await;
+    assert!(matches!(page[0], Ok(Done::Applied { .. })), "{page:?}");
+    assert_eq!(page[1], Ok(Done::Skipped), "{page:?}");
+    assert!(matches!(page[2], Ok(Done::Applied { .. })), "{page:?}");
+    assert_eq!(n_of(&store, "bob").await, Value::Int(10));
 }
 
 /// Commits big contacts over the API until one is refused; its status.

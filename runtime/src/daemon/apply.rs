@@ -249,6 +249,23 @@ pub(super) struct Batch {
     pub(super) payload_error: Option<(String, serde_json::Error)>,
 }
 
+/// Whether a job other than a timer or a refresh names this contact (by
+/// id, or by a unique key that resolved to it).
+fn named_by_input(jobs: &[Job], by_key: &HashMap<(String, String), String>, id: &str) -> bool {
+    by_key.values().any(|c| c == id)
+        || jobs.iter().any(|j| match j {
+            Job::Timer { .. } | Job::Refresh { .. } => false,
+            Job::Event {
+                contact: ContactRef::Id(c),
+                ..
+            }
+            | Job::Upsert { id: c, .. }
+            | Job::CallResponse { contact: c, .. }
+            | Job::Manual { contact: c, .. } => c == id,
+            Job::Event { .. } | Job::Postback { .. } => false,
+        })
+}
+
 /// A contact id derived from a unique key, for contacts first named by it.
 pub(super) fn derived_id(field: &str, value: &str) -> String {
     let h = Sha256::digest(format!("{field}\u{0}{value}").as_bytes());
@@ -336,6 +353,29 @@ impl Applier {
             seen.extend(keys.into_iter().filter(|k| o.postbacks.contains(k)));
         }
         Ok(seen)
+    }
+
+    /// The stored contacts among `ids`. A quarantined one that only
+    /// timers and refreshes name is left out (they skip it), so one
+    /// damaged contact does not sink a scheduler or re-plan page; one that
+    /// an input names fails the preparation, naming it.
+    async fn load(
+        &self,
+        jobs: &[Job],
+        by_key: &HashMap<(String, String), String>,
+        mut ids: Vec<String>,
+    ) -> Result<Vec<Versioned>, StoreError> {
+        loop {
+            match self.store.load_contacts(&ids).await {
+                Err(StoreError::Quarantined { contact, reason })
+                    if !named_by_input(jobs, by_key, &contact) =>
+                {
+                    tracing::debug!(contact = %contact, reason = %reason, "quarantined contact skipped");
+                    ids.retain(|id| *id != contact);
+                }
+                done => return done,
+            }
+        }
     }
 
     /// Apply a group of jobs: one commit, one outcome per job in order. The
@@ -446,7 +486,7 @@ impl Applier {
                 slots.insert(id.clone(), slot);
             }
         }
-        for v in self.store.load_contacts(&ids).await? {
+        for v in self.load(&jobs, &by_key, ids).await? {
             let id = v.state.contact.id.clone();
             let slot = Slot::loaded(v.state, v.version, v.next_wake, &self.bundle);
             slots.insert(id, slot);
