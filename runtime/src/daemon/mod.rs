@@ -19,6 +19,7 @@
 
 pub mod api;
 pub mod api_admin;
+pub mod api_edge;
 pub mod api_events;
 pub mod apply;
 mod apply_jobs;
@@ -28,6 +29,7 @@ pub mod metrics;
 pub mod outbox;
 pub mod queue;
 pub mod scheduler;
+pub mod serve;
 
 pub use apply::{Applier, ApplyError, ContactRef, Done, Job};
 pub use clock::{Clock, ManualClock, SystemClock};
@@ -65,6 +67,10 @@ pub struct Config {
     pub body_limit: usize,
     /// Inputs per commit at most.
     pub max_group: usize,
+    /// Browser origins `/v1/*` accepts (`Origin`); none by default.
+    pub allow_origins: Vec<String>,
+    /// Connection cap and timeouts of the HTTP server.
+    pub http: serve::Limits,
 }
 
 /// Outbox retries: exponential backoff with jitter, as rescheduled rows.
@@ -99,6 +105,8 @@ impl Config {
             outbox_lease: Duration::from_secs(300),
             body_limit: 4 * 1024 * 1024,
             max_group: 1000,
+            allow_origins: Vec::new(),
+            http: serve::Limits::default(),
         }
     }
 }
@@ -308,16 +316,10 @@ pub async fn start(
         cancel.clone(),
     ));
     let app = api::router(shared.clone());
-    let stop = cancel.clone();
-    tasks.spawn(async move {
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(async move { stop.cancelled().await })
-            .await;
-        if let Err(e) = served {
-            tracing::error!(error = %e, "the API server stopped");
-        }
-    });
-    tracing::info!(%addr, version = %shared.version, "nudge is listening");
+    let conns = shared.metrics.connections.clone();
+    let limits = shared.config.http;
+    tasks.spawn(serve::serve(listener, app, limits, conns, cancel.clone()));
+    tracing::info!(%addr, version = %shared.version, "nudge: listening on http://{addr}");
     let (store, metrics) = (shared.store.clone(), shared.metrics.clone());
     drop(shared);
     Ok(Running {
