@@ -50,9 +50,7 @@ fn read_until_closed(c: &mut TcpStream, timeout: Duration) -> Option<Vec<u8>> {
 fn json_lines(d: &Daemon) -> Vec<Value> {
     d.log()
         .lines()
-        .map(|l| {
-            serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l:?}"))
-        })
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l:?}")))
         .collect()
 }
 
@@ -92,13 +90,21 @@ fn a_timed_out_request_gets_the_json_error_shape() {
     );
     let v: Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {text}"));
     assert_eq!(v["error"]["code"], "timeout", "{text}");
-    assert!(v["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty())
+    );
 
     let mut big = signup("x-5", "big@example.com", "Big");
     big["contact"]["first_name"] = json!("A".repeat(4 * 1024 * 1024 + 10));
     is_json_error(&d.post_json("/v1/events", &big), 413, "too_large");
     is_json_error(&d.get("/nope"), 404, "no_route");
-    is_json_error(&d.call("PATCH", "/healthz", &[], None), 405, "method_not_allowed");
+    is_json_error(
+        &d.call("PATCH", "/healthz", &[], None),
+        405,
+        "method_not_allowed",
+    );
 }
 
 #[test]
@@ -118,7 +124,11 @@ fn v1_takes_only_json_bodies_and_postbacks_keep_their_forms() {
     ] {
         is_json_error(&post(ct), 415, "unsupported_media_type");
     }
-    assert_eq!(d.contact("j-1").status, 404, "a refused body applied nothing");
+    assert_eq!(
+        d.contact("j-1").status,
+        404,
+        "a refused body applied nothing"
+    );
     let r = d.call(
         "PUT",
         "/v1/contacts/j-2",
@@ -170,7 +180,12 @@ fn cross_origin_browser_requests_are_refused_unless_allowed() {
         None,
     );
     is_json_error(&r, 403, "forbidden_origin");
-    let r = d.call("GET", "/v1/flows", &[("Sec-Fetch-Site", "cross-site")], None);
+    let r = d.call(
+        "GET",
+        "/v1/flows",
+        &[("Sec-Fetch-Site", "cross-site")],
+        None,
+    );
     is_json_error(&r, 403, "forbidden_origin");
     d.call("GET", "/v1/flows", &[("Origin", "null")], None)
         .expect_error(403);
@@ -179,7 +194,12 @@ fn cross_origin_browser_requests_are_refused_unless_allowed() {
     let r = d.call("POST", "/v1/flows/onboarding/pause", &[], None);
     assert_eq!(r.status, 200, "{r:?}");
     // health and postbacks are not browser-guarded
-    let r = d.call("GET", "/healthz", &[("Origin", "https://evil.example")], None);
+    let r = d.call(
+        "GET",
+        "/healthz",
+        &[("Origin", "https://evil.example")],
+        None,
+    );
     assert_eq!(r.status, 200);
 
     let warned = |d: &Daemon| {
@@ -206,7 +226,12 @@ fn cross_origin_browser_requests_are_refused_unless_allowed() {
         let r = d2.call("GET", "/v1/flows", &[("Origin", origin)], None);
         assert_eq!(r.status, 200, "{origin}: {r:?}");
     }
-    let r = d2.call("GET", "/v1/flows", &[("Origin", "https://admin.example.evil")], None);
+    let r = d2.call(
+        "GET",
+        "/v1/flows",
+        &[("Origin", "https://admin.example.evil")],
+        None,
+    );
     is_json_error(&r, 403, "forbidden_origin");
     assert_eq!(warned(&d2), 0, "{}", d2.log());
 }
@@ -240,30 +265,34 @@ fn half_sent_headers_cannot_take_healthz_down() {
         .arg("--max-connections")
         .arg("8")
         .arg("--header-timeout")
-        .arg("1");
+        .arg("3");
     let (_smtp, _http, _s, d) = started(&opts);
-    let t0 = Instant::now();
     let mut held: Vec<TcpStream> = (0..24)
         .map(|_| half_sent(d.addr, b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: "))
         .collect();
-    // three times the cap: health still answers once the header timeout
-    // has closed the first ones
+    // three times the cap: health answers at once, before any header
+    // timeout, because a new connection takes the longest idle one's place
+    let t0 = Instant::now();
     let r = daemon_support::try_request(d.addr, "GET", "/healthz", &[], None)
         .unwrap_or_else(|e| panic!("healthz failed: {e}\n{}", d.log()));
     assert_eq!(r.status, 200);
-    assert!(t0.elapsed() < secs(8), "healthz took {:?}", t0.elapsed());
+    assert!(t0.elapsed() < secs(2), "healthz took {:?}", t0.elapsed());
+    // every half-sent one is closed: evicted, or by the header timeout
     for c in &mut held {
-        assert!(
-            read_until_closed(c, secs(10)).is_some(),
-            "a half-sent connection was never closed"
-        );
+        let closed = read_until_closed(c, secs(10));
+        assert!(closed.is_some(), "a half-sent connection was never closed");
     }
-    // an idle keep-alive connection closes after the same timeout
+    assert!(t0.elapsed() < secs(8), "closing took {:?}", t0.elapsed());
+    // an idle keep-alive connection closes after the header timeout
     let mut keep = half_sent(d.addr, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
     let t1 = Instant::now();
     let raw = read_until_closed(&mut keep, secs(10)).expect("keep-alive never closed");
     assert!(String::from_utf8_lossy(&raw).starts_with("HTTP/1.1 200"));
-    assert!(t1.elapsed() >= Duration::from_millis(900), "{:?}", t1.elapsed());
+    assert!(
+        t1.elapsed() >= Duration::from_millis(2800),
+        "{:?}",
+        t1.elapsed()
+    );
 
     let warnings = d.log().matches("connection limit reached").count();
     assert_eq!(warnings, 1, "one rate-limited warning:\n{}", d.log());
@@ -274,8 +303,13 @@ fn half_sent_headers_cannot_take_healthz_down() {
             .and_then(|v| v.parse().ok())
             .unwrap_or_else(|| panic!("no {name} in\n{m}"))
     };
-    assert!(value("nudge_http_connections_timed_out_total") >= 24, "{m}");
-    assert!(value("nudge_http_connection_limit_reached_total") >= 1, "{m}");
+    assert!(value("nudge_http_connections_evicted_total") >= 17, "{m}");
+    assert!(value("nudge_http_connections_timed_out_total") >= 2, "{m}");
+    assert!(
+        value("nudge_http_connection_limit_reached_total") >= 17,
+        "{m}"
+    );
+    assert_eq!(value("nudge_http_connections_open"), 1, "{m}");
 }
 
 #[test]
@@ -317,7 +351,10 @@ fn access_lines_name_the_route_and_stderr_holds_only_json() {
         (&json!("/v1/events"), &json!(202))
     );
     let log = d.log();
-    assert!(!log.contains("pt-in-query") && !log.contains("zzz"), "{log}");
+    assert!(
+        !log.contains("pt-in-query") && !log.contains("zzz"),
+        "{log}"
+    );
     assert!(log.contains("nudge: listening on http://"), "{log}");
     assert_eq!(d.terminate(secs(15)).code(), Some(0));
     json_lines(&d);
@@ -345,14 +382,20 @@ fn targets_at(filter: &str) -> Vec<(String, String)> {
 #[test]
 fn wire_traces_stay_off_unless_named_and_sql_is_trace_only() {
     const WIRE: [&str; 6] = ["lettre", "reqwest", "hyper", "rustls", "sqlx", "h2"];
-    let wire = |t: &str| WIRE.iter().any(|w| t == *w || t.starts_with(&format!("{w}::")));
+    let wire = |t: &str| {
+        WIRE.iter()
+            .any(|w| t == *w || t.starts_with(&format!("{w}::")))
+    };
     let all = targets_at("trace");
     assert!(all.iter().any(|(t, _)| t.starts_with("nudge")), "{all:?}");
     let leaked: Vec<_> = all
         .iter()
         .filter(|(t, l)| wire(t) && !matches!(l.as_str(), "WARN" | "ERROR"))
         .collect();
-    assert!(leaked.is_empty(), "wire traces at NUDGE_LOG=trace: {leaked:?}");
+    assert!(
+        leaked.is_empty(),
+        "wire traces at NUDGE_LOG=trace: {leaked:?}"
+    );
     // named, sqlx speaks — its statements at trace, not at debug
     let sql = |v: &[(String, String)]| v.iter().filter(|(t, _)| t == "sqlx::query").count();
     assert_eq!(sql(&targets_at("info,sqlx=debug")), 0);

@@ -134,7 +134,11 @@ pub struct RunArgs {
     /// A browser origin `/v1/*` accepts (`https://admin.example.com`;
     /// repeatable or comma-separated; `*` for any). Requests carrying any
     /// other `Origin` are refused 403
-    #[arg(long = "allow-origin", env = "NUDGE_ALLOW_ORIGINS", value_delimiter = ',')]
+    #[arg(
+        long = "allow-origin",
+        env = "NUDGE_ALLOW_ORIGINS",
+        value_delimiter = ','
+    )]
     pub allow_origin: Vec<String>,
     /// HTTP connections open at once at most (keep it well below the
     /// file-descriptor limit); more wait until one closes

@@ -78,7 +78,10 @@ mod tests {
             assert!(d.contains(&format!(",{t}=warn")), "{t}: {d}");
         }
         let d = directives("debug,lettre=trace,sqlx::query=trace");
-        assert!(!d.contains("lettre=warn") && !d.contains("sqlx=warn"), "{d}");
+        assert!(
+            !d.contains("lettre=warn") && !d.contains("sqlx=warn"),
+            "{d}"
+        );
         assert!(d.contains("reqwest=warn"), "{d}");
         // a target that only starts like one is not it
         assert!(directives("hyperion=debug").contains("hyper=warn"));

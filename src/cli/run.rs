@@ -8,8 +8,8 @@
 use super::Outcome;
 use super::args::RunArgs;
 use super::build;
-use super::logs;
 use super::error::CliError;
+use super::logs;
 use nudge_runtime::daemon::serve::Limits;
 use nudge_runtime::daemon::{self, Config, RetryPolicy, SystemClock};
 use std::sync::Arc;
@@ -144,7 +144,10 @@ mod tests {
 
     #[test]
     fn database_urls_are_shown_without_credentials() {
-        assert_eq!(shown_db("sqlite:///var/nudge.db?mode=rwc"), "sqlite:///var/nudge.db");
+        assert_eq!(
+            shown_db("sqlite:///var/nudge.db?mode=rwc"),
+            "sqlite:///var/nudge.db"
+        );
         assert_eq!(
             shown_db("postgres://nudge:s3cret@db.internal:5432/nudge?password=x"),
             "postgres://db.internal:5432/nudge"

@@ -98,7 +98,9 @@ pub async fn refuse_cross_origin(
     next: Next,
 ) -> Response {
     let headers = req.headers();
-    let origin = headers.get(header::ORIGIN).map(|v| v.to_str().unwrap_or(""));
+    let origin = headers
+        .get(header::ORIGIN)
+        .map(|v| v.to_str().unwrap_or(""));
     let fetch_site = headers
         .get("sec-fetch-site")
         .and_then(|v| v.to_str().ok())

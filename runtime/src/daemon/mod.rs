@@ -3,7 +3,8 @@
 //! timers and delivers the outbox.
 //!
 //! Tasks, all stopped by one [`CancellationToken`]:
-//! * the HTTP API (`api.rs`), which validates input and hands [`Job`]s to
+//! * the HTTP API (`api.rs`, served by `serve/` under a connection cap and
+//!   timeouts), which validates input and hands [`Job`]s to
 //! * the applier task (`queue.rs` around `apply.rs`), the only writer of
 //!   contact state in this process: it groups whatever is queued into one
 //!   commit (group commit) and answers each caller after the commit;
