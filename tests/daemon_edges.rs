@@ -313,6 +313,30 @@ fn half_sent_headers_cannot_take_healthz_down() {
 }
 
 #[test]
+fn a_connection_that_moves_nothing_is_closed_by_the_idle_timeout() {
+    let opts = local()
+        .arg("--header-timeout")
+        .arg("30")
+        .arg("--idle-timeout")
+        .arg("1");
+    let (_smtp, _http, _s, d) = started(&opts);
+    let t0 = Instant::now();
+    let mut c = half_sent(d.addr, b"GET /healthz HTTP/1.1\r\n");
+    assert!(
+        read_until_closed(&mut c, secs(10)).is_some(),
+        "never closed"
+    );
+    let took = t0.elapsed();
+    assert!(
+        took >= Duration::from_millis(900) && took < secs(5),
+        "{took:?}"
+    );
+    // the daemon serves on
+    let r = d.post_json("/v1/events", &signup("i-1", "i@example.com", "Ida"));
+    assert_eq!(r.status, 202);
+}
+
+#[test]
 fn access_lines_name_the_route_and_stderr_holds_only_json() {
     let (_smtp, _http, _s, mut d) = started(&local());
     let r = d.call(
@@ -400,6 +424,12 @@ fn wire_traces_stay_off_unless_named_and_sql_is_trace_only() {
     let sql = |v: &[(String, String)]| v.iter().filter(|(t, _)| t == "sqlx::query").count();
     assert_eq!(sql(&targets_at("info,sqlx=debug")), 0);
     assert!(sql(&targets_at("info,sqlx=trace")) > 0);
+    // and lettre has a wire trace to hide: named, it shows
+    let named = targets_at("info,lettre=trace");
+    assert!(
+        named.iter().any(|(t, _)| t.starts_with("lettre")),
+        "{named:?}"
+    );
 }
 
 #[test]

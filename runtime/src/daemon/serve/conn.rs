@@ -210,3 +210,20 @@ impl AsyncWrite for Watched {
         Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_connection_with_a_request_in_hand_is_not_idle() {
+        let a = Arc::new(Activity::new());
+        assert!(a.idle_for().is_some());
+        let busy = a.busy();
+        assert_eq!(a.idle_for(), None);
+        assert!(!a.stalled(Duration::ZERO));
+        drop(busy);
+        assert!(a.idle_for().is_some_and(|d| d < Duration::from_secs(1)));
+        assert!(a.stalled(Duration::ZERO));
+    }
+}

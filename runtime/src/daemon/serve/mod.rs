@@ -314,3 +314,32 @@ impl Server {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_throttle_lets_one_through_per_period() {
+        let t = Throttle::new(Duration::from_secs(60));
+        assert!(t.ready());
+        assert!(!t.ready());
+        let fast = Throttle::new(Duration::ZERO);
+        assert!(fast.ready() && fast.ready());
+    }
+
+    #[test]
+    fn eviction_closes_the_longest_idle_connection() {
+        let mut open = Open::default();
+        let old = CancellationToken::new();
+        open.add(Arc::new(Activity::new()), old.clone());
+        std::thread::sleep(Duration::from_millis(20));
+        let young = CancellationToken::new();
+        open.add(Arc::new(Activity::new()), young.clone());
+        assert!(open.evict_longest_idle());
+        assert!(old.is_cancelled() && !young.is_cancelled());
+        assert!(open.evict_longest_idle());
+        assert!(young.is_cancelled());
+        assert!(!open.evict_longest_idle(), "nothing left to evict");
+    }
+}
