@@ -27,25 +27,7 @@ pub fn run(args: &RunArgs) -> Result<Outcome, CliError> {
         }
     };
     let env = daemon::read_env(&bundle, |n| std::env::var(n).ok()).map_err(CliError::Runtime)?;
-    let mut config = Config::new(args.listen);
-    config.env = env;
-    config.api_token = std::env::var("NUDGE_API_TOKEN")
-        .ok()
-        .filter(|t| !t.is_empty());
-    config.allow_hosts = trimmed(&args.allow_host);
-    config.outbox_lease = Duration::from_secs(args.outbox_lease.max(1));
-    config.retry = RetryPolicy {
-        base: Duration::from_secs(args.retry_base.max(1)),
-        max_attempts: args.max_attempts.max(1),
-        ..RetryPolicy::default()
-    };
-    config.allow_origins = trimmed(&args.allow_origin);
-    config.http = Limits {
-        max_connections: args.max_connections.max(1),
-        header_timeout: Duration::from_secs(args.header_timeout.max(1)),
-        idle_timeout: Duration::from_secs(args.idle_timeout.max(1)),
-        request_timeout: Duration::from_secs(args.request_timeout.max(1)),
-    };
+    let config = config(args, env);
     logs::init(std::env::var("NUDGE_LOG").ok().as_deref());
     let rt = super::ops::runtime()?;
     rt.block_on(async {
@@ -75,6 +57,30 @@ pub fn run(args: &RunArgs) -> Result<Outcome, CliError> {
         tracing::info!("stopped");
         Ok(Outcome::default())
     })
+}
+
+/// The daemon's settings from the flags and the environment.
+fn config(args: &RunArgs, env: std::collections::BTreeMap<String, String>) -> Config {
+    let mut config = Config::new(args.listen);
+    config.env = env;
+    config.api_token = std::env::var("NUDGE_API_TOKEN")
+        .ok()
+        .filter(|t| !t.is_empty());
+    config.allow_hosts = trimmed(&args.allow_host);
+    config.outbox_lease = Duration::from_secs(args.outbox_lease.max(1));
+    config.retry = RetryPolicy {
+        base: Duration::from_secs(args.retry_base.max(1)),
+        max_attempts: args.max_attempts.max(1),
+        ..RetryPolicy::default()
+    };
+    config.allow_origins = trimmed(&args.allow_origin);
+    config.http = Limits {
+        max_connections: args.max_connections.max(1),
+        header_timeout: Duration::from_secs(args.header_timeout.max(1)),
+        idle_timeout: Duration::from_secs(args.idle_timeout.max(1)),
+        request_timeout: Duration::from_secs(args.request_timeout.max(1)),
+    };
+    config
 }
 
 fn trimmed(list: &[String]) -> Vec<String> {
