@@ -313,6 +313,33 @@ fn half_sent_headers_cannot_take_healthz_down() {
 }
 
 #[test]
+fn half_open_connections_beyond_the_fd_limit_leave_the_daemon_serving() {
+    let opts = local().arg("--max-connections").arg("128");
+    let (_smtp, _http, _s, d) = started(&opts);
+    // the setup scaled down: 400 half-open connections against a
+    // daemon allowed 256 file descriptors
+    let pid = d.pid().to_string();
+    let limited = Command::new("prlimit")
+        .args(["--pid", &pid, "--nofile=256:256"])
+        .status()
+        .expect("prlimit (util-linux) runs");
+    assert!(limited.success());
+    let _held: Vec<TcpStream> = (0..400)
+        .map(|_| half_sent(d.addr, b"POST /v1/events HTTP/1.1\r\nHost: x\r\n"))
+        .collect();
+    for i in 0..10 {
+        let t = Instant::now();
+        let r = daemon_support::try_request(d.addr, "GET", "/healthz", &[], None)
+            .unwrap_or_else(|e| panic!("healthz sample {i} failed: {e}\n{}", d.log()));
+        assert_eq!(r.status, 200);
+        assert!(t.elapsed() < secs(2), "sample {i} took {:?}", t.elapsed());
+    }
+    let r = d.post_json("/v1/events", &signup("f-1", "f@example.com", "Fay"));
+    assert_eq!(r.status, 202, "{r:?}");
+    assert!(!d.log().contains("cannot accept"), "{}", d.log());
+}
+
+#[test]
 fn a_connection_that_moves_nothing_is_closed_by_the_idle_timeout() {
     let opts = local()
         .arg("--header-timeout")
