@@ -315,7 +315,7 @@ fn half_sent_headers_cannot_take_healthz_down() {
 #[test]
 fn half_open_connections_beyond_the_fd_limit_leave_the_daemon_serving() {
     let opts = local().arg("--max-connections").arg("128");
-    let (_smtp, _http, _s, d) = started(&opts);
+    let (smtp, _http, _s, d) = started(&opts);
     // the setup scaled down: 400 half-open connections against a
     // daemon allowed 256 file descriptors
     let pid = d.pid().to_string();
@@ -334,8 +334,10 @@ fn half_open_connections_beyond_the_fd_limit_leave_the_daemon_serving() {
         assert_eq!(r.status, 200);
         assert!(t.elapsed() < secs(2), "sample {i} took {:?}", t.elapsed());
     }
+    // deliveries still get the descriptors they need
     let r = d.post_json("/v1/events", &signup("f-1", "f@example.com", "Fay"));
     assert_eq!(r.status, 202, "{r:?}");
+    assert_eq!(smtp.wait_for_blocking(1, secs(10)).len(), 1, "{}", d.log());
     assert!(!d.log().contains("cannot accept"), "{}", d.log());
 }
 
