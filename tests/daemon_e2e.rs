@@ -364,7 +364,10 @@ fn the_api_token_guards_v1_but_not_health() {
     let r = anon(
         "POST",
         "/v1/events",
-        &[("Authorization", "Bearer t")],
+        &[
+            ("Authorization", "Bearer t"),
+            ("Content-Type", "application/json"),
+        ],
         Some(&ev),
     );
     assert_eq!(

@@ -88,11 +88,15 @@ Environment:
   NUDGE_API_TOKEN    when set, /v1/* needs `Authorization: Bearer <token>`
   NUDGE_ALLOW_HOSTS  comma-separated hosts outgoing requests may reach although
                      they are private or loopback (as --allow-host)
+  NUDGE_ALLOW_ORIGINS  comma-separated browser origins /v1/* accepts (as
+                     --allow-origin); any other `Origin` is refused 403
+  NUDGE_MAX_CONNECTIONS  HTTP connections open at once (as --max-connections)
   NUDGE_LOG          log filter (default `info`); logs are JSON lines on stderr
   and every variable the project reads with env(\"…\"): a missing one stops
   the start with an error naming it.
 
-Stops cleanly on SIGTERM or Ctrl-C: intake stops, in-flight work finishes.";
+Stops cleanly on SIGTERM or Ctrl-C: intake stops, in-flight work finishes.
+SIGHUP is logged and ignored (no reload yet).";
 
 /// The database the operating commands work on.
 #[derive(Debug, Args)]
@@ -127,6 +131,30 @@ pub struct RunArgs {
     /// the slowest delivery batch when several daemons share a database
     #[arg(long = "outbox-lease", default_value_t = 300)]
     pub outbox_lease: u64,
+    /// A browser origin `/v1/*` accepts (`https://admin.example.com`;
+    /// repeatable or comma-separated; `*` for any). Requests carrying any
+    /// other `Origin` are refused 403
+    #[arg(
+        long = "allow-origin",
+        env = "NUDGE_ALLOW_ORIGINS",
+        value_delimiter = ','
+    )]
+    pub allow_origin: Vec<String>,
+    /// HTTP connections open at once at most (keep it well below the
+    /// file-descriptor limit); more wait until one closes
+    #[arg(long, env = "NUDGE_MAX_CONNECTIONS", default_value_t = 512)]
+    pub max_connections: usize,
+    /// Seconds a client has to send a request's headers (also how long an
+    /// idle keep-alive connection stays open)
+    #[arg(long, default_value_t = 10)]
+    pub header_timeout: u64,
+    /// Seconds a connection may move no byte, with no request being
+    /// handled, before it is closed
+    #[arg(long, default_value_t = 60)]
+    pub idle_timeout: u64,
+    /// Seconds a request may take, body included, before it is answered 408
+    #[arg(long, default_value_t = 30)]
+    pub request_timeout: u64,
 }
 
 #[derive(Debug, Subcommand)]

@@ -17,6 +17,7 @@ mod error;
 mod fmt;
 mod human;
 mod io_diag;
+mod logs;
 mod machine;
 mod ops;
 mod project;

@@ -1,11 +1,16 @@
 //! `nudge run`: compile the project, read the `env(…)` values it needs,
 //! open the database, deploy the bundle and serve until SIGTERM or Ctrl-C.
-//! Logs are JSON lines on stderr (`NUDGE_LOG` filters them).
+//! Logs are JSON lines on stderr (`NUDGE_LOG` filters them, `logs.rs`):
+//! once the daemon starts, nothing else is written there. SIGHUP is logged
+//! and ignored (no reload yet). Without `NUDGE_API_TOKEN`, one `warn` line
+//! at start says `/v1/*` is open.
 
 use super::Outcome;
 use super::args::RunArgs;
 use super::build;
 use super::error::CliError;
+use super::logs;
+use nudge_runtime::daemon::serve::Limits;
 use nudge_runtime::daemon::{self, Config, RetryPolicy, SystemClock};
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,36 +27,26 @@ pub fn run(args: &RunArgs) -> Result<Outcome, CliError> {
         }
     };
     let env = daemon::read_env(&bundle, |n| std::env::var(n).ok()).map_err(CliError::Runtime)?;
-    let mut config = Config::new(args.listen);
-    config.env = env;
-    config.api_token = std::env::var("NUDGE_API_TOKEN")
-        .ok()
-        .filter(|t| !t.is_empty());
-    config.allow_hosts = args
-        .allow_host
-        .iter()
-        .map(|h| h.trim().to_string())
-        .filter(|h| !h.is_empty())
-        .collect();
-    config.outbox_lease = Duration::from_secs(args.outbox_lease.max(1));
-    config.retry = RetryPolicy {
-        base: Duration::from_secs(args.retry_base.max(1)),
-        max_attempts: args.max_attempts.max(1),
-        ..RetryPolicy::default()
-    };
-    init_logs();
+    let config = config(args, env);
+    logs::init(std::env::var("NUDGE_LOG").ok().as_deref());
     let rt = super::ops::runtime()?;
     rt.block_on(async {
-        let store = nudge_runtime::store::open(&args.db.db)
-            .await
-            .map_err(|e| CliError::Runtime(format!("cannot open `{}`: {e}", args.db.db)))?;
+        ignore_hangup();
+        let open = nudge_runtime::store::open(&args.db.db).await;
+        let store = open.map_err(|e| {
+            CliError::Runtime(format!("cannot open `{}`: {e}", shown_db(&args.db.db)))
+        })?;
+        tracing::info!(database = %shown_db(&args.db.db), "database opened");
+        let open_api = config.api_token.is_none();
         let running = daemon::start(store, bundle, Arc::new(SystemClock), config)
             .await
             .map_err(CliError::Runtime)?;
-        eprintln!(
-            "nudge: listening on http://{} (database {})",
-            running.addr, args.db.db
-        );
+        if open_api {
+            tracing::warn!(
+                addr = %running.addr,
+                "NUDGE_API_TOKEN is not set: /v1/* answers anyone who can reach this address"
+            );
+        }
         let cancel = running.cancel_token();
         tokio::spawn(async move {
             shutdown_signal().await;
@@ -64,14 +59,68 @@ pub fn run(args: &RunArgs) -> Result<Outcome, CliError> {
     })
 }
 
-fn init_logs() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("NUDGE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+/// The daemon's settings from the flags and the environment.
+fn config(args: &RunArgs, env: std::collections::BTreeMap<String, String>) -> Config {
+    let mut config = Config::new(args.listen);
+    config.env = env;
+    config.api_token = std::env::var("NUDGE_API_TOKEN")
+        .ok()
+        .filter(|t| !t.is_empty());
+    config.allow_hosts = trimmed(&args.allow_host);
+    config.outbox_lease = Duration::from_secs(args.outbox_lease.max(1));
+    config.retry = RetryPolicy {
+        base: Duration::from_secs(args.retry_base.max(1)),
+        max_attempts: args.max_attempts.max(1),
+        ..RetryPolicy::default()
+    };
+    config.allow_origins = trimmed(&args.allow_origin);
+    config.http = Limits {
+        max_connections: args.max_connections.max(1),
+        header_timeout: Duration::from_secs(args.header_timeout.max(1)),
+        idle_timeout: Duration::from_secs(args.idle_timeout.max(1)),
+        request_timeout: Duration::from_secs(args.request_timeout.max(1)),
+    };
+    config
+}
+
+fn trimmed(list: &[String]) -> Vec<String> {
+    list.iter()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .collect()
+}
+
+/// A database URL fit for a log line: no user, password or query.
+fn shown_db(url: &str) -> String {
+    let url = url.split(['?', '#']).next().unwrap_or("");
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+            format!("{scheme}://{host}")
+        }
+        None => url.to_string(),
+    }
+}
+
+/// SIGHUP would end the process (exit 129); until redeploys exist it is
+/// logged and ignored.
+fn ignore_hangup() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::hangup()) {
+            Ok(mut hup) => {
+                tokio::spawn(async move {
+                    while hup.recv().await.is_some() {
+                        tracing::warn!(
+                            "SIGHUP ignored: reloading is not supported yet; restart to deploy a new version"
+                        );
+                    }
+                });
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot handle SIGHUP; it will stop the daemon"),
+        }
+    }
 }
 
 async fn shutdown_signal() {
@@ -92,5 +141,23 @@ async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {}
         () = term => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shown_db;
+
+    #[test]
+    fn database_urls_are_shown_without_credentials() {
+        assert_eq!(
+            shown_db("sqlite:///var/nudge.db?mode=rwc"),
+            "sqlite:///var/nudge.db"
+        );
+        assert_eq!(
+            shown_db("postgres://nudge:s3cret@db.internal:5432/nudge?password=x"),
+            "postgres://db.internal:5432/nudge"
+        );
+        assert_eq!(shown_db("nudge.db"), "nudge.db");
     }
 }

@@ -7,11 +7,15 @@
 //! input; bodies are read as bytes and parsed here, so a malformed body, an
 //! oversized one or a bad path never reaches axum's plain-text rejections.
 //! A panic in a handler would be a bug: it is caught and answered 500 with
-//! the same JSON shape, never a dropped connection.
+//! the same JSON shape, never a dropped connection. The JSON error mapping
+//! sits outside the timeout, so every answer a tower layer makes (408, 413,
+//! 404, 405, 415) has that shape; outermost is the access log
+//! (`api_edge.rs`). On `/v1/*`, the origin guard runs before the token
+//! check and the JSON content-type check after it (`api_edge.rs`).
 
 use super::Shared;
 use super::apply::ApplyError;
-use super::{api_admin, api_events};
+use super::{api_admin, api_edge, api_events};
 use crate::intake::same_secret;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
@@ -308,9 +312,14 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/outbox", get(api_admin::outbox_list))
         .route("/v1/outbox/{id}/retry", post(api_admin::outbox_retry))
         .route("/v1/postbacks/rejected", get(api_admin::rejected_postbacks))
+        .route_layer(middleware::from_fn(api_edge::require_json))
         .route_layer(middleware::from_fn_with_state(
             shared.clone(),
             require_token,
+        ))
+        .route_layer(middleware::from_fn_with_state(
+            shared.clone(),
+            api_edge::refuse_cross_origin,
         ));
     let limit = shared.config.body_limit;
     Router::new()
@@ -325,8 +334,6 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
         .layer(DefaultBodyLimit::max(limit))
-        .layer(middleware::from_fn(json_errors))
-        .layer(middleware::from_fn_with_state(shared.clone(), count_status))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
             ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -337,7 +344,11 @@ pub fn router(shared: Arc<Shared>) -> Router {
         }))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
-            std::time::Duration::from_secs(30),
+            shared.config.http.request_timeout,
         ))
+        // outside the timeout, so that its empty 408 gets the JSON shape too
+        .layer(middleware::from_fn(json_errors))
+        .layer(middleware::from_fn_with_state(shared.clone(), count_status))
+        .layer(middleware::from_fn(api_edge::access_log))
         .with_state(shared)
 }

@@ -54,6 +54,8 @@ pub struct Metrics {
     /// Failed enrollments by (flow, reason).
     failed: Mutex<BTreeMap<(String, &'static str), u64>>,
     pub signals: Signals,
+    /// HTTP connection counters (`serve.rs`), rendered by `/metrics` itself.
+    pub connections: std::sync::Arc<super::serve::ConnStats>,
 }
 
 impl Metrics {

@@ -3,7 +3,8 @@
 //! timers and delivers the outbox.
 //!
 //! Tasks, all stopped by one [`CancellationToken`]:
-//! * the HTTP API (`api.rs`), which validates input and hands [`Job`]s to
+//! * the HTTP API (`api.rs`, served by `serve/` under a connection cap and
+//!   timeouts), which validates input and hands [`Job`]s to
 //! * the applier task (`queue.rs` around `apply.rs`), the only writer of
 //!   contact state in this process: it groups whatever is queued into one
 //!   commit (group commit) and answers each caller after the commit;
@@ -19,6 +20,7 @@
 
 pub mod api;
 pub mod api_admin;
+pub mod api_edge;
 pub mod api_events;
 pub mod apply;
 mod apply_jobs;
@@ -28,6 +30,7 @@ pub mod metrics;
 pub mod outbox;
 pub mod queue;
 pub mod scheduler;
+pub mod serve;
 
 pub use apply::{Applier, ApplyError, ContactRef, Done, Job};
 pub use clock::{Clock, ManualClock, SystemClock};
@@ -65,6 +68,10 @@ pub struct Config {
     pub body_limit: usize,
     /// Inputs per commit at most.
     pub max_group: usize,
+    /// Browser origins `/v1/*` accepts (`Origin`); none by default.
+    pub allow_origins: Vec<String>,
+    /// Connection cap and timeouts of the HTTP server.
+    pub http: serve::Limits,
 }
 
 /// Outbox retries: exponential backoff with jitter, as rescheduled rows.
@@ -99,6 +106,8 @@ impl Config {
             outbox_lease: Duration::from_secs(300),
             body_limit: 4 * 1024 * 1024,
             max_group: 1000,
+            allow_origins: Vec::new(),
+            http: serve::Limits::default(),
         }
     }
 }
@@ -308,16 +317,10 @@ pub async fn start(
         cancel.clone(),
     ));
     let app = api::router(shared.clone());
-    let stop = cancel.clone();
-    tasks.spawn(async move {
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(async move { stop.cancelled().await })
-            .await;
-        if let Err(e) = served {
-            tracing::error!(error = %e, "the API server stopped");
-        }
-    });
-    tracing::info!(%addr, version = %shared.version, "nudge is listening");
+    let conns = shared.metrics.connections.clone();
+    let limits = shared.config.http;
+    tasks.spawn(serve::serve(listener, app, limits, conns, cancel.clone()));
+    tracing::info!(%addr, version = %shared.version, "nudge: listening on http://{addr}");
     let (store, metrics) = (shared.store.clone(), shared.metrics.clone());
     drop(shared);
     Ok(Running {

@@ -135,6 +135,8 @@ impl SqliteStore {
             // each commit empties their page caches
             .pragma("mmap_size", "1073741824")
             .pragma("temp_store", "memory");
+        // SQL text only at trace (slow statements stay warn); docs/operations.md "Logs"
+        let options = sqlx::ConnectOptions::log_statements(options, log::LevelFilter::Trace);
         let memory = url.contains(":memory:") || url.contains("mode=memory");
         let options = if memory {
             options
