@@ -20,8 +20,13 @@
 //! past by no more than the trigger's `late` fires at once, in the same
 //! input; an older one is journaled as missed ([`Applied::missed`]). A
 //! trigger planned before and due meanwhile fires whatever `late` says.
+//!
+//! Each input ends by bounding the state ([`crate::compact`]): sends outside
+//! the largest cap window are dropped, earlier finished enrollments of a
+//! flow are folded into counts.
 
 use crate::clock;
+use crate::compact::{self, Folded};
 use crate::vm::*;
 use nudge_compiler::bundle::*;
 use nudge_compiler::value::Value;
@@ -43,15 +48,20 @@ pub struct TimeTrigger {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct ContactState {
     pub contact: Contact,
-    /// Every enrollment, oldest first; the last one of a flow is its current.
+    /// Enrollments, oldest first; the last one of a flow is its current.
+    /// After each input only that one is kept per flow (earlier ones are
+    /// `folded`, [`crate::compact`]).
     pub enrollments: Vec<Enrollment>,
     pub event_counts: BTreeMap<String, i64>,
-    /// Instants of sends per channel (per-contact caps).
+    /// Instants of sends per channel (per-contact caps), within the
+    /// largest cap window after each input.
     pub sent: BTreeMap<String, Vec<i64>>,
     /// `flow#index` → time trigger state.
     pub time_triggers: BTreeMap<String, TimeTrigger>,
     /// `flow#index` → next instant of a schedule.
     pub schedules: BTreeMap<String, i64>,
+    /// Earlier finished enrollments, counted ([`crate::compact`]).
+    pub folded: Vec<Folded>,
 }
 
 impl ContactState {
@@ -265,7 +275,13 @@ impl<'b> Engine<'b> {
                 self.fire_time_trigger(&mut run, &k);
             }
         }
+        compact::compact(run.st, now, self.cap_window());
         run.out
+    }
+
+    /// The largest cap window of the bundles this engine runs.
+    fn cap_window(&self) -> Option<i64> {
+        compact::largest_cap_window(std::iter::once(self.bundle).chain(self.versions.values().copied()))
     }
 
     fn one(&self, run: &mut Run<'_>, input: EngineInput) {
