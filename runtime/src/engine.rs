@@ -196,6 +196,35 @@ pub struct Engine<'b> {
     pub versions: BTreeMap<String, &'b Bundle>,
 }
 
+/// Why a manual input (API, CLI) cannot apply to a contact.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ManualRefused {
+    #[error("`{contact}` is already in flow `{flow}`")]
+    AlreadyIn { contact: String, flow: String },
+    #[error("`{contact}` is not in flow `{flow}`")]
+    NotIn { contact: String, flow: String },
+    /// `reenter never` holds for manual entries too (LANGUAGE.md §5.2).
+    #[error(
+        "`{contact}` has been in flow `{flow}` ({status}) and the flow has `reenter never`: it is not entered again"
+    )]
+    ReenterNever {
+        contact: String,
+        flow: String,
+        status: &'static str,
+    },
+}
+
+impl ManualRefused {
+    /// The API's error code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ManualRefused::AlreadyIn { .. } => "already_enrolled",
+            ManualRefused::NotIn { .. } => "not_enrolled",
+            ManualRefused::ReenterNever { .. } => "reenter_never",
+        }
+    }
+}
+
 /// Keyword folding: case and surrounding spaces ignored.
 pub fn fold_keyword(s: &str) -> String {
     s.trim().to_lowercase()
@@ -227,6 +256,41 @@ impl<'b> Engine<'b> {
             paused: BTreeSet::new(),
             versions: BTreeMap::new(),
         }
+    }
+
+    /// Whether a manual input may apply to this contact: an entry needs a
+    /// flow the contact is not in and that `reenter` lets it enter again; a
+    /// move or removal one it is in. Other inputs always apply.
+    pub fn manual_refused(&self, st: &ContactState, input: &EngineInput) -> Option<ManualRefused> {
+        match input {
+            EngineInput::Enter { flow, .. } => self.enter_refused(st, flow),
+            EngineInput::Move { flow, .. } | EngineInput::Remove { flow }
+                if st.active(flow).is_none() =>
+            {
+                Some(ManualRefused::NotIn {
+                    contact: st.contact.id.clone(),
+                    flow: flow.clone(),
+                })
+            }
+            _ => None,
+        }
+    }
+
+    fn enter_refused(&self, st: &ContactState, flow: &str) -> Option<ManualRefused> {
+        let (contact, flow_name) = (st.contact.id.clone(), flow.to_string());
+        let latest = st.latest(flow)?;
+        if latest.is_active() {
+            return Some(ManualRefused::AlreadyIn {
+                contact,
+                flow: flow_name,
+            });
+        }
+        let never = self.bundle.flow(flow).is_some_and(|p| p.reenter == Reenter::Never);
+        never.then(|| ManualRefused::ReenterNever {
+            contact,
+            flow: flow_name,
+            status: latest.status.name(),
+        })
     }
 
     /// Apply one input (and everything it raises) to a contact.
@@ -311,7 +375,7 @@ impl<'b> Engine<'b> {
                 }
             }
             EngineInput::Enter { flow, step } => {
-                if run.st.active(&flow).is_none() {
+                if self.enter_refused(run.st, &flow).is_none() {
                     self.enroll(run, &flow, None, step.as_deref());
                 }
             }

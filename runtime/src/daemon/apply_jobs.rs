@@ -331,8 +331,13 @@ impl Applier {
                 })
             }
             Job::Manual { contact, input } => {
-                if !b.slots.contains_key(&contact) {
+                let Some(slot) = b.slots.get(&contact) else {
                     return Ok(Err(ApplyError::NotFound(contact)));
+                };
+                // checked on the state this batch holds: `reenter never`
+                // keeps a manual entry out too
+                if let Some(why) = engine.manual_refused(&slot.st, &input) {
+                    return Ok(Err(ApplyError::Conflict(why.to_string())));
                 }
                 self.run(engine, b, &contact, input, now);
                 Ok(Done::Applied {
