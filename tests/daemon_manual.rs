@@ -71,7 +71,10 @@ fn a_manual_entry_keeps_reenter_never_in_the_api_and_the_cli() {
         let e = r.expect_error(409);
         assert_eq!(e["code"], "reenter_never", "{e}");
         let msg = e["message"].as_str().unwrap();
-        assert!(msg.contains("reenter never") && msg.contains("completed"), "{msg}");
+        assert!(
+            msg.contains("reenter never") && msg.contains("completed"),
+            "{msg}"
+        );
     }
     // `after_exit`: entered again
     let r = d.post_json("/v1/contacts/c/flows/again", &json!({"action": "enter"}));
@@ -93,7 +96,11 @@ fn a_manual_entry_keeps_reenter_never_in_the_api_and_the_cli() {
         assert!(stderr.contains("reenter never"), "{stderr}");
     }
     let out = nudge_cmd(&["contact", "show", "c", "--db", &db], &[]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let c: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(entries(&c, "welcome"), 1, "{c:#}");
     assert_eq!(entries(&c, "again"), 2, "{c:#}");

@@ -285,7 +285,10 @@ impl<'b> Engine<'b> {
                 flow: flow_name,
             });
         }
-        let never = self.bundle.flow(flow).is_some_and(|p| p.reenter == Reenter::Never);
+        let never = self
+            .bundle
+            .flow(flow)
+            .is_some_and(|p| p.reenter == Reenter::Never);
         never.then(|| ManualRefused::ReenterNever {
             contact,
             flow: flow_name,
@@ -345,7 +348,9 @@ impl<'b> Engine<'b> {
 
     /// The largest cap window of the bundles this engine runs.
     fn cap_window(&self) -> Option<i64> {
-        compact::largest_cap_window(std::iter::once(self.bundle).chain(self.versions.values().copied()))
+        compact::largest_cap_window(
+            std::iter::once(self.bundle).chain(self.versions.values().copied()),
+        )
     }
 
     fn one(&self, run: &mut Run<'_>, input: EngineInput) {

@@ -304,7 +304,9 @@ async fn a_burst_of_timers_due_at_once_fires_the_same_in_both() {
     // two contacts, each: 12 flows due at once, and the flow their event enrolled
     assert_eq!(sim.0.len(), 2 * (12 + 2), "{:?}", sim.0);
     assert!(
-        sim.2.iter().any(|l| l.starts_with("c-9 ") && l.contains("held postback")),
+        sim.2
+            .iter()
+            .any(|l| l.starts_with("c-9 ") && l.contains("held postback")),
         "{:?}",
         sim.2
     );

@@ -41,7 +41,10 @@ fn capped_with_full_history(pings: usize, start: i64) -> Vec<i64> {
     let mut sent: Vec<i64> = Vec::new();
     for k in 0..pings {
         let now = start + k as i64 * HOUR;
-        let in_window = sent.iter().filter(|t| **t > now - DAY && **t <= now).count();
+        let in_window = sent
+            .iter()
+            .filter(|t| **t > now - DAY && **t <= now)
+            .count();
         if in_window < 3 {
             sent.push(now);
         }

@@ -35,7 +35,8 @@ use std::path::PathBuf;
 const BLESS: &str = "NUDGE_BLESS=1 cargo test -p nudge-runtime --test state_fixture";
 
 fn fixture(tag: u8) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/contact_state_v{tag}.hex"))
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join(format!("tests/fixtures/contact_state_v{tag}.hex"))
 }
 
 fn blessing() -> bool {
@@ -188,7 +189,11 @@ fn read_fixture(tag: u8) -> Vec<u8> {
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("{}: {e}; create it with `{BLESS}`", path.display()));
     let stored = from_hex(&text);
-    assert_eq!(stored.first(), Some(&tag), "the fixture is a tag {tag:#04x} state");
+    assert_eq!(
+        stored.first(),
+        Some(&tag),
+        "the fixture is a tag {tag:#04x} state"
+    );
     stored
 }
 

@@ -38,11 +38,12 @@ impl Applier {
         now: i64,
     ) -> Result<(), ApplyError> {
         let taken = |k: &(String, String)| b.keys.get(k).is_some_and(|owner| *owner != id);
-        let (st, keys) = shell::new_state(engine, &self.env, id.clone(), set, now, taken)
-            .map_err(|e| match e {
+        let (st, keys) = shell::new_state(engine, &self.env, id.clone(), set, now, taken).map_err(
+            |e| match e {
                 CreateError::Invalid(why) => ApplyError::Invalid(why),
                 CreateError::Taken(_) => ApplyError::Conflict(e.to_string()),
-            })?;
+            },
+        )?;
         for k in keys {
             b.keys.insert(k, id.clone());
         }

@@ -322,9 +322,8 @@ impl<'b> Sim<'b> {
         };
         let keys = intake::unique_keys(self.bundle, &st.contact);
         let bundle = self.bundle;
-        let (mine, others): (Vec<Held>, Vec<Held>) = std::mem::take(&mut self.held)
-            .into_iter()
-            .partition(|h| {
+        let (mine, others): (Vec<Held>, Vec<Held>) =
+            std::mem::take(&mut self.held).into_iter().partition(|h| {
                 bundle.source(&h.source).is_some_and(|src| {
                     let value = h.params.get(&src.contact_key).cloned().unwrap_or_default();
                     keys.contains(&(src.contact_key.clone(), value))
@@ -371,4 +370,3 @@ impl Target for SimContact<'_, '_> {
         self.sim.journal.push((self.i, line));
     }
 }
-

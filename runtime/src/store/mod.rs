@@ -90,8 +90,14 @@ impl Loaded {
 
 /// The place of each enrollment of a state, folded ones included.
 pub fn places(state: &ContactState) -> Vec<Place> {
-    let kept = state.enrollments.iter().map(|e| (&e.flow, e.status, &e.step, 1));
-    let folded = state.folded.iter().map(|f| (&f.flow, f.status, &f.step, f.n));
+    let kept = state
+        .enrollments
+        .iter()
+        .map(|e| (&e.flow, e.status, &e.step, 1));
+    let folded = state
+        .folded
+        .iter()
+        .map(|f| (&f.flow, f.status, &f.step, f.n));
     kept.chain(folded)
         .map(|(flow, status, step, n)| Place {
             flow: flow.clone(),

@@ -342,7 +342,12 @@ fn a_failed_enrollment_reenters_after_exit_but_not_with_never() {
     // earlier enrollments are folded into counts (compact.rs)
     let count = |f: &str| {
         let kept = st.enrollments.iter().filter(|x| x.flow == f).count() as i64;
-        kept + st.folded.iter().filter(|x| x.flow == f).map(|x| x.n).sum::<i64>()
+        kept + st
+            .folded
+            .iter()
+            .filter(|x| x.flow == f)
+            .map(|x| x.n)
+            .sum::<i64>()
     };
     assert_eq!((count("again"), count("once")), (2, 1));
     assert_eq!(out.failures.len(), 1);
