@@ -2,8 +2,10 @@
 //! batch in memory (create, change, event, postback, timer, call response,
 //! manual move, refresh) and what it adds to the batch's commit (event
 //! records, outbox rows with stable idempotency keys, journal lines, held
-//! and released postbacks, postback `dedupe` values). Part of
-//! [`Applier`]; nothing here writes to the store.
+//! and released postbacks, postback `dedupe` values). Creating a contact,
+//! releasing held postbacks and firing due timers go through
+//! [`crate::shell`], as in the simulator. Part of [`Applier`]; nothing here
+//! writes to the store.
 
 use super::apply::{Applier, ApplyError, Batch, ContactRef, Done, Job, Outcome, Slot, derived_id};
 use crate::engine::{Applied, ContactState, Engine, EngineInput, JournalLine};

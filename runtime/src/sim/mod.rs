@@ -3,6 +3,8 @@
 //! never sent. It drives the same [`Engine`] (and so the same `advance`) as
 //! the daemon, and takes postbacks as the daemon does (held when no contact
 //! has their key, duplicates by their source's `dedupe` value ignored).
+//! Creating a contact, applying its held postbacks and firing its due
+//! timers go through [`crate::shell`], the code the daemon runs for them.
 //! `runner.rs` executes `test` blocks against it.
 
 pub mod runner;
@@ -18,7 +20,8 @@ use std::collections::{BTreeMap, VecDeque};
 /// 2026-01-01T00:00:00Z, where every test starts.
 pub const EPOCH: i64 = 1_767_225_600;
 
-/// Timer firings in one clock move before the simulator gives up.
+/// Contacts woken in one clock move before the simulator gives up (each
+/// wake fires at most `shell::MAX_TIMER_ROUNDS` timer inputs).
 const MAX_FIRINGS: usize = 100_000;
 
 /// A captured message or call, and whether an `expect` consumed it.
