@@ -1,8 +1,9 @@
 //! Bounded per-contact state (issue 10, item 6): a contact that went
 //! through 10 000 sends and enrollments keeps a state of the same size as
 //! after its first hundred, while caps and `reenter` decide exactly as with
-//! the whole history; and the daemon's flow counts still count every
-//! enrollment ever.
+//! the whole history; the daemon's flow counts still count every
+//! enrollment ever; and a state an earlier build stored (tag `0x01`) reads
+//! as it was and is written compacted, as `0x02`, by its next input.
 
 #![allow(clippy::unwrap_used)]
 
@@ -11,7 +12,8 @@ mod vm_support;
 
 use nudge_runtime::compiler::bundle::Bundle;
 use nudge_runtime::compiler::value::{Value, parse_time};
-use nudge_runtime::daemon::ManualClock;
+use nudge_runtime::daemon::{Clock, ManualClock};
+use nudge_runtime::engine::ContactState;
 use nudge_runtime::sim::Sim;
 use nudge_runtime::store::doc::encode;
 use nudge_runtime::vm::Status;
@@ -124,4 +126,85 @@ async fn flow_counts_count_every_enrollment_after_folding() {
     let st = store.load_contacts(&["c".to_string()]).await.unwrap();
     assert_eq!(st[0].state.enrollments.len(), 2);
     running.shutdown().await;
+}
+
+/// The bytes an earlier build stored for `st` (tag `0x01`): format 2 is
+/// format 1 followed by `folded`, and postcard is positional, so a state
+/// with nothing folded is format 1 plus one zero byte (an empty list).
+fn format_1(st: &ContactState) -> Vec<u8> {
+    assert!(st.folded.is_empty());
+    let v2 = encode(st).unwrap();
+    assert_eq!((v2[0], v2[v2.len() - 1]), (0x02, 0x00));
+    let mut v1 = v2[..v2.len() - 1].to_vec();
+    v1[0] = 0x01;
+    v1
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stored_format_1_state_is_compacted_by_its_next_input() {
+    let dir = daemon_kit::Scratch::new("state-convert");
+    let clock = ManualClock::new(parse_time("2026-01-05T10:00:00Z").unwrap());
+    let ping = serde_json::json!({"event": "ping", "contact": {"id": "c"}});
+    let post = |addr: std::net::SocketAddr| {
+        let ping = ping.clone();
+        async move {
+            let res = reqwest::Client::new()
+                .post(format!("http://{addr}/v1/events"))
+                .json(&ping)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status().as_u16(), 202);
+        }
+    };
+    let (running, store) =
+        daemon_kit::start(&dir.db_url(), bundle(), &clock, BTreeMap::new()).await;
+    post(running.addr).await;
+    running.shutdown().await;
+
+    // what an earlier build left: 30 finished `again` enrollments and a
+    // year of sends, as tag 0x01, with the counters that went with them
+    let mut st = store.load_contacts(&["c".to_string()]).await.unwrap()[0]
+        .state
+        .clone();
+    let done = st.latest("again").unwrap().clone();
+    st.enrollments.extend(std::iter::repeat_n(done, 29));
+    let now = clock.now();
+    let year: Vec<i64> = (1..=365).map(|d| now - d * DAY).collect();
+    st.sent.insert("mail".into(), year);
+    let pool = sqlx::SqlitePool::connect(&dir.db_url()).await.unwrap();
+    sqlx::query("UPDATE contacts SET state = ? WHERE id = 'c'")
+        .bind(format_1(&st))
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE flow_counts SET n = 30 WHERE flow = 'again' AND status = 'completed'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let old = store.load_contacts(&["c".to_string()]).await.unwrap();
+    assert_eq!(old[0].state, st, "a tag 0x01 row reads as it was written");
+
+    let (running, store) =
+        daemon_kit::start(&dir.db_url(), bundle(), &clock, BTreeMap::new()).await;
+    post(running.addr).await;
+    let (raw,): (Vec<u8>,) =
+        sqlx::query_as("SELECT CAST(state AS BLOB) FROM contacts WHERE id = 'c'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(raw[0], 0x02, "written in the current format");
+    let new = &store.load_contacts(&["c".to_string()]).await.unwrap()[0].state;
+    assert_eq!(new.enrollments.len(), 2, "{:?}", new.enrollments);
+    assert_eq!(new.folded.iter().map(|f| f.n).sum::<i64>(), 30);
+    assert!(
+        new.sent.values().flatten().all(|t| *t > now - DAY),
+        "{:?}",
+        new.sent
+    );
+    let counts = store.flow_counts().await.unwrap();
+    let again = counts.iter().find(|c| c.flow == "again").unwrap();
+    assert_eq!((again.enrolled, again.completed), (31, 31), "{again:?}");
+    running.shutdown().await;
+    pool.close().await;
 }
