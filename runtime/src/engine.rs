@@ -20,8 +20,13 @@
 //! past by no more than the trigger's `late` fires at once, in the same
 //! input; an older one is journaled as missed ([`Applied::missed`]). A
 //! trigger planned before and due meanwhile fires whatever `late` says.
+//!
+//! Each input ends by bounding the state ([`crate::compact`]): sends outside
+//! the largest cap window are dropped, earlier finished enrollments of a
+//! flow are folded into counts.
 
 use crate::clock;
+use crate::compact::{self, Folded};
 use crate::vm::*;
 use nudge_compiler::bundle::*;
 use nudge_compiler::value::Value;
@@ -43,15 +48,20 @@ pub struct TimeTrigger {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct ContactState {
     pub contact: Contact,
-    /// Every enrollment, oldest first; the last one of a flow is its current.
+    /// Enrollments, oldest first; the last one of a flow is its current.
+    /// After each input only that one is kept per flow (earlier ones are
+    /// `folded`, [`crate::compact`]).
     pub enrollments: Vec<Enrollment>,
     pub event_counts: BTreeMap<String, i64>,
-    /// Instants of sends per channel (per-contact caps).
+    /// Instants of sends per channel (per-contact caps), within the
+    /// largest cap window after each input.
     pub sent: BTreeMap<String, Vec<i64>>,
     /// `flow#index` → time trigger state.
     pub time_triggers: BTreeMap<String, TimeTrigger>,
     /// `flow#index` → next instant of a schedule.
     pub schedules: BTreeMap<String, i64>,
+    /// Earlier finished enrollments, counted ([`crate::compact`]).
+    pub folded: Vec<Folded>,
 }
 
 impl ContactState {
@@ -186,6 +196,35 @@ pub struct Engine<'b> {
     pub versions: BTreeMap<String, &'b Bundle>,
 }
 
+/// Why a manual input (API, CLI) cannot apply to a contact.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ManualRefused {
+    #[error("`{contact}` is already in flow `{flow}`")]
+    AlreadyIn { contact: String, flow: String },
+    #[error("`{contact}` is not in flow `{flow}`")]
+    NotIn { contact: String, flow: String },
+    /// `reenter never` holds for manual entries too (LANGUAGE.md §5.2).
+    #[error(
+        "`{contact}` has been in flow `{flow}` ({status}) and the flow has `reenter never`: it is not entered again"
+    )]
+    ReenterNever {
+        contact: String,
+        flow: String,
+        status: &'static str,
+    },
+}
+
+impl ManualRefused {
+    /// The API's error code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ManualRefused::AlreadyIn { .. } => "already_enrolled",
+            ManualRefused::NotIn { .. } => "not_enrolled",
+            ManualRefused::ReenterNever { .. } => "reenter_never",
+        }
+    }
+}
+
 /// Keyword folding: case and surrounding spaces ignored.
 pub fn fold_keyword(s: &str) -> String {
     s.trim().to_lowercase()
@@ -217,6 +256,44 @@ impl<'b> Engine<'b> {
             paused: BTreeSet::new(),
             versions: BTreeMap::new(),
         }
+    }
+
+    /// Whether a manual input may apply to this contact: an entry needs a
+    /// flow the contact is not in and that `reenter` lets it enter again; a
+    /// move or removal one it is in. Other inputs always apply.
+    pub fn manual_refused(&self, st: &ContactState, input: &EngineInput) -> Option<ManualRefused> {
+        match input {
+            EngineInput::Enter { flow, .. } => self.enter_refused(st, flow),
+            EngineInput::Move { flow, .. } | EngineInput::Remove { flow }
+                if st.active(flow).is_none() =>
+            {
+                Some(ManualRefused::NotIn {
+                    contact: st.contact.id.clone(),
+                    flow: flow.clone(),
+                })
+            }
+            _ => None,
+        }
+    }
+
+    fn enter_refused(&self, st: &ContactState, flow: &str) -> Option<ManualRefused> {
+        let (contact, flow_name) = (st.contact.id.clone(), flow.to_string());
+        let latest = st.latest(flow)?;
+        if latest.is_active() {
+            return Some(ManualRefused::AlreadyIn {
+                contact,
+                flow: flow_name,
+            });
+        }
+        let never = self
+            .bundle
+            .flow(flow)
+            .is_some_and(|p| p.reenter == Reenter::Never);
+        never.then(|| ManualRefused::ReenterNever {
+            contact,
+            flow: flow_name,
+            status: latest.status.name(),
+        })
     }
 
     /// Apply one input (and everything it raises) to a contact.
@@ -265,7 +342,15 @@ impl<'b> Engine<'b> {
                 self.fire_time_trigger(&mut run, &k);
             }
         }
+        compact::compact(run.st, now, self.cap_window());
         run.out
+    }
+
+    /// The largest cap window of the bundles this engine runs.
+    fn cap_window(&self) -> Option<i64> {
+        compact::largest_cap_window(
+            std::iter::once(self.bundle).chain(self.versions.values().copied()),
+        )
     }
 
     fn one(&self, run: &mut Run<'_>, input: EngineInput) {
@@ -295,7 +380,7 @@ impl<'b> Engine<'b> {
                 }
             }
             EngineInput::Enter { flow, step } => {
-                if run.st.active(&flow).is_none() {
+                if self.enter_refused(run.st, &flow).is_none() {
                     self.enroll(run, &flow, None, step.as_deref());
                 }
             }

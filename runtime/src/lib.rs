@@ -6,10 +6,12 @@
 pub use nudge_compiler as compiler;
 
 pub mod clock;
+pub mod compact;
 pub mod daemon;
 pub mod deliver;
 pub mod engine;
 pub mod intake;
+pub mod shell;
 pub mod sim;
 pub mod store;
 pub mod vm;

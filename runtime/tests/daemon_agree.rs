@@ -2,8 +2,12 @@
 //! project, once in `Sim` (what `nudge test` runs) and once through the
 //! daemon's HTTP API on a real SQLite file with time moved by a
 //! `ManualClock`, gives the same messages (channel, template, recipient,
-//! subject, text, release instant) and the same final enrollments. A
-//! retried postback is a duplicate in both.
+//! subject, text, release instant), the same final enrollments and the
+//! same journey lines. A retried postback is a duplicate in both; a
+//! postback that came before its contact is held, and applied (and
+//! journaled) when the contact is created, in both. A second journey puts
+//! a burst of timers due at one instant on one contact (both drive
+//! `shell::fire_due`).
 
 #![allow(clippy::unwrap_used)]
 
@@ -14,6 +18,7 @@ use nudge_runtime::compiler::bundle::Bundle;
 use nudge_runtime::compiler::files::MemoryFs;
 use nudge_runtime::compiler::value::{Value, parse_time};
 use nudge_runtime::daemon::{Clock, ManualClock};
+use nudge_runtime::engine::JournalLine;
 use nudge_runtime::sim::Sim;
 use nudge_runtime::vm::Message;
 use std::collections::BTreeMap;
@@ -61,11 +66,59 @@ const JOURNEY: &[Step] = &[
     // the network's retry: a duplicate in both
     Step::Postback("ck-2", Some("20"), "t-4"),
     Step::Postback("ck-2", Some("30"), "t-5"),
+    // before its contact: held, then applied when c-3 is created
+    Step::Postback("ck-3", None, "t-6"),
+    Step::After(3600),
+    Step::Contact("c-3", "ck-3"),
     Step::After(3 * 86_400),
 ];
 
-/// What is compared: messages and final enrollments.
-type Seen = (Vec<String>, Vec<String>);
+/// A project where one postback puts a contact in many flows whose timers
+/// all fall due at the same instant, one of them raising an event that
+/// enrols it in more.
+fn burst_bundle() -> Bundle {
+    let mut src = String::from(
+        r#"
+contact { email: email? unique  clickid: text? unique  chat_id: text? unique }
+event registration {}
+event sale { amount: decimal? }
+event ping {}
+source partner: postback {
+  contact = clickid
+  event = param("status")
+  token = env("PARTNER_TOKEN")
+  dedupe = param("txid")
+  rename { "reg" = registration, "dep" = sale }
+  fields { amount = param("payout") }
+}
+channel bot: http { method = "POST" url = "https://bot.example/send" body = json { chat: contact.chat_id, text: message } }
+flow chain { when registration  step s { wait 1 day  emit ping } }
+flow pinged { when ping  step s { send bot "pinged"  wait 1 day  send bot "pinged again" } }
+"#,
+    );
+    for k in 0..12 {
+        src.push_str(&format!(
+            "flow w{k} {{ when registration  step s {{ wait 1 day  send bot \"w{k}\"  wait 2 hours  tag \"w{k}\" }} }}\n"
+        ));
+    }
+    vm_support::bundle(&src)
+}
+
+const BURST: &[Step] = &[
+    Step::Postback("ck-9", None, "b-1"),
+    Step::Contact("c-9", "ck-9"),
+    Step::Contact("c-8", "ck-8"),
+    Step::Postback("ck-8", None, "b-2"),
+    Step::After(3 * 86_400),
+];
+
+/// What is compared: messages, final enrollments, journey lines.
+type Seen = (Vec<String>, Vec<String>, Vec<String>);
+
+/// A journey line as compared: contact, instant, flow, step, what.
+fn line(id: &str, j: &JournalLine) -> String {
+    format!("{id} {} {} {} {}", j.at, j.flow, j.step, j.what)
+}
 
 fn describe(m: &Message) -> String {
     format!(
@@ -90,11 +143,11 @@ fn params(clickid: &str, payout: Option<&str>, txid: &str) -> BTreeMap<String, S
     p
 }
 
-fn run_sim(bundle: &Bundle) -> Seen {
+fn run_sim(bundle: &Bundle, journey: &[Step]) -> Seen {
     let mut sim = Sim::new(bundle);
     sim.env = env();
     sim.now = parse_time(START).unwrap();
-    for step in JOURNEY {
+    for step in journey {
         match step {
             Step::Contact(id, clickid) => {
                 let given = vec![
@@ -126,18 +179,26 @@ fn run_sim(bundle: &Bundle) -> Seen {
         })
         .collect();
     enrollments.sort();
-    (messages, enrollments)
+    let mut journal: Vec<String> = sim
+        .journal
+        .iter()
+        .map(|(i, j)| line(&sim.contacts[*i].contact.id, j))
+        .collect();
+    journal.sort();
+    (messages, enrollments, journal)
 }
 
-async fn run_daemon(bundle: Bundle) -> Seen {
-    let dir = daemon_kit::Scratch::new("agree");
+async fn run_daemon(bundle: Bundle, journey: &[Step], name: &str) -> Seen {
+    let dir = daemon_kit::Scratch::new(name);
     let clock = ManualClock::new(parse_time(START).unwrap());
     let (running, store) = daemon_kit::start(&dir.db_url(), bundle, &clock, env()).await;
     let base = format!("http://{}", running.addr);
     let http = reqwest::Client::new();
-    for step in JOURNEY {
+    let mut ids: Vec<String> = Vec::new();
+    for step in journey {
         match step {
             Step::Contact(id, clickid) => {
+                ids.push(id.to_string());
                 let body = serde_json::json!({"fields": {
                     "clickid": clickid, "chat_id": format!("chat-{id}"), "email": format!("{id}@example.com")
                 }});
@@ -158,7 +219,13 @@ async fn run_daemon(bundle: Bundle) -> Seen {
                     .send()
                     .await
                     .unwrap();
-                assert_eq!(res.status().as_u16(), 200, "{}", res.text().await.unwrap());
+                // 200 applied (or duplicate), 202 held
+                let status = res.status().as_u16();
+                assert!(
+                    status == 200 || status == 202,
+                    "{status} {}",
+                    res.text().await.unwrap()
+                );
             }
             Step::After(s) => daemon_kit::advance(&store, &clock, clock.now() + s).await,
         }
@@ -174,7 +241,6 @@ async fn run_daemon(bundle: Bundle) -> Seen {
         .filter_map(|r| serde_json::from_value::<Message>(r.payload.clone()).ok())
         .map(|m| describe(&m))
         .collect();
-    let ids = vec!["c-1".to_string(), "c-2".to_string()];
     let mut enrollments: Vec<String> = store
         .load_contacts(&ids)
         .await
@@ -193,17 +259,55 @@ async fn run_daemon(bundle: Bundle) -> Seen {
         })
         .collect();
     enrollments.sort();
+    let mut journal: Vec<String> = Vec::new();
+    for id in &ids {
+        let lines = store.journal(id, 10_000).await.unwrap();
+        journal.extend(lines.iter().map(|j| line(id, j)));
+    }
+    journal.sort();
     running.shutdown().await;
-    (messages, enrollments)
+    (messages, enrollments, journal)
+}
+
+/// Runs a journey in both and compares what they did.
+async fn agree(bundle: Bundle, journey: &[Step], name: &str) -> Seen {
+    let sim = run_sim(&bundle, journey);
+    let daemon = run_daemon(bundle, journey, name).await;
+    assert_eq!(daemon.1, sim.1, "enrollments differ");
+    assert_eq!(daemon.0, sim.0, "messages differ");
+    assert_eq!(daemon.2, sim.2, "journeys differ");
+    sim
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_journey_gives_the_same_steps_and_messages_in_both() {
-    let bundle = bundle();
-    let sim = run_sim(&bundle);
+    let sim = agree(bundle(), JOURNEY, "agree").await;
     assert!(sim.0.len() >= 5, "the journey sends messages: {:?}", sim.0);
     assert!(sim.1.iter().any(|e| e.contains("converted")), "{:?}", sim.1);
-    let daemon = run_daemon(bundle).await;
-    assert_eq!(daemon.1, sim.1, "enrollments differ");
-    assert_eq!(daemon.0, sim.0, "messages differ");
+    let held: Vec<&String> = sim
+        .2
+        .iter()
+        .filter(|l| l.contains("held postback from `partner` applied"))
+        .collect();
+    assert_eq!(held.len(), 1, "{held:?}");
+    assert!(held[0].starts_with("c-3 "), "{held:?}");
+    assert!(
+        sim.1.iter().any(|e| e.starts_with("c-3 first_deposit")),
+        "the held registration enrolled c-3: {:?}",
+        sim.1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_timers_due_at_once_fires_the_same_in_both() {
+    let sim = agree(burst_bundle(), BURST, "agree-burst").await;
+    // two contacts, each: 12 flows due at once, and the flow their event enrolled
+    assert_eq!(sim.0.len(), 2 * (12 + 2), "{:?}", sim.0);
+    assert!(
+        sim.2
+            .iter()
+            .any(|l| l.starts_with("c-9 ") && l.contains("held postback")),
+        "{:?}",
+        sim.2
+    );
 }

@@ -1,17 +1,23 @@
 //! Frozen contact-state bytes: a stored state never changes meaning silently.
 //!
-//! `tests/fixtures/contact_state_v1.hex` holds the bytes `store::doc::encode`
-//! gave for [`representative`] under tag `0x01` (postcard, which is
+//! `tests/fixtures/contact_state_v2.hex` holds the bytes `store::doc::encode`
+//! gives for [`representative_v2`] under tag `0x02` (postcard, which is
 //! positional: adding, removing or reordering a field anywhere inside
 //! `ContactState` changes the bytes). The test checks both directions:
 //! the stored bytes decode to the state built here, and encoding that state
 //! today gives the stored bytes. If either fails, a state written by an
 //! earlier build would be read wrongly: give the new layout a new tag in
-//! `runtime/src/store/doc.rs`, keep a reader for tag `0x01`, and add a
-//! fixture for the new tag beside this one.
+//! `runtime/src/store/doc.rs`, keep a reader for the old tags, and add a
+//! fixture for the new tag beside these.
 //!
-//! Bless (rewrite the hex file from [`representative`]) with one command,
-//! only together with a new tag or when the state built here changed:
+//! `tests/fixtures/contact_state_v1.hex` is frozen: the bytes of
+//! [`representative`] under tag `0x01`, written by earlier builds. It is
+//! never blessed again; it must keep decoding to the same state (with no
+//! folded counts, which format 1 did not have).
+//!
+//! Bless (rewrite the current tag's hex file from [`representative_v2`])
+//! with one command, only together with a new tag or when the state built
+//! here changed:
 //!
 //!     NUDGE_BLESS=1 cargo test -p nudge-runtime --test state_fixture
 //!
@@ -19,6 +25,7 @@
 //! `NUDGE_BLESS=1 cargo test -p nudge-compiler -p nudge-runtime --test bundle_fixture --test state_fixture`).
 
 use nudge_compiler::value::Value;
+use nudge_runtime::compact::Folded;
 use nudge_runtime::engine::{ContactState, TimeTrigger};
 use nudge_runtime::store::doc::{decode, encode};
 use nudge_runtime::vm::{Contact, Enrollment, EventValue, PendingWait, Status};
@@ -27,8 +34,9 @@ use std::path::PathBuf;
 
 const BLESS: &str = "NUDGE_BLESS=1 cargo test -p nudge-runtime --test state_fixture";
 
-fn fixture() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/contact_state_v1.hex")
+fn fixture(tag: u8) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join(format!("tests/fixtures/contact_state_v{tag}.hex"))
 }
 
 fn blessing() -> bool {
@@ -130,7 +138,28 @@ fn representative() -> ContactState {
             ),
         ]),
         schedules: BTreeMap::from([("daily#0".to_string(), 1_767_340_800)]),
+        folded: Vec::new(),
     }
+}
+
+/// [`representative`] with folded enrollment counts (format 2).
+fn representative_v2() -> ContactState {
+    let mut st = representative();
+    st.folded = vec![
+        Folded {
+            flow: "vip".into(),
+            status: Status::Completed,
+            step: "welcome".into(),
+            n: 3,
+        },
+        Folded {
+            flow: "onboarding".into(),
+            status: Status::Converted,
+            step: "nurture".into(),
+            n: 1,
+        },
+    ];
+    st
 }
 
 fn to_hex(bytes: &[u8]) -> String {
@@ -155,39 +184,56 @@ fn from_hex(text: &str) -> Vec<u8> {
         .collect()
 }
 
-#[test]
-fn stored_contact_states_keep_their_meaning() {
-    let state = representative();
-    let now = encode(&state).expect("the state encodes");
-    if blessing() {
-        std::fs::write(fixture(), to_hex(&now)).expect("write the fixture");
-        return;
-    }
-    let text = std::fs::read_to_string(fixture())
-        .unwrap_or_else(|e| panic!("{}: {e}; create it with `{BLESS}`", fixture().display()));
+fn read_fixture(tag: u8) -> Vec<u8> {
+    let path = fixture(tag);
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}; create it with `{BLESS}`", path.display()));
     let stored = from_hex(&text);
     assert_eq!(
         stored.first(),
-        Some(&0x01),
-        "the fixture is a tag 0x01 state"
+        Some(&tag),
+        "the fixture is a tag {tag:#04x} state"
     );
+    stored
+}
+
+#[test]
+fn stored_contact_states_keep_their_meaning() {
+    let state = representative_v2();
+    let now = encode(&state).expect("the state encodes");
+    if blessing() {
+        std::fs::write(fixture(2), to_hex(&now)).expect("write the fixture");
+        return;
+    }
+    let stored = read_fixture(2);
     let decoded = decode("ann", &stored).unwrap_or_else(|e| {
         panic!(
-            "stored tag 0x01 states no longer decode ({e}): the layout of ContactState changed; \
-             give the new layout a new tag in runtime/src/store/doc.rs with a reader for 0x01"
+            "stored tag 0x02 states no longer decode ({e}): the layout of ContactState changed; \
+             give the new layout a new tag in runtime/src/store/doc.rs with a reader for 0x02"
         )
     });
     assert_eq!(
         decoded, state,
-        "stored tag 0x01 bytes now decode to a different state: the layout of ContactState \
-         changed; give the new layout a new tag in runtime/src/store/doc.rs with a reader for 0x01"
+        "stored tag 0x02 bytes now decode to a different state: the layout of ContactState \
+         changed; give the new layout a new tag in runtime/src/store/doc.rs with a reader for 0x02"
     );
     assert!(
         now == stored,
-        "encoding the same state gives different bytes under tag 0x01: the tag must move (a new \
+        "encoding the same state gives different bytes under tag 0x02: the tag must move (a new \
          tag in runtime/src/store/doc.rs, with a reader for the old one); bless with `{BLESS}` \
          only together with that change"
     );
+}
+
+#[test]
+fn format_1_states_of_earlier_builds_still_read() {
+    let stored = read_fixture(1);
+    let decoded = decode("ann", &stored)
+        .unwrap_or_else(|e| panic!("tag 0x01 states no longer decode ({e}): keep their reader"));
+    assert_eq!(decoded, representative(), "tag 0x01 bytes changed meaning");
+    let again = encode(&decoded).expect("the state encodes");
+    assert_eq!(again.first(), Some(&0x02), "read as 0x01, written as 0x02");
+    assert_eq!(decode("ann", &again).expect("decodes"), decoded);
 }
 
 #[test]

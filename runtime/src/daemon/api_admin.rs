@@ -221,23 +221,14 @@ pub async fn contact_flow(
     };
     let input = manual_input(&shared, &flow, action, step)?;
     let st = load(&shared, &id).await?;
-    let active = st.active(&flow).is_some();
-    match (&input, active) {
-        (EngineInput::Enter { .. }, true) => {
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "already_enrolled",
-                format!("`{id}` is already in flow `{flow}`"),
-            ));
-        }
-        (EngineInput::Move { .. } | EngineInput::Remove { .. }, false) => {
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "not_enrolled",
-                format!("`{id}` is not in flow `{flow}`"),
-            ));
-        }
-        _ => {}
+    // the applier checks again on the state it applies to
+    let engine = crate::engine::Engine::new_unhashed(&shared.bundle);
+    if let Some(why) = engine.manual_refused(&st, &input) {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            why.code(),
+            why.to_string(),
+        ));
     }
     let job = Job::Manual {
         contact: id.clone(),

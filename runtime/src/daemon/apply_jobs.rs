@@ -2,19 +2,21 @@
 //! batch in memory (create, change, event, postback, timer, call response,
 //! manual move, refresh) and what it adds to the batch's commit (event
 //! records, outbox rows with stable idempotency keys, journal lines, held
-//! and released postbacks, postback `dedupe` values). Part of
-//! [`Applier`]; nothing here writes to the store.
+//! and released postbacks, postback `dedupe` values). Creating a contact,
+//! releasing held postbacks and firing due timers go through
+//! [`crate::shell`], as in the simulator. Part of [`Applier`]; nothing here
+//! writes to the store.
 
 use super::apply::{Applier, ApplyError, Batch, ContactRef, Done, Job, Outcome, Slot, derived_id};
 use crate::engine::{Applied, ContactState, Engine, EngineInput, JournalLine};
 use crate::intake::{self, MappedPostback};
+use crate::shell::{self, CreateError, Fired, HeldInput, Released, Target};
 use crate::store::{
     EventRecord, HeldPostback, JsonText, NewOutbox, OutboxKind, PostbackKey, StoreError,
 };
 use crate::vm::EventValue;
 use nudge_compiler::value::Value;
 use sha2::{Digest, Sha256};
-use std::collections::BTreeMap;
 
 impl Applier {
     /// The slot of a contact, creating it when `create` gives fields.
@@ -27,7 +29,8 @@ impl Applier {
         }
     }
 
-    /// Create a contact in the batch (runs `contact_created`).
+    /// Create a contact in the batch (runs `contact_created`; the shell's
+    /// rules, as in the simulator).
     fn create(
         &self,
         engine: &Engine<'_>,
@@ -36,21 +39,16 @@ impl Applier {
         set: Vec<(String, Value)>,
         now: i64,
     ) -> Result<(), ApplyError> {
-        let contact =
-            intake::new_contact(&self.bundle, id.clone(), set, now).map_err(ApplyError::Invalid)?;
-        for k in intake::unique_keys(&self.bundle, &contact) {
-            if let Some(owner) = b.keys.get(&k)
-                && *owner != id
-            {
-                return Err(ApplyError::Conflict(format!(
-                    "another contact already has this `{}`",
-                    k.0
-                )));
-            }
+        let taken = |k: &(String, String)| b.keys.get(k).is_some_and(|owner| *owner != id);
+        let (st, keys) = shell::new_state(engine, &self.env, id.clone(), set, now, taken).map_err(
+            |e| match e {
+                CreateError::Invalid(why) => ApplyError::Invalid(why),
+                CreateError::Taken(_) => ApplyError::Conflict(e.to_string()),
+            },
+        )?;
+        for k in keys {
             b.keys.insert(k, id.clone());
         }
-        let mut st = ContactState::new(contact);
-        engine.arm(&mut st, now, &self.env);
         b.slots.insert(
             id.clone(),
             Slot {
@@ -62,14 +60,25 @@ impl Applier {
                 stored_wake: None,
             },
         );
-        let ev = EventValue {
-            name: "contact_created".into(),
-            fields: BTreeMap::new(),
-            at: now,
-            nth: 0,
-        };
-        self.run(engine, b, &id, EngineInput::Event(ev), now);
+        shell::created(&mut self.target(engine, b, &id, now), now);
         Ok(())
+    }
+
+    /// Contact `id` of the batch as the shell drives it.
+    fn target<'a>(
+        &'a self,
+        engine: &'a Engine<'a>,
+        b: &'a mut Batch,
+        id: &'a str,
+        now: i64,
+    ) -> BatchContact<'a> {
+        BatchContact {
+            applier: self,
+            engine,
+            b,
+            id,
+            now,
+        }
     }
 
     /// Set fields from outside on a contact: one `Changed` input if any
@@ -300,16 +309,14 @@ impl Applier {
                     return Ok(Ok(Done::Skipped));
                 }
                 // several flows may be due; each firing may make more due
-                for _ in 0..16 {
-                    self.run(engine, b, &contact, EngineInput::Timer, now);
-                    let due = b
-                        .slots
-                        .get(&contact)
-                        .and_then(|s| engine.next_wake(&s.st))
-                        .is_some_and(|w| w <= now);
-                    if !due {
-                        break;
-                    }
+                if shell::fire_due(&mut self.target(engine, b, &contact, now), now)
+                    == Fired::StillDue
+                {
+                    tracing::warn!(
+                        contact = %contact,
+                        rounds = shell::MAX_TIMER_ROUNDS,
+                        "timers still due after the last firing at one instant; they fire at the next wake"
+                    );
                 }
                 Ok(Done::Applied {
                     contact,
@@ -339,8 +346,13 @@ impl Applier {
                 })
             }
             Job::Manual { contact, input } => {
-                if !b.slots.contains_key(&contact) {
+                let Some(slot) = b.slots.get(&contact) else {
                     return Ok(Err(ApplyError::NotFound(contact)));
+                };
+                // checked on the state this batch holds: `reenter never`
+                // keeps a manual entry out too
+                if let Some(why) = engine.manual_refused(&slot.st, &input) {
+                    return Ok(Err(ApplyError::Conflict(why.to_string())));
                 }
                 self.run(engine, b, &contact, input, now);
                 Ok(Done::Applied {
@@ -393,7 +405,8 @@ impl Applier {
         self.run(engine, b, id, EngineInput::Event(ev), now);
     }
 
-    /// Apply postbacks held for any of the contact's keys.
+    /// Apply postbacks held for any of the contact's keys (the shell's
+    /// rules, as in the simulator).
     async fn release_held(
         &self,
         engine: &Engine<'_>,
@@ -404,31 +417,70 @@ impl Applier {
         let Some(slot) = b.slots.get(id) else {
             return Ok(());
         };
-        let keys = intake::unique_keys(&self.bundle, &slot.st.contact);
-        for (field, value) in keys {
+        let mut held: Vec<HeldPostback> = Vec::new();
+        for (field, value) in intake::unique_keys(&self.bundle, &slot.st.contact) {
             for h in self.store.held_for(&field, &value).await? {
-                if h.until < now || b.commit.released.contains(&h.id) {
-                    continue;
+                if h.until >= now && !b.commit.released.contains(&h.id) {
+                    held.push(h);
                 }
-                b.commit.released.push(h.id);
-                let Ok(mapped) =
-                    intake::map_postback(&self.bundle, &self.env, &h.source, &h.params)
-                else {
-                    continue;
-                };
-                self.postback_event(engine, b, id, &h.source, mapped, now);
-                b.commit.journal.push((
-                    id.to_string(),
-                    JournalLine {
-                        at: now,
-                        flow: String::new(),
-                        step: String::new(),
-                        what: format!("held postback from `{}` applied", h.source),
-                    },
-                ));
+            }
+        }
+        let inputs: Vec<HeldInput> = held
+            .iter()
+            .map(|h| HeldInput {
+                source: h.source.clone(),
+                params: h.params.clone(),
+                until: h.until,
+            })
+            .collect();
+        b.commit.released.extend(held.iter().map(|h| h.id));
+        let done = shell::release_held(
+            &self.bundle,
+            &self.env,
+            &mut self.target(engine, b, id, now),
+            &inputs,
+            now,
+        );
+        for (h, r) in held.iter().zip(done) {
+            if let Released::Refused(why) = r {
+                tracing::warn!(contact = %id, held = h.id, source = %h.source, reason = %why, "a held postback no longer maps; not applied");
             }
         }
         Ok(())
+    }
+}
+
+/// One contact of a batch, for the shell: its input's output goes into
+/// the batch's commit.
+struct BatchContact<'a> {
+    applier: &'a Applier,
+    engine: &'a Engine<'a>,
+    b: &'a mut Batch,
+    id: &'a str,
+    now: i64,
+}
+
+impl Target for BatchContact<'_> {
+    fn engine(&self) -> &Engine<'_> {
+        self.engine
+    }
+
+    fn state(&self) -> Option<&ContactState> {
+        self.b.slots.get(self.id).map(|s| &s.st)
+    }
+
+    fn apply(&mut self, input: EngineInput) {
+        self.applier
+            .run(self.engine, self.b, self.id, input, self.now);
+    }
+
+    fn postback(&mut self, source: &str, mapped: MappedPostback) {
+        self.applier
+            .postback_event(self.engine, self.b, self.id, source, mapped, self.now);
+    }
+
+    fn journal(&mut self, line: JournalLine) {
+        self.b.commit.journal.push((self.id.to_string(), line));
     }
 }
 

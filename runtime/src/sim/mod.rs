@@ -3,12 +3,15 @@
 //! never sent. It drives the same [`Engine`] (and so the same `advance`) as
 //! the daemon, and takes postbacks as the daemon does (held when no contact
 //! has their key, duplicates by their source's `dedupe` value ignored).
+//! Creating a contact, applying its held postbacks and firing its due
+//! timers go through [`crate::shell`], the code the daemon runs for them.
 //! `runner.rs` executes `test` blocks against it.
 
 pub mod runner;
 
 use crate::engine::{ContactState, Engine, EngineInput, JournalLine};
 use crate::intake;
+use crate::shell::{self, Released, Target};
 use crate::vm::*;
 use nudge_compiler::bundle::Bundle;
 use nudge_compiler::value::{Value, format_time};
@@ -17,7 +20,8 @@ use std::collections::{BTreeMap, VecDeque};
 /// 2026-01-01T00:00:00Z, where every test starts.
 pub const EPOCH: i64 = 1_767_225_600;
 
-/// Timer firings in one clock move before the simulator gives up.
+/// Contacts woken in one clock move before the simulator gives up (each
+/// wake fires at most `shell::MAX_TIMER_ROUNDS` timer inputs).
 const MAX_FIRINGS: usize = 100_000;
 
 /// A captured message or call, and whether an `expect` consumed it.
@@ -28,12 +32,7 @@ pub struct Captured<T> {
 }
 
 /// A postback whose contact does not exist yet.
-#[derive(Debug, Clone)]
-pub struct Held {
-    pub source: String,
-    pub params: BTreeMap<String, String>,
-    pub until: i64,
-}
+pub use crate::shell::HeldInput as Held;
 
 /// What became of a postback in the simulator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,18 +112,15 @@ impl<'b> Sim<'b> {
             id = t.clone();
         }
         let fields = intake::contact_fields(self.bundle, given)?;
-        let contact = intake::new_contact(self.bundle, id, fields, self.now)?;
-        for (field, value) in intake::unique_keys(self.bundle, &contact) {
-            let taken = self.contacts.iter().any(|c| {
-                intake::unique_keys(self.bundle, &c.contact)
-                    .contains(&(field.clone(), value.clone()))
-            });
-            if taken {
-                return Err(format!("another contact already has this `{field}`"));
-            }
-        }
-        let mut st = ContactState::new(contact);
-        self.engine.arm(&mut st, self.now, &self.env);
+        let contacts = &self.contacts;
+        let bundle = self.bundle;
+        let taken = |k: &(String, String)| {
+            contacts
+                .iter()
+                .any(|c| intake::unique_keys(bundle, &c.contact).contains(k))
+        };
+        let (st, _) = shell::new_state(&self.engine, &self.env, id, fields, self.now, taken)
+            .map_err(|e| e.to_string())?;
         self.contacts.push(st);
         self.arm_seq += 1;
         self.armed.push(self.arm_seq);
@@ -132,12 +128,15 @@ impl<'b> Sim<'b> {
         if let Some(n) = name {
             self.names.insert(n.to_string(), i);
         }
-        self.deliver(
-            i,
-            EngineInput::Event(self.event_value("contact_created", BTreeMap::new())),
-        );
-        self.release_held()?;
+        let now = self.now;
+        shell::created(&mut self.target(i), now);
+        self.release_held(i)?;
         Ok(i)
+    }
+
+    /// Contact `i` as the shell drives it.
+    fn target(&mut self, i: usize) -> SimContact<'_, 'b> {
+        SimContact { sim: self, i }
     }
 
     fn event_value(&self, name: &str, fields: BTreeMap<String, Value>) -> EventValue {
@@ -172,7 +171,7 @@ impl<'b> Sim<'b> {
         };
         intake::set_fields(&mut st.contact, typed);
         self.deliver(i, EngineInput::Changed(vec![field.to_string()]));
-        self.release_held()
+        self.release_held(i)
     }
 
     /// Apply an input to contact `i`, then answer its calls at the same instant.
@@ -243,7 +242,8 @@ impl<'b> Sim<'b> {
             };
             self.now = self.now.max(t);
             let before = self.contacts[i].next_wake();
-            self.deliver(i, EngineInput::Timer);
+            let now = self.now;
+            shell::fire_due(&mut self.target(i), now);
             if self.contacts[i].next_wake() == before && before.is_some_and(|b| b <= self.now) {
                 return Err(format!(
                     "a timer due at {} for contact `{}` does not fire",
@@ -315,32 +315,61 @@ impl<'b> Sim<'b> {
         }
     }
 
-    /// Apply held postbacks whose contact now exists.
-    fn release_held(&mut self) -> Result<(), String> {
+    /// Apply the held postbacks whose key contact `i` has (the shell's
+    /// rules, as in the daemon); expired ones are dropped.
+    fn release_held(&mut self, i: usize) -> Result<(), String> {
         let now = self.now;
         self.held.retain(|h| h.until >= now);
-        let held = std::mem::take(&mut self.held);
-        for h in held {
-            let Some(src) = self.bundle.source(&h.source) else {
-                continue;
-            };
-            let key = (
-                src.contact_key.clone(),
-                h.params.get(&src.contact_key).cloned().unwrap_or_default(),
-            );
-            let exists = self
-                .contacts
-                .iter()
-                .any(|c| intake::unique_keys(self.bundle, &c.contact).contains(&key));
-            if exists {
-                // its `dedupe` value was recorded when it was held
-                let mapped = intake::map_postback(self.bundle, &self.env, &h.source, &h.params)
-                    .map_err(|e| format!("postback refused: {e}"))?;
-                self.apply_postback(&h.source, mapped, h.params);
-            } else {
-                self.held.push(h);
-            }
+        let Some(st) = self.contacts.get(i) else {
+            return Ok(());
+        };
+        let keys = intake::unique_keys(self.bundle, &st.contact);
+        let bundle = self.bundle;
+        let (mine, others): (Vec<Held>, Vec<Held>) =
+            std::mem::take(&mut self.held).into_iter().partition(|h| {
+                bundle.source(&h.source).is_some_and(|src| {
+                    let value = h.params.get(&src.contact_key).cloned().unwrap_or_default();
+                    keys.contains(&(src.contact_key.clone(), value))
+                })
+            });
+        self.held = others;
+        let env = self.env.clone();
+        // their `dedupe` values were recorded when they were held
+        let done = shell::release_held(bundle, &env, &mut self.target(i), &mine, now);
+        match done.into_iter().find_map(|r| match r {
+            Released::Refused(why) => Some(why),
+            _ => None,
+        }) {
+            Some(why) => Err(format!("postback refused: {why}")),
+            None => Ok(()),
         }
-        Ok(())
+    }
+}
+
+/// One contact of the simulator, for the shell.
+struct SimContact<'s, 'b> {
+    sim: &'s mut Sim<'b>,
+    i: usize,
+}
+
+impl Target for SimContact<'_, '_> {
+    fn engine(&self) -> &Engine<'_> {
+        &self.sim.engine
+    }
+
+    fn state(&self) -> Option<&ContactState> {
+        self.sim.contacts.get(self.i)
+    }
+
+    fn apply(&mut self, input: EngineInput) {
+        self.sim.deliver(self.i, input);
+    }
+
+    fn postback(&mut self, _source: &str, mapped: intake::MappedPostback) {
+        self.sim.event(self.i, &mapped.event, mapped.fields);
+    }
+
+    fn journal(&mut self, line: JournalLine) {
+        self.sim.journal.push((self.i, line));
     }
 }

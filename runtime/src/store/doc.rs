@@ -1,9 +1,14 @@
 //! How a contact state is stored: a one-byte format tag, then the
 //! [`ContactState`] in postcard (compact, about half the size of JSON and
 //! several times faster to read and write; a state is read and written on
-//! every input and timer). Rows written as JSON text by earlier versions are
-//! still read, and become binary on their next write. `nudge contact show`
-//! and `GET /v1/contacts/{id}` give the JSON view.
+//! every input and timer). `nudge contact show` and `GET /v1/contacts/{id}`
+//! give the JSON view.
+//!
+//! Formats: tag `0x02` (written) adds the folded enrollment counts of
+//! [`crate::compact`]; tag `0x01` states and rows written as JSON text by
+//! earlier versions (both without them) are still read, and are written
+//! as `0x02`, compacted, on their next input: the conversion happens on
+//! read and write, so no pass over every row delays a start.
 //!
 //! INVARIANT: the types inside `ContactState` carry no serde attributes
 //! that need a self-describing format (`skip_serializing_if`, `flatten`,
@@ -11,14 +16,45 @@
 //! comes with a new tag and a reader for the old one.
 
 use super::{Result, StoreError};
-use crate::engine::ContactState;
+use crate::engine::{ContactState, TimeTrigger};
+use crate::vm::{Contact, Enrollment};
+use serde::Deserialize;
+use std::collections::BTreeMap;
 
-/// The tag of postcard-encoded states, format 1.
+/// The tag of postcard-encoded states, format 1 (read only).
 const POSTCARD_V1: u8 = 0x01;
+/// The tag of postcard-encoded states, format 2: format 1 + `folded`.
+const POSTCARD_V2: u8 = 0x02;
+
+/// The layout of format 1 (and of JSON rows): `ContactState` before
+/// `folded`.
+#[derive(Deserialize)]
+struct StateV1 {
+    contact: Contact,
+    enrollments: Vec<Enrollment>,
+    event_counts: BTreeMap<String, i64>,
+    sent: BTreeMap<String, Vec<i64>>,
+    time_triggers: BTreeMap<String, TimeTrigger>,
+    schedules: BTreeMap<String, i64>,
+}
+
+impl From<StateV1> for ContactState {
+    fn from(v: StateV1) -> ContactState {
+        ContactState {
+            contact: v.contact,
+            enrollments: v.enrollments,
+            event_counts: v.event_counts,
+            sent: v.sent,
+            time_triggers: v.time_triggers,
+            schedules: v.schedules,
+            folded: Vec::new(),
+        }
+    }
+}
 
 /// A state as stored.
 pub fn encode(state: &ContactState) -> Result<Vec<u8>> {
-    let out = vec![POSTCARD_V1];
+    let out = vec![POSTCARD_V2];
     postcard::to_extend(state, out).map_err(|e| StoreError::Encode {
         what: format!("the state of contact `{}`", state.contact.id),
         source: Box::new(e),
@@ -32,8 +68,13 @@ pub fn decode(id: &str, bytes: &[u8]) -> Result<ContactState> {
         source: e,
     };
     match bytes.first() {
-        Some(&POSTCARD_V1) => postcard::from_bytes(&bytes[1..]).map_err(|e| corrupt(Box::new(e))),
-        Some(b'{') => serde_json::from_slice(bytes).map_err(|e| corrupt(Box::new(e))),
+        Some(&POSTCARD_V2) => postcard::from_bytes(&bytes[1..]).map_err(|e| corrupt(Box::new(e))),
+        Some(&POSTCARD_V1) => postcard::from_bytes::<StateV1>(&bytes[1..])
+            .map(ContactState::from)
+            .map_err(|e| corrupt(Box::new(e))),
+        Some(b'{') => serde_json::from_slice::<StateV1>(bytes)
+            .map(ContactState::from)
+            .map_err(|e| corrupt(Box::new(e))),
         Some(tag) => Err(corrupt(format!("unknown state format {tag:#04x}").into())),
         None => Err(corrupt("empty state".into())),
     }
@@ -65,7 +106,7 @@ mod tests {
     fn states_round_trip_and_shrink() {
         let st = sample();
         let bytes = encode(&st).unwrap();
-        assert_eq!(bytes[0], POSTCARD_V1);
+        assert_eq!(bytes[0], POSTCARD_V2);
         assert_eq!(decode("ann", &bytes).unwrap(), st);
         assert!(bytes.len() < serde_json::to_vec(&st).unwrap().len());
     }
@@ -79,7 +120,12 @@ mod tests {
 
     #[test]
     fn damaged_states_are_errors_naming_the_contact() {
-        for bad in [&b""[..], &[0x07, 1, 2][..], &[POSTCARD_V1, 0xff][..]] {
+        for bad in [
+            &b""[..],
+            &[0x07, 1, 2][..],
+            &[POSTCARD_V1, 0xff][..],
+            &[POSTCARD_V2, 0xff][..],
+        ] {
             let e = decode("ann", bad).unwrap_err().to_string();
             assert!(e.contains("contact `ann`"), "{e}");
         }

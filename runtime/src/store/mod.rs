@@ -109,6 +109,8 @@ pub struct Place {
     pub flow: String,
     pub status: &'static str,
     pub step: String,
+    /// How many enrollments stand there (more than 1 for folded ones).
+    pub n: i64,
 }
 
 impl Loaded {
@@ -121,15 +123,22 @@ impl Loaded {
     }
 }
 
-/// The place of each enrollment of a state.
+/// The place of each enrollment of a state, folded ones included.
 pub fn places(state: &ContactState) -> Vec<Place> {
-    state
+    let kept = state
         .enrollments
         .iter()
-        .map(|e| Place {
-            flow: e.flow.clone(),
-            status: e.status.name(),
-            step: e.step.clone(),
+        .map(|e| (&e.flow, e.status, &e.step, 1));
+    let folded = state
+        .folded
+        .iter()
+        .map(|f| (&f.flow, f.status, &f.step, f.n));
+    kept.chain(folded)
+        .map(|(flow, status, step, n)| Place {
+            flow: flow.clone(),
+            status: status.name(),
+            step: step.clone(),
+            n,
         })
         .collect()
 }
@@ -311,7 +320,7 @@ pub struct Commit {
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct FlowCounts {
     pub flow: String,
-    /// Enrollments in the contacts' states (ever, unless the engine prunes).
+    /// Enrollments in the contacts' states, ever (folded ones included).
     pub enrolled: i64,
     pub active: i64,
     pub completed: i64,

@@ -508,12 +508,17 @@ async fn write_counts(
     let mut delta: HashMap<(&str, &str, &str), i64> = HashMap::new();
     for (w, loaded) in writes.iter().zip(olds) {
         for p in loaded.map_or(&[][..], |l| &l.places) {
-            *delta.entry((&p.flow, p.status, &p.step)).or_default() -= 1;
+            *delta.entry((&p.flow, p.status, &p.step)).or_default() -= p.n;
         }
         for e in &w.w.state.enrollments {
             *delta
                 .entry((&e.flow, e.status.name(), &e.step))
                 .or_default() += 1;
+        }
+        for f in &w.w.state.folded {
+            *delta
+                .entry((&f.flow, f.status.name(), &f.step))
+                .or_default() += f.n;
         }
     }
     let mut rows: Vec<((&str, &str, &str), i64)> =
