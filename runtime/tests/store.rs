@@ -83,6 +83,8 @@ suite!(
     claim_outbox_leases_rows,
     outbox_retry_dead_requeue,
     outbox_record_settles_a_claim,
+    outbox_acks_are_fenced_by_the_claim,
+    outbox_leases_renew,
     journal_in_order,
     bundles_by_hash,
     pause_flags,

@@ -202,6 +202,7 @@ pub fn attach(
         clock: clock.clone(),
         metrics: metrics.clone(),
         older: Default::default(),
+        calls: outbox::call_limits(&config),
     });
     let (queue, rx) = queue::Queue::new(4096);
     let task = tokio::spawn(queue::run(applier, rx, config.max_group));

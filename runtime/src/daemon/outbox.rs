@@ -1,87 +1,300 @@
-//! The outbox worker: claims due rows (a lease, so a crashed worker's rows
-//! come back), delivers them concurrently through [`Channels`], and records
-//! the result: delivered; retried later with exponential backoff and jitter
-//! (a rescheduled row, never a sleep); or dead-lettered on a permanent
-//! failure or when attempts run out. The response of a `call … as NAME`
-//! goes back to its enrollment as a job (status 0 when it never came).
+//! The outbox worker: a pool of at most [`BATCH`] deliveries in flight,
+//! fed continuously: it claims due rows under a lease whenever slots free
+//! up, delivers each through [`Channels`] as its own task, and records the
+//! results in one transaction per batch of finished deliveries: delivered;
+//! retried later with exponential backoff and jitter (a rescheduled row,
+//! never a sleep); or dead-lettered on a permanent failure or when attempts
+//! run out. Every failed attempt, retry and dead letter is logged at warn
+//! with its channel, outbox id and reason (never a URL, header or body).
+//!
+//! Fair: a channel's `rate` is applied when its rows are claimed
+//! ([`Channels::admit`]): a row whose slot is later is deferred (pending
+//! again from that instant, no attempt counted) instead of sleeping in its
+//! delivery, and one channel holds at most [`SHARE`] slots of the pool (a
+//! row over it is deferred a second), so a slow or throttled channel never
+//! holds back another.
+//!
+//! Fenced: each claim stamps its rows with a token; every ack carries it
+//! and changes nothing once another claim took the row over (its lease
+//! expired). The worker renews the lease of the rows in flight every third
+//! of the lease, so a long delivery keeps its rows.
+//!
+//! The response of a `call … as NAME` goes back to its enrollment as a job
+//! whose commit also settles the call's row (fenced), so a crash between
+//! the two cannot lose the response: either both are written, or the row
+//! goes out again when its lease ends. The enrollment's wait has a deadline
+//! too ([`call_limits`]). A response that cannot be applied (its contact is
+//! gone) is logged and its row recorded alone.
 //!
 //! Delivery is at least once: a crash after sending but before recording
 //! sends the row again when its lease expires, with the same idempotency
-//! key (`Idempotency-Key` header, e-mail `Message-ID`).
+//! key (`Idempotency-Key` header, e-mail `Message-ID`); at most [`BATCH`]
+//! rows are claimed and unrecorded at any time.
 
-use super::Shared;
 use super::apply::Job;
-use crate::deliver::{Channels, Delivered};
-use crate::store::{Attempt, OutboxKind, OutboxRow};
+use super::{Config, Shared};
+use crate::deliver::{Admission, Channels, Delivered};
+use crate::store::{Ack, Attempt, Lease, OutboxKind, OutboxRow};
+use crate::vm::CallLimits;
 use nudge_compiler::value::Value;
 use rand::Rng;
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
-use tokio::task::JoinSet;
+use std::time::{Duration, Instant};
+use tokio::task::{Id, JoinError, JoinSet};
 use tokio_util::sync::CancellationToken;
 
-/// Rows claimed per look.
+/// Deliveries in flight at most: rows claimed and not yet recorded (what a
+/// crash can send twice).
 pub const BATCH: usize = 256;
 
+/// One channel's deliveries in flight at most.
+pub const SHARE: usize = BATCH / 4;
+
+/// While deliveries are in flight, claim again only once this many slots
+/// are free (fewer, larger claims).
+const CLAIM_AT: usize = BATCH / 8;
+
+/// How long a `call … as NAME` waits for its response: the call's timeout
+/// plus the outbox lease (after which a crashed worker's claim goes out
+/// again).
+pub fn call_limits(config: &Config) -> CallLimits {
+    CallLimits {
+        default_timeout: secs(config.retry.timeout),
+        grace: secs(config.outbox_lease),
+    }
+}
+
+fn secs(d: Duration) -> i64 {
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX).max(1)
+}
+
 pub async fn run(shared: Arc<Shared>, channels: Arc<Channels>, cancel: CancellationToken) {
-    let lease = i64::try_from(shared.config.outbox_lease.as_secs())
-        .unwrap_or(i64::MAX)
-        .max(1);
+    let mut w = Worker::new(shared.clone(), channels);
+    let every = (shared.config.outbox_lease / 3).max(Duration::from_secs(1));
+    let mut renew = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut look = true;
     loop {
-        if cancel.is_cancelled() {
+        // deliveries in flight finish (and are recorded) even when
+        // shutdown begins; nothing new is claimed
+        let stopping = cancel.is_cancelled();
+        if look && !stopping {
+            w.claim().await;
+        }
+        if stopping && w.tasks.is_empty() {
             break;
         }
-        let held = shared
+        look = false;
+        tokio::select! {
+            Some(done) = w.tasks.join_next_with_id(), if !w.tasks.is_empty() => {
+                w.settle(done).await;
+                look = w.more;
+            }
+            _ = renew.tick() => w.renew().await,
+            () = cancel.cancelled(), if !stopping => {}
+            () = shared.metrics.signals.outbox.notified() => look = true,
+            () = tokio::time::sleep(shared.config.tick) => look = true,
+        }
+    }
+}
+
+/// A row in flight: its fence and its channel.
+struct Flight {
+    fence: Lease,
+    channel: String,
+}
+
+/// What a delivery task hands back: its row, and the ack to record
+/// (`None` when the call response's commit settled the row).
+struct Settled {
+    id: i64,
+    ack: Option<Ack>,
+}
+
+struct Worker {
+    shared: Arc<Shared>,
+    channels: Arc<Channels>,
+    lease: i64,
+    tasks: JoinSet<Settled>,
+    /// The row of each task (to free its slot if the task panics).
+    rows: HashMap<Id, i64>,
+    inflight: HashMap<i64, Flight>,
+    /// Deliveries in flight per channel.
+    busy: HashMap<String, usize>,
+    /// The last claim was full: more rows may be due.
+    more: bool,
+}
+
+impl Worker {
+    fn new(shared: Arc<Shared>, channels: Arc<Channels>) -> Worker {
+        Worker {
+            lease: secs(shared.config.outbox_lease),
+            shared,
+            channels,
+            tasks: JoinSet::new(),
+            rows: HashMap::new(),
+            inflight: HashMap::new(),
+            busy: HashMap::new(),
+            more: false,
+        }
+    }
+
+    /// Claim as many rows as slots are free; start the ones that may go,
+    /// defer the others.
+    async fn claim(&mut self) {
+        let free = BATCH.saturating_sub(self.inflight.len());
+        let held = self
+            .shared
             .metrics
             .signals
             .deliveries_held
             .load(std::sync::atomic::Ordering::Relaxed);
-        let now = shared.clock.now();
-        let lease_until = now.saturating_add(lease);
-        let claimed = if held {
-            Ok(Vec::new())
-        } else {
-            shared.store.claim_outbox(now, lease_until, BATCH).await
-        };
-        let rows = match claimed {
+        if held || free == 0 || (free < CLAIM_AT && !self.inflight.is_empty()) {
+            return;
+        }
+        let now = self.shared.clock.now();
+        let rows = match self
+            .shared
+            .store
+            .claim_outbox(now, now.saturating_add(self.lease), free)
+            .await
+        {
             Ok(r) => r,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot claim outbox rows");
-                Vec::new()
+                self.more = false;
+                return;
             }
         };
-        if rows.is_empty() {
-            tokio::select! {
-                () = cancel.cancelled() => break,
-                () = shared.metrics.signals.outbox.notified() => {}
-                () = tokio::time::sleep(shared.config.tick) => {}
-            }
-            continue;
-        }
-        // a batch in flight finishes even when shutdown begins
-        let mut set = JoinSet::new();
+        self.more = rows.len() == free;
+        let mut deferred = Vec::new();
         for row in rows {
-            let (shared, channels) = (shared.clone(), channels.clone());
-            set.spawn(async move { deliver_one(&shared, &channels, row).await });
-        }
-        let mut attempts = Vec::new();
-        let mut responses = Vec::new();
-        while let Some(done) = set.join_next().await {
-            if let Ok((id, attempt, response)) = done {
-                attempts.push((id, attempt));
-                responses.extend(response);
+            let channel = channel_of(&row);
+            match self.admit(&row, &channel, now) {
+                Ok(wait) => self.spawn(row, channel, wait),
+                Err(at) => deferred.push(Ack {
+                    lease: row.fence(),
+                    attempt: Attempt::Defer { at },
+                }),
             }
         }
-        // one transaction for the whole claim, then the call responses
-        if let Err(e) = shared.store.outbox_record(&attempts).await {
-            tracing::warn!(error = %e, rows = attempts.len(), "cannot record deliveries");
+        self.record(&deferred).await;
+    }
+
+    /// `Ok(wait)` when the row may go (after `wait`), `Err(instant)` when
+    /// it must wait for its channel's share or rate until then.
+    fn admit(&self, row: &OutboxRow, channel: &str, now: i64) -> Result<Duration, i64> {
+        if self.busy.get(channel).copied().unwrap_or(0) >= SHARE {
+            return Err(now.saturating_add(1));
         }
-        for outcome in shared.queue.submit_each(responses).await {
-            if let Err(e) = outcome {
-                tracing::warn!(error = %e, "cannot apply a call response");
+        let Some(name) = row.payload.get("channel").and_then(|c| c.as_str()) else {
+            return Ok(Duration::ZERO);
+        };
+        match self.channels.admit(name, row.id) {
+            Admission::Go(wait) => Ok(wait),
+            Admission::Later(d) => {
+                let later = i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
+                Err(now.saturating_add(later.saturating_add(i64::from(d.subsec_nanos() > 0)).max(1)))
             }
         }
     }
+
+    fn spawn(&mut self, row: OutboxRow, channel: String, wait: Duration) {
+        *self.busy.entry(channel.clone()).or_default() += 1;
+        let id = row.id;
+        self.inflight.insert(
+            id,
+            Flight {
+                fence: row.fence(),
+                channel,
+            },
+        );
+        let (shared, channels) = (self.shared.clone(), self.channels.clone());
+        let task = self.tasks.spawn(async move {
+            if !wait.is_zero() {
+                tokio::time::sleep(wait).await;
+            }
+            deliver_one(&shared, &channels, row).await
+        });
+        self.rows.insert(task.id(), id);
+    }
+
+    /// Free the slot of a finished row.
+    fn finish(&mut self, id: i64) {
+        if let Some(f) = self.inflight.remove(&id)
+            && let Some(n) = self.busy.get_mut(&f.channel)
+        {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.busy.remove(&f.channel);
+            }
+        }
+    }
+
+    /// Settle a finished delivery and every other one finished by now, in
+    /// one transaction.
+    async fn settle(&mut self, first: Result<(Id, Settled), JoinError>) {
+        let mut acks = Vec::new();
+        let mut next = Some(first);
+        while let Some(done) = next {
+            match done {
+                Ok((task, s)) => {
+                    self.rows.remove(&task);
+                    self.finish(s.id);
+                    acks.extend(s.ack);
+                }
+                Err(e) => {
+                    if let Some(id) = self.rows.remove(&e.id()) {
+                        self.finish(id);
+                        tracing::error!(outbox_id = id, error = %e,
+                            "a delivery task failed; its row goes out again when its lease ends");
+                    }
+                }
+            }
+            next = self.tasks.try_join_next_with_id();
+        }
+        self.record(&acks).await;
+    }
+
+    async fn record(&self, acks: &[Ack]) {
+        if acks.is_empty() {
+            return;
+        }
+        match self.shared.store.outbox_record(acks).await {
+            Ok(lost) => {
+                for l in lost {
+                    lease_lost(l, "its ack changed nothing");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, rows = acks.len(),
+                "cannot record deliveries; the rows go out again when their lease ends"),
+        }
+    }
+
+    /// Extend the lease of every row in flight.
+    async fn renew(&self) {
+        let leases: Vec<Lease> = self.inflight.values().map(|f| f.fence).collect();
+        if leases.is_empty() {
+            return;
+        }
+        let until = self.shared.clock.now().saturating_add(self.lease);
+        match self.shared.store.outbox_renew(&leases, until).await {
+            Ok(lost) => {
+                for l in lost {
+                    lease_lost(l, "it may be delivered twice");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, rows = leases.len(), "cannot renew outbox leases"),
+        }
+    }
+}
+
+fn lease_lost(l: Lease, what: &str) {
+    tracing::warn!(
+        outbox_id = l.id,
+        "outbox row's lease was taken over by another claim: {what}"
+    );
 }
 
 /// The channel a row goes out through (for metrics).
@@ -107,12 +320,8 @@ pub fn backoff(policy: &super::RetryPolicy, attempts: i64) -> i64 {
     (exp * jitter).ceil().max(1.0) as i64
 }
 
-/// Deliver one row: what to record, and the call response to apply.
-async fn deliver_one(
-    shared: &Shared,
-    channels: &Channels,
-    row: OutboxRow,
-) -> (i64, Attempt, Option<Job>) {
+/// Deliver one row; log a failure; apply a call's response with its ack.
+async fn deliver_one(shared: &Shared, channels: &Channels, row: OutboxRow) -> Settled {
     let kind = match row.kind {
         OutboxKind::Message => "message",
         OutboxKind::Call => "call",
@@ -121,45 +330,71 @@ async fn deliver_one(
     let result = channels.deliver(kind, &row.payload, &row.idem_key).await;
     let took = started.elapsed();
     let channel = channel_of(&row);
-    let now = shared.clock.now();
-    let (attempt, response, outcome) = match result {
+    let (attempt, response, outcome) = judge(shared, &row, &channel, result);
+    shared.metrics.delivery(&channel, outcome, took);
+    let ack = Ack {
+        lease: row.fence(),
+        attempt,
+    };
+    let result_name = row.payload.get("result").and_then(|r| r.as_str());
+    if let (OutboxKind::Call, Some(name), Some((status, json))) = (row.kind, result_name, response)
+    {
+        let job = Job::CallResponse {
+            contact: row.contact.clone(),
+            flow: row.flow.clone(),
+            name: name.to_string(),
+            status,
+            json,
+            ack: ack.clone(),
+        };
+        match shared.queue.submit(vec![job]).await.pop() {
+            Some(Ok(_)) => return Settled { id: row.id, ack: None },
+            Some(Err(e)) => tracing::warn!(channel = %channel, outbox_id = row.id, error = %e,
+                "cannot apply a call response; its row is recorded without it"),
+            None => {}
+        }
+    }
+    Settled {
+        id: row.id,
+        ack: Some(ack),
+    }
+}
+
+/// What an attempt comes to: the ack, the response for a waiting call, and
+/// the outcome's metric label. Failures are logged here.
+fn judge(
+    shared: &Shared,
+    row: &OutboxRow,
+    channel: &str,
+    result: Delivered,
+) -> (Attempt, Option<(i64, Value)>, &'static str) {
+    let attempt = row.attempts + 1;
+    let max = shared.config.retry.max_attempts;
+    match result {
         Delivered::Ok { status, json } => (
             Attempt::Delivered,
             Some((status, Value::from_json(&json))),
             "delivered",
         ),
-        Delivered::Transient(error) if row.attempts + 1 < shared.config.retry.max_attempts => {
-            let at = now + backoff(&shared.config.retry, row.attempts);
+        Delivered::Transient(error) if attempt < max => {
+            let at = shared.clock.now() + backoff(&shared.config.retry, row.attempts);
+            tracing::warn!(channel = %channel, outbox_id = row.id, attempt, max_attempts = max,
+                retry_at = %crate::clock::format_instant(at), reason = %error,
+                "delivery failed; retrying");
             (Attempt::Retry { at, error }, None, "retry")
         }
-        Delivered::Transient(error) => (
-            Attempt::Dead {
-                error: format!("gave up after {} attempts: {error}", row.attempts + 1),
-            },
-            Some((0, Value::Null)),
-            "dead",
-        ),
+        Delivered::Transient(error) => {
+            tracing::warn!(channel = %channel, outbox_id = row.id, attempt, max_attempts = max,
+                reason = %error, "delivery failed; attempts used up, dead letter");
+            let error = format!("gave up after {attempt} attempts: {error}");
+            (Attempt::Dead { error }, Some((0, Value::Null)), "dead")
+        }
         Delivered::Permanent { status, error } => {
+            tracing::warn!(channel = %channel, outbox_id = row.id, attempt, status,
+                reason = %error, "delivery refused; dead letter");
             (Attempt::Dead { error }, Some((status, Value::Null)), "dead")
         }
-    };
-    shared.metrics.delivery(&channel, outcome, took);
-    let result_name = row
-        .payload
-        .get("result")
-        .and_then(|r| r.as_str())
-        .map(str::to_string);
-    let job = match (row.kind, result_name, response) {
-        (OutboxKind::Call, Some(name), Some((status, json))) => Some(Job::CallResponse {
-            contact: row.contact.clone(),
-            flow: row.flow.clone(),
-            name,
-            status,
-            json,
-        }),
-        _ => None,
-    };
-    (row.id, attempt, job)
+    }
 }
 
 #[cfg(test)]
