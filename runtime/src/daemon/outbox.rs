@@ -31,7 +31,7 @@
 //! key (`Idempotency-Key` header, e-mail `Message-ID`); at most [`BATCH`]
 //! rows are claimed and unrecorded at any time.
 
-use super::apply::Job;
+use super::apply::{ApplyError, Job};
 use super::{Config, Shared};
 use crate::deliver::{Admission, Channels, Delivered};
 use crate::store::{Ack, Attempt, Lease, OutboxKind, OutboxRow};
@@ -349,15 +349,26 @@ async fn deliver_one(shared: &Shared, channels: &Channels, row: OutboxRow) -> Se
         };
         match shared.queue.submit(vec![job]).await.pop() {
             Some(Ok(_)) => return Settled { id: row.id, ack: None },
-            Some(Err(e)) => tracing::warn!(channel = %channel, outbox_id = row.id, error = %e,
-                "cannot apply a call response; its row is recorded without it"),
-            None => {}
+            Some(Err(ApplyError::NotFound(_))) => {
+                tracing::warn!(channel = %channel, outbox_id = row.id,
+                    "a call response's contact is gone; its row is recorded without it");
+            }
+            Some(Err(e)) => return unapplied(&channel, row.id, &e.to_string()),
+            None => return unapplied(&channel, row.id, "the applier gave no answer"),
         }
     }
     Settled {
         id: row.id,
         ack: Some(ack),
     }
+}
+
+/// A call response not committed (storage, shutdown, a lost lease): the
+/// row stays leased and goes out again, so the response is not lost.
+fn unapplied(channel: &str, id: i64, error: &str) -> Settled {
+    tracing::warn!(channel = %channel, outbox_id = id, error = %error,
+        "cannot apply a call response; its row goes out again when its lease ends");
+    Settled { id, ack: None }
 }
 
 /// What an attempt comes to: the ack, the response for a waiting call, and
