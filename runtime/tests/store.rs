@@ -85,6 +85,7 @@ suite!(
     outbox_record_settles_a_claim,
     outbox_acks_are_fenced_by_the_claim,
     outbox_leases_renew,
+    claim_outbox_except_leaves_channels_out,
     journal_in_order,
     bundles_by_hash,
     pause_flags,

@@ -10,8 +10,9 @@
 //! Fair: a channel's `rate` is applied when its rows are claimed
 //! ([`Channels::admit`]): a row whose slot is later is deferred (pending
 //! again from that instant, no attempt counted) instead of sleeping in its
-//! delivery, and one channel holds at most [`SHARE`] slots of the pool (a
-//! row over it is deferred a second), so a slow or throttled channel never
+//! delivery; and one channel holds at most [`SHARE`] slots of the pool: at
+//! its share it is left out of the claims (a row over it in the claim that
+//! reached it is deferred a second), so a slow or throttled channel never
 //! holds back another.
 //!
 //! Fenced: each claim stamps its rows with a token; every ack carries it
@@ -48,8 +49,14 @@ use tokio_util::sync::CancellationToken;
 /// crash can send twice).
 pub const BATCH: usize = 256;
 
-/// One channel's deliveries in flight at most.
-pub const SHARE: usize = BATCH / 4;
+/// One channel's deliveries in flight at most: the other channels always
+/// have a quarter of the pool. A channel at its share is left out of the
+/// claims until one of its deliveries ends.
+pub const SHARE: usize = BATCH * 3 / 4;
+
+/// Rows per claim at most, so the claim that brings a channel to its share
+/// overshoots it by little (the overshoot is deferred a second).
+const CLAIM: usize = BATCH / 4;
 
 /// While deliveries are in flight, claim again only once this many slots
 /// are free (fewer, larger claims).
@@ -89,7 +96,7 @@ pub async fn run(shared: Arc<Shared>, channels: Arc<Channels>, cancel: Cancellat
         tokio::select! {
             Some(done) = w.tasks.join_next_with_id(), if !w.tasks.is_empty() => {
                 w.settle(done).await;
-                look = w.more;
+                look = w.more || w.skipped;
             }
             _ = renew.tick() => w.renew().await,
             () = cancel.cancelled(), if !stopping => {}
@@ -124,6 +131,8 @@ struct Worker {
     busy: HashMap<String, usize>,
     /// The last claim was full: more rows may be due.
     more: bool,
+    /// The last claim left out a channel at its share.
+    skipped: bool,
 }
 
 impl Worker {
@@ -137,13 +146,14 @@ impl Worker {
             inflight: HashMap::new(),
             busy: HashMap::new(),
             more: false,
+            skipped: false,
         }
     }
 
     /// Claim as many rows as slots are free; start the ones that may go,
     /// defer the others.
     async fn claim(&mut self) {
-        let free = BATCH.saturating_sub(self.inflight.len());
+        let free = BATCH.saturating_sub(self.inflight.len()).min(CLAIM);
         let held = self
             .shared
             .metrics
@@ -154,10 +164,17 @@ impl Worker {
             return;
         }
         let now = self.shared.clock.now();
+        let full: Vec<String> = self
+            .busy
+            .iter()
+            .filter(|(_, n)| **n >= SHARE)
+            .map(|(c, _)| c.clone())
+            .collect();
+        self.skipped = !full.is_empty();
         let rows = match self
             .shared
             .store
-            .claim_outbox(now, now.saturating_add(self.lease), free)
+            .claim_outbox_except(now, now.saturating_add(self.lease), free, &full)
             .await
         {
             Ok(r) => r,

@@ -390,6 +390,18 @@ pub trait Store: Send + Sync {
         now: i64,
         lease_until: i64,
         limit: usize,
+    ) -> Result<Vec<OutboxRow>> {
+        self.claim_outbox_except(now, lease_until, limit, &[]).await
+    }
+    /// [`Store::claim_outbox`], leaving out the rows of the channels in
+    /// `skip` (by the payload's `channel`; `url` for a call to a bare URL):
+    /// the worker's way of keeping one channel to its share of deliveries.
+    async fn claim_outbox_except(
+        &self,
+        now: i64,
+        lease_until: i64,
+        limit: usize,
+        skip: &[String],
     ) -> Result<Vec<OutboxRow>>;
     /// Mark a claimed row delivered (counts the attempt); false when its
     /// lease was lost (the token moved) or it is settled.

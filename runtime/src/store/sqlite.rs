@@ -379,13 +379,14 @@ impl Store for SqliteStore {
         Ok(rows.into_iter().map(|(c,)| c).collect())
     }
 
-    async fn claim_outbox(
+    async fn claim_outbox_except(
         &self,
         now: i64,
         lease_until: i64,
         limit: usize,
+        skip: &[String],
     ) -> Result<Vec<OutboxRow>> {
-        self.claim(now, lease_until, limit).await
+        self.claim(now, lease_until, limit, skip).await
     }
 
     async fn outbox_delivered(&self, lease: crate::store::Lease) -> Result<bool> {

@@ -425,3 +425,34 @@ pub async fn outbox_leases_renew(s: &dyn Store) {
         "once the renewed lease ends"
     );
 }
+
+/// A claim can leave out the rows of channels at their share (by the
+/// payload's `channel`, `url` for none), taking the rows behind them.
+pub async fn claim_outbox_except_leaves_channels_out(s: &dyn Store) {
+    let on = |channel: &str, idem: &str| {
+        let mut o = outbox("a", idem, 10);
+        o.payload = serde_json::json!({"channel": channel, "text": "x"}).into();
+        o
+    };
+    commit(
+        s,
+        Commit {
+            outbox: vec![
+                on("slow", "s1"),
+                on("slow", "s2"),
+                outbox("a", "u1", 10),
+                on("fast", "f1"),
+            ],
+            ..Commit::default()
+        },
+    )
+    .await;
+    let keys = |rows: Vec<OutboxRow>| -> Vec<String> { rows.into_iter().map(|r| r.idem_key).collect() };
+    let skip = vec!["slow".to_string(), "url".to_string()];
+    let got = s.claim_outbox_except(10, 50, 10, &skip).await.unwrap();
+    assert_eq!(keys(got), ["f1"]);
+    let got = s.claim_outbox_except(10, 50, 1, &["fast".into()]).await.unwrap();
+    assert_eq!(keys(got), ["s1"]);
+    let got = s.claim_outbox_except(10, 50, 10, &[]).await.unwrap();
+    assert_eq!(keys(got), ["s2", "u1"]);
+}

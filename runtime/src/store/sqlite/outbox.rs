@@ -98,18 +98,29 @@ impl SqliteStore {
         now: i64,
         lease_until: i64,
         limit_: usize,
+        skip: &[String],
     ) -> Result<Vec<OutboxRow>> {
         let mut tx = self.begin_write().await?;
         // one row for the whole claim (a JSON array): sqlx hands rows over
         // from its worker thread one at a time, and this holds the writer
-        let (text,): (String,) = sqlx::query_as(
+        let except = if skip.is_empty() {
+            ""
+        } else {
+            "AND coalesce(iif(json_valid(payload), payload ->> '$.channel', NULL), 'url') \
+             NOT IN (SELECT value FROM json_each(?)) "
+        };
+        let sql = format!(
             "SELECT json_group_array(json_array(id, contact, flow, step, kind, \
              iif(json_valid(payload), json(payload), NULL), \
              idem_key, status, attempts, next_attempt_at, last_error, created_at, lease)) FROM \
-             (SELECT * FROM outbox WHERE status = 'pending' AND next_attempt_at <= ? \
-             ORDER BY next_attempt_at, id LIMIT ?)",
-        )
-        .bind(now)
+             (SELECT * FROM outbox WHERE status = 'pending' AND next_attempt_at <= ? {except}\
+             ORDER BY next_attempt_at, id LIMIT ?)"
+        );
+        let mut q = sqlx::query_as(AssertSqlSafe(sql)).bind(now);
+        if !skip.is_empty() {
+            q = q.bind(json_text(skip)?);
+        }
+        let (text,): (String,) = q
         .bind(limit(limit_))
         .fetch_one(&mut *tx)
         .await
