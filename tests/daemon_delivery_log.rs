@@ -131,8 +131,16 @@ fn failed_attempts_retries_and_dead_letters_are_logged_without_secrets() {
     assert_eq!(crm_retry.len(), 1, "{log}");
     let l = crm_retry[0];
     assert_eq!(field(l, "outbox_id"), crm_id);
-    assert_eq!((field(l, "attempt"), field(l, "max_attempts")), (&json!(1), &json!(2)));
-    assert!(field(l, "retry_at").as_str().is_some_and(|t| t.ends_with('Z')), "{l}");
+    assert_eq!(
+        (field(l, "attempt"), field(l, "max_attempts")),
+        (&json!(1), &json!(2))
+    );
+    assert!(
+        field(l, "retry_at")
+            .as_str()
+            .is_some_and(|t| t.ends_with('Z')),
+        "{l}"
+    );
     assert!(field(l, "reason").as_str().unwrap().contains("500"), "{l}");
     let down_retry = of("down");
     assert_eq!(down_retry.len(), 1, "{log}");
@@ -144,11 +152,18 @@ fn failed_attempts_retries_and_dead_letters_are_logged_without_secrets() {
         (&json!("down"), &json!(down_id))
     );
     assert_eq!(field(used_up[0], "attempt"), 2);
-    assert!(field(used_up[0], "reason").as_str().is_some_and(|r| !r.is_empty()));
+    assert!(
+        field(used_up[0], "reason")
+            .as_str()
+            .is_some_and(|r| !r.is_empty())
+    );
     let refused = warns(&lines, "delivery refused; dead letter");
     assert_eq!(refused.len(), 1, "{log}");
     let l = refused[0];
-    assert_eq!((field(l, "channel"), field(l, "outbox_id")), (&json!("hook"), &json!(hook_id)));
+    assert_eq!(
+        (field(l, "channel"), field(l, "outbox_id")),
+        (&json!("hook"), &json!(hook_id))
+    );
     assert_eq!(field(l, "status"), 404);
     assert!(field(l, "reason").as_str().unwrap().contains("404"), "{l}");
 

@@ -1,5 +1,7 @@
 //! The outbox worker in a running daemon against loopback HTTP sinks: a
 //! throttled channel holds back no other channel and still keeps its rate;
+//! a channel whose endpoint hangs takes its share of the pool and no more;
+//! a delivery longer than the lease renews it;
 //! a `call … as NAME` whose response never comes resumes at its deadline
 //! with status 0; and a call claimed by a worker that crashed before its
 //! response committed goes out again once the lease ends, its response
@@ -146,6 +148,160 @@ flow fb {{
     running.shutdown().await;
 }
 
+/// A loopback server that accepts connections and never answers: every
+/// delivery to it lasts its channel's timeout. Gives its port and the
+/// number of connections accepted so far.
+async fn hanging_server() -> (u16, Arc<std::sync::atomic::AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((sock, _)) = listener.accept().await {
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            held.push(sock);
+        }
+    });
+    (port, accepted)
+}
+
+/// More rows of a channel whose endpoint hangs than the worker has slots:
+/// the channel takes its share of the pool and no more, and the rows of
+/// another channel committed after them go out at once, long before the
+/// hanging deliveries time out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_channel_takes_its_share_of_the_pool_and_no_more() {
+    let (port, accepted) = hanging_server().await;
+    let fast = HttpSink::start().await;
+    let bundle = vm_support::bundle(&format!(
+        r#"
+event a {{}}
+event b {{}}
+channel slow: http {{
+  method = "POST"
+  url = "http://127.0.0.1:{port}/slow"
+  body = json {{ text: message }}
+  timeout = 4 seconds
+}}
+channel fast: http {{
+  method = "POST"
+  url = "{}/fast"
+  body = json {{ text: message }}
+}}
+flow fa {{
+  when a
+  step s {{ send slow "hangs" }}
+}}
+flow fb {{
+  when b
+  step s {{ send fast "free" }}
+}}
+"#,
+        fast.url()
+    ));
+    let dir = daemon_kit::Scratch::new("outbox-share");
+    let store = store::open(&dir.db_url()).await.unwrap();
+    let mut config = Config::new("127.0.0.1:0".parse().unwrap());
+    config.tick = Duration::from_millis(20);
+    config.allow_hosts = vec!["127.0.0.1".into()];
+    let running = daemon::start(store.clone(), bundle, Arc::new(SystemClock), config)
+        .await
+        .unwrap();
+    let events: Vec<serde_json::Value> = (0..300)
+        .map(|i| json!({"event": "a", "contact": {"id": format!("s{i}")}}))
+        .collect();
+    assert_eq!(
+        post(running.addr, "/v1/events", json!({"events": events})).await,
+        202
+    );
+    let share = daemon::outbox::SHARE;
+    let start = Instant::now();
+    while accepted.load(std::sync::atomic::Ordering::SeqCst) < share
+        && start.elapsed() < Duration::from_secs(3)
+    {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        accepted.load(std::sync::atomic::Ordering::SeqCst),
+        share,
+        "the hanging channel fills its share"
+    );
+    let fast_start = Instant::now();
+    for i in 0..5 {
+        let ev = json!({"event": "b", "contact": {"id": format!("f{i}")}});
+        assert_eq!(post(running.addr, "/v1/events", ev).await, 202);
+    }
+    let got = fast.wait_for(5, Duration::from_secs(5)).await;
+    let took = fast_start.elapsed();
+    assert_eq!(got.len(), 5);
+    assert!(
+        took < Duration::from_millis(1500),
+        "the other channel waited {took:?} behind the hanging one"
+    );
+    assert_eq!(
+        accepted.load(std::sync::atomic::Ordering::SeqCst),
+        share,
+        "no more than its share while its deliveries hang"
+    );
+    running.shutdown().await;
+}
+
+/// A delivery that outlasts the lease keeps its row: the worker renews the
+/// lease of the rows in flight, so the row is not claimed (and sent) again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_delivery_renews_its_lease() {
+    let (port, accepted) = hanging_server().await;
+    let bundle = vm_support::bundle(&format!(
+        r#"
+event a {{}}
+channel slow: http {{
+  method = "POST"
+  url = "http://127.0.0.1:{port}/slow"
+  body = json {{ text: message }}
+  timeout = 7 seconds
+}}
+flow fa {{
+  when a
+  step s {{ send slow "hangs" }}
+}}
+"#
+    ));
+    let dir = daemon_kit::Scratch::new("outbox-renew");
+    let store = store::open(&dir.db_url()).await.unwrap();
+    let mut config = Config::new("127.0.0.1:0".parse().unwrap());
+    config.tick = Duration::from_millis(20);
+    config.allow_hosts = vec!["127.0.0.1".into()];
+    config.outbox_lease = Duration::from_secs(3);
+    let running = daemon::start(store.clone(), bundle, Arc::new(SystemClock), config)
+        .await
+        .unwrap();
+    let ev = json!({"event": "a", "contact": {"id": "s"}});
+    assert_eq!(post(running.addr, "/v1/events", ev).await, 202);
+    let start = Instant::now();
+    let mut first_lease = None;
+    while start.elapsed() < Duration::from_millis(5500) {
+        let rows = store.outbox_list(None, 10).await.unwrap();
+        if let Some(r) = rows.first()
+            && accepted.load(std::sync::atomic::Ordering::SeqCst) == 1
+        {
+            first_lease.get_or_insert(r.next_attempt_at);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        accepted.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "the row was claimed again while its delivery ran"
+    );
+    let row = &store.outbox_list(None, 10).await.unwrap()[0];
+    assert!(
+        row.next_attempt_at > first_lease.unwrap(),
+        "the lease moved: {row:?}"
+    );
+    running.shutdown().await;
+}
+
 const CALL_PROJECT: &str = r#"
 contact { email: email? unique  crm_id: text?  score: int = 0 }
 event go {}
@@ -210,7 +366,10 @@ async fn a_call_wait_resumes_with_status_0_at_its_deadline() {
         "still waiting before the deadline"
     );
     daemon_kit::advance(&store, &clock, t0 + 65).await;
-    let st = until(&store, "c", |s| s.enrollments[0].status.name() == "completed").await;
+    let st = until(&store, "c", |s| {
+        s.enrollments[0].status.name() == "completed"
+    })
+    .await;
     assert_eq!(st.contact.get("score"), Value::Int(1), "status 0, plus one");
     let journey: Vec<String> = store
         .journal("c", 100)
@@ -259,7 +418,8 @@ async fn a_call_response_lost_in_a_crash_comes_back_after_the_lease() {
         c.allow_hosts = vec!["127.0.0.1".into()];
         c.outbox_lease = Duration::from_secs(60);
     };
-    let (first, store) = daemon_kit::start_with(&dir.db_url(), call_bundle(&sink), &clock, set).await;
+    let (first, store) =
+        daemon_kit::start_with(&dir.db_url(), call_bundle(&sink), &clock, set).await;
     first.hold_deliveries(true);
     let ev = json!({"event": "go", "contact": {"id": "c", "email": "c@x.example"}});
     assert_eq!(post(first.addr, "/v1/events", ev).await, 202);
@@ -270,7 +430,8 @@ async fn a_call_response_lost_in_a_crash_comes_back_after_the_lease() {
     let crashed = claimed[0].fence();
     drop(store);
 
-    let (second, store) = daemon_kit::start_with(&dir.db_url(), call_bundle(&sink), &clock, set).await;
+    let (second, store) =
+        daemon_kit::start_with(&dir.db_url(), call_bundle(&sink), &clock, set).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(sink.requests().is_empty(), "the lease still holds the row");
     clock.set(t0 + 60);
@@ -280,7 +441,10 @@ async fn a_call_response_lost_in_a_crash_comes_back_after_the_lease() {
         got[0].header("idempotency-key"),
         Some(claimed[0].idem_key.as_str())
     );
-    let st = until(&store, "c", |s| s.enrollments[0].status.name() == "completed").await;
+    let st = until(&store, "c", |s| {
+        s.enrollments[0].status.name() == "completed"
+    })
+    .await;
     assert_eq!(st.contact.get("crm_id"), Value::text("L-7"));
     assert_eq!(st.contact.get("score"), Value::Int(202));
     let rows = store.outbox_list(None, 10).await.unwrap();

@@ -187,6 +187,12 @@ impl Worker {
         self.more = rows.len() == free;
         let mut deferred = Vec::new();
         for row in rows {
+            if self.inflight.contains_key(&row.id) {
+                // its lease ran out under a delivery of ours (a renewal
+                // failed): that delivery's ack is fenced out now, and the
+                // row comes back when this claim's lease ends
+                continue;
+            }
             let channel = channel_of(&row);
             match self.admit(&row, &channel, now) {
                 Ok(wait) => self.spawn(row, channel, wait),
@@ -212,7 +218,8 @@ impl Worker {
             Admission::Go(wait) => Ok(wait),
             Admission::Later(d) => {
                 let later = i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
-                Err(now.saturating_add(later.saturating_add(i64::from(d.subsec_nanos() > 0)).max(1)))
+                Err(now
+                    .saturating_add(later.saturating_add(i64::from(d.subsec_nanos() > 0)).max(1)))
             }
         }
     }
@@ -365,7 +372,12 @@ async fn deliver_one(shared: &Shared, channels: &Channels, row: OutboxRow) -> Se
             ack: ack.clone(),
         };
         match shared.queue.submit(vec![job]).await.pop() {
-            Some(Ok(_)) => return Settled { id: row.id, ack: None },
+            Some(Ok(_)) => {
+                return Settled {
+                    id: row.id,
+                    ack: None,
+                };
+            }
             Some(Err(ApplyError::NotFound(_))) => {
                 tracing::warn!(channel = %channel, outbox_id = row.id,
                     "a call response's contact is gone; its row is recorded without it");

@@ -125,7 +125,7 @@ impl Throttle {
             s.reserved.remove(&id);
             return Admission::Go(wait);
         }
-        if s.reserved.insert(id, start).is_none() && s.reserved.len() % 1024 == 0 {
+        if s.reserved.insert(id, start).is_none() && s.reserved.len().is_multiple_of(1024) {
             s.reserved
                 .retain(|_, at| now.saturating_duration_since(*at) < STALE_SLOT);
         }
@@ -237,7 +237,12 @@ impl Channels {
     /// `rate` (a channel without one, or unknown, always may). Called once
     /// per claim of the row, before [`Channels::deliver`].
     pub fn admit(&self, channel: &str, id: i64) -> Admission {
-        match self.inner.channels.get(channel).and_then(|c| c.throttle.as_ref()) {
+        match self
+            .inner
+            .channels
+            .get(channel)
+            .and_then(|c| c.throttle.as_ref())
+        {
             Some(t) => t.admit(id, Instant::now()),
             None => Admission::Go(Duration::ZERO),
         }

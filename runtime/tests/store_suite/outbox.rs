@@ -346,8 +346,9 @@ pub async fn outbox_acks_are_fenced_by_the_claim(s: &dyn Store) {
     assert_eq!(s.outbox_record(&stale).await.unwrap(), vec![old2, old1]);
     let rows = s.outbox_list(None, 10).await.unwrap();
     assert!(
-        rows.iter()
-            .all(|r| r.status == OutboxStatus::Pending && r.attempts == 0 && r.next_attempt_at == 30),
+        rows.iter().all(|r| r.status == OutboxStatus::Pending
+            && r.attempts == 0
+            && r.next_attempt_at == 30),
         "stale acks changed nothing: {rows:?}"
     );
     // a commit carrying a stale ack is refused whole
@@ -391,10 +392,16 @@ pub async fn outbox_leases_renew(s: &dyn Store) {
     )
     .await;
     let held = s.claim_outbox(10, 20, 1).await.unwrap();
-    let (m1, m2) = (held[0].fence(), s.claim_outbox(10, 20, 1).await.unwrap()[0].fence());
+    let (m1, m2) = (
+        held[0].fence(),
+        s.claim_outbox(10, 20, 1).await.unwrap()[0].fence(),
+    );
     // m2's lease ends and another claim takes it over
     let taken = s.claim_outbox(20, 40, 1).await.unwrap();
-    assert_eq!(taken[0].id, m1.id, "m1 is due again first (same instant, lower id)");
+    assert_eq!(
+        taken[0].id, m1.id,
+        "m1 is due again first (same instant, lower id)"
+    );
     let m1_new = taken[0].fence();
     let m2_now = s.claim_outbox(20, 40, 1).await.unwrap()[0].fence();
     assert_eq!(
@@ -447,11 +454,15 @@ pub async fn claim_outbox_except_leaves_channels_out(s: &dyn Store) {
         },
     )
     .await;
-    let keys = |rows: Vec<OutboxRow>| -> Vec<String> { rows.into_iter().map(|r| r.idem_key).collect() };
+    let keys =
+        |rows: Vec<OutboxRow>| -> Vec<String> { rows.into_iter().map(|r| r.idem_key).collect() };
     let skip = vec!["slow".to_string(), "url".to_string()];
     let got = s.claim_outbox_except(10, 50, 10, &skip).await.unwrap();
     assert_eq!(keys(got), ["f1"]);
-    let got = s.claim_outbox_except(10, 50, 1, &["fast".into()]).await.unwrap();
+    let got = s
+        .claim_outbox_except(10, 50, 1, &["fast".into()])
+        .await
+        .unwrap();
     assert_eq!(keys(got), ["s1"]);
     let got = s.claim_outbox_except(10, 50, 10, &[]).await.unwrap();
     assert_eq!(keys(got), ["s2", "u1"]);

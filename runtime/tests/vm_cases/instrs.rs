@@ -224,7 +224,11 @@ fn call_as_name_resumes_with_status_0_at_its_deadline() {
         },
         deadline + 5,
     );
-    assert_eq!(r.field("score"), Value::Int(1), "a late response is ignored");
+    assert_eq!(
+        r.field("score"),
+        Value::Int(1),
+        "a late response is ignored"
+    );
 }
 
 #[test]

@@ -47,8 +47,21 @@ const OUTBOX_COLUMNS: &str = "id, contact, flow, step, kind, payload, idem_key, 
 
 /// Decodes a selected row.
 fn outbox_row(t: OutboxTuple) -> Result<OutboxRow> {
-    let (id, contact, flow, step, kind, payload, idem_key, status, attempts, next, error, created, lease) =
-        t;
+    let (
+        id,
+        contact,
+        flow,
+        step,
+        kind,
+        payload,
+        idem_key,
+        status,
+        attempts,
+        next,
+        error,
+        created,
+        lease,
+    ) = t;
     // a damaged payload (never written so by Nudge) is listed as its text;
     // claims dead-letter it instead of delivering it
     let payload = serde_json::from_str(&payload).unwrap_or(serde_json::Value::String(payload));
@@ -60,8 +73,21 @@ fn outbox_row(t: OutboxTuple) -> Result<OutboxRow> {
 
 /// Decodes a row whose payload is parsed already.
 fn claimed_row(t: ClaimedTuple) -> Result<OutboxRow> {
-    let (id, contact, flow, step, kind, payload, idem_key, status, attempts, next, error, created, lease) =
-        t;
+    let (
+        id,
+        contact,
+        flow,
+        step,
+        kind,
+        payload,
+        idem_key,
+        status,
+        attempts,
+        next,
+        error,
+        created,
+        lease,
+    ) = t;
     let kind = match kind.as_str() {
         "message" => OutboxKind::Message,
         "call" => OutboxKind::Call,
@@ -121,10 +147,10 @@ impl SqliteStore {
             q = q.bind(json_text(skip)?);
         }
         let (text,): (String,) = q
-        .bind(limit(limit_))
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(db)?;
+            .bind(limit(limit_))
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db)?;
         let mut rows: Vec<ClaimedTuple> = from_json("claimed outbox rows", &text)?;
         // due order, as selected (an aggregate keeps none by contract)
         rows.sort_by_key(|t| (t.9, t.0));
