@@ -72,6 +72,16 @@ pub fn call_limits(config: &Config) -> CallLimits {
     }
 }
 
+/// A wait in whole seconds, rounded up, at least one (a deferred row that
+/// comes back before its slot is deferred again; the slot stays its own).
+fn whole_seconds(d: Duration) -> i64 {
+    let up = i64::from(d.subsec_nanos() > 0);
+    i64::try_from(d.as_secs())
+        .unwrap_or(i64::MAX)
+        .saturating_add(up)
+        .max(1)
+}
+
 fn secs(d: Duration) -> i64 {
     i64::try_from(d.as_secs()).unwrap_or(i64::MAX).max(1)
 }
@@ -216,11 +226,7 @@ impl Worker {
         };
         match self.channels.admit(name, row.id) {
             Admission::Go(wait) => Ok(wait),
-            Admission::Later(d) => {
-                let later = i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
-                Err(now
-                    .saturating_add(later.saturating_add(i64::from(d.subsec_nanos() > 0)).max(1)))
-            }
+            Admission::Later(d) => Err(now.saturating_add(whole_seconds(d))),
         }
     }
 
