@@ -122,11 +122,11 @@ struct Flight {
     channel: String,
 }
 
-/// What a delivery task hands back: its row, and the ack to record
+/// What a delivery task hands back: its row, and the attempt to record
 /// (`None` when the call response's commit settled the row).
 struct Settled {
     id: i64,
-    ack: Option<Ack>,
+    attempt: Option<Attempt>,
 }
 
 struct Worker {
@@ -197,10 +197,11 @@ impl Worker {
         self.more = rows.len() == free;
         let mut deferred = Vec::new();
         for row in rows {
-            if self.inflight.contains_key(&row.id) {
-                // its lease ran out under a delivery of ours (a renewal
-                // failed): that delivery's ack is fenced out now, and the
-                // row comes back when this claim's lease ends
+            if let Some(f) = self.inflight.get_mut(&row.id) {
+                // its lease ran out under a delivery of ours (the clock
+                // jumped, or a renewal failed): that delivery goes on and
+                // is recorded under this claim's token
+                f.fence = row.fence();
                 continue;
             }
             let channel = channel_of(&row);
@@ -250,16 +251,16 @@ impl Worker {
         self.rows.insert(task.id(), id);
     }
 
-    /// Free the slot of a finished row.
-    fn finish(&mut self, id: i64) {
-        if let Some(f) = self.inflight.remove(&id)
-            && let Some(n) = self.busy.get_mut(&f.channel)
-        {
+    /// Free the slot of a finished row; gives its fence.
+    fn finish(&mut self, id: i64) -> Option<Lease> {
+        let f = self.inflight.remove(&id)?;
+        if let Some(n) = self.busy.get_mut(&f.channel) {
             *n = n.saturating_sub(1);
             if *n == 0 {
                 self.busy.remove(&f.channel);
             }
         }
+        Some(f.fence)
     }
 
     /// Settle a finished delivery and every other one finished by now, in
@@ -271,8 +272,9 @@ impl Worker {
             match done {
                 Ok((task, s)) => {
                     self.rows.remove(&task);
-                    self.finish(s.id);
-                    acks.extend(s.ack);
+                    if let (Some(lease), Some(attempt)) = (self.finish(s.id), s.attempt) {
+                        acks.push(Ack { lease, attempt });
+                    }
                 }
                 Err(e) => {
                     if let Some(id) = self.rows.remove(&e.id()) {
@@ -362,10 +364,6 @@ async fn deliver_one(shared: &Shared, channels: &Channels, row: OutboxRow) -> Se
     let channel = channel_of(&row);
     let (attempt, response, outcome) = judge(shared, &row, &channel, result);
     shared.metrics.delivery(&channel, outcome, took);
-    let ack = Ack {
-        lease: row.fence(),
-        attempt,
-    };
     let result_name = row.payload.get("result").and_then(|r| r.as_str());
     if let (OutboxKind::Call, Some(name), Some((status, json))) = (row.kind, result_name, response)
     {
@@ -375,13 +373,16 @@ async fn deliver_one(shared: &Shared, channels: &Channels, row: OutboxRow) -> Se
             name: name.to_string(),
             status,
             json,
-            ack: ack.clone(),
+            ack: Ack {
+                lease: row.fence(),
+                attempt: attempt.clone(),
+            },
         };
         match shared.queue.submit(vec![job]).await.pop() {
             Some(Ok(_)) => {
                 return Settled {
                     id: row.id,
-                    ack: None,
+                    attempt: None,
                 };
             }
             Some(Err(ApplyError::NotFound(_))) => {
@@ -394,7 +395,7 @@ async fn deliver_one(shared: &Shared, channels: &Channels, row: OutboxRow) -> Se
     }
     Settled {
         id: row.id,
-        ack: Some(ack),
+        attempt: Some(attempt),
     }
 }
 
@@ -403,7 +404,7 @@ async fn deliver_one(shared: &Shared, channels: &Channels, row: OutboxRow) -> Se
 fn unapplied(channel: &str, id: i64, error: &str) -> Settled {
     tracing::warn!(channel = %channel, outbox_id = id, error = %error,
         "cannot apply a call response; its row goes out again when its lease ends");
-    Settled { id, ack: None }
+    Settled { id, attempt: None }
 }
 
 /// What an attempt comes to: the ack, the response for a waiting call, and
