@@ -138,6 +138,16 @@ flow fb {{
         at[5] - at[1] >= Duration::from_millis(3800),
         "rows at 1 per second arrive a second apart: {at:?}"
     );
+    let metrics = reqwest::get(format!("http://{}/metrics", running.addr))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("nudge_deliveries_total{channel=\"slow\",outcome=\"deferred\"}"),
+        "deferrals are counted:\n{metrics}"
+    );
     let rows = store.outbox_list(Some(OutboxStatus::Delivered), 100).await;
     let rows = rows.unwrap();
     assert_eq!(rows.len(), 14);

@@ -195,6 +195,12 @@ impl Worker {
             }
         };
         self.more = rows.len() == free;
+        let deferred = self.place(rows, now);
+        self.record(&deferred).await;
+    }
+
+    /// Start the claimed rows that may go; give the others' deferrals.
+    fn place(&mut self, rows: Vec<OutboxRow>, now: i64) -> Vec<(Ack, String)> {
         let mut deferred = Vec::new();
         for row in rows {
             if let Some(f) = self.inflight.get_mut(&row.id) {
@@ -207,13 +213,17 @@ impl Worker {
             let channel = channel_of(&row);
             match self.admit(&row, &channel, now) {
                 Ok(wait) => self.spawn(row, channel, wait),
-                Err(at) => deferred.push(Ack {
-                    lease: row.fence(),
-                    attempt: Attempt::Defer { at },
-                }),
+                Err(at) => {
+                    self.shared
+                        .metrics
+                        .delivery(&channel, "deferred", Duration::ZERO);
+                    let attempt = Attempt::Defer { at };
+                    let lease = row.fence();
+                    deferred.push((Ack { lease, attempt }, channel));
+                }
             }
         }
-        self.record(&deferred).await;
+        deferred
     }
 
     /// `Ok(wait)` when the row may go (after `wait`), `Err(instant)` when
@@ -251,8 +261,8 @@ impl Worker {
         self.rows.insert(task.id(), id);
     }
 
-    /// Free the slot of a finished row; gives its fence.
-    fn finish(&mut self, id: i64) -> Option<Lease> {
+    /// Free the slot of a finished row; gives its flight.
+    fn finish(&mut self, id: i64) -> Option<Flight> {
         let f = self.inflight.remove(&id)?;
         if let Some(n) = self.busy.get_mut(&f.channel) {
             *n = n.saturating_sub(1);
@@ -260,7 +270,7 @@ impl Worker {
                 self.busy.remove(&f.channel);
             }
         }
-        Some(f.fence)
+        Some(f)
     }
 
     /// Settle a finished delivery and every other one finished by now, in
@@ -272,8 +282,14 @@ impl Worker {
             match done {
                 Ok((task, s)) => {
                     self.rows.remove(&task);
-                    if let (Some(lease), Some(attempt)) = (self.finish(s.id), s.attempt) {
-                        acks.push(Ack { lease, attempt });
+                    if let (Some(f), Some(attempt)) = (self.finish(s.id), s.attempt) {
+                        acks.push((
+                            Ack {
+                                lease: f.fence,
+                                attempt,
+                            },
+                            f.channel,
+                        ));
                     }
                 }
                 Err(e) => {
@@ -289,19 +305,32 @@ impl Worker {
         self.record(&acks).await;
     }
 
-    async fn record(&self, acks: &[Ack]) {
+    /// Record acks (each with its row's channel) in one transaction.
+    async fn record(&self, acks: &[(Ack, String)]) {
         if acks.is_empty() {
             return;
         }
-        match self.shared.store.outbox_record(acks).await {
+        let only: Vec<Ack> = acks.iter().map(|(a, _)| a.clone()).collect();
+        match self.shared.store.outbox_record(&only).await {
             Ok(lost) => {
                 for l in lost {
-                    lease_lost(l, "its ack changed nothing");
+                    let channel = acks.iter().find(|(a, _)| a.lease == l).map(|(_, c)| c);
+                    self.lease_lost(l, channel, "its ack changed nothing");
                 }
             }
             Err(e) => tracing::warn!(error = %e, rows = acks.len(),
                 "cannot record deliveries; the rows go out again when their lease ends"),
         }
+    }
+
+    /// Logged and counted (outcome `lease_lost`).
+    fn lease_lost(&self, l: Lease, channel: Option<&String>, what: &str) {
+        let channel = channel.map_or("unknown", String::as_str);
+        self.shared
+            .metrics
+            .delivery(channel, "lease_lost", Duration::ZERO);
+        tracing::warn!(channel = %channel, outbox_id = l.id,
+            "outbox row's lease was taken over by another claim: {what}");
     }
 
     /// Extend the lease of every row in flight.
@@ -314,19 +343,13 @@ impl Worker {
         match self.shared.store.outbox_renew(&leases, until).await {
             Ok(lost) => {
                 for l in lost {
-                    lease_lost(l, "it may be delivered twice");
+                    let channel = self.inflight.get(&l.id).map(|f| &f.channel);
+                    self.lease_lost(l, channel, "it may be delivered twice");
                 }
             }
             Err(e) => tracing::warn!(error = %e, rows = leases.len(), "cannot renew outbox leases"),
         }
     }
-}
-
-fn lease_lost(l: Lease, what: &str) {
-    tracing::warn!(
-        outbox_id = l.id,
-        "outbox row's lease was taken over by another claim: {what}"
-    );
 }
 
 /// The channel a row goes out through (for metrics).
