@@ -26,7 +26,8 @@ const THREADS: usize = 4;
 const BATCH: usize = 40;
 /// Acknowledged events before the kill.
 const KILL_AFTER: usize = 1000;
-/// The outbox worker's claim size (`runtime/src/daemon/outbox.rs`).
+/// The outbox worker's pool: rows claimed and not yet recorded at any time
+/// (`BATCH` in `runtime/src/daemon/outbox.rs`), what a crash can re-send.
 const CLAIM: usize = 256;
 /// Outbox lease given to both daemons, so the killed one's claims come back
 /// within the test.

@@ -202,6 +202,7 @@ fn main() -> Result<(), String> {
         env: &env,
         sent: &sent,
         version: "bench",
+        calls: Default::default(),
     };
     let contact = Contact {
         id: "contact-1".to_string(),

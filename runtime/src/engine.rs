@@ -194,6 +194,8 @@ pub struct Engine<'b> {
     /// Bundles deployed before, by version: an enrollment runs on the
     /// version it entered with (new enrollments take `bundle`).
     pub versions: BTreeMap<String, &'b Bundle>,
+    /// How long a `call … as NAME` waits for its response.
+    pub calls: crate::vm::CallLimits,
 }
 
 /// Why a manual input (API, CLI) cannot apply to a contact.
@@ -255,6 +257,7 @@ impl<'b> Engine<'b> {
             version: String::new(),
             paused: BTreeSet::new(),
             versions: BTreeMap::new(),
+            calls: crate::vm::CallLimits::default(),
         }
     }
 
@@ -608,6 +611,7 @@ impl<'b> Engine<'b> {
             env: run.env,
             sent: &run.st.sent,
             version: &self.version,
+            calls: self.calls,
         };
         let outcome = advance(bundle, p, &enr, &run.st.contact, input, run.now, &world);
         if let Some(f) = &outcome.failure {

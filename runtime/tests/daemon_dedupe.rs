@@ -274,6 +274,7 @@ fn applier(store: &Arc<dyn Store>, bundle: &Arc<Bundle>, clock: &ManualClock) ->
         clock: Arc::new(clock.clone()),
         metrics: Default::default(),
         older: Default::default(),
+        calls: Default::default(),
     }
 }
 

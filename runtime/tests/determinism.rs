@@ -200,6 +200,7 @@ fn advance_is_pure_the_same_input_gives_the_same_outcome() {
         env: &sim.env,
         sent: &st.sent,
         version: "v",
+        calls: Default::default(),
     };
     let due = enr.wait.as_ref().unwrap().wake_at().unwrap();
     let one = advance(&b, p, &enr, &st.contact, &Input::Timer, due, &world);

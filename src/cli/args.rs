@@ -127,8 +127,8 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 8)]
     pub max_attempts: i64,
     /// Seconds an outbox claim holds its rows: after a crash, the rows the
-    /// dead process had claimed go out again once this passes. Keep it above
-    /// the slowest delivery batch when several daemons share a database
+    /// dead process had claimed go out again once this passes (a running
+    /// daemon renews the lease of its deliveries in flight)
     #[arg(long = "outbox-lease", default_value_t = 300)]
     pub outbox_lease: u64,
     /// A browser origin `/v1/*` accepts (`https://admin.example.com`;

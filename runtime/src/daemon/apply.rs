@@ -66,12 +66,16 @@ pub enum Job {
         contact: String,
         read: Option<Arc<Versioned>>,
     },
+    /// The response to a `call … as NAME`; its commit also settles the
+    /// call's outbox row (`ack`, fenced by the claim's lease), so the
+    /// response cannot be lost between two transactions.
     CallResponse {
         contact: String,
         flow: String,
         name: String,
         status: i64,
         json: Value,
+        ack: crate::store::Ack,
     },
     /// Enter, move or remove by hand.
     Manual { contact: String, input: EngineInput },
@@ -202,6 +206,8 @@ pub struct Applier {
     pub metrics: Arc<Metrics>,
     /// Earlier deployed bundles by version, loaded on first use.
     pub older: std::sync::Mutex<HashMap<String, Arc<Bundle>>>,
+    /// How long a `call … as NAME` waits (the call timeout plus the lease).
+    pub calls: crate::vm::CallLimits,
 }
 
 /// A group of jobs run in memory, ready to commit.
@@ -284,6 +290,7 @@ impl Applier {
             version: self.version.clone(),
             paused,
             versions: older.iter().map(|(v, b)| (v.clone(), &**b)).collect(),
+            calls: self.calls,
         }
     }
 

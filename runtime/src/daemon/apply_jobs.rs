@@ -329,10 +329,12 @@ impl Applier {
                 name,
                 status,
                 json,
+                ack,
             } => {
                 if !b.slots.contains_key(&contact) {
                     return Ok(Err(ApplyError::NotFound(contact)));
                 }
+                b.commit.acks.push(ack);
                 let input = EngineInput::CallResponse {
                     flow,
                     name,

@@ -60,9 +60,9 @@ pub struct Config {
     /// The longest the scheduler and outbox sleep between looks.
     pub tick: Duration,
     /// How long an outbox claim holds its rows: a crashed daemon's claimed
-    /// rows go out again (same idempotency keys) once it ends. It must
-    /// exceed the slowest batch of deliveries, or another daemon on the same
-    /// database sends them a second time.
+    /// rows go out again (same idempotency keys) once it ends. The worker
+    /// renews the lease of its rows in flight every third of it; a `call …
+    /// as NAME` waits its timeout plus the lease for the response.
     pub outbox_lease: Duration,
     /// Largest request body accepted.
     pub body_limit: usize,
@@ -211,6 +211,7 @@ pub fn attach(
         clock: clock.clone(),
         metrics: metrics.clone(),
         older: Default::default(),
+        calls: outbox::call_limits(&config),
     });
     let (queue, rx) = queue::Queue::new(4096);
     let task = tokio::spawn(queue::run(applier, rx, config.max_group));

@@ -1,85 +1,353 @@
-//! The outbox worker: claims due rows (a lease, so a crashed worker's rows
-//! come back), delivers them concurrently through [`Channels`], and records
-//! the result: delivered; retried later with exponential backoff and jitter
-//! (a rescheduled row, never a sleep); or dead-lettered on a permanent
-//! failure or when attempts run out. The response of a `call … as NAME`
-//! goes back to its enrollment as a job (status 0 when it never came).
+//! The outbox worker: a pool of at most [`BATCH`] deliveries in flight,
+//! fed continuously: it claims due rows under a lease whenever slots free
+//! up, delivers each through [`Channels`] as its own task, and records the
+//! results in one transaction per batch of finished deliveries: delivered;
+//! retried later with exponential backoff and jitter (a rescheduled row,
+//! never a sleep); or dead-lettered on a permanent failure or when attempts
+//! run out. Every failed attempt, retry and dead letter is logged at warn
+//! with its channel, outbox id and reason (never a URL, header or body).
+//!
+//! Fair: a channel's `rate` is applied when its rows are claimed
+//! ([`Channels::admit`]): a row whose slot is later is deferred (pending
+//! again from that instant, no attempt counted) instead of sleeping in its
+//! delivery; and one channel holds at most [`SHARE`] slots of the pool: at
+//! its share it is left out of the claims (a row over it in the claim that
+//! reached it is deferred a second), so a slow or throttled channel never
+//! holds back another.
+//!
+//! Fenced: each claim stamps its rows with a token; every ack carries it
+//! and changes nothing once another claim took the row over (its lease
+//! expired). The worker renews the lease of the rows in flight every third
+//! of the lease, so a long delivery keeps its rows.
+//!
+//! The response of a `call … as NAME` goes back to its enrollment as a job
+//! whose commit also settles the call's row (fenced), so a crash between
+//! the two cannot lose the response: either both are written, or the row
+//! goes out again when its lease ends. The enrollment's wait has a deadline
+//! too ([`call_limits`]). A response that cannot be applied (its contact is
+//! gone) is logged and its row recorded alone.
 //!
 //! Delivery is at least once: a crash after sending but before recording
 //! sends the row again when its lease expires, with the same idempotency
-//! key (`Idempotency-Key` header, e-mail `Message-ID`).
+//! key (`Idempotency-Key` header, e-mail `Message-ID`); at most [`BATCH`]
+//! rows are claimed and unrecorded at any time.
 
-use super::Shared;
-use super::apply::Job;
-use crate::deliver::{Channels, Delivered};
-use crate::store::{Attempt, OutboxKind, OutboxRow};
+use super::apply::{ApplyError, Job};
+use super::{Config, Shared};
+use crate::deliver::{Admission, Channels, Delivered};
+use crate::store::{Ack, Attempt, Lease, OutboxKind, OutboxRow};
+use crate::vm::CallLimits;
 use nudge_compiler::value::Value;
 use rand::Rng;
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
-use tokio::task::JoinSet;
+use std::time::{Duration, Instant};
+use tokio::task::{Id, JoinError, JoinSet};
 use tokio_util::sync::CancellationToken;
 
-/// Rows claimed per look.
+/// Deliveries in flight at most: rows claimed and not yet recorded (what a
+/// crash can send twice).
 pub const BATCH: usize = 256;
 
-pub async fn run(shared: Arc<Shared>, channels: Arc<Channels>, cancel: CancellationToken) {
-    let lease = i64::try_from(shared.config.outbox_lease.as_secs())
+/// One channel's deliveries in flight at most: the other channels always
+/// have a quarter of the pool. A channel at its share is left out of the
+/// claims until one of its deliveries ends.
+pub const SHARE: usize = BATCH * 3 / 4;
+
+/// Rows per claim at most, so the claim that brings a channel to its share
+/// overshoots it by little (the overshoot is deferred a second).
+const CLAIM: usize = BATCH / 4;
+
+/// While deliveries are in flight, claim again only once this many slots
+/// are free (fewer, larger claims).
+const CLAIM_AT: usize = BATCH / 8;
+
+/// How long a `call … as NAME` waits for its response: the call's timeout
+/// plus the outbox lease (after which a crashed worker's claim goes out
+/// again).
+pub fn call_limits(config: &Config) -> CallLimits {
+    CallLimits {
+        default_timeout: secs(config.retry.timeout),
+        grace: secs(config.outbox_lease),
+    }
+}
+
+/// A wait in whole seconds, rounded up, at least one (a deferred row that
+/// comes back before its slot is deferred again; the slot stays its own).
+fn whole_seconds(d: Duration) -> i64 {
+    let up = i64::from(d.subsec_nanos() > 0);
+    i64::try_from(d.as_secs())
         .unwrap_or(i64::MAX)
-        .max(1);
+        .saturating_add(up)
+        .max(1)
+}
+
+fn secs(d: Duration) -> i64 {
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX).max(1)
+}
+
+pub async fn run(shared: Arc<Shared>, channels: Arc<Channels>, cancel: CancellationToken) {
+    let mut w = Worker::new(shared.clone(), channels);
+    let every = (shared.config.outbox_lease / 3).max(Duration::from_secs(1));
+    let mut renew = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut look = true;
     loop {
-        if cancel.is_cancelled() {
+        // deliveries in flight finish (and are recorded) even when
+        // shutdown begins; nothing new is claimed
+        let stopping = cancel.is_cancelled();
+        if look && !stopping {
+            w.claim().await;
+        }
+        if stopping && w.tasks.is_empty() {
             break;
         }
-        let held = shared
+        look = false;
+        tokio::select! {
+            Some(done) = w.tasks.join_next_with_id(), if !w.tasks.is_empty() => {
+                w.settle(done).await;
+                look = w.more || w.skipped;
+            }
+            _ = renew.tick() => w.renew().await,
+            () = cancel.cancelled(), if !stopping => {}
+            () = shared.metrics.signals.outbox.notified() => look = true,
+            () = tokio::time::sleep(shared.config.tick) => look = true,
+        }
+    }
+}
+
+/// A row in flight: its fence and its channel.
+struct Flight {
+    fence: Lease,
+    channel: String,
+}
+
+/// What a delivery task hands back: its row, and the attempt to record
+/// (`None` when the call response's commit settled the row).
+struct Settled {
+    id: i64,
+    attempt: Option<Attempt>,
+}
+
+struct Worker {
+    shared: Arc<Shared>,
+    channels: Arc<Channels>,
+    lease: i64,
+    tasks: JoinSet<Settled>,
+    /// The row of each task (to free its slot if the task panics).
+    rows: HashMap<Id, i64>,
+    inflight: HashMap<i64, Flight>,
+    /// Deliveries in flight per channel.
+    busy: HashMap<String, usize>,
+    /// The last claim was full: more rows may be due.
+    more: bool,
+    /// The last claim left out a channel at its share.
+    skipped: bool,
+}
+
+impl Worker {
+    fn new(shared: Arc<Shared>, channels: Arc<Channels>) -> Worker {
+        Worker {
+            lease: secs(shared.config.outbox_lease),
+            shared,
+            channels,
+            tasks: JoinSet::new(),
+            rows: HashMap::new(),
+            inflight: HashMap::new(),
+            busy: HashMap::new(),
+            more: false,
+            skipped: false,
+        }
+    }
+
+    /// Claim as many rows as slots are free; start the ones that may go,
+    /// defer the others.
+    async fn claim(&mut self) {
+        let free = BATCH.saturating_sub(self.inflight.len()).min(CLAIM);
+        let held = self
+            .shared
             .metrics
             .signals
             .deliveries_held
             .load(std::sync::atomic::Ordering::Relaxed);
-        let now = shared.clock.now();
-        let lease_until = now.saturating_add(lease);
-        let claimed = if held {
-            Ok(Vec::new())
-        } else {
-            shared.store.claim_outbox(now, lease_until, BATCH).await
-        };
-        let rows = match claimed {
+        if held || free == 0 || (free < CLAIM_AT && !self.inflight.is_empty()) {
+            return;
+        }
+        let now = self.shared.clock.now();
+        let full: Vec<String> = self
+            .busy
+            .iter()
+            .filter(|(_, n)| **n >= SHARE)
+            .map(|(c, _)| c.clone())
+            .collect();
+        self.skipped = !full.is_empty();
+        let rows = match self
+            .shared
+            .store
+            .claim_outbox_except(now, now.saturating_add(self.lease), free, &full)
+            .await
+        {
             Ok(r) => r,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot claim outbox rows");
-                Vec::new()
+                self.more = false;
+                return;
             }
         };
-        if rows.is_empty() {
-            tokio::select! {
-                () = cancel.cancelled() => break,
-                () = shared.metrics.signals.outbox.notified() => {}
-                () = tokio::time::sleep(shared.config.tick) => {}
-            }
-            continue;
-        }
-        // a batch in flight finishes even when shutdown begins
-        let mut set = JoinSet::new();
+        self.more = rows.len() == free;
+        let deferred = self.place(rows, now);
+        self.record(&deferred).await;
+    }
+
+    /// Start the claimed rows that may go; give the others' deferrals.
+    fn place(&mut self, rows: Vec<OutboxRow>, now: i64) -> Vec<(Ack, String)> {
+        let mut deferred = Vec::new();
         for row in rows {
-            let (shared, channels) = (shared.clone(), channels.clone());
-            set.spawn(async move { deliver_one(&shared, &channels, row).await });
-        }
-        let mut attempts = Vec::new();
-        let mut responses = Vec::new();
-        while let Some(done) = set.join_next().await {
-            if let Ok((id, attempt, response)) = done {
-                attempts.push((id, attempt));
-                responses.extend(response);
+            if let Some(f) = self.inflight.get_mut(&row.id) {
+                // its lease ran out under a delivery of ours (the clock
+                // jumped, or a renewal failed): that delivery goes on and
+                // is recorded under this claim's token
+                f.fence = row.fence();
+                continue;
+            }
+            let channel = channel_of(&row);
+            match self.admit(&row, &channel, now) {
+                Ok(wait) => self.spawn(row, channel, wait),
+                Err(at) => {
+                    self.shared
+                        .metrics
+                        .delivery(&channel, "deferred", Duration::ZERO);
+                    let attempt = Attempt::Defer { at };
+                    let lease = row.fence();
+                    deferred.push((Ack { lease, attempt }, channel));
+                }
             }
         }
-        // one transaction for the whole claim, then the call responses
-        if let Err(e) = shared.store.outbox_record(&attempts).await {
-            tracing::warn!(error = %e, rows = attempts.len(), "cannot record deliveries");
+        deferred
+    }
+
+    /// `Ok(wait)` when the row may go (after `wait`), `Err(instant)` when
+    /// it must wait for its channel's share or rate until then.
+    fn admit(&self, row: &OutboxRow, channel: &str, now: i64) -> Result<Duration, i64> {
+        if self.busy.get(channel).copied().unwrap_or(0) >= SHARE {
+            return Err(now.saturating_add(1));
         }
-        for outcome in shared.queue.submit_each(responses).await {
-            if let Err(e) = outcome {
-                tracing::warn!(error = %e, "cannot apply a call response");
+        let Some(name) = row.payload.get("channel").and_then(|c| c.as_str()) else {
+            return Ok(Duration::ZERO);
+        };
+        match self.channels.admit(name, row.id) {
+            Admission::Go(wait) => Ok(wait),
+            Admission::Later(d) => Err(now.saturating_add(whole_seconds(d))),
+        }
+    }
+
+    fn spawn(&mut self, row: OutboxRow, channel: String, wait: Duration) {
+        *self.busy.entry(channel.clone()).or_default() += 1;
+        let id = row.id;
+        self.inflight.insert(
+            id,
+            Flight {
+                fence: row.fence(),
+                channel,
+            },
+        );
+        let (shared, channels) = (self.shared.clone(), self.channels.clone());
+        let task = self.tasks.spawn(async move {
+            if !wait.is_zero() {
+                tokio::time::sleep(wait).await;
             }
+            deliver_one(&shared, &channels, row).await
+        });
+        self.rows.insert(task.id(), id);
+    }
+
+    /// Free the slot of a finished row; gives its flight.
+    fn finish(&mut self, id: i64) -> Option<Flight> {
+        let f = self.inflight.remove(&id)?;
+        if let Some(n) = self.busy.get_mut(&f.channel) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.busy.remove(&f.channel);
+            }
+        }
+        Some(f)
+    }
+
+    /// Settle a finished delivery and every other one finished by now, in
+    /// one transaction.
+    async fn settle(&mut self, first: Result<(Id, Settled), JoinError>) {
+        let mut acks = Vec::new();
+        let mut next = Some(first);
+        while let Some(done) = next {
+            match done {
+                Ok((task, s)) => {
+                    self.rows.remove(&task);
+                    if let (Some(f), Some(attempt)) = (self.finish(s.id), s.attempt) {
+                        acks.push((
+                            Ack {
+                                lease: f.fence,
+                                attempt,
+                            },
+                            f.channel,
+                        ));
+                    }
+                }
+                Err(e) => {
+                    if let Some(id) = self.rows.remove(&e.id()) {
+                        self.finish(id);
+                        tracing::error!(outbox_id = id, error = %e,
+                            "a delivery task failed; its row goes out again when its lease ends");
+                    }
+                }
+            }
+            next = self.tasks.try_join_next_with_id();
+        }
+        self.record(&acks).await;
+    }
+
+    /// Record acks (each with its row's channel) in one transaction.
+    async fn record(&self, acks: &[(Ack, String)]) {
+        if acks.is_empty() {
+            return;
+        }
+        let only: Vec<Ack> = acks.iter().map(|(a, _)| a.clone()).collect();
+        match self.shared.store.outbox_record(&only).await {
+            Ok(lost) => {
+                for l in lost {
+                    let channel = acks.iter().find(|(a, _)| a.lease == l).map(|(_, c)| c);
+                    self.lease_lost(l, channel, "its ack changed nothing");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, rows = acks.len(),
+                "cannot record deliveries; the rows go out again when their lease ends"),
+        }
+    }
+
+    /// Logged and counted (outcome `lease_lost`).
+    fn lease_lost(&self, l: Lease, channel: Option<&String>, what: &str) {
+        let channel = channel.map_or("unknown", String::as_str);
+        self.shared
+            .metrics
+            .delivery(channel, "lease_lost", Duration::ZERO);
+        tracing::warn!(channel = %channel, outbox_id = l.id,
+            "outbox row's lease was taken over by another claim: {what}");
+    }
+
+    /// Extend the lease of every row in flight.
+    async fn renew(&self) {
+        let leases: Vec<Lease> = self.inflight.values().map(|f| f.fence).collect();
+        if leases.is_empty() {
+            return;
+        }
+        let until = self.shared.clock.now().saturating_add(self.lease);
+        match self.shared.store.outbox_renew(&leases, until).await {
+            Ok(lost) => {
+                for l in lost {
+                    let channel = self.inflight.get(&l.id).map(|f| &f.channel);
+                    self.lease_lost(l, channel, "it may be delivered twice");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, rows = leases.len(), "cannot renew outbox leases"),
         }
     }
 }
@@ -107,12 +375,8 @@ pub fn backoff(policy: &super::RetryPolicy, attempts: i64) -> i64 {
     (exp * jitter).ceil().max(1.0) as i64
 }
 
-/// Deliver one row: what to record, and the call response to apply.
-async fn deliver_one(
-    shared: &Shared,
-    channels: &Channels,
-    row: OutboxRow,
-) -> (i64, Attempt, Option<Job>) {
+/// Deliver one row; log a failure; apply a call's response with its ack.
+async fn deliver_one(shared: &Shared, channels: &Channels, row: OutboxRow) -> Settled {
     let kind = match row.kind {
         OutboxKind::Message => "message",
         OutboxKind::Call => "call",
@@ -121,45 +385,86 @@ async fn deliver_one(
     let result = channels.deliver(kind, &row.payload, &row.idem_key).await;
     let took = started.elapsed();
     let channel = channel_of(&row);
-    let now = shared.clock.now();
-    let (attempt, response, outcome) = match result {
+    let (attempt, response, outcome) = judge(shared, &row, &channel, result);
+    shared.metrics.delivery(&channel, outcome, took);
+    let result_name = row.payload.get("result").and_then(|r| r.as_str());
+    if let (OutboxKind::Call, Some(name), Some((status, json))) = (row.kind, result_name, response)
+    {
+        let job = Job::CallResponse {
+            contact: row.contact.clone(),
+            flow: row.flow.clone(),
+            name: name.to_string(),
+            status,
+            json,
+            ack: Ack {
+                lease: row.fence(),
+                attempt: attempt.clone(),
+            },
+        };
+        match shared.queue.submit(vec![job]).await.pop() {
+            Some(Ok(_)) => {
+                return Settled {
+                    id: row.id,
+                    attempt: None,
+                };
+            }
+            Some(Err(ApplyError::NotFound(_))) => {
+                tracing::warn!(channel = %channel, outbox_id = row.id,
+                    "a call response's contact is gone; its row is recorded without it");
+            }
+            Some(Err(e)) => return unapplied(&channel, row.id, &e.to_string()),
+            None => return unapplied(&channel, row.id, "the applier gave no answer"),
+        }
+    }
+    Settled {
+        id: row.id,
+        attempt: Some(attempt),
+    }
+}
+
+/// A call response not committed (storage, shutdown, a lost lease): the
+/// row stays leased and goes out again, so the response is not lost.
+fn unapplied(channel: &str, id: i64, error: &str) -> Settled {
+    tracing::warn!(channel = %channel, outbox_id = id, error = %error,
+        "cannot apply a call response; its row goes out again when its lease ends");
+    Settled { id, attempt: None }
+}
+
+/// What an attempt comes to: the ack, the response for a waiting call, and
+/// the outcome's metric label. Failures are logged here.
+fn judge(
+    shared: &Shared,
+    row: &OutboxRow,
+    channel: &str,
+    result: Delivered,
+) -> (Attempt, Option<(i64, Value)>, &'static str) {
+    let attempt = row.attempts + 1;
+    let max = shared.config.retry.max_attempts;
+    match result {
         Delivered::Ok { status, json } => (
             Attempt::Delivered,
             Some((status, Value::from_json(&json))),
             "delivered",
         ),
-        Delivered::Transient(error) if row.attempts + 1 < shared.config.retry.max_attempts => {
-            let at = now + backoff(&shared.config.retry, row.attempts);
+        Delivered::Transient(error) if attempt < max => {
+            let at = shared.clock.now() + backoff(&shared.config.retry, row.attempts);
+            tracing::warn!(channel = %channel, outbox_id = row.id, attempt, max_attempts = max,
+                retry_at = %crate::clock::format_instant(at), reason = %error,
+                "delivery failed; retrying");
             (Attempt::Retry { at, error }, None, "retry")
         }
-        Delivered::Transient(error) => (
-            Attempt::Dead {
-                error: format!("gave up after {} attempts: {error}", row.attempts + 1),
-            },
-            Some((0, Value::Null)),
-            "dead",
-        ),
+        Delivered::Transient(error) => {
+            tracing::warn!(channel = %channel, outbox_id = row.id, attempt, max_attempts = max,
+                reason = %error, "delivery failed; attempts used up, dead letter");
+            let error = format!("gave up after {attempt} attempts: {error}");
+            (Attempt::Dead { error }, Some((0, Value::Null)), "dead")
+        }
         Delivered::Permanent { status, error } => {
+            tracing::warn!(channel = %channel, outbox_id = row.id, attempt, status,
+                reason = %error, "delivery refused; dead letter");
             (Attempt::Dead { error }, Some((status, Value::Null)), "dead")
         }
-    };
-    shared.metrics.delivery(&channel, outcome, took);
-    let result_name = row
-        .payload
-        .get("result")
-        .and_then(|r| r.as_str())
-        .map(str::to_string);
-    let job = match (row.kind, result_name, response) {
-        (OutboxKind::Call, Some(name), Some((status, json))) => Some(Job::CallResponse {
-            contact: row.contact.clone(),
-            flow: row.flow.clone(),
-            name,
-            status,
-            json,
-        }),
-        _ => None,
-    };
-    (row.id, attempt, job)
+    }
 }
 
 #[cfg(test)]

@@ -10,9 +10,11 @@
 //! on `http`/`slack` as its request, a call as its request (`http.rs`); every
 //! HTTP request carries `Idempotency-Key` and every e-mail a `Message-ID`
 //! derived from the key, so retries are recognisable; HTTP never reaches a
-//! non-public address unless allowed (`guard.rs`); a channel's `rate` makes
-//! deliveries wait their turn; each attempt is bounded by the channel's
-//! timeout. Error texts never contain a URL, a query or a header value.
+//! non-public address unless allowed (`guard.rs`); a channel's `rate` is a
+//! slot per row taken when the row is claimed ([`Channels::admit`]): a row
+//! whose slot is later goes back to the outbox with that not-before, so no
+//! delivery sleeps on it and no other channel waits; each attempt is
+//! bounded by the channel's timeout. Error texts never contain a URL, a query or a header value.
 
 pub mod guard;
 pub mod http;
@@ -22,7 +24,7 @@ use crate::vm::{Message, Request};
 use http::{Http, Outgoing};
 use nudge_compiler::bundle::{Bundle, ChannelKind, Rate};
 use smtp::{Mailer, SmtpSettings};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -62,13 +64,38 @@ pub enum Delivered {
     Permanent { status: i64, error: String },
 }
 
+/// The longest a delivery waits for its rate slot in place; a later slot
+/// sends the row back to the outbox with that instant as its not-before.
+pub const TINY_WAIT: Duration = Duration::from_millis(100);
+
+/// What a channel's `rate` says about one row now ([`Channels::admit`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// Deliver it after this wait (at most [`TINY_WAIT`]).
+    Go(Duration),
+    /// Its slot is this far away: reschedule it; the slot stays reserved
+    /// for the row, so it goes when it comes back.
+    Later(Duration),
+}
+
 /// A channel's throttle: `count` per `per`, bursts up to `count` (GCRA).
+/// Slots are taken when rows are claimed, never slept on in a delivery.
 struct Throttle {
     interval: Duration,
     burst: Duration,
-    /// When the next delivery would be due at the steady rate.
-    next: Mutex<Option<Instant>>,
+    slots: Mutex<Slots>,
 }
+
+#[derive(Default)]
+struct Slots {
+    /// When the next delivery would be due at the steady rate.
+    next: Option<Instant>,
+    /// Rows sent back with a slot of their own: outbox id → slot.
+    reserved: HashMap<i64, Instant>,
+}
+
+/// Reserved slots this far in the past belong to rows settled elsewhere.
+const STALE_SLOT: Duration = Duration::from_secs(3600);
 
 impl Throttle {
     fn new(rate: Rate) -> Throttle {
@@ -78,20 +105,31 @@ impl Throttle {
         Throttle {
             interval,
             burst: interval * (count - 1),
-            next: Mutex::new(None),
+            slots: Mutex::new(Slots::default()),
         }
     }
 
-    /// Wait for this delivery's turn.
-    async fn wait(&self) {
-        let now = Instant::now();
-        let start = {
-            let mut next = self.next.lock().unwrap_or_else(|p| p.into_inner());
-            let due = next.map_or(now, |n| n.max(now));
-            *next = Some(due + self.interval);
-            due.checked_sub(self.burst).unwrap_or(now).max(now)
+    /// This row's turn: its reserved slot, or the next one at the rate.
+    fn admit(&self, id: i64, now: Instant) -> Admission {
+        let mut s = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        let start = match s.reserved.get(&id).copied() {
+            Some(at) => at,
+            None => {
+                let due = s.next.map_or(now, |n| n.max(now));
+                s.next = Some(due + self.interval);
+                due.checked_sub(self.burst).unwrap_or(now).max(now)
+            }
         };
-        tokio::time::sleep_until(start).await;
+        let wait = start.saturating_duration_since(now);
+        if wait <= TINY_WAIT {
+            s.reserved.remove(&id);
+            return Admission::Go(wait);
+        }
+        if s.reserved.insert(id, start).is_none() && s.reserved.len().is_multiple_of(1024) {
+            s.reserved
+                .retain(|_, at| now.saturating_duration_since(*at) < STALE_SLOT);
+        }
+        Admission::Later(wait)
     }
 }
 
@@ -195,6 +233,21 @@ impl Channels {
         }
     }
 
+    /// Whether outbox row `id` on `channel` may go now under the channel's
+    /// `rate` (a channel without one, or unknown, always may). Called once
+    /// per claim of the row, before [`Channels::deliver`].
+    pub fn admit(&self, channel: &str, id: i64) -> Admission {
+        match self
+            .inner
+            .channels
+            .get(channel)
+            .and_then(|c| c.throttle.as_ref())
+        {
+            Some(t) => t.admit(id, Instant::now()),
+            None => Admission::Go(Duration::ZERO),
+        }
+    }
+
     fn channel(&self, name: &str) -> Result<&Channel, Delivered> {
         self.inner
             .channels
@@ -207,9 +260,6 @@ impl Channels {
             Ok(c) => c,
             Err(d) => return d,
         };
-        if let Some(t) = &ch.throttle {
-            t.wait().await;
-        }
         match (&ch.way, &m.request) {
             (Way::Smtp(mailer), _) => mailer.send(m, idem_key).await,
             (Way::Web, Some(r)) => {
@@ -236,9 +286,6 @@ impl Channels {
                 Ok(c) => c,
                 Err(d) => return d,
             };
-            if let Some(t) = &ch.throttle {
-                t.wait().await;
-            }
             timeout = ch.timeout;
         }
         let out = Outgoing {

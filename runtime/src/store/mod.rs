@@ -257,6 +257,29 @@ pub struct OutboxRow {
     pub next_attempt_at: i64,
     pub last_error: Option<String>,
     pub created_at: i64,
+    /// The token of the claim that holds (or last held) the row: what an
+    /// ack must carry ([`Lease`]).
+    #[serde(skip)]
+    pub lease: i64,
+}
+
+impl OutboxRow {
+    /// The fence an ack of this claimed row carries.
+    pub fn fence(&self) -> Lease {
+        Lease {
+            id: self.id,
+            token: self.lease,
+        }
+    }
+}
+
+/// A claimed outbox row and the token of its claim. An ack applies only
+/// while the row still carries that token: once its lease expired and
+/// another claim took it over, the first holder's ack changes nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Lease {
+    pub id: i64,
+    pub token: i64,
 }
 
 /// What one delivery attempt of an outbox row came to.
@@ -272,6 +295,18 @@ pub enum Attempt {
     Dead {
         error: String,
     },
+    /// Not attempted (its channel's rate or share of the worker is used
+    /// up): pending again from this instant, no attempt counted.
+    Defer {
+        at: i64,
+    },
+}
+
+/// An attempt of a claimed row, fenced by its claim's token.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ack {
+    pub lease: Lease,
+    pub attempt: Attempt,
 }
 
 /// A postback kept because its contact does not exist yet.
@@ -314,6 +349,10 @@ pub struct Commit {
     /// `dedupe` values of the postbacks applied or held; one recorded
     /// before (or given twice) fails the commit with a conflict.
     pub postback_keys: Vec<PostbackKey>,
+    /// Outbox attempts settled with this commit (a `call … as NAME` row with
+    /// the response it gave): one whose lease was lost fails the commit
+    /// with a conflict.
+    pub acks: Vec<Ack>,
 }
 
 /// Per-flow counts for `GET /v1/flows` and `nudge stats`.
@@ -430,23 +469,42 @@ pub trait Store: Send + Sync {
 
     // ---- the outbox
     /// Claim up to `limit` pending rows due at `now`: their
-    /// `next_attempt_at` moves to `lease_until` so no other worker takes them.
+    /// `next_attempt_at` moves to `lease_until` so no other worker takes
+    /// them, and each carries this claim's new token ([`OutboxRow::lease`]).
     async fn claim_outbox(
         &self,
         now: i64,
         lease_until: i64,
         limit: usize,
+    ) -> Result<Vec<OutboxRow>> {
+        self.claim_outbox_except(now, lease_until, limit, &[]).await
+    }
+    /// [`Store::claim_outbox`], leaving out the rows of the channels in
+    /// `skip` (by the payload's `channel`; `url` for a call to a bare URL):
+    /// the worker's way of keeping one channel to its share of deliveries.
+    async fn claim_outbox_except(
+        &self,
+        now: i64,
+        lease_until: i64,
+        limit: usize,
+        skip: &[String],
     ) -> Result<Vec<OutboxRow>>;
-    /// Mark a pending row delivered (counts the attempt).
-    async fn outbox_delivered(&self, id: i64) -> Result<()>;
-    /// Count an attempt and reschedule a pending row.
-    async fn outbox_retry(&self, id: i64, at: i64, error: &str) -> Result<()>;
-    /// Count an attempt and give up on a pending row (dead letter).
-    async fn outbox_dead(&self, id: i64, error: &str) -> Result<()>;
-    /// Record the attempts of a whole claim in one transaction (each as
+    /// Mark a claimed row delivered (counts the attempt); false when its
+    /// lease was lost (the token moved) or it is settled.
+    async fn outbox_delivered(&self, lease: Lease) -> Result<bool>;
+    /// Count an attempt and reschedule a claimed row (fenced likewise).
+    async fn outbox_retry(&self, lease: Lease, at: i64, error: &str) -> Result<bool>;
+    /// Count an attempt and give up on a claimed row (dead letter; fenced).
+    async fn outbox_dead(&self, lease: Lease, error: &str) -> Result<bool>;
+    /// Record many acks in one transaction (each as
     /// [`Store::outbox_delivered`], [`Store::outbox_retry`] or
-    /// [`Store::outbox_dead`] would).
-    async fn outbox_record(&self, attempts: &[(i64, Attempt)]) -> Result<()>;
+    /// [`Store::outbox_dead`] would; a `Defer` reschedules without counting
+    /// an attempt). Gives the leases that were lost: those acks changed
+    /// nothing.
+    async fn outbox_record(&self, acks: &[Ack]) -> Result<Vec<Lease>>;
+    /// Extend the lease of rows still held to `lease_until` (a long
+    /// delivery); gives the leases that were lost.
+    async fn outbox_renew(&self, leases: &[Lease], lease_until: i64) -> Result<Vec<Lease>>;
     /// Rows by id (oldest first), of one status or all.
     async fn outbox_list(
         &self,

@@ -486,29 +486,42 @@ impl Store for SqliteStore {
         Ok(rows.into_iter().map(|(c,)| c).collect())
     }
 
-    async fn claim_outbox(
+    async fn claim_outbox_except(
         &self,
         now: i64,
         lease_until: i64,
         limit: usize,
+        skip: &[String],
     ) -> Result<Vec<OutboxRow>> {
-        self.claim(now, lease_until, limit).await
+        self.claim(now, lease_until, limit, skip).await
     }
 
-    async fn outbox_delivered(&self, id: i64) -> Result<()> {
-        self.delivered(id).await
+    async fn outbox_delivered(&self, lease: crate::store::Lease) -> Result<bool> {
+        self.ack_one(lease, crate::store::Attempt::Delivered).await
     }
 
-    async fn outbox_retry(&self, id: i64, at: i64, error: &str) -> Result<()> {
-        self.retry(id, at, error).await
+    async fn outbox_retry(&self, lease: crate::store::Lease, at: i64, error: &str) -> Result<bool> {
+        let error = error.to_string();
+        self.ack_one(lease, crate::store::Attempt::Retry { at, error })
+            .await
     }
 
-    async fn outbox_dead(&self, id: i64, error: &str) -> Result<()> {
-        self.dead(id, error).await
+    async fn outbox_dead(&self, lease: crate::store::Lease, error: &str) -> Result<bool> {
+        let error = error.to_string();
+        self.ack_one(lease, crate::store::Attempt::Dead { error })
+            .await
     }
 
-    async fn outbox_record(&self, attempts: &[(i64, crate::store::Attempt)]) -> Result<()> {
-        self.record(attempts).await
+    async fn outbox_record(&self, acks: &[crate::store::Ack]) -> Result<Vec<crate::store::Lease>> {
+        self.record(acks).await
+    }
+
+    async fn outbox_renew(
+        &self,
+        leases: &[crate::store::Lease],
+        lease_until: i64,
+    ) -> Result<Vec<crate::store::Lease>> {
+        self.renew(leases, lease_until).await
     }
 
     async fn outbox_list(

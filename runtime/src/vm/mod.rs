@@ -15,5 +15,5 @@ mod state;
 
 pub use eval::{Eval, EvalError, Scope, coerce, eval, hash_share};
 pub use render::{RenderKind, render};
-pub use run::{FailedAt, Failure, RunError, STEP_BUDGET, advance, call_result};
+pub use run::{CallLimits, FailedAt, Failure, RunError, STEP_BUDGET, advance, call_result};
 pub use state::*;

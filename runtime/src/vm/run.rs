@@ -221,7 +221,13 @@ impl<'m> Machine<'m> {
                         .map(|(_, pc)| *pc)
                 });
                 if let Some(pc) = due {
-                    self.enr.wait = None;
+                    if let Some(name) = self.enr.wait.take().and_then(|w| w.call) {
+                        // the response's deadline passed (LANGUAGE.md §10)
+                        self.enr
+                            .locals
+                            .insert(name.clone(), call_result(0, Value::Null));
+                        self.journal(format!("call `{name}` got no answer in time: status 0"));
+                    }
                     self.run(pc);
                 }
             }
@@ -780,15 +786,56 @@ impl<'m> Machine<'m> {
         }));
         Ok(match result {
             Some(name) => {
+                let deadline = self.now.saturating_add(self.call_wait(target));
                 self.enr.wait = Some(PendingWait {
                     pc,
-                    timers: Vec::new(),
+                    timers: vec![(deadline, pc + 1)],
                     call: Some(name.to_string()),
                 });
                 true
             }
             None => false,
         })
+    }
+}
+
+impl Machine<'_> {
+    /// Seconds a `call … as NAME` on `target` waits for its response: the
+    /// channel's timeout (or the default) plus the grace.
+    fn call_wait(&self, target: &CallTarget) -> i64 {
+        let limits = self.world.calls;
+        let timeout = match target {
+            CallTarget::Channel(c) => self
+                .bundle
+                .channel(c)
+                .and_then(|d| d.timeout_seconds)
+                .filter(|s| *s > 0),
+            CallTarget::Url(_) => None,
+        };
+        timeout
+            .unwrap_or(limits.default_timeout)
+            .saturating_add(limits.grace)
+    }
+}
+
+/// How long a `call … as NAME` waits for its response before it resumes
+/// with status 0 (LANGUAGE.md §10): the channel's `timeout` (or
+/// `default_timeout` for a bare URL or a channel without one) plus `grace`,
+/// the daemon's outbox lease, after which a crashed worker's claim has
+/// gone out again. In `nudge test` the response comes at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CallLimits {
+    pub default_timeout: i64,
+    pub grace: i64,
+}
+
+impl Default for CallLimits {
+    /// The daemon's defaults: a 10 s timeout, a 300 s lease.
+    fn default() -> CallLimits {
+        CallLimits {
+            default_timeout: 10,
+            grace: 300,
+        }
     }
 }
 

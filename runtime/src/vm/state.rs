@@ -247,4 +247,6 @@ pub struct World<'w> {
     pub sent: &'w BTreeMap<String, Vec<i64>>,
     /// The bundle version (hash) for new enrollments.
     pub version: &'w str,
+    /// How long a `call … as NAME` waits for its response.
+    pub calls: super::CallLimits,
 }

@@ -149,7 +149,7 @@ pub async fn claim_outbox_leases_rows(s: &dyn Store) {
     );
     // Delivered rows are never claimed again.
     for r in &got {
-        s.outbox_delivered(r.id).await.unwrap();
+        assert!(s.outbox_delivered(r.fence()).await.unwrap());
     }
     assert_eq!(
         s.claim_outbox(10_000, 20_000, 10)
@@ -178,8 +178,9 @@ pub async fn outbox_retry_dead_requeue(s: &dyn Store) {
     .await;
     let rows = s.outbox_list(None, 10).await.unwrap();
     let (m1, m2, m3) = (rows[0].id, rows[1].id, rows[2].id);
+    let (f1, f2) = (rows[0].fence(), rows[1].fence());
 
-    s.outbox_retry(m1, 70, "smtp 451").await.unwrap();
+    assert!(s.outbox_retry(f1, 70, "smtp 451").await.unwrap());
     let r = &s
         .outbox_list(Some(OutboxStatus::Pending), 10)
         .await
@@ -188,17 +189,20 @@ pub async fn outbox_retry_dead_requeue(s: &dyn Store) {
         (r.id, r.attempts, r.next_attempt_at, r.last_error.as_deref()),
         (m1, 1, 70, Some("smtp 451"))
     );
+    let claimed = s.claim_outbox(69, 100, 10).await.unwrap();
+    assert!(claimed.iter().all(|r| r.id != m1));
     assert!(
-        s.claim_outbox(69, 100, 10)
-            .await
-            .unwrap()
-            .iter()
-            .all(|r| r.id != m1)
+        !s.outbox_retry(f2, 20, "timeout").await.unwrap(),
+        "the claim took m2 over: the old token is fenced out"
     );
-
-    s.outbox_retry(m2, 20, "timeout").await.unwrap();
-    s.outbox_dead(m2, "smtp 550").await.unwrap();
-    s.outbox_delivered(m3).await.unwrap();
+    let (f2, f3) = (claimed[0].fence(), claimed[1].fence());
+    assert!(s.outbox_retry(f2, 20, "timeout").await.unwrap());
+    assert!(s.outbox_dead(f2, "smtp 550").await.unwrap());
+    assert!(s.outbox_delivered(f3).await.unwrap());
+    assert!(
+        !s.outbox_delivered(f2).await.unwrap(),
+        "a settled row takes no ack"
+    );
     let dead = s.outbox_list(Some(OutboxStatus::Dead), 10).await.unwrap();
     assert_eq!(dead.len(), 1);
     assert_eq!(
@@ -240,9 +244,10 @@ pub async fn outbox_retry_dead_requeue(s: &dyn Store) {
     assert_eq!(claimed.iter().map(|r| r.id).collect::<Vec<_>>(), [m1, m2]);
 }
 
-/// `outbox_record` settles a whole claim at once, pending rows only.
+/// `outbox_record` settles a whole claim at once, pending rows only;
+/// `Defer` reschedules without counting an attempt.
 pub async fn outbox_record_settles_a_claim(s: &dyn Store) {
-    let rows: Vec<_> = (0..4).map(|i| outbox("a", &format!("r{i}"), 10)).collect();
+    let rows: Vec<_> = (0..5).map(|i| outbox("a", &format!("r{i}"), 10)).collect();
     commit(
         s,
         Commit {
@@ -251,35 +256,35 @@ pub async fn outbox_record_settles_a_claim(s: &dyn Store) {
         },
     )
     .await;
-    let ids: Vec<i64> = s
-        .outbox_list(None, 10)
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.id)
-        .collect();
-    let attempts = vec![
-        (ids[0], Attempt::Delivered),
-        (ids[1], Attempt::Delivered),
-        (
-            ids[2],
+    let claimed = s.claim_outbox(10, 50, 10).await.unwrap();
+    let f: Vec<Lease> = claimed.iter().map(OutboxRow::fence).collect();
+    let ack = |lease: Lease, attempt: Attempt| Ack { lease, attempt };
+    let acks = vec![
+        ack(f[0], Attempt::Delivered),
+        ack(f[1], Attempt::Delivered),
+        ack(
+            f[2],
             Attempt::Retry {
                 at: 99,
                 error: "timeout".into(),
             },
         ),
-        (
-            ids[3],
+        ack(
+            f[3],
             Attempt::Dead {
                 error: "http 404".into(),
             },
         ),
+        ack(f[4], Attempt::Defer { at: 77 }),
     ];
-    s.outbox_record(&attempts).await.unwrap();
+    assert_eq!(s.outbox_record(&acks).await.unwrap(), Vec::<Lease>::new());
     // a late second report changes nothing on settled rows
-    s.outbox_record(&[(ids[3], Attempt::Delivered)])
-        .await
-        .unwrap();
+    assert_eq!(
+        s.outbox_record(&[ack(f[3], Attempt::Delivered)])
+            .await
+            .unwrap(),
+        vec![f[3]]
+    );
     let rows = s.outbox_list(None, 10).await.unwrap();
     let seen: Vec<(OutboxStatus, i64, i64, Option<&str>)> = rows
         .iter()
@@ -295,11 +300,170 @@ pub async fn outbox_record_settles_a_claim(s: &dyn Store) {
     assert_eq!(
         seen,
         [
-            (OutboxStatus::Delivered, 1, 10, None),
-            (OutboxStatus::Delivered, 1, 10, None),
+            (OutboxStatus::Delivered, 1, 50, None),
+            (OutboxStatus::Delivered, 1, 50, None),
             (OutboxStatus::Pending, 1, 99, Some("timeout")),
-            (OutboxStatus::Dead, 1, 10, Some("http 404")),
+            (OutboxStatus::Dead, 1, 50, Some("http 404")),
+            (OutboxStatus::Pending, 0, 77, None),
         ]
     );
-    s.outbox_record(&[]).await.unwrap();
+    assert!(s.outbox_record(&[]).await.unwrap().is_empty());
+}
+
+/// Each claim stamps a new token; once a lease expired and another claim
+/// took the row over, the first holder's acks (of every kind) change
+/// nothing, and the new holder's do.
+pub async fn outbox_acks_are_fenced_by_the_claim(s: &dyn Store) {
+    commit(
+        s,
+        Commit {
+            outbox: vec![outbox("a", "m1", 10), outbox("a", "m2", 10)],
+            ..Commit::default()
+        },
+    )
+    .await;
+    let first = s.claim_outbox(10, 20, 10).await.unwrap();
+    assert_eq!(first.len(), 2);
+    assert_ne!(first[0].lease, 0, "a claim stamps a token");
+    // the lease ends; a second claim takes both rows over
+    let second = s.claim_outbox(20, 30, 10).await.unwrap();
+    assert_eq!(second.len(), 2);
+    assert_ne!(second[0].lease, first[0].lease, "a new claim, a new token");
+    let (old1, old2) = (first[0].fence(), first[1].fence());
+    assert!(!s.outbox_delivered(old1).await.unwrap());
+    assert!(!s.outbox_dead(old2, "late").await.unwrap());
+    assert!(!s.outbox_retry(old2, 500, "late").await.unwrap());
+    let stale = [
+        Ack {
+            lease: old1,
+            attempt: Attempt::Defer { at: 900 },
+        },
+        Ack {
+            lease: old2,
+            attempt: Attempt::Delivered,
+        },
+    ];
+    assert_eq!(s.outbox_record(&stale).await.unwrap(), vec![old2, old1]);
+    let rows = s.outbox_list(None, 10).await.unwrap();
+    assert!(
+        rows.iter().all(|r| r.status == OutboxStatus::Pending
+            && r.attempts == 0
+            && r.next_attempt_at == 30),
+        "stale acks changed nothing: {rows:?}"
+    );
+    // a commit carrying a stale ack is refused whole
+    let refused = s
+        .commit(&Commit {
+            outbox: vec![outbox("a", "m3", 10)],
+            acks: vec![Ack {
+                lease: old1,
+                attempt: Attempt::Delivered,
+            }],
+            ..Commit::default()
+        })
+        .await;
+    assert!(is_conflict(refused), "a lost lease refuses the commit");
+    assert_eq!(s.outbox_list(None, 10).await.unwrap().len(), 2);
+    // the holder's acks apply, in a commit too
+    assert!(s.outbox_delivered(second[0].fence()).await.unwrap());
+    commit(
+        s,
+        Commit {
+            acks: vec![Ack {
+                lease: second[1].fence(),
+                attempt: Attempt::Delivered,
+            }],
+            ..Commit::default()
+        },
+    )
+    .await;
+    assert_eq!(s.totals(0).await.unwrap().outbox_delivered, 2);
+}
+
+/// Renewing moves the lease of rows still held, so no other claim takes
+/// them; a row taken over (or settled) is reported lost and not moved.
+pub async fn outbox_leases_renew(s: &dyn Store) {
+    commit(
+        s,
+        Commit {
+            outbox: vec![outbox("a", "m1", 10), outbox("a", "m2", 10)],
+            ..Commit::default()
+        },
+    )
+    .await;
+    let held = s.claim_outbox(10, 20, 1).await.unwrap();
+    let (m1, m2) = (
+        held[0].fence(),
+        s.claim_outbox(10, 20, 1).await.unwrap()[0].fence(),
+    );
+    // m2's lease ends and another claim takes it over
+    let taken = s.claim_outbox(20, 40, 1).await.unwrap();
+    assert_eq!(
+        taken[0].id, m1.id,
+        "m1 is due again first (same instant, lower id)"
+    );
+    let m1_new = taken[0].fence();
+    let m2_now = s.claim_outbox(20, 40, 1).await.unwrap()[0].fence();
+    assert_eq!(
+        s.outbox_renew(&[m1, m2], 1_000).await.unwrap(),
+        vec![m1, m2],
+        "both were taken over"
+    );
+    assert_eq!(
+        s.outbox_renew(&[m1_new, m2_now], 1_000).await.unwrap(),
+        Vec::<Lease>::new()
+    );
+    assert!(
+        s.claim_outbox(999, 2_000, 10).await.unwrap().is_empty(),
+        "renewed rows stay away until the new lease ends"
+    );
+    assert!(s.outbox_delivered(m2_now).await.unwrap());
+    assert_eq!(
+        s.outbox_renew(&[m1_new, m2_now], 3_000).await.unwrap(),
+        vec![m2_now],
+        "a settled row is not renewed"
+    );
+    let claimed = s.claim_outbox(1_000, 2_000, 10).await.unwrap();
+    assert!(claimed.is_empty(), "m1 renewed to 3000: {claimed:?}");
+    let back = s.claim_outbox(3_000, 4_000, 10).await.unwrap();
+    assert_eq!(
+        back.iter().map(|r| r.id).collect::<Vec<_>>(),
+        [m1.id],
+        "once the renewed lease ends"
+    );
+}
+
+/// A claim can leave out the rows of channels at their share (by the
+/// payload's `channel`, `url` for none), taking the rows behind them.
+pub async fn claim_outbox_except_leaves_channels_out(s: &dyn Store) {
+    let on = |channel: &str, idem: &str| {
+        let mut o = outbox("a", idem, 10);
+        o.payload = serde_json::json!({"channel": channel, "text": "x"}).into();
+        o
+    };
+    commit(
+        s,
+        Commit {
+            outbox: vec![
+                on("slow", "s1"),
+                on("slow", "s2"),
+                outbox("a", "u1", 10),
+                on("fast", "f1"),
+            ],
+            ..Commit::default()
+        },
+    )
+    .await;
+    let keys =
+        |rows: Vec<OutboxRow>| -> Vec<String> { rows.into_iter().map(|r| r.idem_key).collect() };
+    let skip = vec!["slow".to_string(), "url".to_string()];
+    let got = s.claim_outbox_except(10, 50, 10, &skip).await.unwrap();
+    assert_eq!(keys(got), ["f1"]);
+    let got = s
+        .claim_outbox_except(10, 50, 1, &["fast".into()])
+        .await
+        .unwrap();
+    assert_eq!(keys(got), ["s1"]);
+    let got = s.claim_outbox_except(10, 50, 10, &[]).await.unwrap();
+    assert_eq!(keys(got), ["s2", "u1"]);
 }

@@ -273,8 +273,8 @@ pub async fn totals_count_everything(s: &dyn Store) {
     )
     .await;
     let rows = s.outbox_list(None, 10).await.unwrap();
-    s.outbox_dead(rows[0].id, "gone").await.unwrap();
-    s.outbox_delivered(rows[1].id).await.unwrap();
+    assert!(s.outbox_dead(rows[0].fence(), "gone").await.unwrap());
+    assert!(s.outbox_delivered(rows[1].fence()).await.unwrap());
     let t = s.totals(15).await.unwrap();
     assert_eq!(
         t,

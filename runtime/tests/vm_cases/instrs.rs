@@ -163,7 +163,12 @@ fn call_as_name_suspends_until_the_response() {
     assert_eq!(calls[0].result.as_deref(), Some("r"));
     assert_eq!(r.status(), Status::Active);
     let w = r.enr.wait.clone().unwrap();
-    assert_eq!((w.call.as_deref(), w.timers.len()), (Some("r"), 0));
+    assert_eq!(w.call.as_deref(), Some("r"));
+    assert_eq!(
+        w.timers.iter().map(|t| t.0).collect::<Vec<_>>(),
+        [T0 + 10 + 300],
+        "the wait's deadline: the default timeout plus the lease"
+    );
     // a response for another name is ignored
     r.input(
         Input::CallResponse {
@@ -188,6 +193,42 @@ fn call_as_name_suspends_until_the_response() {
     assert_eq!(r.field("note"), Value::text("T-17"));
     assert_eq!(r.status(), Status::Completed);
     assert_eq!(r.journal()[0], "call `r` answered with status 201");
+}
+
+/// LANGUAGE.md §10: a response that never comes resumes the wait at its
+/// deadline (the call's timeout plus the lease) with status 0 and JSON
+/// `null`; a response after that changes nothing.
+#[test]
+fn call_as_name_resumes_with_status_0_at_its_deadline() {
+    let b = program(
+        r#"flow f { step a {
+            call crm with { who = contact.id } as r
+            set contact.score = r.status + 1
+            set contact.note = "after"
+        } }"#,
+    );
+    let mut r = Run::new(&b, "f", contact(&b, "c1", &[])).start(T0, None);
+    let deadline = r.enr.wait.as_ref().unwrap().timers[0].0;
+    r.input(Input::Timer, deadline - 1);
+    assert_eq!(r.status(), Status::Active, "not before the deadline");
+    r.input(Input::Timer, deadline);
+    assert_eq!(r.field("score"), Value::Int(1));
+    assert_eq!(r.field("note"), Value::text("after"));
+    assert_eq!(r.status(), Status::Completed);
+    assert_eq!(r.journal()[0], "call `r` got no answer in time: status 0");
+    r.input(
+        Input::CallResponse {
+            name: "r".into(),
+            status: 201,
+            json: Value::Null,
+        },
+        deadline + 5,
+    );
+    assert_eq!(
+        r.field("score"),
+        Value::Int(1),
+        "a late response is ignored"
+    );
 }
 
 #[test]

@@ -155,6 +155,7 @@ impl<'b> Run<'b> {
             env: &self.env,
             sent: &self.sent,
             version: "test",
+            calls: Default::default(),
         };
         let out = advance(
             self.bundle,

@@ -92,7 +92,24 @@ pub(super) async fn apply(conn: &mut SqliteConnection, c: &Commit, now: i64) -> 
     .await?;
     write_postbacks(conn, c).await?;
     write_postback_keys(conn, c).await?;
+    write_acks(conn, c).await?;
     write_totals(conn, &writes, c).await
+}
+
+/// The outbox acks settled with the commit (call rows with their
+/// responses), fenced: a lost lease refuses the commit.
+async fn write_acks(conn: &mut SqliteConnection, c: &Commit) -> Result<()> {
+    if c.acks.is_empty() {
+        return Ok(());
+    }
+    let lost = super::outbox::apply_acks(conn, &c.acks).await?;
+    match lost.first() {
+        None => Ok(()),
+        Some(l) => Err(StoreError::Conflict(format!(
+            "outbox row {}: its lease was taken over",
+            l.id
+        ))),
+    }
 }
 
 /// The postbacks' `dedupe` values, by the primary key: one recorded before

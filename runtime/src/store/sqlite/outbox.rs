@@ -1,16 +1,22 @@
 //! The outbox half of [`SqliteStore`]: claiming rows under a lease, and
-//! recording what delivery did (delivered, retry, dead, requeue). Takes row
-//! ids and instants; gives [`OutboxRow`]s. Guarantees: a claim selects and
-//! moves the lease in one `BEGIN IMMEDIATE` transaction, so two workers
-//! never claim the same row before its lease ends; outcome updates apply to
-//! pending rows only (requeue to dead ones only), so a late report cannot
-//! resurrect or overwrite a settled row. A row whose stored payload is not
-//! JSON is dead-lettered by the claim that meets it, never handed out, so
-//! it cannot block the rows behind it.
+//! recording what delivery did (delivered, retry, dead, defer, requeue).
+//! Takes row ids, lease tokens and instants; gives [`OutboxRow`]s.
+//! Guarantees: a claim selects, moves the lease and stamps a new random
+//! token (the `lease` column) in one `BEGIN IMMEDIATE` transaction, so two
+//! workers never claim the same row before its lease ends; every ack and
+//! renewal is fenced by that token and applies to pending rows only
+//! (requeue to dead ones only), so the late report of a worker whose lease
+//! was taken over, or of a settled row, changes nothing. A row whose stored
+//! payload is not JSON is dead-lettered by the claim that meets it, never
+//! handed out, so it cannot block the rows behind it.
 
 use super::{SqliteStore, db, from_json, json_text, limit};
-use crate::store::{Attempt, OutboxKind, OutboxRow, OutboxStatus, Requeue, Result, StoreError};
+use crate::store::{
+    Ack, Attempt, Lease, OutboxKind, OutboxRow, OutboxStatus, Requeue, Result, StoreError,
+};
+use rand::Rng;
 use sqlx::AssertSqlSafe;
+use sqlx::sqlite::SqliteConnection;
 
 /// An outbox row's columns, in [`OUTBOX_COLUMNS`] order, its payload as `P`.
 type Tuple<P> = (
@@ -26,6 +32,7 @@ type Tuple<P> = (
     i64,
     Option<String>,
     i64,
+    i64,
 );
 
 /// An outbox row as selected with [`OUTBOX_COLUMNS`].
@@ -36,24 +43,51 @@ type ClaimedTuple = Tuple<serde_json::Value>;
 
 /// The columns of [`OutboxTuple`], in order.
 const OUTBOX_COLUMNS: &str = "id, contact, flow, step, kind, payload, idem_key, status, attempts, \
-                              next_attempt_at, last_error, created_at";
+                              next_attempt_at, last_error, created_at, lease";
 
 /// Decodes a selected row.
 fn outbox_row(t: OutboxTuple) -> Result<OutboxRow> {
-    let (id, contact, flow, step, kind, payload, idem_key, status, attempts, next, error, created) =
-        t;
+    let (
+        id,
+        contact,
+        flow,
+        step,
+        kind,
+        payload,
+        idem_key,
+        status,
+        attempts,
+        next,
+        error,
+        created,
+        lease,
+    ) = t;
     // a damaged payload (never written so by Nudge) is listed as its text;
     // claims dead-letter it instead of delivering it
     let payload = serde_json::from_str(&payload).unwrap_or(serde_json::Value::String(payload));
     claimed_row((
         id, contact, flow, step, kind, payload, idem_key, status, attempts, next, error, created,
+        lease,
     ))
 }
 
 /// Decodes a row whose payload is parsed already.
 fn claimed_row(t: ClaimedTuple) -> Result<OutboxRow> {
-    let (id, contact, flow, step, kind, payload, idem_key, status, attempts, next, error, created) =
-        t;
+    let (
+        id,
+        contact,
+        flow,
+        step,
+        kind,
+        payload,
+        idem_key,
+        status,
+        attempts,
+        next,
+        error,
+        created,
+        lease,
+    ) = t;
     let kind = match kind.as_str() {
         "message" => OutboxKind::Message,
         "call" => OutboxKind::Call,
@@ -78,6 +112,7 @@ fn claimed_row(t: ClaimedTuple) -> Result<OutboxRow> {
         next_attempt_at: next,
         last_error: error,
         created_at: created,
+        lease,
     })
 }
 
@@ -89,22 +124,33 @@ impl SqliteStore {
         now: i64,
         lease_until: i64,
         limit_: usize,
+        skip: &[String],
     ) -> Result<Vec<OutboxRow>> {
         let mut tx = self.begin_write().await?;
         // one row for the whole claim (a JSON array): sqlx hands rows over
         // from its worker thread one at a time, and this holds the writer
-        let (text,): (String,) = sqlx::query_as(
+        let except = if skip.is_empty() {
+            ""
+        } else {
+            "AND coalesce(iif(json_valid(payload), payload ->> '$.channel', NULL), 'url') \
+             NOT IN (SELECT value FROM json_each(?)) "
+        };
+        let sql = format!(
             "SELECT json_group_array(json_array(id, contact, flow, step, kind, \
              iif(json_valid(payload), json(payload), NULL), \
-             idem_key, status, attempts, next_attempt_at, last_error, created_at)) FROM \
-             (SELECT * FROM outbox WHERE status = 'pending' AND next_attempt_at <= ? \
-             ORDER BY next_attempt_at, id LIMIT ?)",
-        )
-        .bind(now)
-        .bind(limit(limit_))
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(db)?;
+             idem_key, status, attempts, next_attempt_at, last_error, created_at, lease)) FROM \
+             (SELECT * FROM outbox WHERE status = 'pending' AND next_attempt_at <= ? {except}\
+             ORDER BY next_attempt_at, id LIMIT ?)"
+        );
+        let mut q = sqlx::query_as(AssertSqlSafe(sql)).bind(now);
+        if !skip.is_empty() {
+            q = q.bind(json_text(skip)?);
+        }
+        let (text,): (String,) = q
+            .bind(limit(limit_))
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db)?;
         let mut rows: Vec<ClaimedTuple> = from_json("claimed outbox rows", &text)?;
         // due order, as selected (an aggregate keeps none by contract)
         rows.sort_by_key(|t| (t.9, t.0));
@@ -130,10 +176,13 @@ impl SqliteStore {
             return Ok(Vec::new());
         }
         let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
+        let token: i64 = rand::rng().random_range(1..i64::MAX);
         sqlx::query(
-            "UPDATE outbox SET next_attempt_at = ? WHERE id IN (SELECT value FROM json_each(?))",
+            "UPDATE outbox SET next_attempt_at = ?, lease = ? \
+             WHERE id IN (SELECT value FROM json_each(?))",
         )
         .bind(lease_until)
+        .bind(token)
         .bind(json_text(&ids)?)
         .execute(&mut *tx)
         .await
@@ -142,92 +191,47 @@ impl SqliteStore {
         rows.into_iter()
             .map(|mut t| {
                 t.9 = lease_until;
+                t.12 = token;
                 claimed_row(t)
             })
             .collect()
     }
 
-    pub(super) async fn delivered(&self, id: i64) -> Result<()> {
-        sqlx::query(
-            "UPDATE outbox SET status = 'delivered', attempts = attempts + 1 \
-             WHERE id = ? AND status = 'pending'",
-        )
-        .bind(id)
-        .execute(&self.writer)
-        .await
-        .map_err(db)?;
-        Ok(())
+    /// One ack in its own write transaction: whether it applied.
+    pub(super) async fn ack_one(&self, lease: Lease, attempt: Attempt) -> Result<bool> {
+        let lost = self.record(&[Ack { lease, attempt }]).await?;
+        Ok(lost.is_empty())
     }
 
-    pub(super) async fn retry(&self, id: i64, at: i64, error: &str) -> Result<()> {
-        sqlx::query(
-            "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ? \
-             WHERE id = ? AND status = 'pending'",
-        )
-        .bind(at)
-        .bind(error)
-        .bind(id)
-        .execute(&self.writer)
-        .await
-        .map_err(db)?;
-        Ok(())
-    }
-
-    pub(super) async fn dead(&self, id: i64, error: &str) -> Result<()> {
-        sqlx::query(
-            "UPDATE outbox SET status = 'dead', attempts = attempts + 1, last_error = ? \
-             WHERE id = ? AND status = 'pending'",
-        )
-        .bind(error)
-        .bind(id)
-        .execute(&self.writer)
-        .await
-        .map_err(db)?;
-        Ok(())
-    }
-
-    /// See [`crate::store::Store::outbox_record`]: delivered rows in one
-    /// statement, retries and dead letters one by one, all in one write
+    /// See [`crate::store::Store::outbox_record`]: all in one write
     /// transaction.
-    pub(super) async fn record(&self, attempts: &[(i64, Attempt)]) -> Result<()> {
-        if attempts.is_empty() {
-            return Ok(());
+    pub(super) async fn record(&self, acks: &[Ack]) -> Result<Vec<Lease>> {
+        if acks.is_empty() {
+            return Ok(Vec::new());
         }
         let mut tx = self.begin_write().await?;
-        let delivered: Vec<i64> = attempts
-            .iter()
-            .filter(|(_, a)| *a == Attempt::Delivered)
-            .map(|(id, _)| *id)
-            .collect();
-        if !delivered.is_empty() {
-            sqlx::query(
-                "UPDATE outbox SET status = 'delivered', attempts = attempts + 1 \
-                 WHERE id IN (SELECT value FROM json_each(?)) AND status = 'pending'",
-            )
-            .bind(json_text(&delivered)?)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-        }
-        for (id, a) in attempts {
-            let q = match a {
-                Attempt::Delivered => continue,
-                Attempt::Retry { at, error } => sqlx::query(
-                    "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, \
-                     last_error = ? WHERE id = ? AND status = 'pending'",
-                )
-                .bind(*at)
-                .bind(error.as_str()),
-                Attempt::Dead { error } => sqlx::query(
-                    "UPDATE outbox SET status = 'dead', attempts = attempts + 1, \
-                     last_error = ? WHERE id = ? AND status = 'pending'",
-                )
-                .bind(error.as_str()),
-            };
-            q.bind(*id).execute(&mut *tx).await.map_err(db)?;
-        }
+        let lost = apply_acks(&mut tx, acks).await?;
         tx.commit().await.map_err(db)?;
-        Ok(())
+        Ok(lost)
+    }
+
+    /// See [`crate::store::Store::outbox_renew`]: one statement.
+    pub(super) async fn renew(&self, leases: &[Lease], lease_until: i64) -> Result<Vec<Lease>> {
+        if leases.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.begin_write().await?;
+        let kept: Vec<(i64,)> = sqlx::query_as(
+            "UPDATE outbox SET next_attempt_at = ? WHERE status = 'pending' AND (id, lease) IN \
+             (SELECT value ->> 0, value ->> 1 FROM json_each(?)) RETURNING id",
+        )
+        .bind(lease_until)
+        .bind(pairs(leases)?)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(not_in(leases, &kept))
     }
 
     pub(super) async fn list(
@@ -279,4 +283,75 @@ impl SqliteStore {
             Requeue::Missing
         })
     }
+}
+
+/// Leases as a JSON array of `[id, token]` pairs (for `json_each`).
+fn pairs(leases: &[Lease]) -> Result<String> {
+    let v: Vec<[i64; 2]> = leases.iter().map(|l| [l.id, l.token]).collect();
+    json_text(&v)
+}
+
+/// The leases whose id is not among the rows a statement changed.
+fn not_in(leases: &[Lease], changed: &[(i64,)]) -> Vec<Lease> {
+    let changed: std::collections::HashSet<i64> = changed.iter().map(|(id,)| *id).collect();
+    leases
+        .iter()
+        .filter(|l| !changed.contains(&l.id))
+        .copied()
+        .collect()
+}
+
+/// Apply fenced acks inside the caller's write transaction (a claim's
+/// record, or a group commit settling call rows): delivered rows in one
+/// statement, the others one by one. Gives the leases that were lost.
+pub(super) async fn apply_acks(conn: &mut SqliteConnection, acks: &[Ack]) -> Result<Vec<Lease>> {
+    let delivered: Vec<Lease> = acks
+        .iter()
+        .filter(|a| a.attempt == Attempt::Delivered)
+        .map(|a| a.lease)
+        .collect();
+    let mut lost = Vec::new();
+    if !delivered.is_empty() {
+        let done: Vec<(i64,)> = sqlx::query_as(
+            "UPDATE outbox SET status = 'delivered', attempts = attempts + 1 \
+             WHERE status = 'pending' AND (id, lease) IN \
+             (SELECT value ->> 0, value ->> 1 FROM json_each(?)) RETURNING id",
+        )
+        .bind(pairs(&delivered)?)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db)?;
+        lost = not_in(&delivered, &done);
+    }
+    for a in acks {
+        let q = match &a.attempt {
+            Attempt::Delivered => continue,
+            Attempt::Retry { at, error } => sqlx::query(
+                "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, \
+                 last_error = ? WHERE id = ? AND lease = ? AND status = 'pending'",
+            )
+            .bind(*at)
+            .bind(error.as_str()),
+            Attempt::Dead { error } => sqlx::query(
+                "UPDATE outbox SET status = 'dead', attempts = attempts + 1, \
+                 last_error = ? WHERE id = ? AND lease = ? AND status = 'pending'",
+            )
+            .bind(error.as_str()),
+            Attempt::Defer { at } => sqlx::query(
+                "UPDATE outbox SET next_attempt_at = ? \
+                 WHERE id = ? AND lease = ? AND status = 'pending'",
+            )
+            .bind(*at),
+        };
+        let done = q
+            .bind(a.lease.id)
+            .bind(a.lease.token)
+            .execute(&mut *conn)
+            .await
+            .map_err(db)?;
+        if done.rows_affected() == 0 {
+            lost.push(a.lease);
+        }
+    }
+    Ok(lost)
 }
