@@ -19,6 +19,10 @@
 //! `instance-data`) are refused before any lookup.
 //! Refusals are [`Refused`] errors whose text names a host or an IP, never a
 //! URL, a query or a header.
+//!
+//! SMTP goes under the same rules: [`Guard::check_smtp_host`] judges a
+//! channel's host (and every address it resolves to) before the first
+//! connection, and gives the public addresses to connect to.
 
 use reqwest::Url;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
@@ -239,6 +243,62 @@ impl Guard {
             )));
         }
         Ok(())
+    }
+}
+
+/// An SMTP host as refusals may name it: as written, or (when it came from
+/// `env`) by a label, with no address shown.
+pub struct SmtpHost<'a> {
+    pub host: &'a str,
+    pub port: u16,
+    /// `Some("env(\"SMTP_HOST\")")` when the host is a secret.
+    pub label: Option<&'a str>,
+}
+
+impl Guard {
+    /// Check an SMTP host before connecting; the addresses to connect to
+    /// (public ones, or all when the host is allowed on this port).
+    pub async fn check_smtp_host(&self, h: &SmtpHost<'_>) -> Result<Vec<IpAddr>, Refused> {
+        let host = Host::parse(h.host);
+        let allowed = self.allows(&host, Some(h.port));
+        let shown = h.label.unwrap_or(h.host);
+        let name = match host {
+            Host::Ip(ip) => {
+                return match non_public(ip) {
+                    Some(why) if !allowed => Err(Refused(format!("refused: `{shown}` is {why}"))),
+                    _ => Ok(vec![ip]),
+                };
+            }
+            Host::Name(n) if n.is_empty() => return Err(Refused("refused: no host".into())),
+            Host::Name(n) => n,
+        };
+        if !allowed && (INTERNAL_NAMES.contains(&name.as_str()) || name.ends_with(".internal")) {
+            return Err(Refused(format!("refused: `{shown}` is an internal name")));
+        }
+        let found: Vec<IpAddr> = tokio::net::lookup_host((name.as_str(), h.port))
+            .await
+            .map_err(|_| Refused(format!("could not resolve `{shown}`")))?
+            .map(|a| a.ip())
+            .collect();
+        if allowed {
+            return Ok(found);
+        }
+        let public: Vec<IpAddr> = found
+            .iter()
+            .copied()
+            .filter(|ip| non_public(*ip).is_none())
+            .collect();
+        match found
+            .iter()
+            .find_map(|ip| non_public(*ip).map(|why| (ip, why)))
+        {
+            _ if !public.is_empty() => Ok(public),
+            Some((ip, why)) => Err(Refused(match h.label {
+                Some(label) => format!("refused: `{label}` resolves to {why}"),
+                None => format!("refused: `{name}` resolves to `{ip}`, {why}"),
+            })),
+            None => Err(Refused(format!("could not resolve `{shown}`"))),
+        }
     }
 }
 

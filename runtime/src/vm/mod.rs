@@ -11,6 +11,7 @@ mod redact;
 mod render;
 pub mod request;
 mod run;
+pub mod seal;
 mod state;
 
 pub use eval::{Eval, EvalError, Scope, coerce, eval, hash_share};

@@ -708,6 +708,7 @@ impl<'m> Machine<'m> {
                 url: b.url,
                 headers: b.headers,
                 body: b.body,
+                secrets: b.secrets,
             })
         };
         self.sent_now
@@ -777,6 +778,7 @@ impl<'m> Machine<'m> {
             json: b.json,
             body: b.body,
             result: result.map(str::to_string),
+            secrets: b.secrets,
         }));
         Ok(match result {
             Some(name) => {
