@@ -81,6 +81,9 @@ pub struct Built {
     pub body: String,
     /// Where `env` values were left out.
     pub secrets: Vec<SecretRef>,
+    /// The URL as the journey may show it (`redact.rs`), from the URL
+    /// before sealing: its host stays readable when the whole URL is a secret.
+    pub shown_url: String,
 }
 
 fn body_json(b: &Body, s: &Scope<'_>, roots: &BTreeMap<String, Value>) -> Eval<serde_json::Value> {
@@ -137,6 +140,8 @@ pub fn build(
     data: Option<&Value>,
 ) -> Eval<Built> {
     let mut b = build_open(bundle, target, s, message, data)?;
+    let no_env = BTreeMap::new();
+    b.shown_url = super::redact::url_for_journal(&b.url, s.env.unwrap_or(&no_env));
     let texts = Texts {
         url: &mut b.url,
         headers: &mut b.headers,
@@ -195,6 +200,7 @@ fn build_open(
                         body: json.to_string(),
                         json: Some(json),
                         secrets: Vec::new(),
+                        shown_url: String::new(),
                     })
                 }
                 _ => Ok(Built {
@@ -204,6 +210,7 @@ fn build_open(
                     json: None,
                     body: String::new(),
                     secrets: Vec::new(),
+                    shown_url: String::new(),
                 }),
             }
         }
@@ -240,6 +247,7 @@ fn build_open(
                         json,
                         body: text,
                         secrets: Vec::new(),
+                        shown_url: String::new(),
                     })
                 }
                 ChannelKind::Slack { webhook } => {
@@ -255,6 +263,7 @@ fn build_open(
                         body: json.to_string(),
                         json: Some(json),
                         secrets: Vec::new(),
+                        shown_url: String::new(),
                     })
                 }
                 ChannelKind::Smtp { .. } => Err(EvalError::Request(format!(

@@ -763,8 +763,7 @@ impl<'m> Machine<'m> {
         let mut scope = self.scope();
         scope.named = Some(&named);
         let b = build(self.bundle, target, &scope, None, Some(&data))?;
-        let shown = super::redact::url_for_journal(&b.url, self.world.env);
-        self.journal(format!("call {} {shown}", b.method));
+        self.journal(format!("call {} {}", b.method, b.shown_url));
         self.effects.push(Effect::Call(Request {
             flow: self.program.name.clone(),
             step: self.enr.step.clone(),
