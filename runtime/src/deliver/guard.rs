@@ -21,8 +21,8 @@
 //! URL, a query or a header.
 //!
 //! SMTP goes under the same rules: [`Guard::check_smtp_host`] judges a
-//! channel's host (and every address it resolves to) before the first
-//! connection, and gives the public addresses to connect to.
+//! channel's host before the first connection and gives the public
+//! address to connect to (an allowed host is reached by its name).
 
 use reqwest::Url;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
@@ -256,9 +256,10 @@ pub struct SmtpHost<'a> {
 }
 
 impl Guard {
-    /// Check an SMTP host before connecting; the addresses to connect to
-    /// (public ones, or all when the host is allowed on this port).
-    pub async fn check_smtp_host(&self, h: &SmtpHost<'_>) -> Result<Vec<IpAddr>, Refused> {
+    /// Check an SMTP host before connecting. `Ok(Some(ip))`: connect to
+    /// this checked address; `Ok(None)`: the host is allowed on this port,
+    /// connect to it by name.
+    pub async fn check_smtp_host(&self, h: &SmtpHost<'_>) -> Result<Option<IpAddr>, Refused> {
         let host = Host::parse(h.host);
         let allowed = self.allows(&host, Some(h.port));
         let shown = h.label.unwrap_or(h.host);
@@ -266,13 +267,14 @@ impl Guard {
             Host::Ip(ip) => {
                 return match non_public(ip) {
                     Some(why) if !allowed => Err(Refused(format!("refused: `{shown}` is {why}"))),
-                    _ => Ok(vec![ip]),
+                    _ => Ok(Some(ip)),
                 };
             }
+            _ if allowed => return Ok(None),
             Host::Name(n) if n.is_empty() => return Err(Refused("refused: no host".into())),
             Host::Name(n) => n,
         };
-        if !allowed && (INTERNAL_NAMES.contains(&name.as_str()) || name.ends_with(".internal")) {
+        if INTERNAL_NAMES.contains(&name.as_str()) || name.ends_with(".internal") {
             return Err(Refused(format!("refused: `{shown}` is an internal name")));
         }
         let found: Vec<IpAddr> = tokio::net::lookup_host((name.as_str(), h.port))
@@ -280,19 +282,13 @@ impl Guard {
             .map_err(|_| Refused(format!("could not resolve `{shown}`")))?
             .map(|a| a.ip())
             .collect();
-        if allowed {
-            return Ok(found);
+        if let Some(ip) = found.iter().find(|ip| non_public(**ip).is_none()) {
+            return Ok(Some(*ip));
         }
-        let public: Vec<IpAddr> = found
-            .iter()
-            .copied()
-            .filter(|ip| non_public(*ip).is_none())
-            .collect();
         match found
             .iter()
             .find_map(|ip| non_public(*ip).map(|why| (ip, why)))
         {
-            _ if !public.is_empty() => Ok(public),
             Some((ip, why)) => Err(Refused(match h.label {
                 Some(label) => format!("refused: `{label}` resolves to {why}"),
                 None => format!("refused: `{name}` resolves to `{ip}`, {why}"),

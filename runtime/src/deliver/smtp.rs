@@ -138,17 +138,20 @@ impl Mailer {
             port: self.port,
             label: self.host_label.as_deref(),
         };
-        let checked = self.guard.check_smtp_host(&host).await;
-        let ip = checked
-            .and_then(|ips| ips.first().copied().ok_or(Refused("no address".into())))
+        let ip = self
+            .guard
+            .check_smtp_host(&host)
+            .await
             .map_err(|Refused(why)| Refused(format!("channel `{}`: {why}", self.channel)))?;
-        let built = self.builder(ip).build();
+        let server = ip.map_or_else(|| self.host.clone(), |ip| ip.to_string());
+        let built = self.builder(server).build();
         Ok(&self.transport.get_or_init(|| (built, Handle::current())).0)
     }
 
-    /// A builder that connects to `ip`, with the host name for TLS.
-    fn builder(&self, ip: std::net::IpAddr) -> AsyncSmtpTransportBuilder {
-        let mut b = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(ip.to_string())
+    /// A builder that connects to `server` (the checked address, or the
+    /// allowed host's name), with the host name for TLS.
+    fn builder(&self, server: String) -> AsyncSmtpTransportBuilder {
+        let mut b = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(server)
             .port(self.port)
             .tls(self.tls.clone())
             .timeout(Some(self.timeout));
