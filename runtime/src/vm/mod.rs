@@ -7,7 +7,7 @@
 //! simulator behind `nudge test` and the daemon run this same function.
 
 mod eval;
-mod redact;
+pub mod redact;
 mod render;
 pub mod request;
 mod run;
