@@ -5,12 +5,17 @@
 //! string of tokens. The journey, which `nudge test --trace`, `nudge contact
 //! show` and `GET /v1/contacts/{id}` all print, gets the URL without its
 //! query, fragment and credentials, and with every `env` value the bundle
-//! reads replaced by `[secret]`.
+//! reads replaced by `[secret]` (values of at least [`MIN_SECRET_LEN`]
+//! bytes).
 
 use std::collections::BTreeMap;
 
 /// What replaces a secret.
 pub const SECRET: &str = "[secret]";
+
+/// `env` values shorter than this are not taken for secrets (a `t`, a
+/// `v2`): replacing them would mangle every text they occur in.
+pub const MIN_SECRET_LEN: usize = 4;
 
 /// `url` as the journey may show it.
 pub fn url_for_journal(url: &str, env: &BTreeMap<String, String>) -> String {
@@ -31,7 +36,7 @@ pub fn url_for_journal(url: &str, env: &BTreeMap<String, String>) -> String {
     let mut secrets: Vec<&str> = env
         .values()
         .map(String::as_str)
-        .filter(|v| !v.is_empty())
+        .filter(|v| v.len() >= MIN_SECRET_LEN)
         .collect();
     // longest first, so that a value inside another is not half replaced
     secrets.sort_by_key(|v| std::cmp::Reverse(v.len()));
@@ -54,7 +59,7 @@ mod tests {
 
     #[test]
     fn query_credentials_and_env_values_never_show() {
-        let e = env(&[("CRM_TOKEN", "SECRET123"), ("EMPTY", "")]);
+        let e = env(&[("CRM_TOKEN", "SECRET123"), ("EMPTY", ""), ("SHORT", "t")]);
         assert_eq!(
             url_for_journal("https://crm.example/api?token=SECRET123", &e),
             "https://crm.example/api?…"

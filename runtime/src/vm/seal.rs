@@ -13,8 +13,10 @@
 //! when the request is sent, so a rotated token is used by rows queued before
 //! the rotation.
 //!
-//! What is found is what survives into the text unchanged: `env` values
-//! joined with `+`, used whole, or placed in a JSON body. A value changed by a
+//! Values shorter than [`super::redact::MIN_SECRET_LEN`] are not secrets
+//! and stay as they are. What is found is what survives into the text
+//! unchanged: `env` values joined with `+`, used whole, or placed in a JSON
+//! body. A value changed by a
 //! function (`upper(env("T"))`) is a different text and is kept as
 //! computed (docs/language.md, "`file(…)` and `env(…)`"). Only recorded
 //! places are replaced when unsealing, so request content (contact data)
@@ -131,7 +133,7 @@ fn needles<'e>(bundle: &Bundle, env: &'e BTreeMap<String, String>) -> Vec<(&'e s
     let names = request_env_names(bundle);
     let mut out = Vec::new();
     for (name, value) in env.iter().filter(|(n, _)| names.contains(n.as_str())) {
-        if value.is_empty() {
+        if value.len() < super::redact::MIN_SECRET_LEN {
             continue;
         }
         out.push((name.as_str(), Enc::Raw, value.clone()));
