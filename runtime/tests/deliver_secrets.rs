@@ -242,3 +242,24 @@ async fn a_refused_smtp_host_from_env_is_named_by_its_variable() {
         }
     );
 }
+
+#[tokio::test]
+async fn a_row_written_before_sealing_is_sent_as_it_is() {
+    let sink = HttpSink::start().await;
+    sink.respond(200, "{}");
+    let b = bundle(vec![crm(&sink.url())]);
+    // the payload shape of earlier versions: values in it, no `secrets`
+    let old = json!({
+        "flow": "f", "step": "s", "channel": "crm", "method": "POST",
+        "url": format!("{}/leads?key=old", sink.url()),
+        "headers": [["Authorization", "Bearer old-token"]],
+        "json": {"id": "c-1"}, "body": "{\"id\":\"c-1\"}", "result": null
+    });
+    let ch = channels(&b, vec![format!("127.0.0.1:{}", sink.port())]);
+    let d = ch.deliver("call", &old, "call:old").await;
+    assert!(matches!(d, Delivered::Ok { status: 200, .. }), "{d:?}");
+    let r = &sink.requests()[0];
+    assert_eq!(r.path, "/leads?key=old");
+    assert_eq!(r.header("authorization"), Some("Bearer old-token"));
+    assert_eq!(r.json(), Some(json!({"id": "c-1"})));
+}
