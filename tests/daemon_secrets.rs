@@ -7,7 +7,8 @@
 //! with deliveries that succeed, are retried, and die. Every route is read:
 //! events, postbacks (applied, unauthorised, undeclared), the contact and its
 //! journey, the outbox and its dead letters, a retry, rejected postbacks,
-//! flows, metrics, health. The test fails if any `env` value (or the base64
+//! flows, metrics, health, and after the stop `nudge stats`, `nudge contact
+//! show` and `nudge outbox list` on the same database. The test fails if any `env` value (or the base64
 //! forms SMTP AUTH and HTTP basic auth write) appears in stdout, stderr, an
 //! API answer or the database files (`nudge.db`, `-wal`, `-shm`), read while
 //! the daemon runs and after it stopped. The sinks must still receive the
@@ -294,7 +295,6 @@ fn drive(run: &Run, sinks: &Sinks) -> Vec<(String, String)> {
     run.wait_outbox("dead", 2);
     for path in [
         "/v1/contacts/c-1",
-        "/v1/contacts/c-1/journey",
         "/v1/outbox",
         "/v1/outbox?status=dead",
         "/v1/outbox?status=sent",
@@ -363,6 +363,20 @@ fn no_env_value_leaves_the_daemon_by_any_route() {
     }
     assert_clean("stdout", &std::fs::read(&run.out).unwrap(), &forbidden);
     assert_clean("stderr", &std::fs::read(&run.err).unwrap(), &forbidden);
+    for args in [
+        &["stats"][..],
+        &["contact", "show", "c-1"],
+        &["outbox", "list"],
+        &["outbox", "list", "--status", "dead"],
+    ] {
+        let out = nudge().args(args).args(["--db", &s.db()]).output().unwrap();
+        assert!(out.status.success(), "nudge {args:?}: {out:?}");
+        assert_clean(&format!("nudge {args:?}"), &out.stdout, &forbidden);
+        assert_clean(&format!("nudge {args:?} (stderr)"), &out.stderr, &forbidden);
+    }
+    for (name, bytes) in database_files(&s) {
+        assert_clean(&format!("{name} (after the commands)"), &bytes, &forbidden);
+    }
 }
 
 #[test]
