@@ -81,9 +81,9 @@ pub struct Built {
     pub body: String,
     /// Where `env` values were left out.
     pub secrets: Vec<SecretRef>,
-    /// The URL as the journey may show it (`redact.rs`), from the URL
-    /// before sealing: its host stays readable when the whole URL is a secret.
-    pub shown_url: String,
+    /// The journey's line for it as a call (`redact.rs`), made before
+    /// sealing: the host stays readable when the whole URL is a secret.
+    pub journal: String,
 }
 
 fn body_json(b: &Body, s: &Scope<'_>, roots: &BTreeMap<String, Value>) -> Eval<serde_json::Value> {
@@ -141,7 +141,12 @@ pub fn build(
 ) -> Eval<Built> {
     let mut b = build_open(bundle, target, s, message, data)?;
     let no_env = BTreeMap::new();
-    b.shown_url = super::redact::url_for_journal(&b.url, s.env.unwrap_or(&no_env));
+    let channel = match target {
+        CallTarget::Channel(c) => Some(c.as_str()),
+        CallTarget::Url(_) => None,
+    };
+    let env = s.env.unwrap_or(&no_env);
+    b.journal = super::redact::call_for_journal(&b.method, channel, &b.url, env);
     let texts = Texts {
         url: &mut b.url,
         headers: &mut b.headers,
@@ -200,7 +205,7 @@ fn build_open(
                         body: json.to_string(),
                         json: Some(json),
                         secrets: Vec::new(),
-                        shown_url: String::new(),
+                        journal: String::new(),
                     })
                 }
                 _ => Ok(Built {
@@ -210,7 +215,7 @@ fn build_open(
                     json: None,
                     body: String::new(),
                     secrets: Vec::new(),
-                    shown_url: String::new(),
+                    journal: String::new(),
                 }),
             }
         }
@@ -247,7 +252,7 @@ fn build_open(
                         json,
                         body: text,
                         secrets: Vec::new(),
-                        shown_url: String::new(),
+                        journal: String::new(),
                     })
                 }
                 ChannelKind::Slack { webhook } => {
@@ -263,7 +268,7 @@ fn build_open(
                         body: json.to_string(),
                         json: Some(json),
                         secrets: Vec::new(),
-                        shown_url: String::new(),
+                        journal: String::new(),
                     })
                 }
                 ChannelKind::Smtp { .. } => Err(EvalError::Request(format!(

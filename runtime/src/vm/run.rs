@@ -763,7 +763,7 @@ impl<'m> Machine<'m> {
         let mut scope = self.scope();
         scope.named = Some(&named);
         let b = build(self.bundle, target, &scope, None, Some(&data))?;
-        self.journal(format!("call {} {}", b.method, b.shown_url));
+        self.journal(b.journal.clone());
         self.effects.push(Effect::Call(Request {
             flow: self.program.name.clone(),
             step: self.enr.step.clone(),
