@@ -219,12 +219,28 @@ pub fn unique_keys(bundle: &Bundle, contact: &Contact) -> Vec<(String, String)> 
         .collect()
 }
 
-/// Typed event fields; every required field must be given.
+/// The events Nudge raises itself (LANGUAGE.md §4.2: a contact created, its
+/// fields changed from outside). No outside input raises them: not the
+/// events API, not a postback, not a test's `event` statement.
+pub const RESERVED_EVENTS: [&str; 2] = ["contact_created", "contact_updated"];
+
+/// `name` is an event only Nudge raises.
+pub fn is_reserved(name: &str) -> bool {
+    RESERVED_EVENTS.contains(&name)
+}
+
+/// Typed event fields from outside; every required field must be given,
+/// and a reserved event is refused.
 pub fn event_fields(
     bundle: &Bundle,
     name: &str,
     given: Vec<(String, Value)>,
 ) -> Result<BTreeMap<String, Value>, String> {
+    if is_reserved(name) {
+        return Err(format!(
+            "`{name}` is raised by nudge itself and cannot be sent"
+        ));
+    }
     let def = bundle
         .event(name)
         .ok_or_else(|| format!("unknown event `{name}`"))?;
@@ -317,6 +333,8 @@ pub enum PostbackError {
     Unauthorized,
     #[error("event `{0}` is not declared")]
     Undeclared(String),
+    #[error("event `{0}` is raised by nudge itself and cannot come from a postback")]
+    Reserved(String),
     #[error("{0}")]
     Invalid(String),
 }
@@ -381,6 +399,9 @@ pub fn map_postback(
         .iter()
         .find(|(k, _)| *k == raw)
         .map_or(raw.clone(), |(_, v)| v.clone());
+    if is_reserved(&name) {
+        return Err(PostbackError::Reserved(name));
+    }
     let def = bundle
         .event(&name)
         .ok_or_else(|| PostbackError::Undeclared(name.clone()))?;

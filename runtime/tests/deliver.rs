@@ -137,6 +137,7 @@ fn web_message(channel: &str, url: &str) -> serde_json::Value {
                 ("Authorization".into(), format!("Bearer {SECRET}")),
             ],
             body: json!({"text": "hi team"}).to_string(),
+            secrets: vec![],
         }),
     })
     .unwrap()
@@ -154,6 +155,7 @@ fn call(channel: Option<&str>, url: &str) -> serde_json::Value {
         json: Some(body.clone()),
         body: body.to_string(),
         result: Some("crm".into()),
+        secrets: vec![],
     })
     .unwrap()
 }
@@ -181,7 +183,7 @@ async fn an_email_arrives_with_its_parts_and_a_stable_message_id() {
     let sink = SmtpSink::start().await;
     let ch = channels(
         vec![smtp_channel("email", sink.port(), env_code("FROM"))],
-        &[],
+        &loopback(sink.port()),
     );
     for key in ["send:c-1:welcome:7", "send:c-1:welcome:7", "other key"] {
         let d = ch.deliver("message", &email("ann@example.com"), key).await;
@@ -220,7 +222,7 @@ async fn smtp_faults_are_classified() {
     let sink = SmtpSink::start().await;
     let ch = channels(
         vec![smtp_channel("email", sink.port(), lit("news@shop.example"))],
-        &[],
+        &loopback(sink.port()),
     );
     sink.fail_rcpt(Some(550));
     match ch
@@ -257,7 +259,7 @@ async fn a_closed_smtp_port_is_transient() {
     };
     let ch = channels(
         vec![smtp_channel("email", port, lit("news@shop.example"))],
-        &[],
+        &loopback(port),
     );
     match ch.deliver("message", &email("ann@example.com"), "k").await {
         Delivered::Transient(e) => assert!(e.contains("connection refused"), "{e}"),
@@ -582,7 +584,7 @@ fn blocking_sinks_work_from_synchronous_code() {
                 smtp_channel("email", smtp.port(), lit("news@shop.example")),
                 web_channel("team", None),
             ],
-            &loopback(http.port()),
+            &[loopback(http.port()), loopback(smtp.port())].concat(),
         );
         ch.deliver("message", &email("bob@example.com"), "k").await;
         ch.deliver(

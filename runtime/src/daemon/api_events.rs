@@ -26,7 +26,7 @@ use std::sync::Arc;
 pub const MAX_BATCH: usize = 10_000;
 
 /// Events only nudge itself raises.
-const INTERNAL: [&str; 2] = ["contact_created", "contact_updated"];
+const INTERNAL: [&str; 2] = intake::RESERVED_EVENTS;
 
 fn object<'a>(v: &'a Json, what: &str) -> Result<&'a Map<String, Json>, String> {
     v.as_object()
@@ -264,6 +264,7 @@ pub async fn postback(
         Err(e) => {
             let (code, reason) = match &e {
                 PostbackError::Undeclared(_) => ("undeclared_event", e.to_string()),
+                PostbackError::Reserved(_) => ("reserved_event", e.to_string()),
                 other => ("invalid_postback", other.to_string()),
             };
             let commit = Commit {

@@ -9,18 +9,22 @@
 //! Guarantees: a message on an `smtp` channel goes as e-mail (`smtp.rs`), one
 //! on `http`/`slack` as its request, a call as its request (`http.rs`); every
 //! HTTP request carries `Idempotency-Key` and every e-mail a `Message-ID`
-//! derived from the key, so retries are recognisable; HTTP never reaches a
-//! non-public address unless allowed (`guard.rs`); a channel's `rate` is a
+//! derived from the key, so retries are recognisable; HTTP and SMTP never
+//! reach a non-public address unless allowed (`guard.rs`); a channel's `rate` is a
 //! slot per row taken when the row is claimed ([`Channels::admit`]): a row
 //! whose slot is later goes back to the outbox with that not-before, so no
 //! delivery sleeps on it and no other channel waits; each attempt is
 //! bounded by the channel's timeout. Error texts never contain a URL, a query or a header value.
+//! A payload's requests are sealed (`vm/seal.rs`): their `env` values are
+//! joined here, from the environment the channels were made with, just
+//! before the request is sent.
 
 pub mod guard;
 pub mod http;
 pub mod smtp;
 
 use crate::vm::{Message, Request};
+use guard::Guard;
 use http::{Http, Outgoing};
 use nudge_compiler::bundle::{Bundle, ChannelKind, Rate};
 use smtp::{Mailer, SmtpSettings};
@@ -148,6 +152,8 @@ struct Inner {
     channels: BTreeMap<String, Channel>,
     http: Http,
     default_timeout: Duration,
+    /// The values sealed requests refer to.
+    env: BTreeMap<String, String>,
 }
 
 /// The delivery side of every channel of a bundle. Cheap to clone (shared).
@@ -164,6 +170,7 @@ impl Channels {
         env: &BTreeMap<String, String>,
         opts: DeliverOptions,
     ) -> Result<Channels, String> {
+        let guard = Arc::new(guard::Guard::new(&opts.allow_hosts));
         let mut channels = BTreeMap::new();
         for def in &bundle.channels {
             let timeout = match def.timeout_seconds {
@@ -189,7 +196,9 @@ impl Channels {
                         from,
                         reply_to: reply_to.as_ref(),
                     };
-                    Way::Smtp(Box::new(Mailer::new(&def.name, &settings, env, timeout)?))
+                    let guard = Arc::clone(&guard);
+                    let mailer = Mailer::new(&def.name, &settings, env, timeout, guard)?;
+                    Way::Smtp(Box::new(mailer))
                 }
                 ChannelKind::Slack { .. } | ChannelKind::Http { .. } => Way::Web,
             };
@@ -202,12 +211,13 @@ impl Channels {
                 },
             );
         }
-        let http = Http::new(guard::Guard::new(&opts.allow_hosts))?;
+        let http = Http::new(Guard::clone(&guard))?;
         Ok(Channels {
             inner: Arc::new(Inner {
                 channels,
                 http,
                 default_timeout: opts.default_timeout,
+                env: env.clone(),
             }),
         })
     }
@@ -222,11 +232,17 @@ impl Channels {
     ) -> Delivered {
         match kind {
             "message" => match serde_json::from_value::<Message>(payload.clone()) {
-                Ok(m) => self.send(&m, idem_key).await,
+                Ok(mut m) => match m.request.as_mut().map(|r| r.unseal(&self.inner.env)) {
+                    Some(Err(e)) => permanent(e.to_string()),
+                    _ => self.send(&m, idem_key).await,
+                },
                 Err(_) => permanent("unreadable message payload".into()),
             },
             "call" => match serde_json::from_value::<Request>(payload.clone()) {
-                Ok(r) => self.call(&r, idem_key).await,
+                Ok(mut r) => match r.unseal(&self.inner.env) {
+                    Ok(()) => self.call(&r, idem_key).await,
+                    Err(e) => permanent(e.to_string()),
+                },
                 Err(_) => permanent("unreadable call payload".into()),
             },
             other => permanent(format!("unknown delivery kind `{other}`")),

@@ -8,8 +8,15 @@
 //!
 //! The transport is built on first use, inside the runtime that sends (lettre's
 //! pool spawns a cleanup task when built, and a closing task when dropped: the
-//! drop enters that runtime again).
+//! drop enters that runtime again). Before it is built, the SSRF guard judges
+//! the host (`guard.rs`, as for HTTP): a loopback, private, link-local or
+//! metadata address is refused unless `--allow-host` allows it, and the
+//! transport connects to the checked address (the host name stays the TLS
+//! name), so a later DNS answer cannot move it. A refusal is permanent and
+//! names the channel and the host — by its `env(…)` name when the host came
+//! from the environment.
 
+use super::guard::{Guard, Refused, SmtpHost};
 use super::{Delivered, describe_io, format_duration};
 use crate::vm::Message;
 use crate::vm::{Scope, eval};
@@ -18,10 +25,10 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::transport::smtp::{AsyncSmtpTransport, AsyncSmtpTransportBuilder};
 use lettre::{AsyncTransport, Tokio1Executor};
-use nudge_compiler::bundle::Code;
+use nudge_compiler::bundle::{Code, Op};
 use nudge_compiler::value::Value;
 use std::collections::BTreeMap;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio::runtime::Handle;
 
@@ -38,7 +45,14 @@ pub struct SmtpSettings<'a> {
 
 /// One channel's mailer.
 pub struct Mailer {
-    builder: AsyncSmtpTransportBuilder,
+    channel: String,
+    host: String,
+    /// How refusals name the host when it is a secret (`env("NAME")`).
+    host_label: Option<String>,
+    port: u16,
+    tls: Tls,
+    credentials: Option<Credentials>,
+    guard: Arc<Guard>,
     /// Built on first use, with the runtime it was built in.
     transport: OnceLock<(AsyncSmtpTransport<Tokio1Executor>, Handle)>,
     from: Mailbox,
@@ -64,6 +78,7 @@ impl Mailer {
         s: &SmtpSettings<'_>,
         env: &BTreeMap<String, String>,
         timeout: Duration,
+        guard: Arc<Guard>,
     ) -> Result<Mailer, String> {
         let mut scope = Scope::new(0);
         scope.env = Some(env);
@@ -93,16 +108,18 @@ impl Mailer {
                 ));
             }
         };
-        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)
-            .port(s.port)
-            .tls(tls)
-            .timeout(Some(timeout));
-        if let Some(user) = s.username.and_then(|c| text(c, &scope)) {
+        let credentials = s.username.and_then(|c| text(c, &scope)).map(|user| {
             let password = s.password.and_then(|c| text(c, &scope)).unwrap_or_default();
-            builder = builder.credentials(Credentials::new(user, password));
-        }
+            Credentials::new(user, password)
+        });
         Ok(Mailer {
-            builder,
+            channel: channel.to_string(),
+            host,
+            host_label: env_label(s.host),
+            port: s.port,
+            tls,
+            credentials,
+            guard,
             transport: OnceLock::new(),
             from,
             reply_to,
@@ -110,12 +127,38 @@ impl Mailer {
         })
     }
 
+    /// The transport, built on first use once the guard has passed the host.
     /// Must be called inside a tokio runtime (lettre's pool spawns a task).
-    fn transport(&self) -> &AsyncSmtpTransport<Tokio1Executor> {
-        &self
-            .transport
-            .get_or_init(|| (self.builder.clone().build(), Handle::current()))
-            .0
+    async fn transport(&self) -> Result<&AsyncSmtpTransport<Tokio1Executor>, Refused> {
+        if let Some((t, _)) = self.transport.get() {
+            return Ok(t);
+        }
+        let host = SmtpHost {
+            host: &self.host,
+            port: self.port,
+            label: self.host_label.as_deref(),
+        };
+        let ip = self
+            .guard
+            .check_smtp_host(&host)
+            .await
+            .map_err(|Refused(why)| Refused(format!("channel `{}`: {why}", self.channel)))?;
+        let server = ip.map_or_else(|| self.host.clone(), |ip| ip.to_string());
+        let built = self.builder(server).build();
+        Ok(&self.transport.get_or_init(|| (built, Handle::current())).0)
+    }
+
+    /// A builder that connects to `server` (the checked address, or the
+    /// allowed host's name), with the host name for TLS.
+    fn builder(&self, server: String) -> AsyncSmtpTransportBuilder {
+        let mut b = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(server)
+            .port(self.port)
+            .tls(self.tls.clone())
+            .timeout(Some(self.timeout));
+        if let Some(c) = &self.credentials {
+            b = b.credentials(c.clone());
+        }
+        b
     }
 
     /// Send one message.
@@ -124,7 +167,11 @@ impl Mailer {
             Ok(e) => e,
             Err(error) => return Delivered::Permanent { status: 0, error },
         };
-        match tokio::time::timeout(self.timeout, self.transport().send(email)).await {
+        let transport = match self.transport().await {
+            Ok(t) => t,
+            Err(Refused(error)) => return Delivered::Permanent { status: 0, error },
+        };
+        match tokio::time::timeout(self.timeout, transport.send(email)).await {
             Err(_) => {
                 Delivered::Transient(format!("timed out after {}", format_duration(self.timeout)))
             }
@@ -159,6 +206,14 @@ impl Mailer {
         };
         built.map_err(|e| format!("cannot build the e-mail: {e}"))
     }
+}
+
+/// `env("NAME")` when a setting is read from the environment.
+fn env_label(code: &Code) -> Option<String> {
+    code.0.iter().find_map(|op| match op {
+        Op::Env(n) => Some(format!("env(\"{n}\")")),
+        _ => None,
+    })
 }
 
 impl Drop for Mailer {

@@ -192,13 +192,19 @@ impl<'b> Sim<'b> {
             for j in applied.journal {
                 self.journal.push((i, j));
             }
-            for m in applied.messages {
+            for mut m in applied.messages {
+                // sealed with this same environment just now: joins cleanly
+                if let Some(r) = m.request.as_mut() {
+                    let _joined = r.unseal(&self.env);
+                }
                 self.messages.push(Captured {
                     item: m,
                     consumed: false,
                 });
             }
-            for c in applied.calls {
+            for mut c in applied.calls {
+                // tests see the request as it would be sent (`vm/seal.rs`)
+                let _joined = c.unseal(&self.env);
                 if let Some(name) = &c.result {
                     let key_channel = c.channel.clone().unwrap_or_default();
                     let (status, json) = self

@@ -412,7 +412,10 @@ fn op(sim: &mut Sim<'_>, op: &TestOp) -> Result<(), String> {
                         .calls
                         .iter()
                         .filter(|c| !c.consumed)
-                        .map(|c| format!("{} {}", c.item.method, c.item.url))
+                        .map(|c| {
+                            let url = crate::vm::redact::url_for_journal(&c.item.url, &sim.env);
+                            format!("{} {url}", c.item.method)
+                        })
                         .collect();
                     let what = match target {
                         CallTarget::Channel(c) => format!("`{c}`"),

@@ -7,10 +7,11 @@
 //! simulator behind `nudge test` and the daemon run this same function.
 
 mod eval;
-mod redact;
+pub mod redact;
 mod render;
 pub mod request;
 mod run;
+pub mod seal;
 mod state;
 
 pub use eval::{Eval, EvalError, Scope, coerce, eval, hash_share};

@@ -4,9 +4,11 @@
 //! percent-encode their values. Pure: the daemon and the simulator share it.
 //! A template that cannot be rendered or an expression that fails is an
 //! [`EvalError`]: the caller fails the enrollment (LANGUAGE.md amendment A4).
+//! The request comes out sealed (`seal.rs`): `env` values are references.
 
 use super::eval::{Eval, EvalError, Scope, eval};
 use super::render::{RenderKind, render};
+use super::seal::{self, SecretRef, Texts};
 use nudge_compiler::bundle::{Body, Bundle, CallTarget, ChannelKind};
 use nudge_compiler::value::{Value, decimal_json, format_date, format_time};
 use std::collections::BTreeMap;
@@ -77,6 +79,11 @@ pub struct Built {
     pub headers: Vec<(String, String)>,
     pub json: Option<serde_json::Value>,
     pub body: String,
+    /// Where `env` values were left out.
+    pub secrets: Vec<SecretRef>,
+    /// The journey's line for it as a call (`redact.rs`), made before
+    /// sealing: the host stays readable when the whole URL is a secret.
+    pub journal: String,
 }
 
 fn body_json(b: &Body, s: &Scope<'_>, roots: &BTreeMap<String, Value>) -> Eval<serde_json::Value> {
@@ -122,10 +129,35 @@ pub fn slack_escape(s: &str) -> String {
         .replace('>', "&gt;")
 }
 
-/// Build the request for a channel or URL. `message` is the rendered text of
-/// a `send`; `data` the object of `call … with` (both readable by the
+/// Build the request for a channel or URL, sealed. `message` is the rendered
+/// text of a `send`; `data` the object of `call … with` (both readable by the
 /// channel's expressions and templates).
 pub fn build(
+    bundle: &Bundle,
+    target: &CallTarget,
+    s: &Scope<'_>,
+    message: Option<&str>,
+    data: Option<&Value>,
+) -> Eval<Built> {
+    let mut b = build_open(bundle, target, s, message, data)?;
+    let no_env = BTreeMap::new();
+    let channel = match target {
+        CallTarget::Channel(c) => Some(c.as_str()),
+        CallTarget::Url(_) => None,
+    };
+    let env = s.env.unwrap_or(&no_env);
+    b.journal = super::redact::call_for_journal(&b.method, channel, &b.url, env);
+    let texts = Texts {
+        url: &mut b.url,
+        headers: &mut b.headers,
+        body: &mut b.body,
+    };
+    b.secrets = seal::seal(bundle, s.env, texts, b.json.as_mut());
+    Ok(b)
+}
+
+/// The request with its `env` values in it.
+fn build_open(
     bundle: &Bundle,
     target: &CallTarget,
     s: &Scope<'_>,
@@ -172,6 +204,8 @@ pub fn build(
                         headers: vec![("Content-Type".into(), "application/json".into())],
                         body: json.to_string(),
                         json: Some(json),
+                        secrets: Vec::new(),
+                        journal: String::new(),
                     })
                 }
                 _ => Ok(Built {
@@ -180,6 +214,8 @@ pub fn build(
                     headers: Vec::new(),
                     json: None,
                     body: String::new(),
+                    secrets: Vec::new(),
+                    journal: String::new(),
                 }),
             }
         }
@@ -215,6 +251,8 @@ pub fn build(
                         headers: hs,
                         json,
                         body: text,
+                        secrets: Vec::new(),
+                        journal: String::new(),
                     })
                 }
                 ChannelKind::Slack { webhook } => {
@@ -229,6 +267,8 @@ pub fn build(
                         headers: vec![("Content-Type".into(), "application/json".into())],
                         body: json.to_string(),
                         json: Some(json),
+                        secrets: Vec::new(),
+                        journal: String::new(),
                     })
                 }
                 ChannelKind::Smtp { .. } => Err(EvalError::Request(format!(

@@ -714,6 +714,7 @@ impl<'m> Machine<'m> {
                 url: b.url,
                 headers: b.headers,
                 body: b.body,
+                secrets: b.secrets,
             })
         };
         self.sent_now
@@ -768,8 +769,7 @@ impl<'m> Machine<'m> {
         let mut scope = self.scope();
         scope.named = Some(&named);
         let b = build(self.bundle, target, &scope, None, Some(&data))?;
-        let shown = super::redact::url_for_journal(&b.url, self.world.env);
-        self.journal(format!("call {} {shown}", b.method));
+        self.journal(b.journal.clone());
         self.effects.push(Effect::Call(Request {
             flow: self.program.name.clone(),
             step: self.enr.step.clone(),
@@ -783,6 +783,7 @@ impl<'m> Machine<'m> {
             json: b.json,
             body: b.body,
             result: result.map(str::to_string),
+            secrets: b.secrets,
         }));
         Ok(match result {
             Some(name) => {

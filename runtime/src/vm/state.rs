@@ -171,6 +171,9 @@ pub struct HttpRequest {
     pub url: String,
     pub headers: Vec<(String, String)>,
     pub body: String,
+    /// Where `env` values were left out (`seal.rs`); none in older rows.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<super::seal::SecretRef>,
 }
 
 /// A built HTTP request (a `call`).
@@ -189,6 +192,9 @@ pub struct Request {
     pub body: String,
     /// `as NAME`: the response goes back to the enrollment.
     pub result: Option<String>,
+    /// Where `env` values were left out (`seal.rs`); none in older rows.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<super::seal::SecretRef>,
 }
 
 /// Something `advance` asks the world to do.
