@@ -143,6 +143,7 @@ async fn a_store_error_preparing_a_group_leaves_out_only_its_unit() {
         clock: clock.clone(),
         metrics: Arc::new(Metrics::default()),
         older: Default::default(),
+        calls: Default::default(),
     };
     let first = applier.apply(vec![go("bad")]).await;
     assert!(matches!(first[0], Ok(Done::Applied { .. })), "{first:?}");
