@@ -243,6 +243,7 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
          # TYPE nudge_store_write_failures_total counter\nnudge_store_write_failures_total {}\n",
         health.failures
     ));
+    text.push_str(&shared.metrics.connections.render());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
