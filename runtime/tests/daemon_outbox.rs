@@ -10,6 +10,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod daemon_kit;
+use daemon_kit::post;
 mod vm_support;
 
 use nudge_runtime::compiler::value::{Value, parse_time};
@@ -22,17 +23,6 @@ use std::time::{Duration, Instant};
 
 fn t(s: &str) -> i64 {
     parse_time(s).unwrap()
-}
-
-async fn post(addr: std::net::SocketAddr, path: &str, body: serde_json::Value) -> u16 {
-    reqwest::Client::new()
-        .post(format!("http://{addr}{path}"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
 }
 
 /// The contact's state, once `done` holds for it (5 s at most).

@@ -9,6 +9,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod daemon_kit;
+use daemon_kit::post;
 mod vm_support;
 
 use nudge_runtime::compiler::value::{Value, format_time, parse_time};
@@ -25,17 +26,6 @@ async fn put(addr: std::net::SocketAddr, id: &str, fields: serde_json::Value) {
         .await
         .unwrap();
     assert!(res.status().is_success(), "{}", res.text().await.unwrap());
-}
-
-async fn post(addr: std::net::SocketAddr, path: &str, body: serde_json::Value) -> u16 {
-    reqwest::Client::new()
-        .post(format!("http://{addr}{path}"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
 }
 
 /// (flow, step, status, entered_at) of a contact's enrollments.

@@ -3,9 +3,8 @@
 //! without secrets, and per-channel rate limits.
 #![allow(clippy::unwrap_used)]
 
-use nudge_compiler::bundle::{
-    Body, Bundle, ChannelDef, ChannelKind, Code, FORMAT_VERSION, Op, Rate, Tpl,
-};
+mod vm_support;
+use nudge_compiler::bundle::{Body, ChannelDef, ChannelKind, Code, Op, Rate, Tpl};
 use nudge_compiler::value::Value;
 use nudge_runtime::deliver::{Admission, Channels, DeliverOptions, Delivered, TINY_WAIT};
 use nudge_runtime::vm::{HttpRequest, Message, Request};
@@ -13,6 +12,7 @@ use nudge_testkit::{HttpSink, SmtpSink};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
+use vm_support::with_channels as bundle;
 
 const WAIT: Duration = Duration::from_secs(5);
 const SECRET: &str = "s3cr3t-T0KEN";
@@ -23,21 +23,6 @@ fn lit(s: &str) -> Code {
 
 fn env_code(name: &str) -> Code {
     Code(vec![Op::Env(name.into())])
-}
-
-fn bundle(channels: Vec<ChannelDef>) -> Bundle {
-    Bundle {
-        format: FORMAT_VERSION,
-        schema: vec![],
-        events: vec![],
-        channels,
-        templates: vec![],
-        sources: vec![],
-        flows: vec![],
-        tests: vec![],
-        defines: vec![],
-        env: vec![],
-    }
 }
 
 fn smtp_channel(name: &str, port: u16, from: Code) -> ChannelDef {

@@ -5,8 +5,9 @@
 //! channel and the host (by its `env` name when it is a secret).
 #![allow(clippy::unwrap_used)]
 
+mod vm_support;
 use nudge_compiler::bundle::{
-    BinaryOp, Body, Bundle, CallTarget, ChannelDef, ChannelKind, Code, FORMAT_VERSION, Op,
+    BinaryOp, Body, Bundle, CallTarget, ChannelDef, ChannelKind, Code, Op,
 };
 use nudge_compiler::value::Value;
 use nudge_runtime::deliver::{Channels, DeliverOptions, Delivered};
@@ -16,6 +17,7 @@ use nudge_testkit::{HttpSink, SmtpSink};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::time::Duration;
+use vm_support::with_channels as bundle;
 
 const TOKEN: &str = "tok-Zq81\"x\\y";
 const KEY: &str = "key-77Hh1";
@@ -35,21 +37,6 @@ fn joined(prefix: &str, name: &str) -> Code {
         Op::Env(name.into()),
         Op::Bin(BinaryOp::Add),
     ])
-}
-
-fn bundle(channels: Vec<ChannelDef>) -> Bundle {
-    Bundle {
-        format: FORMAT_VERSION,
-        schema: vec![],
-        events: vec![],
-        channels,
-        templates: vec![],
-        sources: vec![],
-        flows: vec![],
-        tests: vec![],
-        defines: vec![],
-        env: vec![],
-    }
 }
 
 fn crm(url: &str) -> ChannelDef {

@@ -79,3 +79,15 @@ pub async fn advance(store: &Arc<dyn Store>, clock: &ManualClock, target: i64) {
     }
     clock.set(target);
 }
+
+/// POST `body` as JSON to the daemon at `addr`; gives the status.
+pub async fn post(addr: std::net::SocketAddr, path: &str, body: serde_json::Value) -> u16 {
+    reqwest::Client::new()
+        .post(format!("http://{addr}{path}"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}

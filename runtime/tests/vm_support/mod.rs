@@ -290,3 +290,19 @@ pub fn journal(effects: &[Effect]) -> Vec<String> {
         })
         .collect()
 }
+
+/// A bundle holding only `channels` (delivery tests build channels by hand).
+pub fn with_channels(channels: Vec<nudge_runtime::compiler::bundle::ChannelDef>) -> Bundle {
+    Bundle {
+        format: nudge_runtime::compiler::bundle::FORMAT_VERSION,
+        schema: vec![],
+        events: vec![],
+        channels,
+        templates: vec![],
+        sources: vec![],
+        flows: vec![],
+        tests: vec![],
+        defines: vec![],
+        env: vec![],
+    }
+}
