@@ -91,6 +91,11 @@ pub async fn run(shared: Arc<Shared>, channels: Arc<Channels>, cancel: Cancellat
     let every = (shared.config.outbox_lease / 3).max(Duration::from_secs(1));
     let mut renew = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // an interval, not a sleep made anew each turn: another branch (a
+    // renewal every second with a short lease) must not keep postponing the
+    // look that brings deferred and retried rows back
+    let mut poll = tokio::time::interval(shared.config.tick);
+    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut look = true;
     loop {
         // deliveries in flight finish (and are recorded) even when
@@ -111,7 +116,7 @@ pub async fn run(shared: Arc<Shared>, channels: Arc<Channels>, cancel: Cancellat
             _ = renew.tick() => w.renew().await,
             () = cancel.cancelled(), if !stopping => {}
             () = shared.metrics.signals.outbox.notified() => look = true,
-            () = tokio::time::sleep(shared.config.tick) => look = true,
+            _ = poll.tick() => look = true,
         }
     }
 }
