@@ -91,6 +91,7 @@ Environment:
   NUDGE_ALLOW_ORIGINS  comma-separated browser origins /v1/* accepts (as
                      --allow-origin); any other `Origin` is refused 403
   NUDGE_MAX_CONNECTIONS  HTTP connections open at once (as --max-connections)
+  NUDGE_MAX_HEAD_SIZE  bytes a request head may take (as --max-head-size)
   NUDGE_LOG          log filter (default `info`); logs are JSON lines on stderr
   and every variable the project reads with env(\"…\"): a missing one stops
   the start with an error naming it.
@@ -155,6 +156,10 @@ pub struct RunArgs {
     /// Seconds a request may take, body included, before it is answered 408
     #[arg(long, default_value_t = 30)]
     pub request_timeout: u64,
+    /// Bytes a request head (request line and headers) may take at most
+    /// (at least 1024); a larger one is answered 431 `headers_too_large`
+    #[arg(long, env = "NUDGE_MAX_HEAD_SIZE", default_value_t = 16384)]
+    pub max_head_size: usize,
 }
 
 #[derive(Debug, Subcommand)]

@@ -59,6 +59,9 @@ pub fn run(args: &RunArgs) -> Result<Outcome, CliError> {
     })
 }
 
+/// The smallest `--max-head-size` taken: a plain request fits well within.
+const MIN_HEAD_SIZE: usize = 1024;
+
 /// The daemon's settings from the flags and the environment.
 fn config(args: &RunArgs, env: std::collections::BTreeMap<String, String>) -> Config {
     let mut config = Config::new(args.listen);
@@ -79,6 +82,7 @@ fn config(args: &RunArgs, env: std::collections::BTreeMap<String, String>) -> Co
         header_timeout: Duration::from_secs(args.header_timeout.max(1)),
         idle_timeout: Duration::from_secs(args.idle_timeout.max(1)),
         request_timeout: Duration::from_secs(args.request_timeout.max(1)),
+        max_head_size: args.max_head_size.max(MIN_HEAD_SIZE),
     };
     config
 }

@@ -415,7 +415,8 @@ pub fn try_request(
     parse_response(&raw)
 }
 
-fn parse_response(raw: &[u8]) -> std::io::Result<Reply> {
+/// One raw answer (head and body) as a [`Reply`].
+pub fn parse_response(raw: &[u8]) -> std::io::Result<Reply> {
     let bad = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_string());
     let split = raw
         .windows(4)

@@ -10,8 +10,11 @@
 //! the same JSON shape, never a dropped connection. The JSON error mapping
 //! sits outside the timeout, so every answer a tower layer makes (408, 413,
 //! 404, 405, 415) has that shape; outermost is the access log
-//! (`api_edge.rs`). On `/v1/*`, the origin guard runs before the token
-//! check and the JSON content-type check after it (`api_edge.rs`).
+//! (`api_edge.rs`). On `/v1/*`, the origin guard and the CORS layer run
+//! before the token check (a preflight is answered without one) and the
+//! JSON content-type check after it (`api_edge.rs`). What hyper answers by
+//! itself, before routing (a malformed head), gets the same shape in
+//! `serve/parse_errors.rs`.
 
 use super::Shared;
 use super::apply::ApplyError;
@@ -287,7 +290,7 @@ async fn no_route() -> Response {
     ApiError::not_found("no_route", "no such endpoint").into_response()
 }
 
-async fn wrong_method() -> Response {
+pub(super) async fn wrong_method() -> Response {
     ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
         "method_not_allowed",
@@ -318,7 +321,11 @@ pub fn router(shared: Arc<Shared>) -> Router {
             shared.clone(),
             require_token,
         ))
-        .route_layer(middleware::from_fn_with_state(
+        // set before `layer`, so that a preflight (no route takes OPTIONS)
+        // meets the layers below, and the merge keeps it
+        .method_not_allowed_fallback(wrong_method)
+        .layer(api_edge::cors(&shared.config.allow_origins))
+        .layer(middleware::from_fn_with_state(
             shared.clone(),
             api_edge::refuse_cross_origin,
         ));

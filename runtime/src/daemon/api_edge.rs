@@ -11,7 +11,18 @@
 //! * [`refuse_cross_origin`]: a `/v1/*` request that a browser marks as
 //!   cross-site (an `Origin` header, or `Sec-Fetch-Site: cross-site` or
 //!   `same-site`) is refused 403 `forbidden_origin` unless its origin is
-//!   allowed (`--allow-origin`). Non-browser clients send neither header.
+//!   allowed (`--allow-origin`), CORS preflights included. Non-browser
+//!   clients send neither header. An `OPTIONS` that is not a preflight
+//!   (`Origin` and `Access-Control-Request-Method`) is answered 405 as
+//!   before: no route takes `OPTIONS`.
+//! * [`cors`], inside it: a preflight from an allowed origin is answered
+//!   here, before the token check (browsers send no credentials with it)
+//!   and never reaching a handler: `Access-Control-Allow-Origin` (that
+//!   origin), `Vary: origin`, the methods and request headers `/v1/*`
+//!   takes, `Access-Control-Max-Age` ([`CORS_MAX_AGE`]). Every other answer
+//!   to an allowed origin carries `Access-Control-Allow-Origin` and
+//!   `Access-Control-Expose-Headers: x-request-id`. No credentials mode:
+//!   the API token goes in `Authorization`, not a cookie.
 //! * [`require_json`]: a `/v1/*` request with a body must say
 //!   `Content-Type: application/json` (parameters such as `charset` allowed),
 //!   else 415 `unsupported_media_type`: a browser form or `text/plain` POST,
@@ -20,12 +31,13 @@
 use super::Shared;
 use super::api::ApiError;
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use rand::Rng;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+use tower_http::cors::{AllowOrigin, CorsLayer};
 use tracing::Instrument as _;
 
 /// The log target of the access lines (`NUDGE_LOG=nudge::access=off` mutes them).
@@ -91,12 +103,45 @@ pub fn origin_allowed(allowed: &[String], origin: &str) -> bool {
     })
 }
 
-/// 403 for a cross-site browser request to `/v1/*` from an origin not allowed.
+/// How long a browser may cache a preflight's answer.
+pub const CORS_MAX_AGE: Duration = Duration::from_secs(600);
+
+/// The CORS answers of `/v1/*` for the `allowed` origins.
+pub fn cors(allowed: &[String]) -> CorsLayer {
+    let allowed = allowed.to_vec();
+    let request_id = HeaderName::from_static(REQUEST_ID);
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::predicate(move |origin, _| {
+            origin.to_str().is_ok_and(|o| origin_allowed(&allowed, o))
+        }))
+        .allow_methods([Method::GET, Method::POST, Method::PUT])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            request_id.clone(),
+        ])
+        .expose_headers([request_id])
+        .max_age(CORS_MAX_AGE)
+}
+
+/// Whether a request is a CORS preflight.
+fn is_preflight(req: &Request) -> bool {
+    let h = req.headers();
+    req.method() == Method::OPTIONS
+        && h.contains_key(header::ORIGIN)
+        && h.contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
+}
+
+/// 403 for a cross-site browser request to `/v1/*` from an origin not
+/// allowed; 405 for an `OPTIONS` that is not a preflight.
 pub async fn refuse_cross_origin(
     State(shared): State<Arc<Shared>>,
     req: Request,
     next: Next,
 ) -> Response {
+    if req.method() == Method::OPTIONS && !is_preflight(&req) {
+        return super::api::wrong_method().await;
+    }
     let headers = req.headers();
     let origin = headers
         .get(header::ORIGIN)

@@ -1,8 +1,10 @@
 //! One accepted connection: hyper's HTTP/1.1 server on a stream that
 //! records when bytes move, closed by the header-read timeout (hyper's), the
 //! stall timeout, an eviction (the cap was reached and it was the longest
-//! idle) or, gracefully, the daemon's shutdown.
+//! idle) or, gracefully, the daemon's shutdown. hyper's own error answers
+//! get their JSON body on the way out (`parse_errors.rs`).
 
+use super::parse_errors::JsonErrors;
 use super::{ConnStats, Limits};
 use axum::Router;
 use axum::body::Body;
@@ -10,6 +12,7 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -25,6 +28,7 @@ use tower::ServiceExt as _;
 pub struct Handle {
     pub activity: Arc<Activity>,
     pub evict: CancellationToken,
+    pub peer: SocketAddr,
 }
 
 /// Serve one connection until it closes; the caller holds its slot.
@@ -38,10 +42,16 @@ pub async fn run(
 ) {
     let _ = stream.set_nodelay(true);
     let activity = handle.activity;
-    let io = TokioIo::new(Watched {
+    let watched = Watched {
         inner: stream,
         activity: activity.clone(),
-    });
+    };
+    let io = TokioIo::new(JsonErrors::new(
+        watched,
+        handle.peer,
+        stats.clone(),
+        limits.max_head_size,
+    ));
     let busy = activity.clone();
     let service = app
         .map_request(|req: hyper::Request<Incoming>| req.map(Body::new))
@@ -57,6 +67,7 @@ pub async fn run(
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout)
+        .max_header_size(limits.max_head_size)
         .keep_alive(true);
     let conn = builder.serve_connection(io, TowerToHyperService::new(service));
     tokio::pin!(conn);

@@ -24,10 +24,17 @@
 //!   per [`WARN_EVERY`] says the cap was reached. Accept errors (`EMFILE`)
 //!   are logged the same way and retried after a short pause.
 //!
-//! Counts (open, cap reached, evicted, timed out) are in [`ConnStats`],
-//! rendered on `/metrics`. One connection's serving is `conn.rs`.
+//! * **a head-size limit**: a request head (request line and headers) over
+//!   `max_head_size` bytes is answered 431, deterministically (hyper's
+//!   `max_header_size`).
+//!
+//! Every answer hyper makes by itself (400 malformed head, 414, 431) gets
+//! the API's JSON error body (`parse_errors.rs`). Counts (open, cap
+//! reached, evicted, timed out, malformed) are in [`ConnStats`], rendered on
+//! `/metrics`. One connection's serving is `conn.rs`.
 
 mod conn;
+mod parse_errors;
 
 use axum::Router;
 use conn::{Activity, Handle};
@@ -45,7 +52,7 @@ use tokio_util::task::TaskTracker;
 pub const WARN_EVERY: Duration = Duration::from_secs(10);
 
 /// Connection limits (`nudge run --max-connections`, `--header-timeout`,
-/// `--idle-timeout`, `--request-timeout`).
+/// `--idle-timeout`, `--request-timeout`, `--max-head-size`).
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     /// Connections open at once at most; keep it well below the process's
@@ -58,6 +65,9 @@ pub struct Limits {
     pub idle_timeout: Duration,
     /// The longest a request may take, body included (408 after; `api.rs`).
     pub request_timeout: Duration,
+    /// The largest request head (request line and headers) in bytes; 431
+    /// above it.
+    pub max_head_size: usize,
 }
 
 impl Default for Limits {
@@ -67,6 +77,7 @@ impl Default for Limits {
             header_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             request_timeout: Duration::from_secs(30),
+            max_head_size: 16 * 1024,
         }
     }
 }
@@ -80,6 +91,7 @@ pub struct ConnStats {
     evicted: AtomicU64,
     timed_out: AtomicU64,
     accept_errors: AtomicU64,
+    malformed: AtomicU64,
 }
 
 impl ConnStats {
@@ -130,6 +142,12 @@ impl ConnStats {
             "counter",
             "failed accepts (e.g. out of file descriptors)",
             get(&self.accept_errors),
+        );
+        line(
+            "nudge_http_malformed_requests_total",
+            "counter",
+            "requests refused before routing: malformed head (400), target too long (414), head too large (431)",
+            get(&self.malformed),
         );
         o
     }
@@ -232,11 +250,11 @@ pub async fn serve(
             () = server.cancel.cancelled() => break,
         };
         match accepted {
-            Ok((stream, _peer)) => {
+            Ok((stream, peer)) => {
                 let Some(permit) = server.slot().await else {
                     break;
                 };
-                server.spawn(stream, permit);
+                server.spawn(stream, peer, permit);
             }
             Err(e) => {
                 server.stats.accept_errors.fetch_add(1, Ordering::Relaxed);
@@ -290,7 +308,12 @@ impl Server {
         }
     }
 
-    fn spawn(&self, stream: tokio::net::TcpStream, permit: OwnedSemaphorePermit) {
+    fn spawn(
+        &self,
+        stream: tokio::net::TcpStream,
+        peer: std::net::SocketAddr,
+        permit: OwnedSemaphorePermit,
+    ) {
         let stats = self.stats.clone();
         stats.accepted.fetch_add(1, Ordering::Relaxed);
         stats.open.fetch_add(1, Ordering::Relaxed);
@@ -301,7 +324,11 @@ impl Server {
             .lock()
             .map(|mut o| o.add(activity.clone(), evict.clone()))
             .unwrap_or(0);
-        let handle = Handle { activity, evict };
+        let handle = Handle {
+            activity,
+            evict,
+            peer,
+        };
         let (app, limits, open) = (self.app.clone(), self.limits, self.open.clone());
         let shutdown = self.cancel.clone();
         self.conns.spawn(async move {
