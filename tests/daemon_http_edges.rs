@@ -94,6 +94,12 @@ fn malformed_and_oversized_heads_get_the_json_error_shape() {
     assert_eq!(raw(&d, head(3000).as_bytes()).status, 200);
     let e = refused(&raw(&d, head(5000).as_bytes()), 431, "headers_too_large");
     assert!(e["message"].as_str().unwrap().contains("4096"), "{e}");
+    let many: String = (0..101).map(|i| format!("X-H{i}: 1\r\n")).collect();
+    let r = raw(
+        &d,
+        format!("GET /healthz HTTP/1.1\r\n{many}\r\n").as_bytes(),
+    );
+    refused(&r, 431, "headers_too_large");
 
     // logged with the peer, never the bytes; counted
     let log = d.log();
@@ -102,7 +108,7 @@ fn malformed_and_oversized_heads_get_the_json_error_shape() {
         .filter(|l| l.contains("request refused before routing"))
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(lines.len(), 3, "{log}");
+    assert_eq!(lines.len(), 4, "{log}");
     assert!(
         lines[0]["fields"]["peer"]
             .as_str()
@@ -115,7 +121,7 @@ fn malformed_and_oversized_heads_get_the_json_error_shape() {
         !log.contains("GARBAGE-LINE") && !log.contains("ppp"),
         "{log}"
     );
-    assert_eq!(metric(&d, "nudge_http_malformed_requests_total"), 3);
+    assert_eq!(metric(&d, "nudge_http_malformed_requests_total"), 4);
 }
 
 #[test]

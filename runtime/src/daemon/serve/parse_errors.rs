@@ -274,4 +274,29 @@ mod tests {
         assert!(message.contains("16384"), "{message}");
         assert_eq!(describe(503, 1).0, "internal");
     }
+
+    #[tokio::test]
+    async fn other_writes_pass_and_the_answer_is_written_in_full_in_small_pieces() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (a, mut b) = tokio::io::duplex(16);
+        let stats = Arc::new(ConnStats::default());
+        let peer = SocketAddr::from(([127, 0, 0, 1], 1));
+        let mut w = JsonErrors::new(a, peer, stats.clone(), 16384);
+        let reader = tokio::spawn(async move {
+            let mut got = Vec::new();
+            b.read_to_end(&mut got).await.map(|_| got)
+        });
+        let ok = "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+        w.write_all(ok.as_bytes()).await.unwrap();
+        w.write_all(BARE.as_bytes()).await.unwrap();
+        w.shutdown().await.unwrap();
+        drop(w);
+        let got = String::from_utf8(reader.await.unwrap().unwrap()).unwrap();
+        let rest = got.strip_prefix(ok).unwrap_or_else(|| panic!("{got}"));
+        let (head, body) = rest.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{got}");
+        let v: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(v["error"]["code"], "bad_request", "{got}");
+        assert_eq!(stats.malformed.load(Ordering::Relaxed), 1);
+    }
 }
