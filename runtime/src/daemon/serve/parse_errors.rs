@@ -233,6 +233,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for JsonErrors<S> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     const BARE: &str = "HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\
