@@ -349,6 +349,12 @@ impl<'b> Engine<'b> {
         run.out
     }
 
+    /// Bound a state as the end of an input does, without an input: for a
+    /// stored state rewritten in the current format (`daemon/convert.rs`).
+    pub fn compact(&self, st: &mut ContactState, now: i64) {
+        compact::compact(st, now, self.cap_window());
+    }
+
     /// The largest cap window of the bundles this engine runs.
     fn cap_window(&self) -> Option<i64> {
         compact::largest_cap_window(

@@ -81,6 +81,10 @@ pub enum Job {
     Manual { contact: String, input: EngineInput },
     /// Recompute the contact's wake time (after a pause or resume).
     Refresh { contact: String },
+    /// Write the contact again, compacted, in the current state format
+    /// (`convert.rs`), if it is still at `version` (the version its older
+    /// format was found at; a later write already converted it).
+    Convert { contact: String, version: i64 },
 }
 
 /// What became of one input.
@@ -96,6 +100,8 @@ pub enum Done {
     Held,
     /// Nothing to do (a timer not due any more, a refresh).
     Skipped,
+    /// A stored state rewritten in the current format ([`Job::Convert`]).
+    Converted,
 }
 
 /// Why one input was not applied. Store failures keep their cause
@@ -260,7 +266,7 @@ pub(super) struct Batch {
 fn named_by_input(jobs: &[Job], by_key: &HashMap<(String, String), String>, id: &str) -> bool {
     by_key.values().any(|c| c == id)
         || jobs.iter().any(|j| match j {
-            Job::Timer { .. } | Job::Refresh { .. } => false,
+            Job::Timer { .. } | Job::Refresh { .. } | Job::Convert { .. } => false,
             Job::Event {
                 contact: ContactRef::Id(c),
                 ..
@@ -456,7 +462,8 @@ impl Applier {
                 }
                 | Job::CallResponse { contact: id, .. }
                 | Job::Manual { contact: id, .. }
-                | Job::Refresh { contact: id } => {
+                | Job::Refresh { contact: id }
+                | Job::Convert { contact: id, .. } => {
                     ids.push(id.clone());
                     continue;
                 }

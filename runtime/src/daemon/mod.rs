@@ -12,7 +12,9 @@
 //!   in batches, as `Timer` jobs;
 //! * the outbox worker (`outbox.rs`): claims due rows, delivers them through
 //!   `crate::deliver`, retries with backoff or dead-letters them, and turns
-//!   call responses into jobs.
+//!   call responses into jobs;
+//! * at start, the conversion pass (`convert.rs`): contact states stored in
+//!   an older format are rewritten in the current one, through the applier.
 //!
 //! Shutdown (SIGTERM): stop intake, let in-flight requests finish their
 //! commits, drain the queue, let in-flight deliveries finish; nothing is
@@ -25,6 +27,7 @@ pub mod api_events;
 pub mod apply;
 mod apply_jobs;
 pub mod clock;
+pub mod convert;
 pub mod group;
 pub mod metrics;
 pub mod outbox;
@@ -311,6 +314,7 @@ pub async fn start(
     if first_deploy && timed {
         tasks.spawn(rearm(shared.clone(), cancel.clone()));
     }
+    tasks.spawn(convert::run(shared.clone(), cancel.clone()));
     tasks.spawn(scheduler::run(shared.clone(), cancel.clone()));
     tasks.spawn(outbox::run(
         shared.clone(),
