@@ -230,6 +230,8 @@ pub(super) struct Prepared {
     pub(super) failures: Vec<(String, FailedEnrollment)>,
     /// Time triggers missed, per contact (see [`Batch::missed`]).
     pub(super) missed: Vec<(String, crate::engine::MissedTrigger)>,
+    /// Contacts still due after the last timer round (see [`Batch::exhausted`]).
+    pub(super) exhausted: Vec<String>,
 }
 
 /// A unit's outcomes when it was left out: its failures stay, the rest say
@@ -256,6 +258,10 @@ pub(super) struct Batch {
     /// Time triggers missed by this batch's inputs, per contact: logged
     /// and counted once the commit is written.
     pub(super) missed: Vec<(String, crate::engine::MissedTrigger)>,
+    /// Contacts whose timers were still due after
+    /// [`crate::shell::MAX_TIMER_ROUNDS`] firings at one instant: logged
+    /// and counted once the commit is written.
+    pub(super) exhausted: Vec<String>,
     /// An outbox payload that could not be serialised by the job being
     /// run (contact, error): that job fails.
     pub(super) payload_error: Option<(String, serde_json::Error)>,
@@ -513,6 +519,7 @@ impl Applier {
             failures: Vec::new(),
             seen_postbacks,
             missed: Vec::new(),
+            exhausted: Vec::new(),
             payload_error: None,
         };
         let older = self.older_versions(&b.slots).await?;
@@ -556,6 +563,7 @@ impl Applier {
             keys_moved,
             failures: b.failures,
             missed: b.missed,
+            exhausted: b.exhausted,
         })
     }
 }

@@ -312,11 +312,7 @@ impl Applier {
                 if shell::fire_due(&mut self.target(engine, b, &contact, now), now)
                     == Fired::StillDue
                 {
-                    tracing::warn!(
-                        contact = %contact,
-                        rounds = shell::MAX_TIMER_ROUNDS,
-                        "timers still due after the last firing at one instant; they fire at the next wake"
-                    );
+                    b.exhausted.push(contact.clone());
                 }
                 Ok(Done::Applied {
                     contact,

@@ -45,6 +45,9 @@ pub struct Metrics {
     pub timers_fired: AtomicU64,
     /// Time triggers planned too far in the past to fire (LANGUAGE.md A3).
     pub triggers_missed: AtomicU64,
+    /// Timer firings of one contact stopped by the bound of
+    /// `shell::MAX_TIMER_ROUNDS` at one instant.
+    pub timer_rounds_exhausted: AtomicU64,
     /// Stored states rewritten in the current format (`convert.rs`).
     pub state_conversions: AtomicU64,
     /// Seconds between a timer's due instant and its firing (last batch).
@@ -182,6 +185,12 @@ impl Metrics {
             "nudge_time_triggers_missed_total",
             "time triggers not fired: their instant was more than `late` in the past when planned",
             get(&self.triggers_missed),
+        );
+        counter(
+            &mut o,
+            "nudge_timer_rounds_exhausted_total",
+            "contacts whose timers were still due after the last firing allowed at one instant",
+            get(&self.timer_rounds_exhausted),
         );
         counter(
             &mut o,
