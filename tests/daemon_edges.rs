@@ -1,9 +1,8 @@
 //! The daemon's HTTP edges, against the real `nudge run` binary: one JSON
 //! error shape for every status (408 included), JSON-only `/v1/*` bodies,
 //! cross-origin browser requests refused, SIGHUP ignored (during startup
-//! too), connection limits
-//! that half-sent requests cannot exhaust, and the logs an operator reads
-//! (access lines, JSON-only stderr, no wire traces).
+//! too), connection limits that half-sent requests cannot exhaust, and the
+//! logs an operator reads (access lines, JSON-only stderr, no wire traces).
 
 #![allow(clippy::unwrap_used)]
 
