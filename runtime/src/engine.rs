@@ -243,10 +243,11 @@ struct Run<'r> {
 }
 
 impl<'b> Engine<'b> {
-    pub fn new(bundle: &'b Bundle) -> Engine<'b> {
+    /// An engine whose new enrollments carry the bundle's hash.
+    pub fn new(bundle: &'b Bundle) -> Result<Engine<'b>, BundleError> {
         let mut e = Engine::new_unhashed(bundle);
-        e.version = bundle.hash();
-        e
+        e.version = bundle.hash()?;
+        Ok(e)
     }
 
     /// An engine whose `version` the caller sets (hashing a bundle costs a

@@ -234,14 +234,6 @@ impl PartialEq for JsonText {
     }
 }
 
-impl From<serde_json::Value> for JsonText {
-    fn from(value: serde_json::Value) -> JsonText {
-        // a `Value` always serialises
-        JsonText::of(&value)
-            .unwrap_or_else(|_| JsonText(serde_json::value::RawValue::NULL.to_owned()))
-    }
-}
-
 /// A stored outbox row.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct OutboxRow {
