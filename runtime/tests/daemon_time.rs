@@ -347,12 +347,7 @@ async fn a_time_trigger_already_past_is_missed_journaled_and_counted() {
         (e[0].0.as_str(), e[0].3.as_str()),
         ("grace", "2026-01-31T00:00:00Z")
     );
-    let metrics = reqwest::get(format!("http://{}/metrics", running.addr))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = daemon_kit::metrics(running.addr).await;
     assert!(
         metrics.contains("\nnudge_time_triggers_missed_total 3\n"),
         "{metrics}"
@@ -453,34 +448,16 @@ async fn timers_still_due_after_the_last_round_are_counted() {
     let ping = json!({"event": "ping", "contact": {"id": "c"}});
     assert_eq!(post(running.addr, "/v1/events", ping).await, 202);
     running.shutdown().await;
-    let pool = sqlx::SqlitePool::connect(&dir.db_url()).await.unwrap();
-    sqlx::query("DELETE FROM bundles")
-        .execute(&pool)
-        .await
-        .unwrap();
-    pool.close().await;
+    daemon_kit::sql(&dir.db_url(), "DELETE FROM bundles").await;
 
     let kept = "event ping {}\nflow kept { when ping  step s { log \"x\" } }\n";
     let (running, store) = start_on(&dir, kept, &clock).await;
     clock.set(t("2026-01-01T02:00:00Z"));
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    loop {
-        let metrics = reqwest::get(format!("http://{}/metrics", running.addr))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        if !metrics.contains("\nnudge_timer_rounds_exhausted_total 0\n") {
-            assert!(
-                metrics.contains("\nnudge_timer_rounds_exhausted_total "),
-                "{metrics}"
-            );
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "{metrics}");
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    let counted = "\nnudge_timer_rounds_exhausted_total ";
+    daemon_kit::metrics_until(running.addr, |m| {
+        m.contains(counted) && !m.contains(&format!("{counted}0\n"))
+    })
+    .await;
     let lines = journey(&store, "c").await;
     assert!(
         lines

@@ -302,24 +302,8 @@ async fn stored_tags(pool: &sqlx::SqlitePool) -> Vec<(String, Option<u8>, i64)> 
 
 /// Wait (polling `/metrics`) until the daemon counted `n` conversions.
 async fn conversions_reach(addr: std::net::SocketAddr, n: u64) {
-    let want = format!("nudge_state_conversions_total {n}\n");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    loop {
-        let text = reqwest::get(format!("http://{addr}/metrics"))
-            .await
-            .expect("GET /metrics")
-            .text()
-            .await
-            .expect("metrics text");
-        if text.contains(&want) {
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "never counted {n} conversions:\n{text}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    let want = format!("\nnudge_state_conversions_total {n}\n");
+    daemon_kit::metrics_until(addr, |m| m.contains(&want)).await;
 }
 
 /// The one-shot migration: rows an earlier build stored (the frozen tag
