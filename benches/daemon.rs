@@ -34,7 +34,7 @@
 
 use nudge_compiler::files::{MemoryFs, SourceSet};
 use nudge_runtime::daemon::{self, Clock, Config, ManualClock};
-use nudge_runtime::store::{Commit, NewOutbox, OutboxKind, OutboxStatus};
+use nudge_runtime::store::{Commit, JsonText, NewOutbox, OutboxKind, OutboxStatus};
 use nudge_testkit::HttpSink;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{AssertSqlSafe, Sqlite};
@@ -189,7 +189,7 @@ async fn run(n: usize) {
             flow: sample.flow.clone(),
             step: sample.step.clone(),
             kind: OutboxKind::Message,
-            payload: sample.payload.clone().into(),
+            payload: JsonText::of(&sample.payload).unwrap(),
             idem_key: format!("bench-{i}"),
             not_before: clock.now(),
         })

@@ -1,8 +1,8 @@
 //! The daemon's HTTP edges, against the real `nudge run` binary: one JSON
 //! error shape for every status (408 included), JSON-only `/v1/*` bodies,
-//! cross-origin browser requests refused, SIGHUP ignored, connection limits
-//! that half-sent requests cannot exhaust, and the logs an operator reads
-//! (access lines, JSON-only stderr, no wire traces).
+//! cross-origin browser requests refused, SIGHUP ignored (during startup
+//! too), connection limits that half-sent requests cannot exhaust, and the
+//! logs an operator reads (access lines, JSON-only stderr, no wire traces).
 
 #![allow(clippy::unwrap_used)]
 
@@ -257,6 +257,40 @@ fn sighup_is_logged_and_ignored() {
     assert_eq!(noted, Some(2), "{}", d.log());
     let status = d.terminate(secs(15));
     assert!(status.success(), "{status}");
+}
+
+/// SIGHUP while the daemon starts (compiling the project, opening the
+/// database) is ignored too: the handler is installed first, so from its
+/// debug line on, SIGHUPs sent until the daemon listens never end it.
+#[test]
+fn sighup_during_startup_is_ignored_too() {
+    let (smtp, http) = (SmtpSink::start_blocking(), HttpSink::start_blocking());
+    let s = main_project(&smtp, &http);
+    let mut d = Daemon::spawn(&s, &local().env("NUDGE_LOG", "debug"));
+    let t0 = Instant::now();
+    while !d.log().contains("SIGHUP handled") {
+        assert!(t0.elapsed() < secs(15), "no handler line:\n{}", d.log());
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let mut before_up = 0;
+    while !d.log().contains("nudge: listening on") {
+        assert!(t0.elapsed() < secs(15), "never listened:\n{}", d.log());
+        if let Some(status) = d.exited() {
+            panic!("the daemon exited ({status}) on SIGHUP:\n{}", d.log());
+        }
+        let sent = Command::new("kill")
+            .args(["-HUP", &d.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        before_up += 1;
+    }
+    assert!(before_up > 0, "no SIGHUP landed before the daemon was up");
+    d.wait_healthy();
+    let noted = wait_until(secs(5), || d.log().contains("SIGHUP ignored").then_some(()));
+    assert!(noted.is_some(), "{}", d.log());
+    let status = d.terminate(secs(15));
+    assert_eq!(status.code(), Some(0), "{status}\n{}", d.log());
 }
 
 #[test]

@@ -125,7 +125,9 @@ fn the_current_format_has_frozen_bytes() {
         );
         bless_new_version(&dir);
     }
-    let bytes = compile_project(&dir.join("src")).to_bytes();
+    let bytes = compile_project(&dir.join("src"))
+        .to_bytes()
+        .expect("the bundle serialises");
     let stored_path = dir.join("bundle.json");
     if blessing() {
         std::fs::write(&stored_path, &bytes).expect("write the fixture");
@@ -148,7 +150,7 @@ fn the_current_format_has_frozen_bytes() {
     let read = Bundle::from_bytes(&stored).expect("the current fixture reads");
     assert_eq!(read.format, FORMAT_VERSION);
     assert_eq!(
-        read.to_bytes(),
+        read.to_bytes().expect("the bundle serialises"),
         stored,
         "reading and writing again keeps the bytes"
     );
@@ -185,7 +187,9 @@ fn other_format_numbers_are_refused_by_name() {
         .filter(|v| *v <= FORMAT_VERSION)
         .max()
         .expect("a bundle fixture");
-    let bytes = compile_project(&fixture_dir(newest).join("src")).to_bytes();
+    let bytes = compile_project(&fixture_dir(newest).join("src"))
+        .to_bytes()
+        .expect("the bundle serialises");
     let mut doc: Value = serde_json::from_slice(&bytes).expect("the fixture is JSON");
     for other in [0, FORMAT_VERSION + 1] {
         doc["format"] = Value::from(other);

@@ -113,7 +113,9 @@ fn dedupe_is_lowered_into_the_source_in_order() {
             ParamValue::Param("txid".into()),
         ]
     );
-    let back = nudge_compiler::bundle::Bundle::from_bytes(&b.to_bytes()).expect("reads back");
+    let back =
+        nudge_compiler::bundle::Bundle::from_bytes(&b.to_bytes().expect("the bundle serialises"))
+            .expect("reads back");
     assert_eq!(back.source("partner"), b.source("partner"));
 }
 
@@ -121,6 +123,6 @@ fn dedupe_is_lowered_into_the_source_in_order() {
 fn without_dedupe_the_bundle_bytes_do_not_mention_it() {
     let b = lowered("");
     assert!(b.source("partner").expect("source").dedupe.is_empty());
-    let text = String::from_utf8(b.to_bytes()).expect("json");
+    let text = String::from_utf8(b.to_bytes().expect("the bundle serialises")).expect("json");
     assert!(!text.contains("dedupe"), "{text}");
 }

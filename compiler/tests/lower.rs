@@ -33,12 +33,16 @@ fn every_conformance_project_compiles_deterministically() {
         let a = bundle_of(&conformance(name));
         let b = bundle_of(&conformance(name));
         assert_eq!(
-            a.to_bytes(),
-            b.to_bytes(),
+            a.to_bytes().expect("the bundle serialises"),
+            b.to_bytes().expect("the bundle serialises"),
             "{name}: same sources, same bytes"
         );
-        assert_eq!(a.hash(), b.hash());
-        let back = Bundle::from_bytes(&a.to_bytes()).expect("reads back");
+        assert_eq!(
+            a.hash().expect("the bundle serialises"),
+            b.hash().expect("the bundle serialises")
+        );
+        let back =
+            Bundle::from_bytes(&a.to_bytes().expect("the bundle serialises")).expect("reads back");
         assert_eq!(back, a);
         assert!(!a.flows.is_empty());
         assert!(!a.tests.is_empty());
@@ -49,7 +53,7 @@ fn every_conformance_project_compiles_deterministically() {
 fn a_different_format_version_is_refused() {
     let b = bundle_of(&conformance("postback_funnel"));
     let current = format!("\"format\":{}", nudge_compiler::bundle::FORMAT_VERSION);
-    let bytes = String::from_utf8(b.to_bytes()).expect("utf-8");
+    let bytes = String::from_utf8(b.to_bytes().expect("the bundle serialises")).expect("utf-8");
     assert!(bytes.contains(&current), "the bytes start with the format");
     let text = bytes.replacen(&current, "\"format\":99", 1);
     let err = Bundle::from_bytes(text.as_bytes()).expect_err("format 99 is refused");
@@ -106,7 +110,7 @@ fn a_cron_is_stored_parsed_and_a_time_trigger_with_its_late() {
     assert_eq!(spec.hours, 1 << 22 | 1 << 23 | 1 | 1 << 1);
     assert!(matches!(&triggers[1], Trigger::Time { late: 7200, .. }));
     // the bundle carries the bit sets, not only the text
-    let json = String::from_utf8(bundle.to_bytes()).expect("utf-8");
+    let json = String::from_utf8(bundle.to_bytes().expect("the bundle serialises")).expect("utf-8");
     assert!(json.contains("\"hours\":12582915"), "{json}");
     let dis = disasm::disasm(bundle.flow("f").expect("flow f"));
     assert!(dis.contains("late 7200s"), "{dis}");

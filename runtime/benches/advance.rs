@@ -234,7 +234,7 @@ fn main() -> Result<(), String> {
 
     let tests = bundle.tests.len() as u64;
     let journeys = rate(span, || {
-        let out = run_all(black_box(&bundle), None);
+        let out = run_all(black_box(&bundle), None).map_err(|e| e.to_string())?;
         match out.iter().find(|o| o.failure.is_some()) {
             Some(o) => Err(format!("test `{}` failed", o.name)),
             None => Ok(tests),

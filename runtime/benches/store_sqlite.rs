@@ -185,9 +185,10 @@ fn commit_for(states: &[ContactState], pass: i64) -> Commit {
                 flow: "welcome".into(),
                 step: "hello".into(),
                 kind: OutboxKind::Message,
-                payload:
-                    serde_json::json!({"to": format!("{id}@example.test"), "subject": "Welcome"})
-                        .into(),
+                payload: JsonText::of(
+                    &serde_json::json!({"to": format!("{id}@example.test"), "subject": "Welcome"}),
+                )
+                .unwrap(),
                 idem_key: format!("{id}-{pass}-hello"),
                 not_before: 1_700_000_000,
             });

@@ -243,10 +243,11 @@ struct Run<'r> {
 }
 
 impl<'b> Engine<'b> {
-    pub fn new(bundle: &'b Bundle) -> Engine<'b> {
+    /// An engine whose new enrollments carry the bundle's hash.
+    pub fn new(bundle: &'b Bundle) -> Result<Engine<'b>, BundleError> {
         let mut e = Engine::new_unhashed(bundle);
-        e.version = bundle.hash();
-        e
+        e.version = bundle.hash()?;
+        Ok(e)
     }
 
     /// An engine whose `version` the caller sets (hashing a bundle costs a
@@ -347,6 +348,12 @@ impl<'b> Engine<'b> {
         }
         compact::compact(run.st, now, self.cap_window());
         run.out
+    }
+
+    /// Bound a state as the end of an input does, without an input: for a
+    /// stored state rewritten in the current format (`daemon/convert.rs`).
+    pub fn compact(&self, st: &mut ContactState, now: i64) {
+        compact::compact(st, now, self.cap_window());
     }
 
     /// The largest cap window of the bundles this engine runs.

@@ -13,7 +13,8 @@
 //! * **due timers** ([`fire_due`]): `Timer` inputs at one instant until
 //!   nothing is due at that instant, at most [`MAX_TIMER_ROUNDS`]; a
 //!   contact still due after that is journaled, and fires again at its
-//!   next wake.
+//!   next wake (the daemon also counts it, `nudge_timer_rounds_exhausted_total`,
+//!   and logs it at `warn` with the contact id once its commit returned).
 //!
 //! A host gives access to one of its contacts through [`Target`]: where
 //! the state is, and what becomes of the engine's output (captured by the

@@ -197,7 +197,7 @@ proptest! {
         let bundle = checked(&src);
         prop_assume!(bundle.is_some());
         let bundle = bundle.unwrap();
-        let mut sim = Sim::new(&bundle);
+        let mut sim = Sim::new(&bundle).unwrap();
         let c = sim.create_contact(Some("c"), Vec::new()).unwrap();
         for given in events {
             let fields = sim.event_fields("order", given).unwrap();
@@ -245,7 +245,7 @@ fn division_by_zero_is_a_visible_failure() {
     let src =
         format!("{HEAD}\nflow f {{\n  when order\n  set contact.avg = 100 / contact.orders\n}}\n");
     let bundle = vm_support::bundle(&src);
-    let mut sim = Sim::new(&bundle);
+    let mut sim = Sim::new(&bundle).unwrap();
     let c = sim.create_contact(Some("c"), Vec::new()).unwrap();
     sim.event(c, "order", BTreeMap::new());
     let st = &sim.contacts[c];

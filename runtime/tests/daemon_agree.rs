@@ -144,7 +144,7 @@ fn params(clickid: &str, payout: Option<&str>, txid: &str) -> BTreeMap<String, S
 }
 
 fn run_sim(bundle: &Bundle, journey: &[Step]) -> Seen {
-    let mut sim = Sim::new(bundle);
+    let mut sim = Sim::new(bundle).unwrap();
     sim.env = env();
     sim.now = parse_time(START).unwrap();
     for step in journey {

@@ -126,7 +126,8 @@ flow count {
         Arc::new(vm_support::bundle(src)),
         Arc::new(clock.clone()),
         config,
-    );
+    )
+    .unwrap();
     let event = |name: &str| Job::Event {
         contact: ContactRef::Id("a".into()),
         set: Vec::new(),

@@ -269,7 +269,7 @@ fn applier(store: &Arc<dyn Store>, bundle: &Arc<Bundle>, clock: &ManualClock) ->
     Applier {
         store: store.clone(),
         bundle: bundle.clone(),
-        version: bundle.hash(),
+        version: bundle.hash().unwrap(),
         env: env(),
         clock: Arc::new(clock.clone()),
         metrics: Default::default(),

@@ -41,7 +41,7 @@ async fn contacts_stay_on_the_version_they_entered_with() {
     let dir = daemon_kit::Scratch::new("deploy");
     let clock = ManualClock::new(1_767_225_600);
     let (v1, v2) = (version("from v1"), version("from v2"));
-    assert_ne!(v1.hash(), v2.hash());
+    assert_ne!(v1.hash().unwrap(), v2.hash().unwrap());
     let (running, _) = daemon_kit::start(&dir.db_url(), v1.clone(), &clock, BTreeMap::new()).await;
     go(running.addr, "old").await;
     running.shutdown().await;
@@ -68,9 +68,15 @@ async fn contacts_stay_on_the_version_they_entered_with() {
             ("old@x.example".to_string(), "from v1".to_string()),
         ]
     );
-    assert!(store.get_bundle(&v1.hash()).await.unwrap().is_some());
+    assert!(
+        store
+            .get_bundle(&v1.hash().unwrap())
+            .await
+            .unwrap()
+            .is_some()
+    );
     let (latest, _) = store.latest_bundle().await.unwrap().unwrap();
-    assert_eq!(latest, v2.hash());
+    assert_eq!(latest, v2.hash().unwrap());
     running.shutdown().await;
 }
 

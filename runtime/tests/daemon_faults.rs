@@ -137,7 +137,7 @@ async fn a_store_error_preparing_a_group_leaves_out_only_its_unit() {
     let bundle = Arc::new(vm_support::bundle(PROJECT));
     let applier = Applier {
         store: store.clone(),
-        version: bundle.hash(),
+        version: bundle.hash().unwrap(),
         bundle,
         env: Default::default(),
         clock: clock.clone(),

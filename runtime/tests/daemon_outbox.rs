@@ -128,12 +128,7 @@ flow fb {{
         at[5] - at[1] >= Duration::from_millis(3800),
         "rows at 1 per second arrive a second apart: {at:?}"
     );
-    let metrics = reqwest::get(format!("http://{}/metrics", running.addr))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = daemon_kit::metrics(running.addr).await;
     assert!(
         metrics.contains("nudge_deliveries_total{channel=\"slow\",outcome=\"deferred\"}"),
         "deferrals are counted:\n{metrics}"

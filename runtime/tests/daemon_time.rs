@@ -4,7 +4,8 @@
 //! holding messages, and call responses going back into their enrollment;
 //! time triggers already past when planned (LANGUAGE.md A3): missed and
 //! counted beyond `late`, fired within it, and a trigger due while the
-//! daemon was down fired when it is back.
+//! daemon was down fired when it is back; a contact still due after the
+//! last timer round at one instant is counted on `/metrics`.
 
 #![allow(clippy::unwrap_used)]
 
@@ -346,12 +347,7 @@ async fn a_time_trigger_already_past_is_missed_journaled_and_counted() {
         (e[0].0.as_str(), e[0].3.as_str()),
         ("grace", "2026-01-31T00:00:00Z")
     );
-    let metrics = reqwest::get(format!("http://{}/metrics", running.addr))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = daemon_kit::metrics(running.addr).await;
     assert!(
         metrics.contains("\nnudge_time_triggers_missed_total 3\n"),
         "{metrics}"
@@ -434,6 +430,39 @@ flow other { step s { log "x" } }
         lines.contains(
             &"nurture: missed nurture trigger: 2026-01-09T00:00:00Z is 1 day in the past".into()
         ),
+        "{lines:?}"
+    );
+    running.shutdown().await;
+}
+
+/// The bound on timer firings at one instant (`shell::MAX_TIMER_ROUNDS`)
+/// is counted on `/metrics` (and logged) by the daemon, and journaled: a
+/// contact waiting in a flow that no deployed bundle has any more (the
+/// bundle row of its version is gone) stays due after every firing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timers_still_due_after_the_last_round_are_counted() {
+    let dir = daemon_kit::Scratch::new("rounds");
+    let clock = ManualClock::new(t("2026-01-01T00:00:00Z"));
+    let gone = "event ping {}\nflow gone { when ping  step s { wait 1 hour  log \"late\" } }\n";
+    let (running, _) = start_on(&dir, gone, &clock).await;
+    let ping = json!({"event": "ping", "contact": {"id": "c"}});
+    assert_eq!(post(running.addr, "/v1/events", ping).await, 202);
+    running.shutdown().await;
+    daemon_kit::sql(&dir.db_url(), "DELETE FROM bundles").await;
+
+    let kept = "event ping {}\nflow kept { when ping  step s { log \"x\" } }\n";
+    let (running, store) = start_on(&dir, kept, &clock).await;
+    clock.set(t("2026-01-01T02:00:00Z"));
+    let counted = "\nnudge_timer_rounds_exhausted_total ";
+    daemon_kit::metrics_until(running.addr, |m| {
+        m.contains(counted) && !m.contains(&format!("{counted}0\n"))
+    })
+    .await;
+    let lines = journey(&store, "c").await;
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("timers still due after 16 firings at one instant")),
         "{lines:?}"
     );
     running.shutdown().await;

@@ -69,24 +69,32 @@ fn the_same_sources_give_the_same_bytes_and_hash() {
         let a = bundle(name);
         let b = bundle(name);
         assert_eq!(a.format, FORMAT_VERSION);
-        assert_eq!(a.to_bytes(), b.to_bytes(), "{name}");
-        assert_eq!(a.hash(), b.hash(), "{name}");
-        let want: String = Sha256::digest(a.to_bytes())
+        assert_eq!(a.to_bytes().unwrap(), b.to_bytes().unwrap(), "{name}");
+        assert_eq!(a.hash().unwrap(), b.hash().unwrap(), "{name}");
+        let want: String = Sha256::digest(a.to_bytes().unwrap())
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect();
-        assert_eq!(a.hash(), want, "{name}: the hash is SHA-256 of the bytes");
+        assert_eq!(
+            a.hash().unwrap(),
+            want,
+            "{name}: the hash is SHA-256 of the bytes"
+        );
         // the order files are given in does not matter: bundle order is by path
         let mut reversed = files(name);
         reversed.reverse();
-        assert_eq!(compile_paths(&reversed).to_bytes(), a.to_bytes(), "{name}");
+        assert_eq!(
+            compile_paths(&reversed).to_bytes().unwrap(),
+            a.to_bytes().unwrap(),
+            "{name}"
+        );
     }
 }
 
 #[test]
 fn different_projects_have_different_hashes() {
     let hashes: std::collections::BTreeSet<String> =
-        PROJECTS.iter().map(|n| bundle(n).hash()).collect();
+        PROJECTS.iter().map(|n| bundle(n).hash().unwrap()).collect();
     assert_eq!(hashes.len(), PROJECTS.len());
 }
 
@@ -94,10 +102,10 @@ fn different_projects_have_different_hashes() {
 fn a_bundle_round_trips_through_its_bytes() {
     for name in PROJECTS {
         let a = bundle(name);
-        let back = Bundle::from_bytes(&a.to_bytes()).unwrap();
+        let back = Bundle::from_bytes(&a.to_bytes().unwrap()).unwrap();
         assert_eq!(back, a, "{name}");
-        assert_eq!(back.to_bytes(), a.to_bytes(), "{name}");
-        assert_eq!(back.hash(), a.hash(), "{name}");
+        assert_eq!(back.to_bytes().unwrap(), a.to_bytes().unwrap(), "{name}");
+        assert_eq!(back.hash().unwrap(), a.hash().unwrap(), "{name}");
     }
 }
 
@@ -105,8 +113,8 @@ fn a_bundle_round_trips_through_its_bytes() {
 fn the_conformance_tests_give_the_same_outcomes_twice() {
     for name in PROJECTS {
         let b = bundle(name);
-        let first = run_all(&b, None);
-        let second = run_all(&Bundle::from_bytes(&b.to_bytes()).unwrap(), None);
+        let first = run_all(&b, None).unwrap();
+        let second = run_all(&Bundle::from_bytes(&b.to_bytes().unwrap()).unwrap(), None).unwrap();
         assert!(!first.is_empty(), "{name}");
         assert_eq!(first.len(), second.len());
         for (x, y) in first.iter().zip(&second) {
@@ -128,7 +136,7 @@ type Journey = (
 /// A postback funnel journey with two contacts: registration, the reminder
 /// a day later, a sale, repeat deposits and a withdrawal, over 40 days.
 fn journey(b: &Bundle) -> Journey {
-    let mut sim = Sim::new(b);
+    let mut sim = Sim::new(b).unwrap();
     sim.env.insert("PARTNER_TOKEN".into(), "s3cret".into());
     sim.env.insert("BOT_TOKEN".into(), "b0t".into());
     let pb = |clickid: &str, event: &str| {
@@ -170,7 +178,7 @@ fn the_same_journey_twice_gives_the_same_messages_journal_and_states() {
     let b = bundle("postback_funnel");
     let first = journey(&b);
     let again = journey(&b);
-    let back = Bundle::from_bytes(&b.to_bytes()).unwrap();
+    let back = Bundle::from_bytes(&b.to_bytes().unwrap()).unwrap();
     let from_bytes = journey(&back);
     assert_eq!(first, again);
     assert_eq!(first, from_bytes);
@@ -187,7 +195,7 @@ fn the_same_journey_twice_gives_the_same_messages_journal_and_states() {
 #[test]
 fn advance_is_pure_the_same_input_gives_the_same_outcome() {
     let b = bundle("postback_funnel");
-    let mut sim = Sim::new(&b);
+    let mut sim = Sim::new(&b).unwrap();
     sim.env.insert("BOT_TOKEN".into(), "b0t".into());
     let i = sim
         .create_contact(None, vec![("chat_id".into(), Value::text("7"))])

@@ -78,7 +78,7 @@ fn host<'e>(engine: &'e Engine<'e>, lose: bool) -> Host<'e> {
 #[test]
 fn due_timers_of_every_flow_fire_in_one_round() {
     let bundle = vm_support::bundle(SRC);
-    let engine = Engine::new(&bundle);
+    let engine = Engine::new(&bundle).unwrap();
     let mut h = host(&engine, false);
     assert_eq!(shell::fire_due(&mut h, 3600), Fired::Quiet(1));
     assert!(h.journal.contains(&"a".to_string()), "{:?}", h.journal);
@@ -88,7 +88,7 @@ fn due_timers_of_every_flow_fire_in_one_round() {
 #[test]
 fn a_contact_that_stays_due_stops_after_the_bound_and_is_journaled() {
     let bundle = vm_support::bundle(SRC);
-    let engine = Engine::new(&bundle);
+    let engine = Engine::new(&bundle).unwrap();
     let mut h = host(&engine, true);
     assert_eq!(shell::fire_due(&mut h, 3600), Fired::StillDue);
     assert_eq!(h.inputs, MAX_TIMER_ROUNDS);

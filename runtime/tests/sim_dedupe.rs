@@ -51,7 +51,7 @@ fn ck(clickid: &str) -> Vec<(String, Value)> {
 #[test]
 fn a_repeated_value_changes_nothing() {
     let bundle = vm_support::bundle(SRC);
-    let mut sim = Sim::new(&bundle);
+    let mut sim = Sim::new(&bundle).unwrap();
     sim.create_contact(None, ck("ck-1")).unwrap();
     assert_eq!(
         sim.postback("partner", pb("ck-1", "a", "1")),
@@ -75,7 +75,7 @@ fn a_repeated_value_changes_nothing() {
 #[test]
 fn a_retry_of_a_held_postback_is_a_duplicate_and_it_applies_once() {
     let bundle = vm_support::bundle(SRC);
-    let mut sim = Sim::new(&bundle);
+    let mut sim = Sim::new(&bundle).unwrap();
     assert_eq!(
         sim.postback("partner", pb("ck-9", "a", "9")),
         Ok(PostbackDone::Held)
@@ -98,7 +98,7 @@ fn a_retry_of_a_held_postback_is_a_duplicate_and_it_applies_once() {
 #[test]
 fn a_missing_piece_refuses_the_postback() {
     let bundle = vm_support::bundle(SRC);
-    let mut sim = Sim::new(&bundle);
+    let mut sim = Sim::new(&bundle).unwrap();
     sim.create_contact(None, ck("ck-1")).unwrap();
     let mut params = pb("ck-1", "a", "1");
     params.remove("network");
@@ -112,7 +112,7 @@ fn a_missing_piece_refuses_the_postback() {
 #[test]
 fn values_are_kept_for_thirty_days() {
     let bundle = vm_support::bundle(SRC);
-    let mut sim = Sim::new(&bundle);
+    let mut sim = Sim::new(&bundle).unwrap();
     sim.create_contact(None, ck("ck-1")).unwrap();
     sim.postback("partner", pb("ck-1", "a", "1")).unwrap();
     let start = sim.now;

@@ -22,7 +22,7 @@ flow f_short { when short  step s { wait 1 day  send mail t } }
 #[test]
 fn same_instant_timers_fire_in_creation_order_across_contacts() {
     let bundle = vm_support::bundle(SRC);
-    let mut sim = Sim::new(&bundle);
+    let mut sim = Sim::new(&bundle).unwrap();
     let email = |s: &str| vec![("email".to_string(), Value::text(s))];
     let a = sim.create_contact(Some("a"), email("a@x.example")).unwrap();
     let b = sim.create_contact(Some("b"), email("b@x.example")).unwrap();

@@ -57,7 +57,7 @@ fn capped_with_full_history(pings: usize, start: i64) -> Vec<i64> {
 #[test]
 fn ten_thousand_sends_and_enrollments_keep_a_bounded_state() {
     let bundle = bundle();
-    let mut sim = Sim::new(&bundle);
+    let mut sim = Sim::new(&bundle).unwrap();
     let email = vec![("email".to_string(), Value::text("c@x.example"))];
     let c = sim.create_contact(Some("c"), email).unwrap();
     let start = sim.now;

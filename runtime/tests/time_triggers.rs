@@ -32,7 +32,7 @@ fn entered(sim: &Sim<'_>, i: usize, flow: &str) -> Option<i64> {
 #[test]
 fn an_instant_already_past_is_journaled_as_missed() {
     let bundle = vm_support::bundle(vm_support::DEALS);
-    let mut sim = Sim::new(&bundle);
+    let mut sim = Sim::new(&bundle).unwrap();
     // synced 30 days after the deal was created: the instant is 23 days old
     let c = sim
         .create_contact(Some("c"), deal(EPOCH - 30 * 86_400))
@@ -52,7 +52,7 @@ fn an_instant_already_past_is_journaled_as_missed() {
 #[test]
 fn one_second_in_the_past_is_missed_without_late_and_fires_with_it() {
     let bundle = vm_support::bundle(vm_support::DEALS);
-    let mut sim = Sim::new(&bundle);
+    let mut sim = Sim::new(&bundle).unwrap();
     let c = sim
         .create_contact(Some("c"), deal(EPOCH - 7 * 86_400 - 1))
         .unwrap();
@@ -75,7 +75,7 @@ fn one_second_in_the_past_is_missed_without_late_and_fires_with_it() {
 #[test]
 fn an_instant_of_now_fires_now_and_a_later_one_at_its_instant() {
     let bundle = vm_support::bundle(vm_support::DEALS);
-    let mut sim = Sim::new(&bundle);
+    let mut sim = Sim::new(&bundle).unwrap();
     let now = sim
         .create_contact(Some("now"), deal(EPOCH - 7 * 86_400))
         .unwrap();
@@ -93,7 +93,7 @@ fn an_instant_of_now_fires_now_and_a_later_one_at_its_instant() {
 #[test]
 fn a_field_changed_into_the_past_is_planned_again_with_late() {
     let bundle = vm_support::bundle(vm_support::DEALS);
-    let mut sim = Sim::new(&bundle);
+    let mut sim = Sim::new(&bundle).unwrap();
     let c = sim.create_contact(Some("c"), vec![]).unwrap();
     sim.advance_to(EPOCH + 20 * 86_400).unwrap();
     // now day 20: the instant (day 8) is 12 days old
@@ -126,7 +126,7 @@ flow f {
 }
 "#,
     );
-    let mut sim = Sim::new(&bundle);
+    let mut sim = Sim::new(&bundle).unwrap();
     let last = nudge_runtime::compiler::value::MAX_INSTANT;
     let c = sim
         .create_contact(Some("c"), vec![("until".into(), Value::Time(last))])
@@ -147,7 +147,7 @@ flow f {
 #[test]
 fn a_trigger_instant_beyond_the_clock_is_not_planned_and_says_so() {
     let bundle = vm_support::bundle(vm_support::DEALS);
-    let mut sim = Sim::new(&bundle);
+    let mut sim = Sim::new(&bundle).unwrap();
     let last = nudge_runtime::compiler::value::MAX_INSTANT;
     let c = sim.create_contact(Some("c"), deal(last)).unwrap();
     sim.advance_to(EPOCH + 86_400).unwrap();
@@ -176,7 +176,7 @@ flow trial_end {
 }
 "#;
     let bundle = vm_support::bundle(src);
-    let mut sim = Sim::new(&bundle);
+    let mut sim = Sim::new(&bundle).unwrap();
     let mut given = deal(EPOCH);
     given.push(("trial".to_string(), Value::Duration(i64::MAX)));
     let c = sim.create_contact(Some("c"), given).unwrap();

@@ -20,8 +20,8 @@ pub fn run(args: &CompileArgs) -> Result<Outcome, CliError> {
         }
     };
     let text = match args.emit {
-        Emit::Bundle => String::from_utf8_lossy(&bundle.to_bytes()).into_owned(),
-        Emit::Json => serde_json::to_string_pretty(&bundle).unwrap_or_default() + "\n",
+        Emit::Bundle => String::from_utf8_lossy(&bundle.to_bytes()?).into_owned(),
+        Emit::Json => bundle.to_pretty_json()? + "\n",
         Emit::Disasm => disasm::disasm_bundle(&bundle),
     };
     match &args.output {
@@ -35,7 +35,7 @@ pub fn run(args: &CompileArgs) -> Result<Outcome, CliError> {
                 stderr: format!(
                     "wrote {} (bundle {})\n",
                     path.display(),
-                    &bundle.hash()[..12]
+                    &bundle.hash()?[..12]
                 ),
                 failed: false,
             })

@@ -24,6 +24,9 @@ pub enum CliError {
     /// The daemon or a database command could not go on.
     #[error("{0}")]
     Runtime(String),
+    /// The compiled bundle cannot be serialised (no bytes, no hash).
+    #[error("{0}")]
+    Bundle(#[from] nudge_compiler::bundle::BundleError),
 }
 
 /// A path as the user wrote it (lossy for names that are not UTF-8).

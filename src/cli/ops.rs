@@ -54,7 +54,7 @@ async fn attach(db: &DbArgs) -> Result<Arc<Shared>, CliError> {
         .map_err(|e| CliError::Runtime(format!("the deployed bundle cannot be read: {e}")))?;
     let mut config = Config::new(([127, 0, 0, 1], 0).into());
     config.env = daemon::read_env(&bundle, |n| std::env::var(n).ok()).map_err(CliError::Runtime)?;
-    let (shared, _task) = daemon::attach(store, Arc::new(bundle), Arc::new(SystemClock), config);
+    let (shared, _task) = daemon::attach(store, Arc::new(bundle), Arc::new(SystemClock), config)?;
     Ok(shared)
 }
 

@@ -2,7 +2,7 @@
 //! open the database, deploy the bundle and serve until SIGTERM or Ctrl-C.
 //! Logs are JSON lines on stderr (`NUDGE_LOG` filters them, `logs.rs`):
 //! once the daemon starts, nothing else is written there. SIGHUP is logged
-//! and ignored (no reload yet). Without `NUDGE_API_TOKEN`, one `warn` line
+//! and ignored (no reload yet), from before the project is compiled. Without `NUDGE_API_TOKEN`, one `warn` line
 //! at start says `/v1/*` is open.
 
 use super::Outcome;
@@ -16,6 +16,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub fn run(args: &RunArgs) -> Result<Outcome, CliError> {
+    // logging and the SIGHUP handler first: a SIGHUP while the project
+    // compiles or the database opens must not end the process either
+    logs::init(std::env::var("NUDGE_LOG").ok().as_deref());
+    let rt = super::ops::runtime()?;
+    {
+        let _in_runtime = rt.enter();
+        ignore_hangup();
+    }
     let bundle = match build::bundle(&args.path)? {
         Ok(b) => b,
         Err(report) => {
@@ -28,10 +36,7 @@ pub fn run(args: &RunArgs) -> Result<Outcome, CliError> {
     };
     let env = daemon::read_env(&bundle, |n| std::env::var(n).ok()).map_err(CliError::Runtime)?;
     let config = config(args, env);
-    logs::init(std::env::var("NUDGE_LOG").ok().as_deref());
-    let rt = super::ops::runtime()?;
     rt.block_on(async {
-        ignore_hangup();
         let open = nudge_runtime::store::open(&args.db.db).await;
         let store = open.map_err(|e| {
             CliError::Runtime(format!("cannot open `{}`: {e}", shown_db(&args.db.db)))
@@ -107,13 +112,15 @@ fn shown_db(url: &str) -> String {
 }
 
 /// SIGHUP would end the process (exit 129); until redeploys exist it is
-/// logged and ignored.
+/// logged and ignored. Installed before anything else `nudge run` does
+/// (inside the runtime `rt.enter()` gives: the handler's task runs on it).
 fn ignore_hangup() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
         match signal(SignalKind::hangup()) {
             Ok(mut hup) => {
+                tracing::debug!("SIGHUP handled: logged and ignored");
                 tokio::spawn(async move {
                     while hup.recv().await.is_some() {
                         tracing::warn!(

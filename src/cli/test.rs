@@ -18,7 +18,7 @@ pub fn run(args: &TestArgs) -> Result<Outcome, CliError> {
             });
         }
     };
-    let outcomes = runner::run_all(&bundle, args.filter.as_deref());
+    let outcomes = runner::run_all(&bundle, args.filter.as_deref())?;
     let (text, ok) = runner::report(&outcomes, args.trace);
     Ok(Outcome {
         stdout: text,

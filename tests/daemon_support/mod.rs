@@ -144,6 +144,13 @@ impl Daemon {
     /// Start the daemon on the scratch project and database and wait until
     /// `/healthz` answers 200.
     pub fn start(scratch: &Scratch, opts: &Options) -> Daemon {
+        let mut d = Daemon::spawn(scratch, opts);
+        d.wait_healthy();
+        d
+    }
+
+    /// Start the daemon without waiting for it (see [`Daemon::wait_healthy`]).
+    pub fn spawn(scratch: &Scratch, opts: &Options) -> Daemon {
         let addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
         let log = scratch.dir.join(format!("daemon-{}.log", addr.port()));
         let mut cmd = nudge();
@@ -158,21 +165,20 @@ impl Daemon {
             cmd.env(k, v);
         }
         let child = cmd.spawn().unwrap();
-        let mut d = Daemon {
+        Daemon {
             child,
             addr,
             db: scratch.db(),
             log,
             bearer: opts.bearer.clone(),
-        };
-        d.wait_healthy();
-        d
+        }
     }
 
-    fn wait_healthy(&mut self) {
+    /// Wait until `/healthz` answers 200; panics if the daemon exits first.
+    pub fn wait_healthy(&mut self) {
         let until = Instant::now() + START_TIMEOUT;
         loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
+            if let Some(status) = self.exited() {
                 panic!("the daemon exited ({status}):\n{}", self.log());
             }
             if let Ok(r) = try_request(self.addr, "GET", "/healthz", &[], None)
@@ -192,6 +198,11 @@ impl Daemon {
     /// What the daemon wrote on stderr so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Its exit status, once it has exited.
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().unwrap()
     }
 
     pub fn pid(&self) -> u32 {

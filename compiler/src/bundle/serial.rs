@@ -16,9 +16,12 @@ pub const FORMAT_VERSION: u32 = 2;
 /// on reading, its `call … with` strings stay literal), then counts as 2.
 pub const READABLE_FORMATS: &[u32] = &[1, 2];
 
-/// Why bundle bytes could not be read.
+/// Why bundle bytes could not be read or written.
 #[derive(Debug, thiserror::Error)]
 pub enum BundleError {
+    /// The bundle could not be serialised (so it has no bytes and no hash).
+    #[error("the bundle cannot be serialised: {0}")]
+    Encode(#[source] serde_json::Error),
     #[error(
         "bundle format {found} is not supported (this build writes format {FORMAT_VERSION} and also reads format 1)"
     )]
@@ -29,8 +32,13 @@ pub enum BundleError {
 
 impl Bundle {
     /// The bundle's bytes: the same sources give the same bytes.
-    pub fn to_bytes(&self) -> Vec<u8> {
-        serde_json::to_vec(self).unwrap_or_default()
+    pub fn to_bytes(&self) -> Result<Vec<u8>, BundleError> {
+        serde_json::to_vec(self).map_err(BundleError::Encode)
+    }
+
+    /// The bundle as indented JSON (`nudge compile --emit json`).
+    pub fn to_pretty_json(&self) -> Result<String, BundleError> {
+        serde_json::to_string_pretty(self).map_err(BundleError::Encode)
     }
 
     /// Read bytes written by [`Bundle::to_bytes`] of a format in
@@ -52,12 +60,30 @@ impl Bundle {
     }
 
     /// SHA-256 of the bytes, in hex: the bundle's identity.
-    pub fn hash(&self) -> String {
-        let digest = Sha256::digest(self.to_bytes());
+    pub fn hash(&self) -> Result<String, BundleError> {
+        let digest = Sha256::digest(self.to_bytes()?);
         let mut out = String::with_capacity(64);
         for b in digest.iter() {
             let _ = write!(out, "{b:02x}");
         }
-        out
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_encoding_failure_keeps_its_cause() {
+        let Err(cause) = serde_json::from_str::<u8>("x") else {
+            panic!("`x` is not a number");
+        };
+        let e = BundleError::Encode(cause);
+        assert!(
+            e.to_string()
+                .starts_with("the bundle cannot be serialised: ")
+        );
+        assert!(std::error::Error::source(&e).is_some());
     }
 }

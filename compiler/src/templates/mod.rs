@@ -183,12 +183,16 @@ pub fn parse(text: &str, src: &TemplateSource<'_>, diags: &mut Diagnostics) -> O
         });
     }
     let env = filters::shared();
-    match env.template_from_str(text) {
-        Ok(t) => {
+    // the template, and its AST for the filters, tests and functions it
+    // calls: an error from either is the template's syntax error
+    let parsed = env.template_from_str(text).and_then(|t| {
+        let ast = minijinja::machinery::parse(text, "<template>", Default::default())?;
+        Ok((t, ast))
+    });
+    match parsed {
+        Ok((t, ast)) => {
             let undeclared = t.undeclared_variables(true);
-            let found = minijinja::machinery::parse(text, "<template>", Default::default())
-                .map(|ast| uses::collect(&ast))
-                .unwrap_or_default();
+            let found = uses::collect(&ast);
             let called = check_uses(&found.uses, &undeclared, src, diags);
             let mut variables: Vec<String> = undeclared
                 .into_iter()

@@ -81,6 +81,10 @@ pub enum Job {
     Manual { contact: String, input: EngineInput },
     /// Recompute the contact's wake time (after a pause or resume).
     Refresh { contact: String },
+    /// Write the contact again, compacted, in the current state format
+    /// (`convert.rs`), if it is still at `version` (the version its older
+    /// format was found at; a later write already converted it).
+    Convert { contact: String, version: i64 },
 }
 
 /// What became of one input.
@@ -96,6 +100,8 @@ pub enum Done {
     Held,
     /// Nothing to do (a timer not due any more, a refresh).
     Skipped,
+    /// A stored state rewritten in the current format ([`Job::Convert`]).
+    Converted,
 }
 
 /// Why one input was not applied. Store failures keep their cause
@@ -224,6 +230,8 @@ pub(super) struct Prepared {
     pub(super) failures: Vec<(String, FailedEnrollment)>,
     /// Time triggers missed, per contact (see [`Batch::missed`]).
     pub(super) missed: Vec<(String, crate::engine::MissedTrigger)>,
+    /// Contacts still due after the last timer round (see [`Batch::exhausted`]).
+    pub(super) exhausted: Vec<String>,
 }
 
 /// A unit's outcomes when it was left out: its failures stay, the rest say
@@ -250,6 +258,10 @@ pub(super) struct Batch {
     /// Time triggers missed by this batch's inputs, per contact: logged
     /// and counted once the commit is written.
     pub(super) missed: Vec<(String, crate::engine::MissedTrigger)>,
+    /// Contacts whose timers were still due after
+    /// [`crate::shell::MAX_TIMER_ROUNDS`] firings at one instant: logged
+    /// and counted once the commit is written.
+    pub(super) exhausted: Vec<String>,
     /// An outbox payload that could not be serialised by the job being
     /// run (contact, error): that job fails.
     pub(super) payload_error: Option<(String, serde_json::Error)>,
@@ -260,7 +272,7 @@ pub(super) struct Batch {
 fn named_by_input(jobs: &[Job], by_key: &HashMap<(String, String), String>, id: &str) -> bool {
     by_key.values().any(|c| c == id)
         || jobs.iter().any(|j| match j {
-            Job::Timer { .. } | Job::Refresh { .. } => false,
+            Job::Timer { .. } | Job::Refresh { .. } | Job::Convert { .. } => false,
             Job::Event {
                 contact: ContactRef::Id(c),
                 ..
@@ -456,7 +468,8 @@ impl Applier {
                 }
                 | Job::CallResponse { contact: id, .. }
                 | Job::Manual { contact: id, .. }
-                | Job::Refresh { contact: id } => {
+                | Job::Refresh { contact: id }
+                | Job::Convert { contact: id, .. } => {
                     ids.push(id.clone());
                     continue;
                 }
@@ -506,6 +519,7 @@ impl Applier {
             failures: Vec::new(),
             seen_postbacks,
             missed: Vec::new(),
+            exhausted: Vec::new(),
             payload_error: None,
         };
         let older = self.older_versions(&b.slots).await?;
@@ -549,6 +563,7 @@ impl Applier {
             keys_moved,
             failures: b.failures,
             missed: b.missed,
+            exhausted: b.exhausted,
         })
     }
 }

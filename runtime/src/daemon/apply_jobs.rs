@@ -1,11 +1,11 @@
 //! The jobs themselves: how each kind of input changes the contacts of a
 //! batch in memory (create, change, event, postback, timer, call response,
-//! manual move, refresh) and what it adds to the batch's commit (event
-//! records, outbox rows with stable idempotency keys, journal lines, held
-//! and released postbacks, postback `dedupe` values). Creating a contact,
-//! releasing held postbacks and firing due timers go through
-//! [`crate::shell`], as in the simulator. Part of [`Applier`]; nothing here
-//! writes to the store.
+//! manual move, refresh, format conversion) and what it adds to the
+//! batch's commit (event records, outbox rows with stable idempotency
+//! keys, journal lines, held and released postbacks, postback `dedupe`
+//! values). Creating a contact, releasing held postbacks and firing due
+//! timers go through [`crate::shell`], as in the simulator. Part of
+//! [`Applier`]; nothing here writes to the store.
 
 use super::apply::{Applier, ApplyError, Batch, ContactRef, Done, Job, Outcome, Slot, derived_id};
 use crate::engine::{Applied, ContactState, Engine, EngineInput, JournalLine};
@@ -312,11 +312,7 @@ impl Applier {
                 if shell::fire_due(&mut self.target(engine, b, &contact, now), now)
                     == Fired::StillDue
                 {
-                    tracing::warn!(
-                        contact = %contact,
-                        rounds = shell::MAX_TIMER_ROUNDS,
-                        "timers still due after the last firing at one instant; they fire at the next wake"
-                    );
+                    b.exhausted.push(contact.clone());
                 }
                 Ok(Done::Applied {
                     contact,
@@ -378,6 +374,17 @@ impl Applier {
                     self.run(engine, b, &contact, EngineInput::Replan, now);
                 }
                 Ok(Done::Skipped)
+            }
+            Job::Convert { contact, version } => {
+                // no input: the state is compacted and written as it is
+                match b.slots.get_mut(&contact) {
+                    Some(slot) if slot.version == Some(version) => {
+                        engine.compact(&mut slot.st, now);
+                        slot.dirty = true;
+                        Ok(Done::Converted)
+                    }
+                    _ => Ok(Done::Skipped),
+                }
             }
         })
     }

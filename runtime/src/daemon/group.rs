@@ -329,6 +329,16 @@ impl Applier {
                 "missed time trigger: its instant was already past by more than `late`"
             );
         }
+        for contact in &p.exhausted {
+            self.metrics
+                .timer_rounds_exhausted
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            tracing::warn!(
+                contact = %contact,
+                rounds = crate::shell::MAX_TIMER_ROUNDS,
+                "timers still due after the last firing at one instant; they fire at the next wake"
+            );
+        }
         if let Some(w) = p.wake {
             self.metrics.wake_hint(w);
         }

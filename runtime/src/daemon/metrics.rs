@@ -45,6 +45,11 @@ pub struct Metrics {
     pub timers_fired: AtomicU64,
     /// Time triggers planned too far in the past to fire (LANGUAGE.md A3).
     pub triggers_missed: AtomicU64,
+    /// Timer firings of one contact stopped by the bound of
+    /// `shell::MAX_TIMER_ROUNDS` at one instant.
+    pub timer_rounds_exhausted: AtomicU64,
+    /// Stored states rewritten in the current format (`convert.rs`).
+    pub state_conversions: AtomicU64,
     /// Seconds between a timer's due instant and its firing (last batch).
     pub timer_lag_seconds: AtomicI64,
     commits: Mutex<Sum>,
@@ -75,6 +80,7 @@ impl Metrics {
                 Ok(Done::Duplicate) => &self.events_duplicate,
                 Ok(Done::Held) => &self.postbacks_held,
                 Ok(Done::DuplicatePostback) => &self.postbacks_duplicate,
+                Ok(Done::Converted) => &self.state_conversions,
                 _ => continue,
             }
             .fetch_add(1, Ordering::Relaxed);
@@ -182,6 +188,18 @@ impl Metrics {
         );
         counter(
             &mut o,
+            "nudge_timer_rounds_exhausted_total",
+            "contacts whose timers were still due after the last firing allowed at one instant",
+            get(&self.timer_rounds_exhausted),
+        );
+        counter(
+            &mut o,
+            "nudge_state_conversions_total",
+            "stored contact states rewritten in the current format",
+            get(&self.state_conversions),
+        );
+        counter(
+            &mut o,
             "nudge_commit_inputs_total",
             "inputs written by group commits",
             get(&self.commit_inputs),
@@ -270,6 +288,7 @@ mod tests {
             Ok(Done::Duplicate),
             Ok(Done::Held),
             Ok(Done::DuplicatePostback),
+            Ok(Done::Converted),
         ]);
         m.delivery("e\"mail", "delivered", Duration::from_millis(5));
         m.http(202);
@@ -293,6 +312,7 @@ mod tests {
         assert!(text.contains("nudge_events_duplicate_total 1"));
         assert!(text.contains("nudge_postbacks_held_total 1"));
         assert!(text.contains("nudge_postbacks_duplicate_total 1"));
+        assert!(text.contains("nudge_state_conversions_total 1"));
         assert!(
             text.contains("nudge_deliveries_total{channel=\"e\\\"mail\",outcome=\"delivered\"} 1")
         );

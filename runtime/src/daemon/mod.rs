@@ -12,7 +12,9 @@
 //!   in batches, as `Timer` jobs;
 //! * the outbox worker (`outbox.rs`): claims due rows, delivers them through
 //!   `crate::deliver`, retries with backoff or dead-letters them, and turns
-//!   call responses into jobs.
+//!   call responses into jobs;
+//! * at start, the conversion pass (`convert.rs`): contact states stored in
+//!   an older format are rewritten in the current one, through the applier.
 //!
 //! Shutdown (SIGTERM): stop intake, let in-flight requests finish their
 //! commits, drain the queue, let in-flight deliveries finish; nothing is
@@ -25,6 +27,7 @@ pub mod api_events;
 pub mod apply;
 mod apply_jobs;
 pub mod clock;
+pub mod convert;
 pub mod group;
 pub mod metrics;
 pub mod outbox;
@@ -38,7 +41,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 use crate::deliver::{Channels, DeliverOptions};
 use crate::store::Store;
 use metrics::Metrics;
-use nudge_compiler::bundle::{Bundle, Trigger};
+use nudge_compiler::bundle::{Bundle, BundleError, Trigger};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -194,14 +197,15 @@ impl Running {
 
 /// The shared state over a store, with the applier task running; the
 /// daemon builds its tasks on it, and the CLI's database commands use it
-/// alone. The applier task ends when every `Shared` is dropped.
+/// alone. The applier task ends when every `Shared` is dropped. Fails only
+/// if the bundle has no bytes to hash.
 pub fn attach(
     store: Arc<dyn Store>,
     bundle: Arc<Bundle>,
     clock: Arc<dyn Clock>,
     config: Config,
-) -> (Arc<Shared>, tokio::task::JoinHandle<()>) {
-    let version = bundle.hash();
+) -> Result<(Arc<Shared>, tokio::task::JoinHandle<()>), BundleError> {
+    let version = bundle.hash()?;
     let metrics = Arc::new(Metrics::default());
     let applier = Arc::new(Applier {
         store: store.clone(),
@@ -224,7 +228,7 @@ pub fn attach(
         metrics,
         queue,
     });
-    (shared, task)
+    Ok((shared, task))
 }
 
 /// Re-plans every contact's wake time (a `Refresh` job each, a page of
@@ -275,14 +279,15 @@ pub async fn start(
     config: Config,
 ) -> Result<Running, String> {
     store.migrate().await.map_err(|e| e.to_string())?;
-    let version = bundle.hash();
+    let bytes = bundle.to_bytes().map_err(|e| e.to_string())?;
+    let version = bundle.hash().map_err(|e| e.to_string())?;
     let first_deploy = store
         .get_bundle(&version)
         .await
         .map_err(|e| e.to_string())?
         .is_none();
     store
-        .put_bundle(&version, &bundle.to_bytes(), clock.now())
+        .put_bundle(&version, &bytes, clock.now())
         .await
         .map_err(|e| e.to_string())?;
     let timed = bundle.flows.iter().any(|p| {
@@ -304,13 +309,15 @@ pub async fn start(
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let cancel = CancellationToken::new();
     let tasks = TaskTracker::new();
-    let (shared, applier_task) = attach(store, Arc::new(bundle), clock, config);
+    let (shared, applier_task) =
+        attach(store, Arc::new(bundle), clock, config).map_err(|e| e.to_string())?;
     tasks.spawn(async move {
         let _ = applier_task.await;
     });
     if first_deploy && timed {
         tasks.spawn(rearm(shared.clone(), cancel.clone()));
     }
+    tasks.spawn(convert::run(shared.clone(), cancel.clone()));
     tasks.spawn(scheduler::run(shared.clone(), cancel.clone()));
     tasks.spawn(outbox::run(
         shared.clone(),

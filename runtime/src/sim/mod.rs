@@ -13,7 +13,7 @@ use crate::engine::{ContactState, Engine, EngineInput, JournalLine};
 use crate::intake;
 use crate::shell::{self, Released, Target};
 use crate::vm::*;
-use nudge_compiler::bundle::Bundle;
+use nudge_compiler::bundle::{Bundle, BundleError};
 use nudge_compiler::value::{Value, format_time};
 use std::collections::{BTreeMap, VecDeque};
 
@@ -69,8 +69,9 @@ pub struct Sim<'b> {
 }
 
 impl<'b> Sim<'b> {
-    pub fn new(bundle: &'b Bundle) -> Sim<'b> {
-        Sim::with_version(bundle, bundle.hash())
+    /// A world whose new enrollments carry the bundle's hash.
+    pub fn new(bundle: &'b Bundle) -> Result<Sim<'b>, BundleError> {
+        Ok(Sim::with_version(bundle, bundle.hash()?))
     }
 
     /// A world whose new enrollments carry `version` (the bundle's hash,

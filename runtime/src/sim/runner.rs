@@ -7,7 +7,7 @@
 
 use super::Sim;
 use crate::vm::{Message, Request, Scope, Status, eval};
-use nudge_compiler::bundle::{Bundle, CallTarget, Code, Root, TestDef, TestOp};
+use nudge_compiler::bundle::{Bundle, BundleError, CallTarget, Code, Root, TestDef, TestOp};
 use nudge_compiler::value::{Value, format_time};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -34,22 +34,20 @@ pub struct TestOutcome {
 }
 
 /// Run every test whose name contains `filter`.
-pub fn run_all(bundle: &Bundle, filter: Option<&str>) -> Vec<TestOutcome> {
-    bundle
+pub fn run_all(bundle: &Bundle, filter: Option<&str>) -> Result<Vec<TestOutcome>, BundleError> {
+    // the version (a hash of the whole bundle) is computed once
+    let version = bundle.hash()?;
+    Ok(bundle
         .tests
         .iter()
         .filter(|t| filter.is_none_or(|f| t.name.contains(f)))
-        .map({
-            // the version (a hash of the whole bundle) is computed once
-            let version = bundle.hash();
-            move |t| run_test_on(bundle, &version, t)
-        })
-        .collect()
+        .map(|t| run_test_on(bundle, &version, t))
+        .collect())
 }
 
 /// Run one test in a fresh world.
-pub fn run_test(bundle: &Bundle, test: &TestDef) -> TestOutcome {
-    run_test_on(bundle, &bundle.hash(), test)
+pub fn run_test(bundle: &Bundle, test: &TestDef) -> Result<TestOutcome, BundleError> {
+    Ok(run_test_on(bundle, &bundle.hash()?, test))
 }
 
 /// Run one test with the bundle's version already computed.

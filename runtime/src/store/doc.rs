@@ -6,9 +6,13 @@
 //!
 //! Formats: tag `0x02` (written) adds the folded enrollment counts of
 //! [`crate::compact`]; tag `0x01` states and rows written as JSON text by
-//! earlier versions (both without them) are still read, and are written
-//! as `0x02`, compacted, on their next input: the conversion happens on
-//! read and write, so no pass over every row delays a start.
+//! earlier versions (both without them) are still read, through
+//! `StateV1`. They are rewritten as `0x02`, compacted, by the daemon's
+//! conversion pass at start (`daemon/convert.rs`, in the background: it
+//! finds them by the tag byte, on the SQLite index `contacts_old_format`,
+//! so it decodes nothing once done), or by their next input if that comes
+//! first. A new tag moves that index's condition in a migration of its own
+//! and keeps a reader for the tags before it.
 //!
 //! INVARIANT: the types inside `ContactState` carry no serde attributes
 //! that need a self-describing format (`skip_serializing_if`, `flatten`,

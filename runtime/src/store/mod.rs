@@ -234,14 +234,6 @@ impl PartialEq for JsonText {
     }
 }
 
-impl From<serde_json::Value> for JsonText {
-    fn from(value: serde_json::Value) -> JsonText {
-        // a `Value` always serialises
-        JsonText::of(&value)
-            .unwrap_or_else(|_| JsonText(serde_json::value::RawValue::NULL.to_owned()))
-    }
-}
-
 /// A stored outbox row.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct OutboxRow {
@@ -466,6 +458,17 @@ pub trait Store: Send + Sync {
     /// walk over every contact (done only when a deploy adds time triggers
     /// or schedules, and when a paused flow resumes).
     async fn contact_ids(&self, after: Option<&str>, limit: usize) -> Result<Vec<String>>;
+    /// A page of the contacts whose stored state is not in the current
+    /// format ([`doc`]: tag `0x01` or JSON rows of earlier versions), in id
+    /// order after `after` (exclusive), `limit` at most, with the version
+    /// each was read at; quarantined contacts are left out. Found by the
+    /// format tag alone, on an index of the older rows, so it decodes
+    /// nothing and costs nothing once every row is converted.
+    async fn old_format_contacts(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, i64)>>;
 
     // ---- the outbox
     /// Claim up to `limit` pending rows due at `now`: their

@@ -41,6 +41,14 @@ const WRITER_CHECKPOINT_PAGES: &str = "16384";
 /// How often the background checkpointer copies the WAL into the file.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
 
+/// A page of [`Store::old_format_contacts`]: the condition is the one of
+/// the `contacts_old_format` partial index (migration 0008), so the query
+/// reads that index only (an empty one once every row is converted).
+const OLD_FORMAT_PAGE: &str = "SELECT c.id, c.version FROM contacts c \
+     WHERE substr(CAST(c.state AS BLOB), 1, 1) IS NOT X'02' AND c.id > ? \
+     AND NOT EXISTS (SELECT 1 FROM contacts_quarantined q WHERE q.contact = c.id) \
+     ORDER BY c.id LIMIT ?";
+
 /// A store in one SQLite database.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
@@ -486,6 +494,19 @@ impl Store for SqliteStore {
         Ok(rows.into_iter().map(|(c,)| c).collect())
     }
 
+    async fn old_format_contacts(
+        &self,
+        after: Option<&str>,
+        limit_: usize,
+    ) -> Result<Vec<(String, i64)>> {
+        sqlx::query_as(OLD_FORMAT_PAGE)
+            .bind(after.unwrap_or(""))
+            .bind(limit(limit_))
+            .fetch_all(&self.reader)
+            .await
+            .map_err(db)
+    }
+
     async fn claim_outbox_except(
         &self,
         now: i64,
@@ -777,5 +798,35 @@ impl Store for SqliteStore {
 
     fn write_health(&self) -> WriteHealth {
         self.health.snapshot()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// The tag the index looks for is the one written, and the page query
+    /// reads the partial index, not the table.
+    #[tokio::test]
+    async fn the_old_format_page_reads_only_its_index() {
+        let st = ContactState::new(crate::vm::Contact::default());
+        assert_eq!(doc::encode(&st).unwrap()[0], 0x02, "migration 0008's tag");
+        let store = SqliteStore::open("sqlite::memory:").await.unwrap();
+        store.migrate().await.unwrap();
+        let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(AssertSqlSafe(format!(
+            "EXPLAIN QUERY PLAN {OLD_FORMAT_PAGE}"
+        )))
+        .bind("")
+        .bind(1000)
+        .fetch_all(&store.reader)
+        .await
+        .unwrap();
+        let main = plan.iter().find(|r| r.1 == 0).map(|r| r.3.as_str());
+        assert_eq!(
+            main,
+            Some("SEARCH c USING INDEX contacts_old_format (id>?)"),
+            "{plan:?}"
+        );
     }
 }

@@ -180,10 +180,14 @@ fn build_open(
     let hint = match target {
         _ if bundle.defines.is_empty() => String::new(),
         CallTarget::Url(u) => u.0.clone(),
-        CallTarget::Channel(name) => bundle
-            .channel(name)
-            .and_then(|c| serde_json::to_string(c).ok())
-            .unwrap_or_default(),
+        CallTarget::Channel(name) => match bundle.channel(name) {
+            Some(c) => serde_json::to_string(c).map_err(|e| {
+                EvalError::Request(format!(
+                    "the settings of channel `{name}` cannot be read: {e}"
+                ))
+            })?,
+            None => String::new(),
+        },
     };
     let mut r = roots(s, bundle, &hint)?;
     if let Some(m) = message {

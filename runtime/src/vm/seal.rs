@@ -80,6 +80,16 @@ pub struct Texts<'a> {
     pub body: &'a mut String,
 }
 
+impl<'a> Texts<'a> {
+    pub fn of(
+        url: &'a mut String,
+        headers: &'a mut [(String, String)],
+        body: &'a mut String,
+    ) -> Texts<'a> {
+        Texts { url, headers, body }
+    }
+}
+
 /// The `env` names read by `http` and `slack` channels and by defines: the
 /// values that can reach a built request.
 pub fn request_env_names(bundle: &Bundle) -> BTreeSet<&str> {
@@ -269,20 +279,27 @@ pub fn unseal(
     Ok(())
 }
 
+/// Join the `env` values into a request's texts (the same fields in an
+/// `HttpRequest` and a `Request`), then forget its references; gives
+/// whether there was anything to join.
+fn unseal_fields(
+    secrets: &mut Vec<SecretRef>,
+    texts: Texts<'_>,
+    env: &BTreeMap<String, String>,
+) -> Result<bool, UnsealError> {
+    if secrets.is_empty() {
+        return Ok(false);
+    }
+    unseal(secrets, env, texts)?;
+    secrets.clear();
+    Ok(true)
+}
+
 impl super::HttpRequest {
     /// The request as it is sent: its `env` values joined in.
     pub fn unseal(&mut self, env: &BTreeMap<String, String>) -> Result<(), UnsealError> {
-        if self.secrets.is_empty() {
-            return Ok(());
-        }
-        let texts = Texts {
-            url: &mut self.url,
-            headers: &mut self.headers,
-            body: &mut self.body,
-        };
-        unseal(&self.secrets, env, texts)?;
-        self.secrets.clear();
-        Ok(())
+        let texts = Texts::of(&mut self.url, &mut self.headers, &mut self.body);
+        unseal_fields(&mut self.secrets, texts, env).map(|_| ())
     }
 }
 
@@ -290,20 +307,11 @@ impl super::Request {
     /// The request as it is sent: its `env` values joined in, and `json`
     /// read again from the joined body.
     pub fn unseal(&mut self, env: &BTreeMap<String, String>) -> Result<(), UnsealError> {
-        if self.secrets.is_empty() {
-            return Ok(());
-        }
-        let texts = Texts {
-            url: &mut self.url,
-            headers: &mut self.headers,
-            body: &mut self.body,
-        };
-        unseal(&self.secrets, env, texts)?;
-        if self.json.is_some() {
+        let texts = Texts::of(&mut self.url, &mut self.headers, &mut self.body);
+        if unseal_fields(&mut self.secrets, texts, env)? && self.json.is_some() {
             let json = serde_json::from_str(&self.body).map_err(UnsealError::Body)?;
             self.json = Some(json);
         }
-        self.secrets.clear();
         Ok(())
     }
 }

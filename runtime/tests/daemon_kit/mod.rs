@@ -91,3 +91,40 @@ pub async fn post(addr: std::net::SocketAddr, path: &str, body: serde_json::Valu
         .status()
         .as_u16()
 }
+
+/// The daemon's `/metrics` text.
+pub async fn metrics(addr: std::net::SocketAddr) -> String {
+    reqwest::get(format!("http://{addr}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// Poll `/metrics` until `done` holds for its text (60 s at most); gives it.
+pub async fn metrics_until(addr: std::net::SocketAddr, done: impl Fn(&str) -> bool) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let text = metrics(addr).await;
+        if done(&text) {
+            return text;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the metrics never got there:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Run one SQL statement on the database at `url`, on a connection of its
+/// own (what an operator, or an earlier build, did to the file).
+pub async fn sql(url: &str, statement: &str) {
+    let pool = sqlx::SqlitePool::connect(url).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(statement.to_string()))
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+}

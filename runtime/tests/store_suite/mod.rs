@@ -111,7 +111,10 @@ pub fn outbox(contact: &str, idem: &str, not_before: i64) -> NewOutbox {
         flow: "welcome".into(),
         step: "hello".into(),
         kind: OutboxKind::Message,
-        payload: serde_json::json!({"to": format!("{contact}@x.test"), "idem": idem}).into(),
+        payload: JsonText::of(
+            &serde_json::json!({"to": format!("{contact}@x.test"), "idem": idem}),
+        )
+        .unwrap(),
         idem_key: idem.into(),
         not_before,
     }

@@ -438,7 +438,7 @@ pub async fn outbox_leases_renew(s: &dyn Store) {
 pub async fn claim_outbox_except_leaves_channels_out(s: &dyn Store) {
     let on = |channel: &str, idem: &str| {
         let mut o = outbox("a", idem, 10);
-        o.payload = serde_json::json!({"channel": channel, "text": "x"}).into();
+        o.payload = JsonText::of(&serde_json::json!({"channel": channel, "text": "x"})).unwrap();
         o
     };
     commit(

@@ -304,7 +304,7 @@ fn a_failed_enrollment_leaves_other_flows_running_and_is_listed() {
         r#"flow bad { when go  step a { set contact.avg = 1 / contact.orders } }
            flow good { when go  step a { tag "good ran"  wait 1 day  tag "good later" } }"#,
     );
-    let e = Engine::new(&b);
+    let e = Engine::new(&b).unwrap();
     let env = BTreeMap::new();
     let mut st = ContactState::new(contact(&b, "c1", &[]));
     let out = e.apply(&mut st, go(T0), T0, &env);
@@ -334,7 +334,7 @@ fn a_failed_enrollment_reenters_after_exit_but_not_with_never() {
         r#"flow again { when go  step a { set contact.avg = 1 / contact.orders } }
            flow once { reenter never  when go  step a { set contact.big = 1 % contact.orders } }"#,
     );
-    let e = Engine::new(&b);
+    let e = Engine::new(&b).unwrap();
     let env = BTreeMap::new();
     let mut st = ContactState::new(contact(&b, "c1", &[]));
     e.apply(&mut st, go(T0), T0, &env);
@@ -360,7 +360,7 @@ fn a_failed_enrollment_reenters_after_exit_but_not_with_never() {
 #[test]
 fn a_trigger_condition_that_fails_enrolls_as_failed() {
     let b = compile(r#"flow f { when ping where 5 % (event.n ?? 0) == 1  step a { tag "in" } }"#);
-    let e = Engine::new(&b);
+    let e = Engine::new(&b).unwrap();
     let mut st = ContactState::new(contact(&b, "c1", &[]));
     let out = e.apply(
         &mut st,
@@ -382,7 +382,7 @@ fn a_trigger_condition_that_fails_enrolls_as_failed() {
 fn a_where_with_ne_enrolls_a_contact_without_the_field() {
     let b =
         compile(r#"flow f { when go where contact.deal_status != "won"  step a { tag "in" } }"#);
-    let e = Engine::new(&b);
+    let e = Engine::new(&b).unwrap();
     let mut st = ContactState::new(contact(&b, "c1", &[]));
     e.apply(&mut st, go(T0), T0, &BTreeMap::new());
     assert_eq!(st.latest("f").map(|x| x.status), Some(Status::Completed));

@@ -23,7 +23,7 @@ fn goto_another_flow_carries_the_event_to_its_step() {
         r#"flow f { when ping  step a { goto g.x } }
            flow g { step w { tag "w" } step x { set contact.note = event.name  wait 1 day } }"#,
     );
-    let e = Engine::new(&b);
+    let e = Engine::new(&b).unwrap();
     let mut st = state(&b, "c1");
     e.apply(&mut st, ping(T0), T0, &BTreeMap::new());
     assert_eq!(st.latest("f").unwrap().status, Status::Exited);
@@ -40,7 +40,7 @@ fn start_runs_in_parallel_and_stop_exits_the_other_flow() {
         r#"flow f { when ping  step a { start g  wait 1 day  stop g } }
            flow g { step x { wait 7 days } }"#,
     );
-    let e = Engine::new(&b);
+    let e = Engine::new(&b).unwrap();
     let env = BTreeMap::new();
     let mut st = state(&b, "c1");
     e.apply(&mut st, ping(T0), T0, &env);
@@ -63,7 +63,7 @@ fn an_emitted_event_enrolls_another_flow_at_the_same_instant() {
         r#"flow f { when ping  step a { emit other { n = 3 }  wait 1 day } }
            flow h { when other where event.n == 3  step x { set contact.score = event.n ?? 0 } }"#,
     );
-    let e = Engine::new(&b);
+    let e = Engine::new(&b).unwrap();
     let mut st = state(&b, "c1");
     e.apply(&mut st, ping(T0 + 9), T0 + 9, &BTreeMap::new());
     let h = st.latest("h").unwrap();
@@ -78,7 +78,7 @@ fn a_set_in_one_flow_rechecks_another_flows_data_wait() {
         r#"flow f { when sale  step a { wait until contact.score > 50  tag "hot" } }
            flow g { when ping  step x { set contact.score = 60 } }"#,
     );
-    let e = Engine::new(&b);
+    let e = Engine::new(&b).unwrap();
     let env = BTreeMap::new();
     let mut st = state(&b, "c1");
     e.apply(
@@ -99,7 +99,7 @@ fn a_change_from_outside_rechecks_then_raises_contact_updated() {
         r#"flow f { when sale  step a { wait until contact.score > 50  tag "hot" } }
            flow u { when contact_updated where "score" in event.changed  step x { tag "updated" } }"#,
     );
-    let e = Engine::new(&b);
+    let e = Engine::new(&b).unwrap();
     let env = BTreeMap::new();
     let mut st = state(&b, "c1");
     e.apply(
@@ -144,7 +144,7 @@ fn holdout_runs_the_flow_without_sends_or_calls() {
         .map(|i| format!("c{i}"))
         .find(|id| hash_share(&[id, "f", "holdout"]) >= 50.0)
         .unwrap();
-    let e = Engine::new(&b);
+    let e = Engine::new(&b).unwrap();
     let env = BTreeMap::new();
 
     let mut st = ContactState::new(contact(
@@ -202,7 +202,7 @@ fn a_set_in_a_handler_rechecks_the_data_wait_it_returns_to() {
             step a { wait until contact.score > 50 within 3 days else exit  tag "hot" }
         }"#,
     );
-    let e = Engine::new(&b);
+    let e = Engine::new(&b).unwrap();
     let env = BTreeMap::new();
     let mut st = state(&b, "c1");
     e.apply(

@@ -45,34 +45,21 @@ type ClaimedTuple = Tuple<serde_json::Value>;
 const OUTBOX_COLUMNS: &str = "id, contact, flow, step, kind, payload, idem_key, status, attempts, \
                               next_attempt_at, last_error, created_at, lease";
 
-/// Decodes a selected row.
+/// Decodes a selected row. A damaged payload (never written so by Nudge)
+/// is listed as its text; claims dead-letter it instead of delivering it.
 fn outbox_row(t: OutboxTuple) -> Result<OutboxRow> {
-    let (
-        id,
-        contact,
-        flow,
-        step,
-        kind,
-        payload,
-        idem_key,
-        status,
-        attempts,
-        next,
-        error,
-        created,
-        lease,
-    ) = t;
-    // a damaged payload (never written so by Nudge) is listed as its text;
-    // claims dead-letter it instead of delivering it
-    let payload = serde_json::from_str(&payload).unwrap_or(serde_json::Value::String(payload));
-    claimed_row((
-        id, contact, flow, step, kind, payload, idem_key, status, attempts, next, error, created,
-        lease,
-    ))
+    decode_row(t, |p| {
+        serde_json::from_str(&p).unwrap_or(serde_json::Value::String(p))
+    })
 }
 
 /// Decodes a row whose payload is parsed already.
 fn claimed_row(t: ClaimedTuple) -> Result<OutboxRow> {
+    decode_row(t, |p| p)
+}
+
+/// Decodes a row's columns; `json` gives its payload as JSON.
+fn decode_row<P>(t: Tuple<P>, json: impl FnOnce(P) -> serde_json::Value) -> Result<OutboxRow> {
     let (
         id,
         contact,
@@ -105,7 +92,7 @@ fn claimed_row(t: ClaimedTuple) -> Result<OutboxRow> {
         flow,
         step,
         kind,
-        payload,
+        payload: json(payload),
         idem_key,
         status,
         attempts,
