@@ -1,6 +1,7 @@
 //! The outbox worker in a running daemon against loopback HTTP sinks: a
 //! throttled channel holds back no other channel and still keeps its rate;
 //! a channel whose endpoint hangs takes its share of the pool and no more;
+//! a busy channel defers none of its own rows;
 //! a delivery longer than the lease renews it;
 //! a `call … as NAME` whose response never comes resumes at its deadline
 //! with status 0; and a call claimed by a worker that crashed before its
@@ -239,6 +240,54 @@ flow fb {{
         share,
         "no more than its share while its deliveries hang"
     );
+    running.shutdown().await;
+}
+
+/// One fast channel with many rows due at once goes at the pool's pace:
+/// its share never defers one of its own rows. The clock stands still, so
+/// a row deferred even a second would never come back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_channel_defers_none_of_its_own_rows() {
+    let sink = HttpSink::start().await;
+    let bundle = vm_support::bundle(&format!(
+        r#"
+event a {{}}
+channel fast: http {{
+  method = "POST"
+  url = "{}/fast"
+  body = json {{ text: message }}
+}}
+flow fa {{
+  when a
+  step s {{ send fast "hello" }}
+}}
+"#,
+        sink.url()
+    ));
+    let dir = daemon_kit::Scratch::new("outbox-busy");
+    let store = store::open(&dir.db_url()).await.unwrap();
+    let mut config = Config::new("127.0.0.1:0".parse().unwrap());
+    config.tick = Duration::from_millis(20);
+    config.allow_hosts = vec!["127.0.0.1".into()];
+    let clock = Arc::new(ManualClock::new(t("2027-01-15T09:00:00Z")));
+    let running = daemon::start(store.clone(), bundle, clock, config)
+        .await
+        .unwrap();
+    let n = 3 * daemon::outbox::BATCH;
+    let events: Vec<serde_json::Value> = (0..n)
+        .map(|i| json!({"event": "a", "contact": {"id": format!("c{i}")}}))
+        .collect();
+    assert_eq!(
+        post(running.addr, "/v1/events", json!({"events": events})).await,
+        202
+    );
+    let got = sink.wait_for(n, Duration::from_secs(20)).await;
+    assert_eq!(got.len(), n, "every row goes out while the clock stands");
+    let pending = store
+        .outbox_list(Some(OutboxStatus::Pending), n)
+        .await
+        .unwrap();
+    assert!(pending.is_empty(), "{} rows deferred", pending.len());
     running.shutdown().await;
 }
 

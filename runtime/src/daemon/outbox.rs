@@ -10,10 +10,13 @@
 //! Fair: a channel's `rate` is applied when its rows are claimed
 //! ([`Channels::admit`]): a row whose slot is later is deferred (pending
 //! again from that instant, no attempt counted) instead of sleeping in its
-//! delivery; and one channel holds at most [`SHARE`] slots of the pool: at
-//! its share it is left out of the claims (a row over it in the claim that
-//! reached it is deferred a second), so a slow or throttled channel never
-//! holds back another.
+//! delivery; and one channel holds at most [`SHARE`] slots of the pool: a
+//! channel with more than `SHARE - CLAIM` deliveries in flight is left out
+//! of the claims, so no claim (at most [`CLAIM`] rows) can take it past its
+//! share and no claimed row waits for a slot of its channel. A slow or
+//! throttled channel never holds back another, and a fast one is never
+//! slowed by its own share (its rows are not deferred: once a quarter of
+//! its deliveries ended it is claimed from again).
 //!
 //! Fenced: each claim stamps its rows with a token; every ack carries it
 //! and changes nothing once another claim took the row over (its lease
@@ -50,13 +53,17 @@ use tokio_util::sync::CancellationToken;
 pub const BATCH: usize = 256;
 
 /// One channel's deliveries in flight at most: the other channels always
-/// have a quarter of the pool. A channel at its share is left out of the
-/// claims until one of its deliveries ends.
+/// have a quarter of the pool.
 pub const SHARE: usize = BATCH * 3 / 4;
 
-/// Rows per claim at most, so the claim that brings a channel to its share
-/// overshoots it by little (the overshoot is deferred a second).
+/// Rows per claim at most. A channel with more than `SHARE - CLAIM`
+/// deliveries in flight is left out of the claims, so a claim never takes
+/// it past [`SHARE`].
 const CLAIM: usize = BATCH / 4;
+
+/// A channel with more deliveries in flight than this is left out of the
+/// next claim.
+const CLAIM_BELOW: usize = SHARE - CLAIM;
 
 /// While deliveries are in flight, claim again only once this many slots
 /// are free (fewer, larger claims).
@@ -111,7 +118,7 @@ pub async fn run(shared: Arc<Shared>, channels: Arc<Channels>, cancel: Cancellat
         tokio::select! {
             Some(done) = w.tasks.join_next_with_id(), if !w.tasks.is_empty() => {
                 w.settle(done).await;
-                look = w.more || w.skipped;
+                look = w.more || w.unblocked();
             }
             _ = renew.tick() => w.renew().await,
             () = cancel.cancelled(), if !stopping => {}
@@ -146,8 +153,8 @@ struct Worker {
     busy: HashMap<String, usize>,
     /// The last claim was full: more rows may be due.
     more: bool,
-    /// The last claim left out a channel at its share.
-    skipped: bool,
+    /// The channels the last claim left out (near their share).
+    skipped: Vec<String>,
 }
 
 impl Worker {
@@ -161,7 +168,7 @@ impl Worker {
             inflight: HashMap::new(),
             busy: HashMap::new(),
             more: false,
-            skipped: false,
+            skipped: Vec::new(),
         }
     }
 
@@ -182,10 +189,10 @@ impl Worker {
         let full: Vec<String> = self
             .busy
             .iter()
-            .filter(|(_, n)| **n >= SHARE)
+            .filter(|(_, n)| **n > CLAIM_BELOW)
             .map(|(c, _)| c.clone())
             .collect();
-        self.skipped = !full.is_empty();
+        self.skipped.clone_from(&full);
         let rows = match self
             .shared
             .store
@@ -231,8 +238,16 @@ impl Worker {
         deferred
     }
 
+    /// A channel the last claim left out has room again: claim anew.
+    fn unblocked(&self) -> bool {
+        self.skipped
+            .iter()
+            .any(|c| self.busy.get(c).copied().unwrap_or(0) <= CLAIM_BELOW)
+    }
+
     /// `Ok(wait)` when the row may go (after `wait`), `Err(instant)` when
-    /// it must wait for its channel's share or rate until then.
+    /// it must wait for its channel's rate (or, should a claim ever bring
+    /// its channel past the share, a second) until then.
     fn admit(&self, row: &OutboxRow, channel: &str, now: i64) -> Result<Duration, i64> {
         if self.busy.get(channel).copied().unwrap_or(0) >= SHARE {
             return Err(now.saturating_add(1));
