@@ -11,8 +11,18 @@
 //! bytes, same batch size, same multi-row statements and pragmas) into bare
 //! tables with no checks and no secondary indexes. It prints inputs/s for
 //! each and the ratio. The target is ≥ 20 000 inputs/s.
+//!
+//! Then the real shape (`keyed.rs`): contacts with two unique keys (`email`,
+//! `clickid`) and events with data, written as the applier does: N new
+//! contacts (their `email` looked up first, as an event naming a contact
+//! by `email` does), then N events for those contacts found by `email` (the
+//! lookup, the load and the update), once with one query per key and once
+//! with one [`Store::find_contacts`] per batch; beside the raw sqlx limit of
+//! the same reads and rows.
 
 #![allow(clippy::unwrap_used)]
+
+mod keyed;
 
 use nudge_runtime::compiler::value::Value;
 use nudge_runtime::engine::{ContactState, JournalLine};
@@ -71,6 +81,8 @@ async fn run(n: usize) {
     let raw = time_raw(&path, &states).await;
     remove(&path);
 
+    let keyed = keyed::run(&states).await;
+
     let rate = |d: Duration| n as f64 / d.as_secs_f64();
     println!(
         "store, new contacts:  {:>9.0} inputs/s ({:.2} s)",
@@ -92,6 +104,7 @@ async fn run(n: usize) {
         rate(created) / rate(raw),
         rate(updated) / rate(raw)
     );
+    keyed.print(n);
 }
 
 /// A contact state of 1–3 KB of JSON.

@@ -362,6 +362,37 @@ impl Applier {
         Ok(seen)
     }
 
+    /// The contacts owning these unique keys: from the commit in flight
+    /// where it holds the key, the rest from the store in one read per
+    /// field. A key no contact owns is left out.
+    async fn find_keys(
+        &self,
+        named: Vec<(String, String)>,
+        overlay: Option<&Overlay>,
+    ) -> Result<HashMap<(String, String), String>, StoreError> {
+        let mut found = HashMap::with_capacity(named.len());
+        let mut wanted: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for key in named {
+            if found.contains_key(&key) {
+                continue;
+            }
+            match overlay.and_then(|o| o.keys.get(&key)) {
+                Some(id) => {
+                    found.insert(key, id.clone());
+                }
+                None => wanted.entry(key.0).or_default().push(key.1),
+            }
+        }
+        for (field, mut values) in wanted {
+            values.sort_unstable();
+            values.dedup();
+            for (value, id) in self.store.find_contacts(&field, &values).await? {
+                found.insert((field.clone(), value), id);
+            }
+        }
+        Ok(found)
+    }
+
     /// The stored contacts among `ids`. A quarantined one that only
     /// timers and refreshes name is left out (they skip it), so one
     /// damaged contact does not sink a scheduler or re-plan page; one that
@@ -424,7 +455,7 @@ impl Applier {
         // resolve contacts named by key, then load everyone in one query
         let mut ids: Vec<String> = Vec::new();
         let mut read: Vec<Arc<Versioned>> = Vec::new();
-        let mut by_key: HashMap<(String, String), String> = HashMap::new();
+        let mut named: Vec<(String, String)> = Vec::new();
         for j in &jobs {
             let key = match j {
                 Job::Timer {
@@ -461,18 +492,10 @@ impl Applier {
                     continue;
                 }
             };
-            if let std::collections::hash_map::Entry::Vacant(e) = by_key.entry(key) {
-                let (f, v) = e.key();
-                let found = match overlay.and_then(|o| o.keys.get(e.key())) {
-                    Some(id) => Some(id.clone()),
-                    None => self.store.find_contact(f, v).await?,
-                };
-                if let Some(id) = found {
-                    ids.push(id.clone());
-                    e.insert(id);
-                }
-            }
+            named.push(key);
         }
+        let by_key = self.find_keys(named, overlay).await?;
+        ids.extend(by_key.values().cloned());
         ids.sort();
         ids.dedup();
         let mut slots = HashMap::with_capacity(ids.len());

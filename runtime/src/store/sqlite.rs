@@ -398,6 +398,27 @@ impl Store for SqliteStore {
         Ok(row.map(|(c,)| c))
     }
 
+    async fn find_contacts(
+        &self,
+        field: &str,
+        values: &[String],
+    ) -> Result<std::collections::HashMap<String, String>> {
+        if values.is_empty() {
+            return Ok(std::collections::HashMap::new());
+        }
+        // one row for all (see `due_rows`): each row is a thread hop
+        let (text,): (String,) = sqlx::query_as(
+            "SELECT json_group_object(k.value, k.contact) FROM json_each(?) j \
+             JOIN contact_keys k ON k.field = ? AND k.value = j.value",
+        )
+        .bind(json_text(values)?)
+        .bind(field)
+        .fetch_one(&self.reader)
+        .await
+        .map_err(db)?;
+        from_json("contact keys", &text)
+    }
+
     async fn seen_events(&self, keys: &[String]) -> Result<BTreeSet<String>> {
         if keys.is_empty() {
             return Ok(BTreeSet::new());
