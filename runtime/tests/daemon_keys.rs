@@ -136,6 +136,8 @@ async fn an_email_owned_by_a_stored_contact_is_refused_for_another() {
     let (status, body) = bumps(&running, &[json!({"id": "b", "email": "a@x.test"})]).await;
     assert_eq!(status, 409, "{body}");
     assert_eq!(body["error"]["code"], "conflict", "{body}");
+    let why = body["error"]["message"].as_str().unwrap();
+    assert!(why.contains("belongs to contact `a`"), "{why}");
     assert_eq!(store.totals(0).await.unwrap().contacts, 1);
     assert_eq!(count_of(&store, "a@x.test").await, ("a".into(), Value::Int(1)));
     running.shutdown().await;

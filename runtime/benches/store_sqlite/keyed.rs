@@ -325,7 +325,7 @@ async fn raw_lookup(
     let emails: Vec<String> = chunk.iter().map(email).collect();
     let (text,): (String,) = sqlx::query_as(
         "SELECT json_group_object(k.value, k.contact) FROM json_each(?) j \
-         JOIN k ON k.field = 'email' AND k.value = j.value",
+         CROSS JOIN k ON k.field = 'email' AND k.value = j.value",
     )
     .bind(serde_json::to_string(&emails).unwrap())
     .fetch_one(&mut **tx)

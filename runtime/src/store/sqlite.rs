@@ -406,10 +406,12 @@ impl Store for SqliteStore {
         if values.is_empty() {
             return Ok(std::collections::HashMap::new());
         }
-        // one row for all (see `due_rows`): each row is a thread hop
+        // one row for all (see `due_rows`): each row is a thread hop. CROSS
+        // JOIN keeps the values outside: one primary-key search each, where
+        // the planner would otherwise walk every key of the field
         let (text,): (String,) = sqlx::query_as(
             "SELECT json_group_object(k.value, k.contact) FROM json_each(?) j \
-             JOIN contact_keys k ON k.field = ? AND k.value = j.value",
+             CROSS JOIN contact_keys k ON k.field = ? AND k.value = j.value",
         )
         .bind(json_text(values)?)
         .bind(field)

@@ -439,3 +439,44 @@ pub async fn find_contacts_by_many_values(s: &dyn Store) {
     assert_eq!(got.get("m1499@x.test").map(String::as_str), Some("m1499"));
     assert!(!got.contains_key("m1500@x.test"));
 }
+
+/// A commit of many new contacts of which one claims a key stored for
+/// another is refused whole, and the refusal names the owner (not a
+/// contact of the commit), wherever in the commit the claimant stands.
+pub async fn a_taken_key_in_a_large_commit_names_its_owner(s: &dyn Store) {
+    let ann = keyed(new_contact("ann"), &[("email", "ann@x.test")]);
+    commit(
+        s,
+        Commit {
+            contacts: vec![ann],
+            ..Commit::default()
+        },
+    )
+    .await;
+    let many: Vec<ContactWrite> = (0..300)
+        .map(|i| {
+            let email = if i == 250 {
+                "ann@x.test".to_string()
+            } else {
+                format!("n{i}@x.test")
+            };
+            keyed(new_contact(&format!("n{i}")), &[("email", &email)])
+        })
+        .collect();
+    let refused = s
+        .commit(&Commit {
+            contacts: many,
+            ..Commit::default()
+        })
+        .await;
+    match refused {
+        Err(StoreError::Conflict(why)) => assert!(why.contains("`ann`"), "{why}"),
+        other => panic!("not a conflict: {other:?}"),
+    }
+    assert_eq!(version_of(s, "n0").await, None);
+    assert_eq!(s.find_contact("email", "n0@x.test").await.unwrap(), None);
+    assert_eq!(
+        s.find_contact("email", "ann@x.test").await.unwrap(),
+        Some("ann".into())
+    );
+}
