@@ -22,6 +22,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+#[path = "store_sqlite/keyed.rs"]
 mod keyed;
 
 use nudge_runtime::compiler::value::Value;

@@ -18,7 +18,7 @@
 //! lookup statement per batch, the same rows, the same batch size and
 //! multi-row statements.
 
-use super::{BATCH, Q, insert, remove, synthetic, temp};
+use super::{BATCH, Q, insert, remove, temp};
 use nudge_runtime::compiler::value::Value;
 use nudge_runtime::engine::{ContactState, JournalLine};
 use nudge_runtime::store::sqlite::SqliteStore;

@@ -358,18 +358,27 @@ impl Store for SqliteStore {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let rows: Vec<(String, Vec<u8>, i64, Option<i64>)> = sqlx::query_as(
-            "SELECT c.id, CAST(c.state AS BLOB), c.version, c.next_wake FROM json_each(?) j \
-             JOIN contacts c ON c.id = j.value ORDER BY j.key",
+        // one row for all, states in hex (see `due_rows`)
+        let (text,): (String,) = sqlx::query_as(
+            "SELECT json_group_array(json_array(j.key, c.id, hex(c.state), c.version, \
+             c.next_wake)) FROM json_each(?) j JOIN contacts c ON c.id = j.value",
         )
         .bind(json_text(ids)?)
-        .fetch_all(&self.reader)
+        .fetch_one(&self.reader)
         .await
         .map_err(db)?;
+        let mut rows: Vec<(i64, String, String, i64, Option<i64>)> =
+            from_json("contacts", &text)?;
+        // an aggregate keeps no order by contract: the order of `ids`
+        rows.sort_unstable_by_key(|r| r.0);
         let mut out = Vec::with_capacity(rows.len());
         let mut bad = Vec::new();
-        for (id, state, version, next_wake) in rows {
-            match doc::decode(&id, &state) {
+        for (_, id, state, version, next_wake) in rows {
+            let decoded = match from_hex(&state) {
+                Some(bytes) => doc::decode(&id, &bytes),
+                None => Err(StoreError::Corrupt(format!("contact `{id}`: bad hex"))),
+            };
+            match decoded {
                 Ok(state) => out.push(Versioned {
                     state,
                     version,
