@@ -59,7 +59,10 @@ async fn bumps(running: &Running, contacts: &[Json]) -> (u16, Json) {
 /// The contact owning `email` and its count of `bump` events.
 async fn count_of(store: &Arc<dyn Store>, email: &str) -> (String, Value) {
     let id = store.find_contact("email", email).await.unwrap().unwrap();
-    let got = store.load_contacts(std::slice::from_ref(&id)).await.unwrap();
+    let got = store
+        .load_contacts(std::slice::from_ref(&id))
+        .await
+        .unwrap();
     (id, got[0].state.contact.get("n"))
 }
 
@@ -67,8 +70,16 @@ async fn count_of(store: &Arc<dyn Store>, email: &str) -> (String, Value) {
 async fn two_events_for_one_new_email_in_a_batch_make_one_contact() {
     let (_dir, running, store) = daemon("keys-new").await;
     let ann = json!({"email": "ann@x.test"});
-    let (status, body) = bumps(&running, &[ann.clone(), json!({"email": "bob@x.test"}), ann]).await;
-    assert_eq!((status, body["accepted"].as_i64()), (202, Some(3)), "{body}");
+    let (status, body) = bumps(
+        &running,
+        &[ann.clone(), json!({"email": "bob@x.test"}), ann],
+    )
+    .await;
+    assert_eq!(
+        (status, body["accepted"].as_i64()),
+        (202, Some(3)),
+        "{body}"
+    );
     assert_eq!(store.totals(0).await.unwrap().contacts, 2);
     assert_eq!(count_of(&store, "ann@x.test").await.1, Value::Int(2));
     assert_eq!(count_of(&store, "bob@x.test").await.1, Value::Int(1));
@@ -94,9 +105,16 @@ async fn a_key_stored_by_an_earlier_batch_is_found_with_ids_beside_it() {
         json!({"email": "new@x.test"}),
     ];
     let (status, body) = bumps(&running, &second).await;
-    assert_eq!((status, body["accepted"].as_i64()), (202, Some(6)), "{body}");
+    assert_eq!(
+        (status, body["accepted"].as_i64()),
+        (202, Some(6)),
+        "{body}"
+    );
     assert_eq!(store.totals(0).await.unwrap().contacts, 3);
-    assert_eq!(count_of(&store, "a@x.test").await, ("a".into(), Value::Int(4)));
+    assert_eq!(
+        count_of(&store, "a@x.test").await,
+        ("a".into(), Value::Int(4))
+    );
     assert_eq!(count_of(&store, "b@x.test").await.1, Value::Int(3));
     assert_eq!(count_of(&store, "new@x.test").await.1, Value::Int(1));
     running.shutdown().await;
@@ -106,7 +124,9 @@ async fn a_key_stored_by_an_earlier_batch_is_found_with_ids_beside_it() {
 async fn a_key_changed_in_the_group_names_its_contact_after_the_change() {
     let (_dir, running, store) = daemon("keys-moved").await;
     assert_eq!(
-        bumps(&running, &[json!({"id": "a", "email": "old@x.test"})]).await.0,
+        bumps(&running, &[json!({"id": "a", "email": "old@x.test"})])
+            .await
+            .0,
         202
     );
     let moved = [
@@ -114,11 +134,24 @@ async fn a_key_changed_in_the_group_names_its_contact_after_the_change() {
         json!({"email": "new@x.test"}),
     ];
     let (status, body) = bumps(&running, &moved).await;
-    assert_eq!((status, body["accepted"].as_i64()), (202, Some(2)), "{body}");
-    assert_eq!(count_of(&store, "new@x.test").await, ("a".into(), Value::Int(3)));
+    assert_eq!(
+        (status, body["accepted"].as_i64()),
+        (202, Some(2)),
+        "{body}"
+    );
+    assert_eq!(
+        count_of(&store, "new@x.test").await,
+        ("a".into(), Value::Int(3))
+    );
     // the old e-mail is free: it names a new contact now
-    assert_eq!(store.find_contact("email", "old@x.test").await.unwrap(), None);
-    assert_eq!(bumps(&running, &[json!({"email": "old@x.test"})]).await.0, 202);
+    assert_eq!(
+        store.find_contact("email", "old@x.test").await.unwrap(),
+        None
+    );
+    assert_eq!(
+        bumps(&running, &[json!({"email": "old@x.test"})]).await.0,
+        202
+    );
     let (other, n) = count_of(&store, "old@x.test").await;
     assert_ne!(other, "a");
     assert_eq!(n, Value::Int(1));
@@ -130,7 +163,9 @@ async fn a_key_changed_in_the_group_names_its_contact_after_the_change() {
 async fn an_email_owned_by_a_stored_contact_is_refused_for_another() {
     let (_dir, running, store) = daemon("keys-taken").await;
     assert_eq!(
-        bumps(&running, &[json!({"id": "a", "email": "a@x.test"})]).await.0,
+        bumps(&running, &[json!({"id": "a", "email": "a@x.test"})])
+            .await
+            .0,
         202
     );
     let (status, body) = bumps(&running, &[json!({"id": "b", "email": "a@x.test"})]).await;
@@ -139,6 +174,9 @@ async fn an_email_owned_by_a_stored_contact_is_refused_for_another() {
     let why = body["error"]["message"].as_str().unwrap();
     assert!(why.contains("belongs to contact `a`"), "{why}");
     assert_eq!(store.totals(0).await.unwrap().contacts, 1);
-    assert_eq!(count_of(&store, "a@x.test").await, ("a".into(), Value::Int(1)));
+    assert_eq!(
+        count_of(&store, "a@x.test").await,
+        ("a".into(), Value::Int(1))
+    );
     running.shutdown().await;
 }

@@ -62,7 +62,10 @@ impl Figures {
             self.existing_batched,
             self.raw_existing,
         );
-        for (what, d) in [("raw, new:", self.raw_new), ("raw, existing:", self.raw_existing)] {
+        for (what, d) in [
+            ("raw, new:", self.raw_new),
+            ("raw, existing:", self.raw_existing),
+        ] {
             println!(
                 "  {what:<34} {:>9.0} inputs/s ({:.2} s)",
                 rate(d),
@@ -102,7 +105,9 @@ pub async fn run(base: &[ContactState]) -> Figures {
 
 fn with_clickid(mut st: ContactState) -> ContactState {
     let click = format!("click-{}", st.contact.id);
-    st.contact.fields.insert("clickid".into(), Value::text(click));
+    st.contact
+        .fields
+        .insert("clickid".into(), Value::text(click));
     st
 }
 
@@ -177,7 +182,10 @@ async fn time_new(store: &SqliteStore, states: &[ContactState]) -> Duration {
 async fn find(store: &SqliteStore, emails: &[String], batched: bool) -> Vec<String> {
     if batched {
         let found = store.find_contacts("email", emails).await.unwrap();
-        return emails.iter().filter_map(|e| found.get(e).cloned()).collect();
+        return emails
+            .iter()
+            .filter_map(|e| found.get(e).cloned())
+            .collect();
     }
     let mut ids = Vec::with_capacity(emails.len());
     for e in emails {
@@ -273,11 +281,19 @@ async fn time_raw(path: &Path, states: &[ContactState]) -> (Duration, Duration) 
         .await;
         let keys: Vec<(String, String, String)> = chunk
             .iter()
-            .flat_map(|st| keys(st).into_iter().map(|(f, v)| (f, v, st.contact.id.clone())))
+            .flat_map(|st| {
+                keys(st)
+                    .into_iter()
+                    .map(|(f, v)| (f, v, st.contact.id.clone()))
+            })
             .collect();
-        insert(&mut tx, "INSERT INTO k VALUES ", "(?, ?, ?)", &keys, |q, k| {
-            q.bind(k.0.clone()).bind(k.1.clone()).bind(k.2.clone())
-        })
+        insert(
+            &mut tx,
+            "INSERT INTO k VALUES ",
+            "(?, ?, ?)",
+            &keys,
+            |q, k| q.bind(k.0.clone()).bind(k.1.clone()).bind(k.2.clone()),
+        )
         .await;
         raw_rows(&mut tx, chunk, 0).await;
         tx.commit().await.unwrap();

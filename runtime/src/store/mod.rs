@@ -441,6 +441,9 @@ pub trait Store: Send + Sync {
         field: &str,
         values: &[String],
     ) -> Result<std::collections::HashMap<String, String>>;
+    /// [`Store::held_for`] of many keys (field, value) in one read: the
+    /// held postbacks waiting for any of them, oldest first.
+    async fn held_for_keys(&self, keys: &[(String, String)]) -> Result<Vec<HeldPostback>>;
     /// Which of these idempotency keys were recorded before.
     async fn seen_events(&self, keys: &[String]) -> Result<BTreeSet<String>>;
     /// Which of these postback `dedupe` values (source, value) were

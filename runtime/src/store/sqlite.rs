@@ -247,6 +247,27 @@ impl SqliteStore {
         from_json("due contacts", &text)
     }
 
+    /// Held postbacks as read; one whose parameters cannot be decoded is
+    /// quarantined and left out.
+    async fn held_rows(&self, rows: Vec<HeldRow>) -> Result<Vec<HeldPostback>> {
+        let mut out = Vec::with_capacity(rows.len());
+        for (id, source, key_field, key_value, params, received_at, until) in rows {
+            match from_json(&format!("held postback {id}"), &params) {
+                Ok(params) => out.push(HeldPostback {
+                    params,
+                    id,
+                    source,
+                    key_field,
+                    key_value,
+                    received_at,
+                    until,
+                }),
+                Err(e) => self.quarantine_held(id, &source, &e.to_string()).await?,
+            }
+        }
+        Ok(out)
+    }
+
     /// A write transaction on the writer connection. A connection left
     /// inside a failed transaction is settled (see `sqlite/health.rs`) and
     /// the transaction tried once more.
@@ -289,6 +310,10 @@ impl SqliteStore {
         done
     }
 }
+
+/// A held postback as stored: id, source, key field and value, parameters
+/// (JSON), received at, until.
+type HeldRow = (i64, String, String, String, String, i64, i64);
 
 /// A database error as a [`StoreError`]: unique violations are conflicts.
 fn db(e: sqlx::Error) -> StoreError {
@@ -367,8 +392,7 @@ impl Store for SqliteStore {
         .fetch_one(&self.reader)
         .await
         .map_err(db)?;
-        let mut rows: Vec<(i64, String, String, i64, Option<i64>)> =
-            from_json("contacts", &text)?;
+        let mut rows: Vec<(i64, String, String, i64, Option<i64>)> = from_json("contacts", &text)?;
         // an aggregate keeps no order by contract: the order of `ids`
         rows.sort_unstable_by_key(|r| r.0);
         let mut out = Vec::with_capacity(rows.len());
@@ -684,8 +708,7 @@ impl Store for SqliteStore {
     }
 
     async fn held_for(&self, key_field: &str, key_value: &str) -> Result<Vec<HeldPostback>> {
-        type Held = (i64, String, String, String, String, i64, i64);
-        let rows: Vec<Held> = sqlx::query_as(
+        let rows: Vec<HeldRow> = sqlx::query_as(
             "SELECT id, source, key_field, key_value, params, received_at, until \
              FROM postbacks_held WHERE key_field = ? AND key_value = ? AND quarantined IS NULL \
              ORDER BY id",
@@ -695,22 +718,30 @@ impl Store for SqliteStore {
         .fetch_all(&self.reader)
         .await
         .map_err(db)?;
-        let mut out = Vec::with_capacity(rows.len());
-        for (id, source, key_field, key_value, params, received_at, until) in rows {
-            match from_json(&format!("held postback {id}"), &params) {
-                Ok(params) => out.push(HeldPostback {
-                    params,
-                    id,
-                    source,
-                    key_field,
-                    key_value,
-                    received_at,
-                    until,
-                }),
-                Err(e) => self.quarantine_held(id, &source, &e.to_string()).await?,
-            }
+        self.held_rows(rows).await
+    }
+
+    async fn held_for_keys(&self, keys: &[(String, String)]) -> Result<Vec<HeldPostback>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
         }
-        Ok(out)
+        let mut keys: Vec<&(String, String)> = keys.iter().collect();
+        keys.sort_unstable();
+        keys.dedup();
+        // one row for all (see `due_rows`); the keys outside the join
+        let (text,): (String,) = sqlx::query_as(
+            "SELECT json_group_array(json_array(h.id, h.source, h.key_field, h.key_value, \
+             h.params, h.received_at, h.until)) FROM json_each(?) j \
+             CROSS JOIN postbacks_held h ON h.key_field = j.value ->> 0 \
+             AND h.key_value = j.value ->> 1 WHERE h.quarantined IS NULL",
+        )
+        .bind(json_text(&keys)?)
+        .fetch_one(&self.reader)
+        .await
+        .map_err(db)?;
+        let mut rows: Vec<HeldRow> = from_json("held postbacks", &text)?;
+        rows.sort_unstable_by_key(|r| r.0);
+        self.held_rows(rows).await
     }
 
     async fn expire_held(&self, now: i64) -> Result<u64> {

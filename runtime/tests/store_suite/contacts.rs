@@ -391,7 +391,10 @@ pub async fn find_contacts_by_many_values(s: &dyn Store) {
     .into();
     assert_eq!(got, want);
     for v in &asked {
-        assert_eq!(got.get(v).cloned(), s.find_contact("email", v).await.unwrap());
+        assert_eq!(
+            got.get(v).cloned(),
+            s.find_contact("email", v).await.unwrap()
+        );
     }
     let got = s.find_contacts("phone", &asked).await.unwrap();
     assert_eq!(got.get("+1").map(String::as_str), Some("ann"));

@@ -521,9 +521,9 @@ async fn key_owner(conn: &mut SqliteConnection, added: &[[&str; 3]]) -> StoreErr
     .fetch_optional(&mut *conn)
     .await;
     match taken {
-        Ok(Some((field, value, owner))) => StoreError::Conflict(format!(
-            "`{field}` `{value}` belongs to contact `{owner}`"
-        )),
+        Ok(Some((field, value, owner))) => {
+            StoreError::Conflict(format!("`{field}` `{value}` belongs to contact `{owner}`"))
+        }
         Ok(None) => StoreError::Conflict("a unique key belongs to another contact".into()),
         Err(e) => db(e),
     }
