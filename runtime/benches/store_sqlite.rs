@@ -221,8 +221,8 @@ async fn time_store(store: &SqliteStore, states: &[ContactState], pass: i64) -> 
     spent
 }
 
-/// The same rows with plain multi-row inserts into bare tables.
-async fn time_raw(path: &Path, states: &[ContactState]) -> Duration {
+/// A connection to a new raw database (the store's pragmas) with `tables`.
+async fn raw_pool(path: &Path, tables: &[&str]) -> sqlx::SqlitePool {
     let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
         .unwrap()
         .create_if_missing(true)
@@ -234,14 +234,24 @@ async fn time_raw(path: &Path, states: &[ContactState]) -> Duration {
         .connect_with(options)
         .await
         .unwrap();
-    for ddl in [
-        "CREATE TABLE c (id TEXT PRIMARY KEY, state TEXT, version INTEGER, next_wake INTEGER)",
-        "CREATE TABLE e (key TEXT, contact TEXT, name TEXT, payload TEXT, at INTEGER)",
-        "CREATE TABLE j (contact TEXT, at INTEGER, flow TEXT, step TEXT, what TEXT)",
-        "CREATE TABLE o (contact TEXT, idem TEXT, payload TEXT, at INTEGER)",
-    ] {
+    for ddl in tables {
         sqlx::query(ddl).execute(&pool).await.unwrap();
     }
+    pool
+}
+
+/// The same rows with plain multi-row inserts into bare tables.
+async fn time_raw(path: &Path, states: &[ContactState]) -> Duration {
+    let pool = raw_pool(
+        path,
+        &[
+            "CREATE TABLE c (id TEXT PRIMARY KEY, state TEXT, version INTEGER, next_wake INTEGER)",
+            "CREATE TABLE e (key TEXT, contact TEXT, name TEXT, payload TEXT, at INTEGER)",
+            "CREATE TABLE j (contact TEXT, at INTEGER, flow TEXT, step TEXT, what TEXT)",
+            "CREATE TABLE o (contact TEXT, idem TEXT, payload TEXT, at INTEGER)",
+        ],
+    )
+    .await;
     let mut spent = Duration::ZERO;
     for chunk in states.chunks(BATCH) {
         let c = commit_for(chunk, 0);
@@ -263,20 +273,7 @@ async fn time_raw(path: &Path, states: &[ContactState]) -> Duration {
             |q, r| q.bind(r.0.clone()).bind(r.1.clone()).bind(r.2),
         )
         .await;
-        insert(
-            &mut tx,
-            "INSERT INTO e VALUES ",
-            "(?, ?, ?, ?, ?)",
-            &c.events,
-            |q, e| {
-                q.bind(e.key.clone())
-                    .bind(e.contact.clone())
-                    .bind(e.name.clone())
-                    .bind(e.payload.to_string())
-                    .bind(e.received_at)
-            },
-        )
-        .await;
+        insert_events(&mut tx, &c.events).await;
         insert(
             &mut tx,
             "INSERT INTO j VALUES ",
@@ -291,24 +288,47 @@ async fn time_raw(path: &Path, states: &[ContactState]) -> Duration {
             },
         )
         .await;
-        insert(
-            &mut tx,
-            "INSERT INTO o VALUES ",
-            "(?, ?, ?, ?)",
-            &c.outbox,
-            |q, o| {
-                q.bind(o.contact.clone())
-                    .bind(o.idem_key.clone())
-                    .bind(o.payload.as_str().to_string())
-                    .bind(o.not_before)
-            },
-        )
-        .await;
+        insert_outbox(&mut tx, &c.outbox).await;
         tx.commit().await.unwrap();
         spent += t.elapsed();
     }
     pool.close().await;
     spent
+}
+
+/// Event rows into the raw table `e`.
+async fn insert_events(tx: &mut sqlx::Transaction<'static, Sqlite>, events: &[EventRecord]) {
+    insert(
+        tx,
+        "INSERT INTO e VALUES ",
+        "(?, ?, ?, ?, ?)",
+        events,
+        |q, e| {
+            q.bind(e.key.clone())
+                .bind(e.contact.clone())
+                .bind(e.name.clone())
+                .bind(e.payload.to_string())
+                .bind(e.received_at)
+        },
+    )
+    .await;
+}
+
+/// Outbox rows into the raw table `o`.
+async fn insert_outbox(tx: &mut sqlx::Transaction<'static, Sqlite>, outbox: &[NewOutbox]) {
+    insert(
+        tx,
+        "INSERT INTO o VALUES ",
+        "(?, ?, ?, ?)",
+        outbox,
+        |q, o| {
+            q.bind(o.contact.clone())
+                .bind(o.idem_key.clone())
+                .bind(o.payload.as_str().to_string())
+                .bind(o.not_before)
+        },
+    )
+    .await;
 }
 
 type Q = sqlx::query::Query<'static, Sqlite, sqlx::sqlite::SqliteArguments>;

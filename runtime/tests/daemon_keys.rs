@@ -11,7 +11,7 @@ mod daemon_kit;
 mod vm_support;
 
 use nudge_runtime::compiler::value::Value;
-use nudge_runtime::daemon::{ManualClock, Running};
+use nudge_runtime::daemon::Running;
 use nudge_runtime::store::Store;
 use serde_json::{Value as Json, json};
 use std::sync::Arc;
@@ -27,16 +27,24 @@ flow count {
 "#;
 
 async fn daemon(name: &str) -> (daemon_kit::Scratch, Running, Arc<dyn Store>) {
-    let dir = daemon_kit::Scratch::new(name);
-    let clock = ManualClock::new(1_767_225_600);
-    let (running, store) = daemon_kit::start(
-        &dir.db_url(),
-        vm_support::bundle(SRC),
-        &clock,
-        Default::default(),
-    )
-    .await;
-    (dir, running, store)
+    daemon_kit::start_fresh(name, vm_support::bundle(SRC)).await
+}
+
+/// Posts one batch and checks every event of it was accepted.
+async fn all_accepted(running: &Running, contacts: &[Json]) {
+    let (status, body) = bumps(running, contacts).await;
+    let want = i64::try_from(contacts.len()).unwrap();
+    assert_eq!(
+        (status, body["accepted"].as_i64()),
+        (202, Some(want)),
+        "{body}"
+    );
+}
+
+/// Creates contact `id` with `email` by one event.
+async fn seed(running: &Running, id: &str, email: &str) {
+    let (status, body) = bumps(running, &[json!({"id": id, "email": email})]).await;
+    assert_eq!(status, 202, "{body}");
 }
 
 /// POSTs one batch of `bump` events (one unit, one group) naming contacts
@@ -70,19 +78,17 @@ async fn count_of(store: &Arc<dyn Store>, email: &str) -> (String, Value) {
 async fn two_events_for_one_new_email_in_a_batch_make_one_contact() {
     let (_dir, running, store) = daemon("keys-new").await;
     let ann = json!({"email": "ann@x.test"});
-    let (status, body) = bumps(
+    all_accepted(
         &running,
         &[ann.clone(), json!({"email": "bob@x.test"}), ann],
     )
     .await;
-    assert_eq!(
-        (status, body["accepted"].as_i64()),
-        (202, Some(3)),
-        "{body}"
-    );
     assert_eq!(store.totals(0).await.unwrap().contacts, 2);
-    assert_eq!(count_of(&store, "ann@x.test").await.1, Value::Int(2));
-    assert_eq!(count_of(&store, "bob@x.test").await.1, Value::Int(1));
+    let counts = [
+        count_of(&store, "ann@x.test").await.1,
+        count_of(&store, "bob@x.test").await.1,
+    ];
+    assert_eq!(counts, [Value::Int(2), Value::Int(1)]);
     running.shutdown().await;
 }
 
@@ -93,7 +99,7 @@ async fn a_key_stored_by_an_earlier_batch_is_found_with_ids_beside_it() {
         json!({"id": "a", "email": "a@x.test", "clickid": "ca"}),
         json!({"email": "b@x.test", "clickid": "cb"}),
     ];
-    assert_eq!(bumps(&running, &first).await.0, 202);
+    all_accepted(&running, &first).await;
     // one batch naming both stored contacts by id, e-mail and click id, and
     // a new one: every key is found in the one lookup per field
     let second = [
@@ -104,12 +110,7 @@ async fn a_key_stored_by_an_earlier_batch_is_found_with_ids_beside_it() {
         json!({"email": "b@x.test"}),
         json!({"email": "new@x.test"}),
     ];
-    let (status, body) = bumps(&running, &second).await;
-    assert_eq!(
-        (status, body["accepted"].as_i64()),
-        (202, Some(6)),
-        "{body}"
-    );
+    all_accepted(&running, &second).await;
     assert_eq!(store.totals(0).await.unwrap().contacts, 3);
     assert_eq!(
         count_of(&store, "a@x.test").await,
@@ -123,22 +124,12 @@ async fn a_key_stored_by_an_earlier_batch_is_found_with_ids_beside_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_key_changed_in_the_group_names_its_contact_after_the_change() {
     let (_dir, running, store) = daemon("keys-moved").await;
-    assert_eq!(
-        bumps(&running, &[json!({"id": "a", "email": "old@x.test"})])
-            .await
-            .0,
-        202
-    );
+    seed(&running, "a", "old@x.test").await;
     let moved = [
         json!({"id": "a", "email": "new@x.test"}),
         json!({"email": "new@x.test"}),
     ];
-    let (status, body) = bumps(&running, &moved).await;
-    assert_eq!(
-        (status, body["accepted"].as_i64()),
-        (202, Some(2)),
-        "{body}"
-    );
+    all_accepted(&running, &moved).await;
     assert_eq!(
         count_of(&store, "new@x.test").await,
         ("a".into(), Value::Int(3))
@@ -162,12 +153,7 @@ async fn a_key_changed_in_the_group_names_its_contact_after_the_change() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_email_owned_by_a_stored_contact_is_refused_for_another() {
     let (_dir, running, store) = daemon("keys-taken").await;
-    assert_eq!(
-        bumps(&running, &[json!({"id": "a", "email": "a@x.test"})])
-            .await
-            .0,
-        202
-    );
+    seed(&running, "a", "a@x.test").await;
     let (status, body) = bumps(&running, &[json!({"id": "b", "email": "a@x.test"})]).await;
     assert_eq!(status, 409, "{body}");
     assert_eq!(body["error"]["code"], "conflict", "{body}");

@@ -18,16 +18,14 @@
 //! lookup statement per batch, the same rows, the same batch size and
 //! multi-row statements.
 
-use super::{BATCH, Q, insert, remove, temp};
+use super::{BATCH, insert, insert_events, insert_outbox, raw_pool, remove, temp};
 use nudge_runtime::compiler::value::Value;
 use nudge_runtime::engine::{ContactState, JournalLine};
 use nudge_runtime::store::sqlite::SqliteStore;
 use nudge_runtime::store::*;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Sqlite, SqlitePool};
+use sqlx::Sqlite;
 use std::collections::HashMap;
 use std::path::Path;
-use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 /// The times of the keyed passes.
@@ -232,34 +230,20 @@ async fn time_existing(
     spent
 }
 
-async fn raw_pool(path: &Path) -> SqlitePool {
-    let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
-        .unwrap()
-        .create_if_missing(true)
-        .journal_mode(SqliteJournalMode::Wal)
-        .synchronous(SqliteSynchronous::Normal)
-        .statement_cache_capacity(256);
-    let pool = SqlitePoolOptions::new()
-        .max_connections(1)
-        .connect_with(options)
-        .await
-        .unwrap();
-    for ddl in [
-        "CREATE TABLE c (id TEXT PRIMARY KEY, state BLOB, version INTEGER, next_wake INTEGER)",
-        "CREATE TABLE k (field TEXT, value TEXT, contact TEXT, PRIMARY KEY (field, value)) \
-         WITHOUT ROWID",
-        "CREATE TABLE e (key TEXT, contact TEXT, name TEXT, payload TEXT, at INTEGER)",
-        "CREATE TABLE j (contact TEXT, lines TEXT)",
-        "CREATE TABLE o (contact TEXT, idem TEXT, payload TEXT, at INTEGER)",
-    ] {
-        sqlx::query(ddl).execute(&pool).await.unwrap();
-    }
-    pool
-}
-
 /// The raw limit: new contacts, then updates of them found by `email`.
 async fn time_raw(path: &Path, states: &[ContactState]) -> (Duration, Duration) {
-    let pool = raw_pool(path).await;
+    let pool = raw_pool(
+        path,
+        &[
+            "CREATE TABLE c (id TEXT PRIMARY KEY, state BLOB, version INTEGER, next_wake INTEGER)",
+            "CREATE TABLE k (field TEXT, value TEXT, contact TEXT, PRIMARY KEY (field, value)) \
+             WITHOUT ROWID",
+            "CREATE TABLE e (key TEXT, contact TEXT, name TEXT, payload TEXT, at INTEGER)",
+            "CREATE TABLE j (contact TEXT, lines TEXT)",
+            "CREATE TABLE o (contact TEXT, idem TEXT, payload TEXT, at INTEGER)",
+        ],
+    )
+    .await;
     let mut new = Duration::ZERO;
     let mut existing = Duration::ZERO;
     for chunk in states.chunks(BATCH) {
@@ -356,20 +340,7 @@ async fn raw_rows(tx: &mut sqlx::Transaction<'static, Sqlite>, chunk: &[ContactS
     for st in chunk {
         rows_of(&mut c, &st.contact.id, pass);
     }
-    insert(
-        tx,
-        "INSERT INTO e VALUES ",
-        "(?, ?, ?, ?, ?)",
-        &c.events,
-        |q: Q, e| {
-            q.bind(e.key.clone())
-                .bind(e.contact.clone())
-                .bind(e.name.clone())
-                .bind(e.payload.to_string())
-                .bind(e.received_at)
-        },
-    )
-    .await;
+    insert_events(tx, &c.events).await;
     let journal: Vec<(String, String)> = c
         .journal
         .iter()
@@ -382,17 +353,5 @@ async fn raw_rows(tx: &mut sqlx::Transaction<'static, Sqlite>, chunk: &[ContactS
         q.bind(r.0.clone()).bind(r.1.clone())
     })
     .await;
-    insert(
-        tx,
-        "INSERT INTO o VALUES ",
-        "(?, ?, ?, ?)",
-        &c.outbox,
-        |q, o| {
-            q.bind(o.contact.clone())
-                .bind(o.idem_key.clone())
-                .bind(o.payload.as_str().to_string())
-                .bind(o.not_before)
-        },
-    )
-    .await;
+    insert_outbox(tx, &c.outbox).await;
 }

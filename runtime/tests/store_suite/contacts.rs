@@ -367,14 +367,7 @@ pub async fn find_contacts_by_many_values(s: &dyn Store) {
     let bob = keyed(new_contact("bob"), &[("email", "bob@x.test")]);
     // a value of another field only
     let cat = keyed(new_contact("cat"), &[("phone", "cat@x.test")]);
-    commit(
-        s,
-        Commit {
-            contacts: vec![ann, bob, cat],
-            ..Commit::default()
-        },
-    )
-    .await;
+    put(s, vec![ann, bob, cat]).await;
     let asked = values(&[
         "bob@x.test",
         "nobody@x.test",
@@ -406,14 +399,7 @@ pub async fn find_contacts_by_many_values(s: &dyn Store) {
         update(state("ann", vec![]), 1),
         &[("email", "ann@y.test"), ("phone", "+1")],
     );
-    commit(
-        s,
-        Commit {
-            contacts: vec![ann],
-            ..Commit::default()
-        },
-    )
-    .await;
+    put(s, vec![ann]).await;
     let got = s
         .find_contacts("email", &values(&["ann@x.test", "ann@y.test"]))
         .await
@@ -428,14 +414,7 @@ pub async fn find_contacts_by_many_values(s: &dyn Store) {
             w
         })
         .collect();
-    commit(
-        s,
-        Commit {
-            contacts: many,
-            ..Commit::default()
-        },
-    )
-    .await;
+    put(s, many).await;
     let asked: Vec<String> = (0..2_000).map(|i| format!("m{i}@x.test")).collect();
     let got = s.find_contacts("email", &asked).await.unwrap();
     assert_eq!(got.len(), 1_500);
@@ -448,14 +427,7 @@ pub async fn find_contacts_by_many_values(s: &dyn Store) {
 /// contact of the commit), wherever in the commit the claimant stands.
 pub async fn a_taken_key_in_a_large_commit_names_its_owner(s: &dyn Store) {
     let ann = keyed(new_contact("ann"), &[("email", "ann@x.test")]);
-    commit(
-        s,
-        Commit {
-            contacts: vec![ann],
-            ..Commit::default()
-        },
-    )
-    .await;
+    put(s, vec![ann]).await;
     let many: Vec<ContactWrite> = (0..300)
         .map(|i| {
             let email = if i == 250 {
