@@ -222,7 +222,7 @@ async fn time_store(store: &SqliteStore, states: &[ContactState], pass: i64) -> 
 }
 
 /// A connection to a new raw database (the store's pragmas) with `tables`.
-async fn raw_pool(path: &Path, tables: &[&str]) -> sqlx::SqlitePool {
+async fn raw_pool(path: &Path, tables: &[&'static str]) -> sqlx::SqlitePool {
     let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
         .unwrap()
         .create_if_missing(true)
@@ -235,7 +235,7 @@ async fn raw_pool(path: &Path, tables: &[&str]) -> sqlx::SqlitePool {
         .await
         .unwrap();
     for ddl in tables {
-        sqlx::query(ddl).execute(&pool).await.unwrap();
+        sqlx::query(*ddl).execute(&pool).await.unwrap();
     }
     pool
 }

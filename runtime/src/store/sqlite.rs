@@ -9,7 +9,10 @@
 //! small pool of their own connections and see every returned commit. A
 //! contact is one document (`ContactState`, encoded by `store/doc.rs`) with
 //! its `version` and `next_wake`; per-flow counters move with each commit (see
-//! `sqlite/commit.rs`). Migrations are embedded from
+//! `sqlite/commit.rs`). Reads of many rows on the ingest and scheduler
+//! paths (contacts by id, by unique key, the due page, held postbacks by
+//! key) answer as ONE row of JSON: sqlx hands each row over from its
+//! worker thread on its own. Migrations are embedded from
 //! `runtime/migrations/sqlite/`. Bookkeeping columns (`created_at`,
 //! `updated_at` of contacts, `created_at` of outbox rows) use the wall
 //! clock; every other time comes from the caller.
