@@ -11,8 +11,19 @@
 //! bytes, same batch size, same multi-row statements and pragmas) into bare
 //! tables with no checks and no secondary indexes. It prints inputs/s for
 //! each and the ratio. The target is ≥ 20 000 inputs/s.
+//!
+//! Then the real shape (`keyed.rs`): contacts with two unique keys (`email`,
+//! `clickid`) and events with data, written as the applier does: N new
+//! contacts (their `email` looked up first, as an event naming a contact
+//! by `email` does), then N events for those contacts found by `email` (the
+//! lookup, the load and the update), once with one query per key and once
+//! with one [`Store::find_contacts`] per batch; beside the raw sqlx limit of
+//! the same reads and rows.
 
 #![allow(clippy::unwrap_used)]
+
+#[path = "store_sqlite/keyed.rs"]
+mod keyed;
 
 use nudge_runtime::compiler::value::Value;
 use nudge_runtime::engine::{ContactState, JournalLine};
@@ -71,6 +82,8 @@ async fn run(n: usize) {
     let raw = time_raw(&path, &states).await;
     remove(&path);
 
+    let keyed = keyed::run(&states).await;
+
     let rate = |d: Duration| n as f64 / d.as_secs_f64();
     println!(
         "store, new contacts:  {:>9.0} inputs/s ({:.2} s)",
@@ -92,6 +105,7 @@ async fn run(n: usize) {
         rate(created) / rate(raw),
         rate(updated) / rate(raw)
     );
+    keyed.print(n);
 }
 
 /// A contact state of 1–3 KB of JSON.
@@ -208,8 +222,8 @@ async fn time_store(store: &SqliteStore, states: &[ContactState], pass: i64) -> 
     spent
 }
 
-/// The same rows with plain multi-row inserts into bare tables.
-async fn time_raw(path: &Path, states: &[ContactState]) -> Duration {
+/// A connection to a new raw database (the store's pragmas) with `tables`.
+async fn raw_pool(path: &Path, tables: &[&'static str]) -> sqlx::SqlitePool {
     let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
         .unwrap()
         .create_if_missing(true)
@@ -221,14 +235,24 @@ async fn time_raw(path: &Path, states: &[ContactState]) -> Duration {
         .connect_with(options)
         .await
         .unwrap();
-    for ddl in [
-        "CREATE TABLE c (id TEXT PRIMARY KEY, state TEXT, version INTEGER, next_wake INTEGER)",
-        "CREATE TABLE e (key TEXT, contact TEXT, name TEXT, payload TEXT, at INTEGER)",
-        "CREATE TABLE j (contact TEXT, at INTEGER, flow TEXT, step TEXT, what TEXT)",
-        "CREATE TABLE o (contact TEXT, idem TEXT, payload TEXT, at INTEGER)",
-    ] {
-        sqlx::query(ddl).execute(&pool).await.unwrap();
+    for ddl in tables {
+        sqlx::query(*ddl).execute(&pool).await.unwrap();
     }
+    pool
+}
+
+/// The same rows with plain multi-row inserts into bare tables.
+async fn time_raw(path: &Path, states: &[ContactState]) -> Duration {
+    let pool = raw_pool(
+        path,
+        &[
+            "CREATE TABLE c (id TEXT PRIMARY KEY, state TEXT, version INTEGER, next_wake INTEGER)",
+            "CREATE TABLE e (key TEXT, contact TEXT, name TEXT, payload TEXT, at INTEGER)",
+            "CREATE TABLE j (contact TEXT, at INTEGER, flow TEXT, step TEXT, what TEXT)",
+            "CREATE TABLE o (contact TEXT, idem TEXT, payload TEXT, at INTEGER)",
+        ],
+    )
+    .await;
     let mut spent = Duration::ZERO;
     for chunk in states.chunks(BATCH) {
         let c = commit_for(chunk, 0);
@@ -250,20 +274,7 @@ async fn time_raw(path: &Path, states: &[ContactState]) -> Duration {
             |q, r| q.bind(r.0.clone()).bind(r.1.clone()).bind(r.2),
         )
         .await;
-        insert(
-            &mut tx,
-            "INSERT INTO e VALUES ",
-            "(?, ?, ?, ?, ?)",
-            &c.events,
-            |q, e| {
-                q.bind(e.key.clone())
-                    .bind(e.contact.clone())
-                    .bind(e.name.clone())
-                    .bind(e.payload.to_string())
-                    .bind(e.received_at)
-            },
-        )
-        .await;
+        insert_events(&mut tx, &c.events).await;
         insert(
             &mut tx,
             "INSERT INTO j VALUES ",
@@ -278,24 +289,47 @@ async fn time_raw(path: &Path, states: &[ContactState]) -> Duration {
             },
         )
         .await;
-        insert(
-            &mut tx,
-            "INSERT INTO o VALUES ",
-            "(?, ?, ?, ?)",
-            &c.outbox,
-            |q, o| {
-                q.bind(o.contact.clone())
-                    .bind(o.idem_key.clone())
-                    .bind(o.payload.as_str().to_string())
-                    .bind(o.not_before)
-            },
-        )
-        .await;
+        insert_outbox(&mut tx, &c.outbox).await;
         tx.commit().await.unwrap();
         spent += t.elapsed();
     }
     pool.close().await;
     spent
+}
+
+/// Event rows into the raw table `e`.
+async fn insert_events(tx: &mut sqlx::Transaction<'static, Sqlite>, events: &[EventRecord]) {
+    insert(
+        tx,
+        "INSERT INTO e VALUES ",
+        "(?, ?, ?, ?, ?)",
+        events,
+        |q, e| {
+            q.bind(e.key.clone())
+                .bind(e.contact.clone())
+                .bind(e.name.clone())
+                .bind(e.payload.to_string())
+                .bind(e.received_at)
+        },
+    )
+    .await;
+}
+
+/// Outbox rows into the raw table `o`.
+async fn insert_outbox(tx: &mut sqlx::Transaction<'static, Sqlite>, outbox: &[NewOutbox]) {
+    insert(
+        tx,
+        "INSERT INTO o VALUES ",
+        "(?, ?, ?, ?)",
+        outbox,
+        |q, o| {
+            q.bind(o.contact.clone())
+                .bind(o.idem_key.clone())
+                .bind(o.payload.as_str().to_string())
+                .bind(o.not_before)
+        },
+    )
+    .await;
 }
 
 type Q = sqlx::query::Query<'static, Sqlite, sqlx::sqlite::SqliteArguments>;

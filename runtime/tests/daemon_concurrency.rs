@@ -23,15 +23,8 @@ flow count {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_events_for_the_same_contacts_all_count_once() {
-    let dir = daemon_kit::Scratch::new("concurrency");
-    let clock = ManualClock::new(1_767_225_600);
-    let (running, store) = daemon_kit::start(
-        &dir.db_url(),
-        vm_support::bundle(SRC),
-        &clock,
-        Default::default(),
-    )
-    .await;
+    let (_dir, running, store) =
+        daemon_kit::start_fresh("concurrency", vm_support::bundle(SRC)).await;
     let base = format!("http://{}", running.addr);
     let http = reqwest::Client::new();
     let mut tasks = Vec::new();

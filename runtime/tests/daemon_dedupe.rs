@@ -362,3 +362,33 @@ async fn values_are_forgotten_after_their_keeping_time() {
     assert_eq!(field(&store, "ck-1", "resales").await, Value::Int(2));
     running.shutdown().await;
 }
+
+/// Contacts created by one batch of events, named by their key or given it
+/// beside an id, get the postbacks held for their keys (read for the whole
+/// group at once): each held one applies once, beside the event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_of_events_creating_contacts_releases_what_is_held_for_them() {
+    let dir = daemon_kit::Scratch::new("dedupe-batch-held");
+    let clock = ManualClock::new(1_767_225_600);
+    let (running, store, api) = start(&dir, &clock).await;
+    for (click, tx) in [("ck-a", "t-a"), ("ck-b", "t-b")] {
+        let held = api.get(&postback(click, "dep", tx)).await;
+        assert_eq!(held, (202, json!({"status": "held"})));
+    }
+    let batch = json!({"events": [
+        {"event": "sale", "contact": {"clickid": "ck-a"}},
+        {"event": "sale", "contact": {"id": "b", "clickid": "ck-b"}},
+        {"event": "sale", "contact": {"clickid": "ck-c"}},
+    ]});
+    assert_eq!(
+        daemon_kit::post(running.addr, "/v1/events", batch).await,
+        202
+    );
+    assert_eq!(field(&store, "ck-a", "deposits").await, Value::Int(2));
+    assert_eq!(field(&store, "ck-b", "deposits").await, Value::Int(2));
+    assert_eq!(field(&store, "ck-c", "deposits").await, Value::Int(1));
+    for click in ["ck-a", "ck-b"] {
+        assert!(store.held_for("clickid", click).await.unwrap().is_empty());
+    }
+    running.shutdown().await;
+}

@@ -76,6 +76,8 @@ suite!(
     concurrent_writers_conflict,
     contact_ids_page_in_order,
     unique_key_owned_by_another_contact,
+    find_contacts_by_many_values,
+    a_taken_key_in_a_large_commit_names_its_owner,
     duplicate_event_key_conflicts,
     outbox_idem_key_dedupes,
     due_contacts_in_wake_order,

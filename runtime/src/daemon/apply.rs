@@ -5,6 +5,11 @@
 //! daemon and the CLI's database commands both feed it through the queue
 //! (`queue.rs`).
 //!
+//! Speed: `prepare` reads the store a few times per group, never per input:
+//! the contacts named by a unique key in one `find_contacts` per field
+//! (keys the commit in flight writes come from its overlay), then every
+//! contact in one `load_contacts`.
+//!
 //! INVARIANT: a result is returned only after the commit holding its effect
 //! returned. An event's idempotency key is recorded in that same commit, so
 //! its state effect applies exactly once; a postback's `dedupe` value too
@@ -17,7 +22,7 @@ use super::group::Overlay;
 use super::metrics::Metrics;
 use crate::engine::{ContactState, Engine, EngineInput, FailedEnrollment};
 use crate::intake::{self, MappedPostback};
-use crate::store::{Commit, ContactWrite, Loaded, Store, StoreError, Versioned};
+use crate::store::{Commit, ContactWrite, HeldPostback, Loaded, Store, StoreError, Versioned};
 use nudge_compiler::bundle::Bundle;
 use nudge_compiler::value::Value;
 use sha2::{Digest, Sha256};
@@ -265,6 +270,10 @@ pub(super) struct Batch {
     /// An outbox payload that could not be serialised by the job being
     /// run (contact, error): that job fails.
     pub(super) payload_error: Option<(String, serde_json::Error)>,
+    /// Held postbacks by the key they wait for, read with the group for
+    /// every key its inputs may give a contact (an empty list: none held);
+    /// a key not here is read when a contact gets it.
+    pub(super) held: HashMap<(String, String), Vec<HeldPostback>>,
 }
 
 /// Whether a job other than a timer or a refresh names this contact (by
@@ -374,6 +383,81 @@ impl Applier {
         Ok(seen)
     }
 
+    /// The contacts owning these unique keys: from the commit in flight
+    /// where it holds the key, the rest from the store in one read per
+    /// field. A key no contact owns is left out.
+    async fn find_keys(
+        &self,
+        named: Vec<(String, String)>,
+        overlay: Option<&Overlay>,
+    ) -> Result<HashMap<(String, String), String>, StoreError> {
+        let mut found = HashMap::with_capacity(named.len());
+        let mut wanted: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for key in named {
+            if found.contains_key(&key) {
+                continue;
+            }
+            match overlay.and_then(|o| o.keys.get(&key)) {
+                Some(id) => {
+                    found.insert(key, id.clone());
+                }
+                None => wanted.entry(key.0).or_default().push(key.1),
+            }
+        }
+        for (field, mut values) in wanted {
+            values.sort_unstable();
+            values.dedup();
+            for (value, id) in self.store.find_contacts(&field, &values).await? {
+                found.insert((field.clone(), value), id);
+            }
+        }
+        Ok(found)
+    }
+
+    /// The held postbacks waiting for the unique keys these inputs name or
+    /// set, in one read (see [`Batch::held`]).
+    async fn held_for_inputs(
+        &self,
+        jobs: &[Job],
+    ) -> Result<HashMap<(String, String), Vec<HeldPostback>>, StoreError> {
+        let unique = |name: &str| {
+            self.bundle
+                .schema
+                .iter()
+                .any(|f| f.unique && f.name != "id" && f.name == name)
+        };
+        let mut keys: Vec<(String, String)> = Vec::new();
+        for j in jobs {
+            let (named, set) = match j {
+                Job::Event { contact, set, .. } => (Some(contact), set),
+                Job::Upsert { set, .. } => (None, set),
+                _ => continue,
+            };
+            if let Some(ContactRef::Key { field, value }) = named {
+                keys.push((field.clone(), value.clone()));
+            }
+            keys.extend(
+                set.iter()
+                    .filter(|(k, _)| unique(k))
+                    .filter_map(|(k, v)| match v {
+                        Value::Text(t) => Some((k.clone(), t.clone())),
+                        Value::Int(i) => Some((k.clone(), i.to_string())),
+                        _ => None,
+                    }),
+            );
+        }
+        let mut held: HashMap<(String, String), Vec<HeldPostback>> = HashMap::new();
+        for h in self.store.held_for_keys(&keys).await? {
+            held.entry((h.key_field.clone(), h.key_value.clone()))
+                .or_default()
+                .push(h);
+        }
+        for k in keys {
+            held.entry(k).or_default();
+        }
+        Ok(held)
+    }
+
     /// The stored contacts among `ids`. A quarantined one that only
     /// timers and refreshes name is left out (they skip it), so one
     /// damaged contact does not sink a scheduler or re-plan page; one that
@@ -436,7 +520,7 @@ impl Applier {
         // resolve contacts named by key, then load everyone in one query
         let mut ids: Vec<String> = Vec::new();
         let mut read: Vec<Arc<Versioned>> = Vec::new();
-        let mut by_key: HashMap<(String, String), String> = HashMap::new();
+        let mut named: Vec<(String, String)> = Vec::new();
         for j in &jobs {
             let key = match j {
                 Job::Timer {
@@ -474,18 +558,10 @@ impl Applier {
                     continue;
                 }
             };
-            if let std::collections::hash_map::Entry::Vacant(e) = by_key.entry(key) {
-                let (f, v) = e.key();
-                let found = match overlay.and_then(|o| o.keys.get(e.key())) {
-                    Some(id) => Some(id.clone()),
-                    None => self.store.find_contact(f, v).await?,
-                };
-                if let Some(id) = found {
-                    ids.push(id.clone());
-                    e.insert(id);
-                }
-            }
+            named.push(key);
         }
+        let by_key = self.find_keys(named, overlay).await?;
+        ids.extend(by_key.values().cloned());
         ids.sort();
         ids.dedup();
         let mut slots = HashMap::with_capacity(ids.len());
@@ -521,6 +597,7 @@ impl Applier {
             missed: Vec::new(),
             exhausted: Vec::new(),
             payload_error: None,
+            held: self.held_for_inputs(&jobs).await?,
         };
         let older = self.older_versions(&b.slots).await?;
         let engine = self.engine(paused, &older);

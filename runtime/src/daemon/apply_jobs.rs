@@ -427,8 +427,12 @@ impl Applier {
             return Ok(());
         };
         let mut held: Vec<HeldPostback> = Vec::new();
-        for (field, value) in intake::unique_keys(&self.bundle, &slot.st.contact) {
-            for h in self.store.held_for(&field, &value).await? {
+        for key in intake::unique_keys(&self.bundle, &slot.st.contact) {
+            let waiting = match b.held.get(&key) {
+                Some(read) => read.clone(),
+                None => self.store.held_for(&key.0, &key.1).await?,
+            };
+            for h in waiting {
                 if h.until >= now && !b.commit.released.contains(&h.id) {
                     held.push(h);
                 }

@@ -425,6 +425,17 @@ pub trait Store: Send + Sync {
     async fn load_contacts(&self, ids: &[String]) -> Result<Vec<Versioned>>;
     /// The contact owning a unique key.
     async fn find_contact(&self, field: &str, value: &str) -> Result<Option<String>>;
+    /// The contacts owning these values of one unique field, in one read:
+    /// value → contact id; a value no contact owns is left out (the
+    /// applier's lookup of a group's keys).
+    async fn find_contacts(
+        &self,
+        field: &str,
+        values: &[String],
+    ) -> Result<std::collections::HashMap<String, String>>;
+    /// [`Store::held_for`] of many keys (field, value) in one read: the
+    /// held postbacks waiting for any of them, oldest first.
+    async fn held_for_keys(&self, keys: &[(String, String)]) -> Result<Vec<HeldPostback>>;
     /// Which of these idempotency keys were recorded before.
     async fn seen_events(&self, keys: &[String]) -> Result<BTreeSet<String>>;
     /// Which of these postback `dedupe` values (source, value) were

@@ -9,7 +9,10 @@
 //! small pool of their own connections and see every returned commit. A
 //! contact is one document (`ContactState`, encoded by `store/doc.rs`) with
 //! its `version` and `next_wake`; per-flow counters move with each commit (see
-//! `sqlite/commit.rs`). Migrations are embedded from
+//! `sqlite/commit.rs`). Reads of many rows on the ingest and scheduler
+//! paths (contacts by id, by unique key, the due page, held postbacks by
+//! key) answer as ONE row of JSON: sqlx hands each row over from its
+//! worker thread on its own. Migrations are embedded from
 //! `runtime/migrations/sqlite/`. Bookkeeping columns (`created_at`,
 //! `updated_at` of contacts, `created_at` of outbox rows) use the wall
 //! clock; every other time comes from the caller.
@@ -255,6 +258,27 @@ impl SqliteStore {
         from_json("due contacts", &text)
     }
 
+    /// Held postbacks as read; one whose parameters cannot be decoded is
+    /// quarantined and left out.
+    async fn held_rows(&self, rows: Vec<HeldRow>) -> Result<Vec<HeldPostback>> {
+        let mut out = Vec::with_capacity(rows.len());
+        for (id, source, key_field, key_value, params, received_at, until) in rows {
+            match from_json(&format!("held postback {id}"), &params) {
+                Ok(params) => out.push(HeldPostback {
+                    params,
+                    id,
+                    source,
+                    key_field,
+                    key_value,
+                    received_at,
+                    until,
+                }),
+                Err(e) => self.quarantine_held(id, &source, &e.to_string()).await?,
+            }
+        }
+        Ok(out)
+    }
+
     /// A write transaction on the writer connection. A connection left
     /// inside a failed transaction is settled (see `sqlite/health.rs`) and
     /// the transaction tried once more.
@@ -297,6 +321,10 @@ impl SqliteStore {
         done
     }
 }
+
+/// A held postback as stored: id, source, key field and value, parameters
+/// (JSON), received at, until.
+type HeldRow = (i64, String, String, String, String, i64, i64);
 
 /// A database error as a [`StoreError`]: unique violations are conflicts.
 fn db(e: sqlx::Error) -> StoreError {
@@ -366,18 +394,26 @@ impl Store for SqliteStore {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let rows: Vec<(String, Vec<u8>, i64, Option<i64>)> = sqlx::query_as(
-            "SELECT c.id, CAST(c.state AS BLOB), c.version, c.next_wake FROM json_each(?) j \
-             JOIN contacts c ON c.id = j.value ORDER BY j.key",
+        // one row for all, states in hex (see `due_rows`)
+        let (text,): (String,) = sqlx::query_as(
+            "SELECT json_group_array(json_array(j.key, c.id, hex(c.state), c.version, \
+             c.next_wake)) FROM json_each(?) j JOIN contacts c ON c.id = j.value",
         )
         .bind(json_text(ids)?)
-        .fetch_all(&self.reader)
+        .fetch_one(&self.reader)
         .await
         .map_err(db)?;
+        let mut rows: Vec<(i64, String, String, i64, Option<i64>)> = from_json("contacts", &text)?;
+        // an aggregate keeps no order by contract: the order of `ids`
+        rows.sort_unstable_by_key(|r| r.0);
         let mut out = Vec::with_capacity(rows.len());
         let mut bad = Vec::new();
-        for (id, state, version, next_wake) in rows {
-            match doc::decode(&id, &state) {
+        for (_, id, state, version, next_wake) in rows {
+            let decoded = match from_hex(&state) {
+                Some(bytes) => doc::decode(&id, &bytes),
+                None => Err(StoreError::Corrupt(format!("contact `{id}`: bad hex"))),
+            };
+            match decoded {
                 Ok(state) => out.push(Versioned {
                     state,
                     version,
@@ -404,6 +440,29 @@ impl Store for SqliteStore {
                 .await
                 .map_err(db)?;
         Ok(row.map(|(c,)| c))
+    }
+
+    async fn find_contacts(
+        &self,
+        field: &str,
+        values: &[String],
+    ) -> Result<std::collections::HashMap<String, String>> {
+        if values.is_empty() {
+            return Ok(std::collections::HashMap::new());
+        }
+        // one row for all (see `due_rows`): each row is a thread hop. CROSS
+        // JOIN keeps the values outside: one primary-key search each, where
+        // the planner would otherwise walk every key of the field
+        let (text,): (String,) = sqlx::query_as(
+            "SELECT json_group_object(k.value, k.contact) FROM json_each(?) j \
+             CROSS JOIN contact_keys k ON k.field = ? AND k.value = j.value",
+        )
+        .bind(json_text(values)?)
+        .bind(field)
+        .fetch_one(&self.reader)
+        .await
+        .map_err(db)?;
+        from_json("contact keys", &text)
     }
 
     async fn seen_events(&self, keys: &[String]) -> Result<BTreeSet<String>> {
@@ -673,8 +732,7 @@ impl Store for SqliteStore {
     }
 
     async fn held_for(&self, key_field: &str, key_value: &str) -> Result<Vec<HeldPostback>> {
-        type Held = (i64, String, String, String, String, i64, i64);
-        let rows: Vec<Held> = sqlx::query_as(
+        let rows: Vec<HeldRow> = sqlx::query_as(
             "SELECT id, source, key_field, key_value, params, received_at, until \
              FROM postbacks_held WHERE key_field = ? AND key_value = ? AND quarantined IS NULL \
              ORDER BY id",
@@ -684,22 +742,30 @@ impl Store for SqliteStore {
         .fetch_all(&self.reader)
         .await
         .map_err(db)?;
-        let mut out = Vec::with_capacity(rows.len());
-        for (id, source, key_field, key_value, params, received_at, until) in rows {
-            match from_json(&format!("held postback {id}"), &params) {
-                Ok(params) => out.push(HeldPostback {
-                    params,
-                    id,
-                    source,
-                    key_field,
-                    key_value,
-                    received_at,
-                    until,
-                }),
-                Err(e) => self.quarantine_held(id, &source, &e.to_string()).await?,
-            }
+        self.held_rows(rows).await
+    }
+
+    async fn held_for_keys(&self, keys: &[(String, String)]) -> Result<Vec<HeldPostback>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
         }
-        Ok(out)
+        let mut keys: Vec<&(String, String)> = keys.iter().collect();
+        keys.sort_unstable();
+        keys.dedup();
+        // one row for all (see `due_rows`); the keys outside the join
+        let (text,): (String,) = sqlx::query_as(
+            "SELECT json_group_array(json_array(h.id, h.source, h.key_field, h.key_value, \
+             h.params, h.received_at, h.until)) FROM json_each(?) j \
+             CROSS JOIN postbacks_held h ON h.key_field = j.value ->> 0 \
+             AND h.key_value = j.value ->> 1 WHERE h.quarantined IS NULL",
+        )
+        .bind(json_text(&keys)?)
+        .fetch_one(&self.reader)
+        .await
+        .map_err(db)?;
+        let mut rows: Vec<HeldRow> = from_json("held postbacks", &text)?;
+        rows.sort_unstable_by_key(|r| r.0);
+        self.held_rows(rows).await
     }
 
     async fn expire_held(&self, now: i64) -> Result<u64> {

@@ -44,6 +44,15 @@ pub async fn start(
     start_with(url, bundle, clock, |c| c.env = env).await
 }
 
+/// A daemon on a fresh database in scratch directory `name`, with no
+/// `env`, its manual clock at 2026-01-01.
+pub async fn start_fresh(name: &str, bundle: Bundle) -> (Scratch, Running, Arc<dyn Store>) {
+    let dir = Scratch::new(name);
+    let clock = ManualClock::new(1_767_225_600);
+    let (running, store) = start(&dir.db_url(), bundle, &clock, BTreeMap::new()).await;
+    (dir, running, store)
+}
+
 /// Start a daemon with a fast tick and settings changed by `set`.
 pub async fn start_with(
     url: &str,

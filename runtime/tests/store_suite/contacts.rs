@@ -352,3 +352,106 @@ pub async fn contact_ids_page_in_order(s: &dyn Store) {
     assert_eq!(s.contact_ids(Some("d"), 2).await.unwrap(), ["e"]);
     assert!(s.contact_ids(Some("e"), 2).await.unwrap().is_empty());
 }
+
+/// `find_contacts` gives the owners of many values of one field in one
+/// read: values no contact owns, values of another field, a value given
+/// twice and a key moved by a later commit are all answered as
+/// `find_contact` would answer them one by one.
+pub async fn find_contacts_by_many_values(s: &dyn Store) {
+    let values = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert!(s.find_contacts("email", &[]).await.unwrap().is_empty());
+    let ann = keyed(
+        new_contact("ann"),
+        &[("email", "ann@x.test"), ("phone", "+1")],
+    );
+    let bob = keyed(new_contact("bob"), &[("email", "bob@x.test")]);
+    // a value of another field only
+    let cat = keyed(new_contact("cat"), &[("phone", "cat@x.test")]);
+    put(s, vec![ann, bob, cat]).await;
+    let asked = values(&[
+        "bob@x.test",
+        "nobody@x.test",
+        "ann@x.test",
+        "cat@x.test",
+        "bob@x.test",
+        "+1",
+    ]);
+    let got = s.find_contacts("email", &asked).await.unwrap();
+    let want: std::collections::HashMap<String, String> = [
+        ("ann@x.test".to_string(), "ann".to_string()),
+        ("bob@x.test".to_string(), "bob".to_string()),
+    ]
+    .into();
+    assert_eq!(got, want);
+    for v in &asked {
+        assert_eq!(
+            got.get(v).cloned(),
+            s.find_contact("email", v).await.unwrap()
+        );
+    }
+    let got = s.find_contacts("phone", &asked).await.unwrap();
+    assert_eq!(got.get("+1").map(String::as_str), Some("ann"));
+    assert_eq!(got.get("cat@x.test").map(String::as_str), Some("cat"));
+    assert_eq!(got.len(), 2);
+
+    // Ann's address moves to a new value: the old one is owned by nobody.
+    let ann = keyed(
+        update(state("ann", vec![]), 1),
+        &[("email", "ann@y.test"), ("phone", "+1")],
+    );
+    put(s, vec![ann]).await;
+    let got = s
+        .find_contacts("email", &values(&["ann@x.test", "ann@y.test"]))
+        .await
+        .unwrap();
+    assert_eq!(got, [("ann@y.test".to_string(), "ann".to_string())].into());
+
+    // a page far larger than one statement's parameters
+    let many: Vec<ContactWrite> = (0..1_500)
+        .map(|i| {
+            let mut w = new_contact(&format!("m{i}"));
+            w.keys = vec![("email".into(), format!("m{i}@x.test"))];
+            w
+        })
+        .collect();
+    put(s, many).await;
+    let asked: Vec<String> = (0..2_000).map(|i| format!("m{i}@x.test")).collect();
+    let got = s.find_contacts("email", &asked).await.unwrap();
+    assert_eq!(got.len(), 1_500);
+    assert_eq!(got.get("m1499@x.test").map(String::as_str), Some("m1499"));
+    assert!(!got.contains_key("m1500@x.test"));
+}
+
+/// A commit of many new contacts of which one claims a key stored for
+/// another is refused whole, and the refusal names the owner (not a
+/// contact of the commit), wherever in the commit the claimant stands.
+pub async fn a_taken_key_in_a_large_commit_names_its_owner(s: &dyn Store) {
+    let ann = keyed(new_contact("ann"), &[("email", "ann@x.test")]);
+    put(s, vec![ann]).await;
+    let many: Vec<ContactWrite> = (0..300)
+        .map(|i| {
+            let email = if i == 250 {
+                "ann@x.test".to_string()
+            } else {
+                format!("n{i}@x.test")
+            };
+            keyed(new_contact(&format!("n{i}")), &[("email", &email)])
+        })
+        .collect();
+    let refused = s
+        .commit(&Commit {
+            contacts: many,
+            ..Commit::default()
+        })
+        .await;
+    match refused {
+        Err(StoreError::Conflict(why)) => assert!(why.contains("`ann`"), "{why}"),
+        other => panic!("not a conflict: {other:?}"),
+    }
+    assert_eq!(version_of(s, "n0").await, None);
+    assert_eq!(s.find_contact("email", "n0@x.test").await.unwrap(), None);
+    assert_eq!(
+        s.find_contact("email", "ann@x.test").await.unwrap(),
+        Some("ann".into())
+    );
+}

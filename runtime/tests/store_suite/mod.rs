@@ -140,6 +140,18 @@ pub async fn commit(s: &dyn Store, c: Commit) {
     s.commit(&c).await.expect("commit");
 }
 
+/// Commits contact writes alone.
+pub async fn put(s: &dyn Store, contacts: Vec<ContactWrite>) {
+    commit(
+        s,
+        Commit {
+            contacts,
+            ..Commit::default()
+        },
+    )
+    .await;
+}
+
 pub async fn version_of(s: &dyn Store, id: &str) -> Option<i64> {
     let v = s.load_contacts(&[id.to_string()]).await.expect("load");
     v.first().map(|v| v.version)

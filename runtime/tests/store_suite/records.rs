@@ -195,6 +195,22 @@ pub async fn held_postbacks(s: &dyn Store) {
     );
     assert_eq!(got[1].source, "shop");
     assert!(s.held_for("phone", "x@x.test").await.unwrap().is_empty());
+    // many keys in one read: what `held_for` gives for each, oldest first
+    let key = |f: &str, v: &str| (f.to_string(), v.to_string());
+    let many = s
+        .held_for_keys(&[
+            key("email", "y@x.test"),
+            key("phone", "x@x.test"),
+            key("email", "x@x.test"),
+            key("email", "nobody@x.test"),
+            key("email", "y@x.test"),
+        ])
+        .await
+        .unwrap();
+    let mut one_by_one = got.clone();
+    one_by_one.extend(s.held_for("email", "y@x.test").await.unwrap());
+    assert_eq!(many, one_by_one);
+    assert!(s.held_for_keys(&[]).await.unwrap().is_empty());
 
     commit(
         s,
@@ -205,6 +221,10 @@ pub async fn held_postbacks(s: &dyn Store) {
     )
     .await;
     let left = s.held_for("email", "x@x.test").await.unwrap();
+    assert_eq!(
+        s.held_for_keys(&[key("email", "x@x.test")]).await.unwrap(),
+        left
+    );
     assert_eq!(
         left.iter().map(|h| h.source.as_str()).collect::<Vec<_>>(),
         ["shop"]

@@ -7,7 +7,9 @@
 //! stored contact is written by an `UPDATE … WHERE version = expected` whose
 //! changed-row count proves every version; a new one by an `INSERT` that the
 //! primary key refuses if it exists; an event key by the `UNIQUE` index, a
-//! postback's `dedupe` value by the primary key of `postback_keys`.
+//! postback's `dedupe` value by the primary key of `postback_keys`, a
+//! unique key owned by another contact by the primary key of
+//! `contact_keys`.
 //! Only a refused commit reads again, to name the culprit. Unique keys and
 //! the flow counters are written as differences from what the caller read
 //! ([`Loaded`]), so a timer that moves one enrollment writes its contact row,
@@ -483,36 +485,48 @@ async fn write_keys(
         .await
         .map_err(db)?;
     }
-    if added.is_empty() {
-        return Ok(());
-    }
-    let taken: Option<(String, String, String)> = sqlx::query_as(
-        "SELECT k.field, k.value, k.contact FROM json_each(?) j \
-         JOIN contact_keys k ON k.field = j.value ->> 0 AND k.value = j.value ->> 1 LIMIT 1",
-    )
-    .bind(json_text(&added)?)
-    .fetch_optional(&mut *conn)
-    .await
-    .map_err(db)?;
-    if let Some((field, value, owner)) = taken {
-        return Err(StoreError::Conflict(format!(
-            "`{field}` `{value}` belongs to contact `{owner}`"
-        )));
-    }
-    insert_rows(
+    let inserted = insert_rows(
         conn,
         "INSERT INTO contact_keys (field, value, contact) VALUES ",
         "(?, ?, ?)",
         "",
-        added,
+        added.clone(),
         |q, [f, v, c]| {
             q.bind(f.to_string())
                 .bind(v.to_string())
                 .bind(c.to_string())
         },
     )
-    .await
-    .map(drop)
+    .await;
+    match inserted {
+        Err(StoreError::Conflict(_)) => Err(key_owner(conn, &added).await),
+        done => done.map(drop),
+    }
+}
+
+/// After the primary key of `contact_keys` refused a key: the contact
+/// owning it before (the rows this commit inserted before the refused
+/// statement are the claimant's own), or why that cannot be read.
+async fn key_owner(conn: &mut SqliteConnection, added: &[[&str; 3]]) -> StoreError {
+    let added = match json_text(added) {
+        Ok(a) => a,
+        Err(e) => return e,
+    };
+    let taken: std::result::Result<Option<(String, String, String)>, _> = sqlx::query_as(
+        "SELECT k.field, k.value, k.contact FROM json_each(?) j \
+         JOIN contact_keys k ON k.field = j.value ->> 0 AND k.value = j.value ->> 1 \
+         WHERE k.contact <> j.value ->> 2 LIMIT 1",
+    )
+    .bind(added)
+    .fetch_optional(&mut *conn)
+    .await;
+    match taken {
+        Ok(Some((field, value, owner))) => {
+            StoreError::Conflict(format!("`{field}` `{value}` belongs to contact `{owner}`"))
+        }
+        Ok(None) => StoreError::Conflict("a unique key belongs to another contact".into()),
+        Err(e) => db(e),
+    }
 }
 
 /// Adds what the commit moved to the flow counters: each stored
