@@ -145,8 +145,10 @@ fn rows_of(c: &mut Commit, id: &str, pass: i64) {
         flow: "welcome".into(),
         step: "hello".into(),
         kind: OutboxKind::Message,
-        payload: serde_json::json!({"to": format!("{id}@example.test"), "subject": "Welcome"})
-            .into(),
+        payload: JsonText::of(
+            &serde_json::json!({"to": format!("{id}@example.test"), "subject": "Welcome"}),
+        )
+        .expect("a JSON value serialises"),
         idem_key: format!("{id}-k{pass}-hello"),
         not_before: 1_700_000_000,
     });
