@@ -42,7 +42,7 @@ use nudge_testkit::{HttpSink, SmtpSink};
 use raw::{Lookup, Shape};
 use std::net::SocketAddr;
 use std::time::Duration;
-use support::{T0, fire_timers, temp, wait_delivered_ticking};
+use support::{T0, fire_timers, temp, wait_delivered};
 
 const BATCH: usize = 500;
 const CLIENTS: usize = 8;
@@ -256,23 +256,12 @@ async fn shapes(options: &Options) {
     let timers = fire_timers(&running, &clock, DAY + 1, n as u64).await;
     let timer_shape = Shape::read(&db, &token("n", 0), &mark, false).await;
     running.hold_deliveries(false);
+    let ticker = support::tick(&clock);
     let sends = timer_shape.outbox.len() as i64;
-    wait_delivered_ticking(&running.store, Some(&clock), clock.now(), sends * n as i64).await;
-    // real time passes while the outbox worker delivers: a row it defers
-    // (a channel at its share of the pool) comes back a second later
-    let ticker = tokio::spawn({
-        let clock = clock.clone();
-        async move {
-            loop {
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                clock.advance(1);
-            }
-        }
-    });
+    wait_delivered(&running.store, clock.now(), sends * n as i64).await;
     let busy = fire_timers(&running, &clock, DAY, 2 * n as u64).await;
+    wait_delivered(&running.store, clock.now(), 2 * sends * n as i64).await;
     ticker.abort();
-    let want = 2 * sends * n as i64;
-    wait_delivered_ticking(&running.store, Some(&clock), clock.now(), want).await;
     assert!(
         smtp.messages().len() >= 2 * n,
         "every e-mail reached the sink"

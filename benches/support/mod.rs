@@ -206,28 +206,24 @@ pub async fn fire_timers(
     took
 }
 
-/// Wait until `want` outbox rows are delivered.
-pub async fn wait_delivered(store: &Arc<dyn Store>, now: i64, want: i64) {
-    wait_delivered_ticking(store, None, now, want).await;
+/// Move `clock` a second on every second of real time until the task is
+/// aborted: the outbox worker defers a row a second when a channel is at
+/// its share of the pool (`daemon/outbox.rs`), and under a manual clock
+/// that second would never come, stranding the row.
+pub fn tick(clock: &ManualClock) -> tokio::task::JoinHandle<()> {
+    let clock = clock.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            clock.advance(1);
+        }
+    })
 }
 
-/// [`wait_delivered`], moving `clock` (if any) a second on every 100 ms,
-/// as time passes in production: the outbox worker defers a row a second
-/// when a channel is at its share of the pool (`daemon/outbox.rs`), and
-/// under a manual clock that second would never come.
-pub async fn wait_delivered_ticking(
-    store: &Arc<dyn Store>,
-    clock: Option<&ManualClock>,
-    now: i64,
-    want: i64,
-) {
+/// Wait until `want` outbox rows are delivered.
+pub async fn wait_delivered(store: &Arc<dyn Store>, now: i64, want: i64) {
     let until = Instant::now() + Duration::from_secs(600);
-    let mut tick = Instant::now();
     loop {
-        if let Some(clock) = clock.filter(|_| tick.elapsed() >= Duration::from_millis(100)) {
-            clock.advance(1);
-            tick = Instant::now();
-        }
         let t = store.totals(now).await.unwrap();
         if t.outbox_delivered >= want {
             return;
