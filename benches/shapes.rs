@@ -146,6 +146,35 @@ flow onboard "Onboard" {{
     )
 }
 
+/// A daemon on a fresh database in a temp directory, with its sinks.
+struct Bench {
+    smtp: SmtpSink,
+    http: HttpSink,
+    dir: std::path::PathBuf,
+    db: std::path::PathBuf,
+    clock: ManualClock,
+    running: nudge_runtime::daemon::Running,
+}
+
+impl Bench {
+    async fn start(name: &str) -> Bench {
+        let smtp = SmtpSink::start_blocking();
+        let http = HttpSink::start_blocking();
+        let dir = temp(name);
+        let db = dir.join("nudge.db");
+        let clock = ManualClock::new(T0);
+        let running = support::start(&db, &project(smtp.port(), &http.url()), &clock).await;
+        Bench {
+            smtp,
+            http,
+            dir,
+            db,
+            clock,
+            running,
+        }
+    }
+}
+
 /// The token naming contact `i` of a prefix: its id, and part of its
 /// e-mail, click id and event keys (so the raw limit can rewrite the
 /// engine's rows for another contact by replacing it).
@@ -223,12 +252,9 @@ async fn post(
 /// their raw limits.
 async fn shapes(options: &Options) {
     let n = options.n;
-    let smtp = SmtpSink::start_blocking();
-    let http = HttpSink::start_blocking();
-    let dir = temp("shapes");
-    let db = dir.join("nudge.db");
-    let clock = ManualClock::new(T0);
-    let running = support::start(&db, &project(smtp.port(), &http.url()), &clock).await;
+    let bench = Bench::start("shapes").await;
+    let (db, dir, clock) = (&bench.db, &bench.dir, &bench.clock);
+    let running = bench.running;
     let addr = running.addr;
     println!("{n} contacts per phase; SQLite in {dir:?}");
     post(addr, ("visit", "w", ""), 0..WARM_UP).await;
@@ -263,15 +289,15 @@ async fn shapes(options: &Options) {
     wait_delivered(&running.store, clock.now(), 2 * sends * n as i64).await;
     ticker.abort();
     assert!(
-        smtp.messages().len() >= 2 * n,
+        bench.smtp.messages().len() >= 2 * n,
         "every e-mail reached the sink"
     );
     assert!(
-        http.requests().len() >= 2 * n,
+        bench.http.requests().len() >= 2 * n,
         "every call reached the sink"
     );
     running.shutdown().await;
-    drop((smtp, http));
+    drop((bench.smtp, bench.http));
     let _ = std::fs::remove_dir_all(&dir);
 
     let dir = temp("shapes-raw");
@@ -346,12 +372,12 @@ async fn shapes(options: &Options) {
 /// Ingest and timers of `n` with `stored` contacts already in the
 /// database, and the resident memory then; the two rates.
 async fn growth(n: usize, stored: usize) -> (f64, f64) {
-    let smtp = SmtpSink::start_blocking();
-    let http = HttpSink::start_blocking();
-    let dir = temp("growth");
-    let db = dir.join("nudge.db");
-    let clock = ManualClock::new(T0);
-    let running = support::start(&db, &project(smtp.port(), &http.url()), &clock).await;
+    let Bench {
+        dir,
+        clock,
+        running,
+        ..
+    } = Bench::start("growth").await;
     let addr = running.addr;
     let filled = post(
         addr,

@@ -42,6 +42,7 @@ impl Mark {
 }
 
 /// The contact row as the engine left it.
+#[derive(sqlx::FromRow)]
 struct ContactRow {
     state: Vec<u8>,
     version: i64,
@@ -51,6 +52,7 @@ struct ContactRow {
 }
 
 /// An outbox row the phase wrote.
+#[derive(sqlx::FromRow)]
 pub struct OutboxRow {
     flow: String,
     step: String,
@@ -71,16 +73,30 @@ pub struct Shape {
     /// (key, name, payload) of its events.
     events: Vec<(String, String, String)>,
     /// The `lines` of its journal rows.
-    journal: Vec<String>,
+    journal: Vec<(String,)>,
     pub outbox: Vec<OutboxRow>,
+}
+
+/// The rows `sql` selects for `contact` after `after` (its second
+/// parameter).
+async fn rows<T>(pool: &SqlitePool, sql: &'static str, contact: &str, after: i64) -> Vec<T>
+where
+    T: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow> + Send + Unpin,
+{
+    sqlx::query_as(sql)
+        .bind(contact)
+        .bind(after)
+        .fetch_all(pool)
+        .await
+        .unwrap()
 }
 
 impl Shape {
     /// The rows of contact `token` after `mark`; its key rows with `keys`.
     pub async fn read(db: &Path, token: &str, mark: &Mark, keys: bool) -> Shape {
         let pool = reader(db).await;
-        let (state, version, next_wake, created_at, updated_at) = sqlx::query_as(
-            "SELECT CAST(state AS BLOB), version, next_wake, created_at, updated_at \
+        let contact = sqlx::query_as(
+            "SELECT CAST(state AS BLOB) AS state, version, next_wake, created_at, updated_at \
              FROM contacts WHERE id = ?",
         )
         .bind(token)
@@ -88,7 +104,7 @@ impl Shape {
         .await
         .unwrap();
         let keys = if keys {
-            sqlx::query_as("SELECT field, value FROM contact_keys WHERE contact = ? ORDER BY field")
+            sqlx::query_as("SELECT field, value FROM contact_keys WHERE contact = ?")
                 .bind(token)
                 .fetch_all(&pool)
                 .await
@@ -96,59 +112,21 @@ impl Shape {
         } else {
             Vec::new()
         };
-        let events = sqlx::query_as(
-            "SELECT key, name, payload FROM events WHERE contact = ? AND seq > ? ORDER BY seq",
-        )
-        .bind(token)
-        .bind(mark.event)
-        .fetch_all(&pool)
-        .await
-        .unwrap();
-        let journal = sqlx::query_scalar(
-            "SELECT lines FROM journal WHERE contact = ? AND seq > ? ORDER BY seq",
-        )
-        .bind(token)
-        .bind(mark.journal)
-        .fetch_all(&pool)
-        .await
-        .unwrap();
-        let outbox: Vec<(String, String, String, String, String, String, i64)> = sqlx::query_as(
-            "SELECT flow, step, kind, payload, idem_key, status, next_attempt_at \
-             FROM outbox WHERE contact = ? AND id > ? ORDER BY id",
-        )
-        .bind(token)
-        .bind(mark.outbox)
-        .fetch_all(&pool)
-        .await
-        .unwrap();
-        pool.close().await;
-        Shape {
+        let events =
+            "SELECT key, name, payload FROM events WHERE contact = ? AND seq > ? ORDER BY seq";
+        let journal = "SELECT lines FROM journal WHERE contact = ? AND seq > ? ORDER BY seq";
+        let outbox = "SELECT flow, step, kind, payload, idem_key, status, next_attempt_at \
+                      FROM outbox WHERE contact = ? AND id > ? ORDER BY id";
+        let shape = Shape {
             token: token.into(),
-            contact: ContactRow {
-                state,
-                version,
-                next_wake,
-                created_at,
-                updated_at,
-            },
+            contact,
             keys,
-            events,
-            journal,
-            outbox: outbox
-                .into_iter()
-                .map(
-                    |(flow, step, kind, payload, idem_key, status, next_attempt_at)| OutboxRow {
-                        flow,
-                        step,
-                        kind,
-                        payload,
-                        idem_key,
-                        status,
-                        next_attempt_at,
-                    },
-                )
-                .collect(),
-        }
+            events: rows(&pool, events, token, mark.event).await,
+            journal: rows(&pool, journal, token, mark.journal).await,
+            outbox: rows(&pool, outbox, token, mark.outbox).await,
+        };
+        pool.close().await;
+        shape
     }
 
     pub fn next_wake(&self) -> Option<i64> {
@@ -259,6 +237,32 @@ async fn find(pool: &SqlitePool, lookup: Lookup, tokens: Vec<String>, batch: usi
     ids
 }
 
+type Sql = (&'static str, &'static str, &'static str);
+
+const UPSERT: Sql = (
+    "INSERT INTO contacts (id, state, version, next_wake, created_at, updated_at) VALUES ",
+    "(?, ?, ?, ?, ?, ?)",
+    " ON CONFLICT (id) DO UPDATE SET state = excluded.state, version = excluded.version, \
+     next_wake = excluded.next_wake, updated_at = excluded.updated_at",
+);
+const KEY: Sql = (
+    "INSERT INTO contact_keys (field, value, contact) VALUES ",
+    "(?, ?, ?)",
+    "",
+);
+const EVENT: Sql = (
+    "INSERT INTO events (key, contact, name, payload, received_at) VALUES ",
+    "(?, ?, ?, ?, ?)",
+    "",
+);
+const JOURNAL: Sql = ("INSERT INTO journal (contact, lines) VALUES ", "(?, ?)", "");
+const OUTBOX: Sql = (
+    "INSERT INTO outbox (contact, flow, step, kind, payload, idem_key, status, \
+     next_attempt_at, created_at) VALUES ",
+    "(?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    "",
+);
+
 /// One transaction writing `shape`'s rows for each of `ids`.
 async fn write_batch(pool: &SqlitePool, shape: &Shape, ids: &[String]) {
     let n = ids.len();
@@ -267,78 +271,42 @@ async fn write_batch(pool: &SqlitePool, shape: &Shape, ids: &[String]) {
         .iter()
         .map(|id| replace_bytes(&c.state, shape.token.as_bytes(), id.as_bytes()))
         .collect();
+    let each = |text: &str| -> Vec<String> { ids.iter().map(|id| shape.text(text, id)).collect() };
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.unwrap();
-    let upsert = (
-        "INSERT INTO contacts (id, state, version, next_wake, created_at, updated_at) VALUES ",
-        "(?, ?, ?, ?, ?, ?)",
-        " ON CONFLICT (id) DO UPDATE SET state = excluded.state, version = excluded.version, \
-         next_wake = excluded.next_wake, updated_at = excluded.updated_at",
-    );
-    insert(&mut tx, n, upsert, |q: Q<'_>, i| {
-        q.bind(&ids[i])
-            .bind(&states[i])
-            .bind(c.version)
-            .bind(c.next_wake)
-            .bind(c.created_at)
-            .bind(c.updated_at)
+    insert(&mut tx, n, UPSERT, |q: Q<'_>, i| {
+        let q = q.bind(&ids[i]).bind(&states[i]).bind(c.version);
+        q.bind(c.next_wake).bind(c.created_at).bind(c.updated_at)
     })
     .await;
     for (field, value) in &shape.keys {
-        let values: Vec<String> = ids.iter().map(|id| shape.text(value, id)).collect();
-        let sql = (
-            "INSERT INTO contact_keys (field, value, contact) VALUES ",
-            "(?, ?, ?)",
-            "",
-        );
-        insert(&mut tx, n, sql, |q, i| {
+        let values = each(value);
+        insert(&mut tx, n, KEY, |q, i| {
             q.bind(field).bind(&values[i]).bind(&ids[i])
         })
         .await;
     }
     for (key, name, payload) in &shape.events {
-        let keys: Vec<String> = ids.iter().map(|id| shape.text(key, id)).collect();
-        let payloads: Vec<String> = ids.iter().map(|id| shape.text(payload, id)).collect();
-        let sql = (
-            "INSERT INTO events (key, contact, name, payload, received_at) VALUES ",
-            "(?, ?, ?, ?, ?)",
-            "",
-        );
-        insert(&mut tx, n, sql, |q, i| {
-            q.bind(&keys[i])
-                .bind(&ids[i])
-                .bind(name)
-                .bind(&payloads[i])
-                .bind(T0)
+        let (keys, payloads) = (each(key), each(payload));
+        insert(&mut tx, n, EVENT, |q, i| {
+            let q = q.bind(&keys[i]).bind(&ids[i]).bind(name);
+            q.bind(&payloads[i]).bind(T0)
         })
         .await;
     }
-    for lines in &shape.journal {
-        let lines: Vec<String> = ids.iter().map(|id| shape.text(lines, id)).collect();
-        let sql = ("INSERT INTO journal (contact, lines) VALUES ", "(?, ?)", "");
-        insert(&mut tx, n, sql, |q, i| q.bind(&ids[i]).bind(&lines[i])).await;
+    for (lines,) in &shape.journal {
+        let lines = each(lines);
+        insert(&mut tx, n, JOURNAL, |q, i| q.bind(&ids[i]).bind(&lines[i])).await;
     }
     for o in &shape.outbox {
-        let payloads: Vec<String> = ids.iter().map(|id| shape.text(&o.payload, id)).collect();
+        let payloads = each(&o.payload);
         let keys: Vec<String> = ids
             .iter()
             .map(|id| format!("{}-{id}", o.idem_key))
             .collect();
-        let sql = (
-            "INSERT INTO outbox (contact, flow, step, kind, payload, idem_key, status, \
-             next_attempt_at, created_at) VALUES ",
-            "(?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            "",
-        );
-        insert(&mut tx, n, sql, |q, i| {
-            q.bind(&ids[i])
-                .bind(&o.flow)
-                .bind(&o.step)
-                .bind(&o.kind)
-                .bind(&payloads[i])
-                .bind(&keys[i])
-                .bind(&o.status)
-                .bind(o.next_attempt_at)
-                .bind(c.updated_at)
+        insert(&mut tx, n, OUTBOX, |q, i| {
+            let q = q.bind(&ids[i]).bind(&o.flow).bind(&o.step).bind(&o.kind);
+            let q = q.bind(&payloads[i]).bind(&keys[i]).bind(&o.status);
+            q.bind(o.next_attempt_at).bind(c.updated_at)
         })
         .await;
     }

@@ -293,15 +293,7 @@ pub type Q<'q> = sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments>;
 
 /// `head` followed by `rows` copies of `row`, comma-separated, then `tail`.
 pub fn multi_row(head: &str, row: &str, rows: usize, tail: &str) -> String {
-    let mut sql = String::from(head);
-    for r in 0..rows {
-        if r > 0 {
-            sql.push_str(", ");
-        }
-        sql.push_str(row);
-    }
-    sql.push_str(tail);
-    sql
+    format!("{head}{}{tail}", vec![row; rows].join(", "))
 }
 
 /// Insert `n` rows with multi-row statements of [`CHUNK`] rows; `bind`
