@@ -29,7 +29,9 @@
 //! `NUDGE_BENCH_N` sets N (default 100 000). The contacts `timers` fires are
 //! posted whatever the selection (untimed where `ingest`/`one` are off).
 //! The raw limits (plain sqlx into the engine's schema, one `BEGIN
-//! IMMEDIATE` per batch, WAL, `synchronous=NORMAL`) are in `raw.rs`.
+//! IMMEDIATE` per batch, WAL, `synchronous=NORMAL`) are in `raw.rs`. Each
+//! phase's start is written to stderr (`phase: NAME`), so a profiler can be
+//! attached for it alone.
 
 #[path = "support/mod.rs"]
 mod support;
@@ -260,12 +262,14 @@ async fn shapes(options: &Options) {
     post(addr, ("visit", "w", ""), 0..WARM_UP).await;
 
     let mark = raw::Mark::read(&db).await;
+    eprintln!("phase: ingest");
     let ingest = post(addr, ("new", "n", FIRE_1.1), 0..n).await;
     let ingest_shape = Shape::read(&db, &token("n", 0), &mark, true).await;
     assert_eq!(ingest_shape.next_wake(), Some(FIRE_1.0), "the wait armed");
 
     let mark = raw::Mark::read(&db).await;
     let existing = if options.has("existing") {
+        eprintln!("phase: existing");
         Some(post(addr, ("existing", "n", FIRE_1.1), 0..n).await)
     } else {
         None
@@ -274,12 +278,15 @@ async fn shapes(options: &Options) {
 
     let mark = raw::Mark::read(&db).await;
     let clients = requests(addr, ("new", "o", FIRE_2.1), 0..n, ONE_BATCH, 1);
+    eprintln!("phase: one");
     let (one, latencies) = support::post_all(addr, clients, ONE_BATCH).await;
     let one_shape = Shape::read(&db, &token("o", 0), &mark, true).await;
 
     running.hold_deliveries(true);
     let mark = raw::Mark::read(&db).await;
+    eprintln!("phase: timers");
     let timers = fire_timers(&running, &clock, DAY + 1, n as u64).await;
+    eprintln!("phase: timers done");
     let timer_shape = Shape::read(&db, &token("n", 0), &mark, false).await;
     running.hold_deliveries(false);
     let ticker = support::tick(&clock);
