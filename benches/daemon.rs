@@ -119,11 +119,17 @@ async fn run(n: usize) {
     let timers = fire_timers(&running, &clock, 86_400 + 1, n as u64).await;
     running.hold_deliveries(false);
     // time passes while deliveries run (a deferred row comes back after a
-    // second of the clock)
-    let ticker = support::tick(&clock);
+    // second of the clock): fast while only a drain is awaited, a second
+    // per second while a figure is timed
+    let ticker = support::tick(&clock, support::FAST);
     wait_delivered(&store, clock.now(), n as i64).await;
+    ticker.abort();
+    let ticker = support::tick(&clock, support::REAL_TIME);
     let timers_busy = fire_timers(&running, &clock, 86_400 + 1, 2 * n as u64).await;
+    ticker.abort();
+    let ticker = support::tick(&clock, support::FAST);
     wait_delivered(&store, clock.now(), 2 * n as i64).await;
+    ticker.abort();
 
     // 3. deliveries of N more rows, alone
     let sample = store
@@ -150,6 +156,7 @@ async fn run(n: usize) {
         };
         store.commit(&commit).await.unwrap();
     }
+    let ticker = support::tick(&clock, support::REAL_TIME);
     let started = Instant::now();
     running.metrics.outbox_hint();
     wait_delivered(&store, clock.now(), 3 * n as i64).await;

@@ -289,10 +289,14 @@ async fn shapes(options: &Options) {
     eprintln!("phase: timers done");
     let timer_shape = Shape::read(&db, &token("n", 0), &mark, false).await;
     running.hold_deliveries(false);
-    let ticker = support::tick(&clock);
     let sends = timer_shape.outbox.len() as i64;
+    let ticker = support::tick(&clock, support::FAST);
     wait_delivered(&running.store, clock.now(), sends * n as i64).await;
+    ticker.abort();
+    let ticker = support::tick(&clock, support::REAL_TIME);
     let busy = fire_timers(&running, &clock, DAY, 2 * n as u64).await;
+    ticker.abort();
+    let ticker = support::tick(&clock, support::FAST);
     wait_delivered(&running.store, clock.now(), 2 * sends * n as i64).await;
     ticker.abort();
     assert!(
