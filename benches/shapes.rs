@@ -19,8 +19,10 @@
 //! * `one`: N events for new contacts from one connection in batches of
 //!   1 000, back to back: events/s and p50/p99 per batch;
 //! * `timers`: the N contacts of `ingest` wait on one instant; the clock
-//!   moves past it with deliveries held, then the N of `one` with the
-//!   outbox worker delivering alongside; timed until none is due;
+//!   moves past it with the outbox worker delivering alongside (the clock
+//!   then ticks a second per second, as the worker defers rows a second),
+//!   then past the instant of the N of `one` with deliveries held (the
+//!   applier alone); each timed until none is due;
 //! * `growth` (and `memory`): for each size of `NUDGE_BENCH_STORED`
 //!   (default `10000,100000`), a fresh database with that many contacts
 //!   stored (posted untimed through the daemon), then ingest and timers of
@@ -44,7 +46,7 @@ use nudge_testkit::{HttpSink, SmtpSink};
 use raw::{Lookup, Shape};
 use std::net::SocketAddr;
 use std::time::Duration;
-use support::{T0, fire_timers, temp, wait_delivered};
+use support::{T0, fire_timers, temp};
 
 const BATCH: usize = 500;
 const CLIENTS: usize = 8;
@@ -282,34 +284,34 @@ async fn shapes(options: &Options) {
     let (one, latencies) = support::post_all(addr, clients, ONE_BATCH).await;
     let one_shape = Shape::read(&db, &token("o", 0), &mark, true).await;
 
+    // timers: the `n` contacts with the outbox worker delivering alongside
+    // (as in production: real time passes, so a row it defers a second
+    // comes back), then the `o` contacts with deliveries held (the applier
+    // alone; the first phase's sends wait)
+    eprintln!("phase: timers busy");
+    let ticker = support::tick(clock, support::REAL_TIME);
+    let busy = fire_timers(&running, clock, DAY + 1, n as u64).await;
+    ticker.abort();
     running.hold_deliveries(true);
-    let mark = raw::Mark::read(&db).await;
+    let mark = raw::Mark::read(db).await;
     eprintln!("phase: timers");
-    let timers = fire_timers(&running, &clock, DAY + 1, n as u64).await;
+    let timers = fire_timers(&running, clock, DAY, 2 * n as u64).await;
     eprintln!("phase: timers done");
-    let timer_shape = Shape::read(&db, &token("n", 0), &mark, false).await;
-    running.hold_deliveries(false);
-    let sends = timer_shape.outbox.len() as i64;
-    let ticker = support::tick(&clock, support::FAST);
-    wait_delivered(&running.store, clock.now(), sends * n as i64).await;
-    ticker.abort();
-    let ticker = support::tick(&clock, support::REAL_TIME);
-    let busy = fire_timers(&running, &clock, DAY, 2 * n as u64).await;
-    ticker.abort();
-    let ticker = support::tick(&clock, support::FAST);
-    wait_delivered(&running.store, clock.now(), 2 * sends * n as i64).await;
-    ticker.abort();
+    let timer_shape = Shape::read(db, &token("o", 0), &mark, false).await;
+    let totals = running.store.totals(clock.now()).await.unwrap();
+    assert_eq!(totals.outbox_dead, 0, "no delivery failed");
     assert!(
-        bench.smtp.messages().len() >= 2 * n,
-        "every e-mail reached the sink"
+        totals.outbox_delivered > 0,
+        "the worker delivered alongside"
     );
     assert!(
-        bench.http.requests().len() >= 2 * n,
-        "every call reached the sink"
+        !bench.smtp.messages().is_empty(),
+        "e-mails reached the sink"
     );
+    assert!(!bench.http.requests().is_empty(), "calls reached the sink");
     running.shutdown().await;
     drop((bench.smtp, bench.http));
-    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(dir);
 
     let dir = temp("shapes-raw");
     let pool = support::raw_pool(&dir.join("raw.db"), true).await;
