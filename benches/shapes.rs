@@ -35,6 +35,8 @@
 //! phase's start is written to stderr (`phase: NAME`), so a profiler can be
 //! attached for it alone.
 
+#![allow(clippy::unwrap_used)]
+
 #[path = "support/mod.rs"]
 mod support;
 
@@ -263,26 +265,26 @@ async fn shapes(options: &Options) {
     println!("{n} contacts per phase; SQLite in {dir:?}");
     post(addr, ("visit", "w", ""), 0..WARM_UP).await;
 
-    let mark = raw::Mark::read(&db).await;
+    let mark = raw::Mark::read(db).await;
     eprintln!("phase: ingest");
     let ingest = post(addr, ("new", "n", FIRE_1.1), 0..n).await;
-    let ingest_shape = Shape::read(&db, &token("n", 0), &mark, true).await;
+    let ingest_shape = Shape::read(db, &token("n", 0), &mark, true).await;
     assert_eq!(ingest_shape.next_wake(), Some(FIRE_1.0), "the wait armed");
 
-    let mark = raw::Mark::read(&db).await;
+    let mark = raw::Mark::read(db).await;
     let existing = if options.has("existing") {
         eprintln!("phase: existing");
         Some(post(addr, ("existing", "n", FIRE_1.1), 0..n).await)
     } else {
         None
     };
-    let existing_shape = Shape::read(&db, &token("n", 0), &mark, false).await;
+    let existing_shape = Shape::read(db, &token("n", 0), &mark, false).await;
 
-    let mark = raw::Mark::read(&db).await;
+    let mark = raw::Mark::read(db).await;
     let clients = requests(addr, ("new", "o", FIRE_2.1), 0..n, ONE_BATCH, 1);
     eprintln!("phase: one");
     let (one, latencies) = support::post_all(addr, clients, ONE_BATCH).await;
-    let one_shape = Shape::read(&db, &token("o", 0), &mark, true).await;
+    let one_shape = Shape::read(db, &token("o", 0), &mark, true).await;
 
     // timers: the `n` contacts with the outbox worker delivering alongside
     // (as in production: real time passes, so a row it defers a second
