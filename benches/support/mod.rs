@@ -99,8 +99,9 @@ pub fn events_request(addr: SocketAddr, body: &str) -> Vec<u8> {
     request
 }
 
-/// `batches` (their numbers) dealt over `clients` connections in turn of
-/// blocks: client `c` gets a contiguous run, the first ones one more.
+/// The batch numbers `0..batches` dealt over `clients` connections: each
+/// gets a contiguous run, the first ones one batch more where it does not
+/// divide evenly.
 pub fn deal(batches: usize, clients: usize) -> Vec<std::ops::Range<usize>> {
     let per = batches / clients;
     let extra = batches % clients;
