@@ -32,44 +32,25 @@
 
 #![allow(clippy::unwrap_used)]
 
-use nudge_compiler::files::{MemoryFs, SourceSet};
-use nudge_runtime::daemon::{self, Clock, Config, ManualClock};
+#[path = "support/mod.rs"]
+mod support;
+
+use nudge_runtime::daemon::{Clock, ManualClock};
 use nudge_runtime::store::{Commit, JsonText, NewOutbox, OutboxKind, OutboxStatus};
 use nudge_testkit::HttpSink;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{AssertSqlSafe, Sqlite};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::str::FromStr;
-use std::sync::Arc;
+use std::path::Path;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-
-/// The allocator of the `nudge` binary (`src/main.rs`), so the figures are
-/// the product's.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+use support::{T0, fire_timers, insert, replace_bytes, temp, wait_delivered};
 
 const BATCH: usize = 500;
 const CLIENTS: usize = 8;
 /// Untimed events before the timed ones.
 const WARM_UP: usize = 8_000;
-/// The manual clock's start (2027-01-15).
-const T0: i64 = 1_800_000_000;
-/// Rows per multi-row statement in the raw limit (as the store does).
-const CHUNK: usize = 128;
 
 fn main() {
-    let n: usize = std::env::var("NUDGE_BENCH_N")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(100_000);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
-    rt.block_on(run(n.max(BATCH) / BATCH * BATCH));
+    let n = support::env_n(100_000);
+    support::runtime().block_on(run(n.max(BATCH) / BATCH * BATCH));
 }
 
 fn project(sink: &str) -> String {
@@ -105,47 +86,12 @@ flow nurture "Nurture" {{
     )
 }
 
-fn bundle(text: &str) -> nudge_compiler::bundle::Bundle {
-    let mut sources = SourceSet::new();
-    sources.add("bench/bench.nudge", "bench.nudge", text);
-    let (checked, bundle) = nudge_compiler::compile(&sources, &MemoryFs::new());
-    match bundle {
-        Some(b) if !checked.diagnostics.has_errors() => b,
-        _ => {
-            for r in checked.diagnostics.records(&sources) {
-                eprintln!("{}:{}: {}: {}", r.line, r.column, r.code, r.message);
-            }
-            panic!("the bench project does not compile");
-        }
-    }
-}
-
-fn temp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("nudge-bench-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 async fn run(n: usize) {
     let sink = HttpSink::start_blocking();
     let dir = temp("daemon");
     let db = dir.join("nudge.db");
-    let store = nudge_runtime::store::open(&format!("sqlite://{}", db.display()))
-        .await
-        .unwrap();
     let clock = ManualClock::new(T0);
-    let mut config = Config::new("127.0.0.1:0".parse().unwrap());
-    config.allow_hosts = vec!["127.0.0.1".into()];
-    config.tick = Duration::from_millis(100);
-    let running = daemon::start(
-        store,
-        bundle(&project(&sink.url())),
-        Arc::new(clock.clone()),
-        config,
-    )
-    .await
-    .unwrap();
+    let running = support::start(&db, &project(&sink.url()), &clock).await;
     let store = running.store.clone();
     println!("{n} contacts; batches of {BATCH} over {CLIENTS} connections; SQLite in {dir:?}");
 
@@ -170,11 +116,20 @@ async fn run(n: usize) {
     // 2. due timers: the first wait with deliveries held (the applier
     // alone), the second with the outbox worker delivering alongside
     running.hold_deliveries(true);
-    let timers = fire_timers(&running, &clock, n).await;
+    let timers = fire_timers(&running, &clock, 86_400 + 1, n as u64).await;
     running.hold_deliveries(false);
+    // time passes while deliveries run (a deferred row comes back after a
+    // second of the clock): fast while only a drain is awaited, a second
+    // per second while a figure is timed
+    let ticker = support::tick(&clock, support::FAST);
     wait_delivered(&store, clock.now(), n as i64).await;
-    let timers_busy = fire_timers(&running, &clock, 2 * n).await;
+    ticker.abort();
+    let ticker = support::tick(&clock, support::REAL_TIME);
+    let timers_busy = fire_timers(&running, &clock, 86_400 + 1, 2 * n as u64).await;
+    ticker.abort();
+    let ticker = support::tick(&clock, support::FAST);
     wait_delivered(&store, clock.now(), 2 * n as i64).await;
+    ticker.abort();
 
     // 3. deliveries of N more rows, alone
     let sample = store
@@ -201,10 +156,12 @@ async fn run(n: usize) {
         };
         store.commit(&commit).await.unwrap();
     }
+    let ticker = support::tick(&clock, support::REAL_TIME);
     let started = Instant::now();
     running.metrics.outbox_hint();
     wait_delivered(&store, clock.now(), 3 * n as i64).await;
     let deliveries = started.elapsed();
+    ticker.abort();
     let received = sink.requests().len();
     assert!(received >= 3 * n, "the sink got {received} of {}", 3 * n);
     running.shutdown().await;
@@ -257,95 +214,26 @@ async fn run(n: usize) {
     );
 }
 
-/// Move the clock a day on and time the firing of the `n` timers then due,
-/// until none is due; `total` is what the timer counter must then reach.
-async fn fire_timers(running: &daemon::Running, clock: &ManualClock, total: usize) -> Duration {
-    let store = running.store.clone();
-    clock.advance(86_400 + 1);
-    let started = Instant::now();
-    running.metrics.wake_hint(clock.now());
-    while !store.due_contacts(clock.now(), 1).await.unwrap().is_empty() {
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-    let took = started.elapsed();
-    // the scheduler counts a batch after its commit returned: wait for it
-    let fired = || {
-        running
-            .metrics
-            .timers_fired
-            .load(std::sync::atomic::Ordering::Relaxed)
-    };
-    let until = Instant::now() + Duration::from_secs(10);
-    while fired() < total as u64 && Instant::now() < until {
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-    assert_eq!(fired(), total as u64, "every timer fired");
-    took
-}
-
-/// Wait until `want` outbox rows are delivered.
-async fn wait_delivered(store: &Arc<dyn nudge_runtime::store::Store>, now: i64, want: i64) {
-    let until = Instant::now() + Duration::from_secs(600);
-    loop {
-        let t = store.totals(now).await.unwrap();
-        if t.outbox_delivered >= want {
-            return;
-        }
-        assert_eq!(t.outbox_dead, 0, "deliveries failed");
-        assert!(Instant::now() < until, "deliveries stalled at {t:?}");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
-
-/// `bytes` with every `from` replaced by `to` (of the same length).
-fn replace_bytes(bytes: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
-    let mut out = bytes.to_vec();
-    let mut i = 0;
-    while i + from.len() <= out.len() {
-        if &out[i..i + from.len()] == from {
-            out[i..i + from.len()].copy_from_slice(to);
-            i += from.len();
-        } else {
-            i += 1;
-        }
-    }
-    out
-}
-
 /// Post `n` events named `event` for contacts `{prefix}0000000…` from
 /// [`CLIENTS`] connections; the time from the first request to the last
 /// `202`. The requests are written beforehand: the load generator shares
 /// the two cores, and its JSON is not the daemon's work.
 async fn post_all(addr: SocketAddr, n: usize, event: &str, prefix: &str) -> Duration {
-    let per = n / BATCH / CLIENTS;
-    let extra = n / BATCH % CLIENTS;
-    let mut requests = Vec::new();
-    let mut first = 0;
-    for c in 0..CLIENTS {
-        let batches = per + usize::from(c < extra);
-        requests.push(event_requests(addr, first, batches, event, prefix));
-        first += batches;
-    }
-    let started = Instant::now();
-    let mut clients = Vec::new();
-    for r in requests {
-        clients.push(tokio::spawn(post_events(addr, r)));
-    }
-    for c in clients {
-        c.await.unwrap();
-    }
-    started.elapsed()
+    let clients = support::deal(n / BATCH, CLIENTS)
+        .into_iter()
+        .map(|batches| event_requests(addr, batches, event, prefix))
+        .collect();
+    support::post_all(addr, clients, BATCH).await.0
 }
 
-/// The HTTP requests posting `batches` batches of events, from batch `first`.
+/// The HTTP requests posting the batches numbered `batches`.
 fn event_requests(
     addr: SocketAddr,
-    first: usize,
-    batches: usize,
+    batches: std::ops::Range<usize>,
     event: &str,
     prefix: &str,
 ) -> Vec<Vec<u8>> {
-    (first..first + batches)
+    batches
         .map(|b| {
             let events: Vec<serde_json::Value> = (b * BATCH..(b + 1) * BATCH)
                 .map(|i| {
@@ -361,58 +249,9 @@ fn event_requests(
                 })
                 .collect();
             let body = serde_json::json!({ "events": events }).to_string();
-            let mut request = format!(
-                "POST /v1/events HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
-                 Content-Length: {}\r\n\r\n",
-                body.len()
-            )
-            .into_bytes();
-            request.extend_from_slice(body.as_bytes());
-            request
+            support::events_request(addr, &body)
         })
         .collect()
-}
-
-/// One client connection sending `requests`, one after the other.
-async fn post_events(addr: SocketAddr, requests: Vec<Vec<u8>>) {
-    let mut conn = TcpStream::connect(addr).await.unwrap();
-    conn.set_nodelay(true).unwrap();
-    let mut buf = Vec::with_capacity(4096);
-    for request in requests {
-        conn.write_all(&request).await.unwrap();
-        let (status, answer) = read_response(&mut conn, &mut buf).await;
-        assert_eq!(status, 202, "{answer}");
-        assert!(
-            answer.contains(&format!("\"accepted\":{BATCH}")),
-            "{answer}"
-        );
-    }
-}
-
-/// One keep-alive response (with `Content-Length`): status and body.
-async fn read_response(conn: &mut TcpStream, buf: &mut Vec<u8>) -> (u16, String) {
-    buf.clear();
-    let mut chunk = [0u8; 4096];
-    loop {
-        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
-            let status = head[9..12].parse().unwrap();
-            let length: usize = head
-                .lines()
-                .find_map(|l| l.strip_prefix("content-length:"))
-                .map_or(0, |v| v.trim().parse().unwrap());
-            while buf.len() < end + 4 + length {
-                let got = conn.read(&mut chunk).await.unwrap();
-                assert!(got > 0, "connection closed");
-                buf.extend_from_slice(&chunk[..got]);
-            }
-            let body = String::from_utf8_lossy(&buf[end + 4..end + 4 + length]).into_owned();
-            return (status, body);
-        }
-        let got = conn.read(&mut chunk).await.unwrap();
-        assert!(got > 0, "connection closed");
-        buf.extend_from_slice(&chunk[..got]);
-    }
 }
 
 /// The rows the engine wrote for one event, read back from its database.
@@ -426,13 +265,7 @@ struct Shape {
 
 impl Shape {
     async fn read(db: &Path) -> Shape {
-        let pool = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(
-                SqliteConnectOptions::from_str(&format!("sqlite://{}", db.display())).unwrap(),
-            )
-            .await
-            .unwrap();
+        let pool = support::reader(db).await;
         let id = "c0000000";
         let (state,): (Vec<u8>,) =
             sqlx::query_as("SELECT CAST(state AS BLOB) FROM contacts WHERE id = ?")
@@ -472,28 +305,7 @@ impl Shape {
 /// With `schema`, the tables are the engine's own (its migrations, so its
 /// secondary indexes too): the limit SQLite sets for these rows as stored.
 async fn raw_limit(path: &Path, shape: &Shape, n: usize, schema: bool) -> Duration {
-    if schema {
-        let store = nudge_runtime::store::sqlite::SqliteStore::open(&format!(
-            "sqlite://{}",
-            path.display()
-        ))
-        .await
-        .unwrap();
-        nudge_runtime::store::Store::migrate(&store).await.unwrap();
-        store.close().await;
-    }
-    let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
-        .unwrap()
-        .create_if_missing(true)
-        .journal_mode(SqliteJournalMode::Wal)
-        .synchronous(SqliteSynchronous::Normal)
-        .pragma("cache_size", "-32768")
-        .pragma("temp_store", "memory");
-    let pool = SqlitePoolOptions::new()
-        .max_connections(1)
-        .connect_with(options)
-        .await
-        .unwrap();
+    let pool = support::raw_pool(path, schema).await;
     for ddl in [
         "CREATE TABLE contacts (id TEXT PRIMARY KEY NOT NULL, state BLOB NOT NULL, \
          version INTEGER NOT NULL, next_wake INTEGER, created_at INTEGER NOT NULL, \
@@ -520,8 +332,8 @@ async fn raw_limit(path: &Path, shape: &Shape, n: usize, schema: bool) -> Durati
         let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.unwrap();
         insert(
             &mut tx,
-            "INSERT INTO contacts VALUES ",
-            "(?, ?, 1, ?, ?, ?)",
+            BATCH,
+            ("INSERT INTO contacts VALUES ", "(?, ?, 1, ?, ?, ?)", ""),
             |q, i| {
                 q.bind(&ids[i])
                     .bind(&states[i])
@@ -533,8 +345,12 @@ async fn raw_limit(path: &Path, shape: &Shape, n: usize, schema: bool) -> Durati
         .await;
         insert(
             &mut tx,
-            "INSERT INTO events (key, contact, name, payload, received_at) VALUES ",
-            "(?, ?, 'signup', ?, ?)",
+            BATCH,
+            (
+                "INSERT INTO events (key, contact, name, payload, received_at) VALUES ",
+                "(?, ?, 'signup', ?, ?)",
+                "",
+            ),
             |q, i| {
                 q.bind(format!("ce{:07}", b * BATCH + i))
                     .bind(&ids[i])
@@ -546,8 +362,8 @@ async fn raw_limit(path: &Path, shape: &Shape, n: usize, schema: bool) -> Durati
         for lines in &shape.journal {
             insert(
                 &mut tx,
-                "INSERT INTO journal (contact, lines) VALUES ",
-                "(?, ?)",
+                BATCH,
+                ("INSERT INTO journal (contact, lines) VALUES ", "(?, ?)", ""),
                 |q, i| q.bind(&ids[i]).bind(lines),
             )
             .await;
@@ -557,32 +373,4 @@ async fn raw_limit(path: &Path, shape: &Shape, n: usize, schema: bool) -> Durati
     let took = started.elapsed();
     pool.close().await;
     took
-}
-
-type Q<'q> = sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments>;
-
-/// Insert BATCH rows with multi-row statements of [`CHUNK`] rows.
-async fn insert<'a>(
-    tx: &mut sqlx::Transaction<'static, Sqlite>,
-    head: &str,
-    row: &str,
-    bind: impl Fn(Q<'a>, usize) -> Q<'a>,
-) {
-    let mut start = 0;
-    while start < BATCH {
-        let rows = CHUNK.min(BATCH - start);
-        let mut sql = String::from(head);
-        for r in 0..rows {
-            if r > 0 {
-                sql.push_str(", ");
-            }
-            sql.push_str(row);
-        }
-        let mut q: Q<'a> = sqlx::query(AssertSqlSafe(sql));
-        for i in start..start + rows {
-            q = bind(q, i);
-        }
-        q.execute(&mut **tx).await.unwrap();
-        start += rows;
-    }
 }
