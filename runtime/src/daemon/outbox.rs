@@ -69,6 +69,14 @@ const CLAIM_BELOW: usize = SHARE - CLAIM;
 /// are free (fewer, larger claims).
 const CLAIM_AT: usize = BATCH / 8;
 
+/// A settle waits for at least this many finished deliveries (or
+/// [`SETTLE_WAIT`], or the last one in flight) before recording them: one
+/// transaction for many rows, not one per row as they finish one by one.
+const SETTLE_AT: usize = BATCH / 8;
+
+/// How long a settle waits for more finished deliveries.
+const SETTLE_WAIT: Duration = Duration::from_millis(2);
+
 /// How long a `call … as NAME` waits for its response: the call's timeout
 /// plus the outbox lease (after which a crashed worker's claim goes out
 /// again).
@@ -293,36 +301,47 @@ impl Worker {
         Some(f)
     }
 
-    /// Settle a finished delivery and every other one finished by now, in
-    /// one transaction.
+    /// Settle a finished delivery with the others that finish by the time
+    /// [`SETTLE_AT`] have (or within [`SETTLE_WAIT`]), in one transaction.
     async fn settle(&mut self, first: Result<(Id, Settled), JoinError>) {
         let mut acks = Vec::new();
+        let (mut n, until) = (0, tokio::time::Instant::now() + SETTLE_WAIT);
         let mut next = Some(first);
-        while let Some(done) = next {
-            match done {
-                Ok((task, s)) => {
-                    self.rows.remove(&task);
-                    if let (Some(f), Some(attempt)) = (self.finish(s.id), s.attempt) {
-                        acks.push((
-                            Ack {
-                                lease: f.fence,
-                                attempt,
-                            },
-                            f.channel,
-                        ));
-                    }
-                }
-                Err(e) => {
-                    if let Some(id) = self.rows.remove(&e.id()) {
-                        self.finish(id);
-                        tracing::error!(outbox_id = id, error = %e,
-                            "a delivery task failed; its row goes out again when its lease ends");
-                    }
-                }
+        loop {
+            while let Some(done) = next {
+                self.take(done, &mut acks);
+                n += 1;
+                next = self.tasks.try_join_next_with_id();
             }
-            next = self.tasks.try_join_next_with_id();
+            if n >= SETTLE_AT || self.tasks.is_empty() {
+                break;
+            }
+            match tokio::time::timeout_at(until, self.tasks.join_next_with_id()).await {
+                Ok(Some(done)) => next = Some(done),
+                Ok(None) | Err(_) => break,
+            }
         }
         self.record(&acks).await;
+    }
+
+    /// Free a finished task's slot; its ack (with its channel) to record.
+    fn take(&mut self, done: Result<(Id, Settled), JoinError>, acks: &mut Vec<(Ack, String)>) {
+        match done {
+            Ok((task, s)) => {
+                self.rows.remove(&task);
+                if let (Some(f), Some(attempt)) = (self.finish(s.id), s.attempt) {
+                    let lease = f.fence;
+                    acks.push((Ack { lease, attempt }, f.channel));
+                }
+            }
+            Err(e) => {
+                if let Some(id) = self.rows.remove(&e.id()) {
+                    self.finish(id);
+                    tracing::error!(outbox_id = id, error = %e,
+                        "a delivery task failed; its row goes out again when its lease ends");
+                }
+            }
+        }
     }
 
     /// Record acks (each with its row's channel) in one transaction.

@@ -103,6 +103,15 @@ fn decode_row<P>(t: Tuple<P>, json: impl FnOnce(P) -> serde_json::Value) -> Resu
     })
 }
 
+/// Extends the leases of `[id, token]` pairs still held (fenced).
+const RENEW: &str = "UPDATE outbox SET next_attempt_at = ? WHERE +status = 'pending' \
+    AND (id, lease) IN (SELECT value ->> 0, value ->> 1 FROM json_each(?)) RETURNING id";
+
+/// Marks delivered the rows of `[id, token]` pairs still held (fenced).
+const DELIVERED: &str = "UPDATE outbox SET status = 'delivered', attempts = attempts + 1 \
+    WHERE +status = 'pending' \
+    AND (id, lease) IN (SELECT value ->> 0, value ->> 1 FROM json_each(?)) RETURNING id";
+
 impl SqliteStore {
     /// See [`crate::store::Store::claim_outbox`]: select, then move the lease, in one
     /// write transaction.
@@ -208,15 +217,12 @@ impl SqliteStore {
             return Ok(Vec::new());
         }
         let mut tx = self.begin_write().await?;
-        let kept: Vec<(i64,)> = sqlx::query_as(
-            "UPDATE outbox SET next_attempt_at = ? WHERE status = 'pending' AND (id, lease) IN \
-             (SELECT value ->> 0, value ->> 1 FROM json_each(?)) RETURNING id",
-        )
-        .bind(lease_until)
-        .bind(pairs(leases)?)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(db)?;
+        let kept: Vec<(i64,)> = sqlx::query_as(RENEW)
+            .bind(lease_until)
+            .bind(pairs(leases)?)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db)?;
         tx.commit().await.map_err(db)?;
         Ok(not_in(leases, &kept))
     }
@@ -272,7 +278,11 @@ impl SqliteStore {
     }
 }
 
-/// Leases as a JSON array of `[id, token]` pairs (for `json_each`).
+/// Leases as a JSON array of `[id, token]` pairs (for `json_each`). The
+/// statements that take them ([`RENEW`], [`DELIVERED`]) write `+status` so
+/// that SQLite finds each row by its id: on `status` it would walk every
+/// pending row (the whole backlog: 9 ms per batch of acks with 100 000 rows
+/// pending) to test each against the list.
 fn pairs(leases: &[Lease]) -> Result<String> {
     let v: Vec<[i64; 2]> = leases.iter().map(|l| [l.id, l.token]).collect();
     json_text(&v)
@@ -299,15 +309,11 @@ pub(super) async fn apply_acks(conn: &mut SqliteConnection, acks: &[Ack]) -> Res
         .collect();
     let mut lost = Vec::new();
     if !delivered.is_empty() {
-        let done: Vec<(i64,)> = sqlx::query_as(
-            "UPDATE outbox SET status = 'delivered', attempts = attempts + 1 \
-             WHERE status = 'pending' AND (id, lease) IN \
-             (SELECT value ->> 0, value ->> 1 FROM json_each(?)) RETURNING id",
-        )
-        .bind(pairs(&delivered)?)
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(db)?;
+        let done: Vec<(i64,)> = sqlx::query_as(DELIVERED)
+            .bind(pairs(&delivered)?)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(db)?;
         lost = not_in(&delivered, &done);
     }
     for a in acks {
@@ -341,4 +347,34 @@ pub(super) async fn apply_acks(conn: &mut SqliteConnection, acks: &[Ack]) -> Res
         }
     }
     Ok(lost)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::store::Store;
+
+    /// The fenced acks and renewals find each row by its id, whatever the
+    /// backlog of pending rows.
+    #[tokio::test]
+    async fn fenced_updates_find_rows_by_id() {
+        let store = SqliteStore::open("sqlite::memory:").await.unwrap();
+        store.migrate().await.unwrap();
+        for (sql, binds) in [(RENEW, 2), (DELIVERED, 1)] {
+            let explain = format!("EXPLAIN QUERY PLAN {sql}");
+            let mut q = sqlx::query_as(AssertSqlSafe(explain));
+            if binds == 2 {
+                q = q.bind(0_i64);
+            }
+            let plan: Vec<(i64, i64, i64, String)> =
+                q.bind("[]").fetch_all(&store.reader).await.unwrap();
+            let main = plan.iter().find(|r| r.1 == 0).map(|r| r.3.as_str());
+            assert_eq!(
+                main,
+                Some("SEARCH outbox USING INTEGER PRIMARY KEY (rowid=?)"),
+                "{sql}: {plan:?}"
+            );
+        }
+    }
 }
