@@ -44,6 +44,34 @@ async fn until(
     panic!("contact `{id}` never reached the expected state");
 }
 
+/// A daemon on a fresh database in `name`: a tick of 20 ms, loopback
+/// allowed, then `tune` on its config.
+async fn start(
+    name: &str,
+    bundle: nudge_runtime::compiler::bundle::Bundle,
+    clock: Arc<dyn daemon::Clock>,
+    tune: impl FnOnce(&mut Config),
+) -> (daemon_kit::Scratch, Arc<dyn Store>, daemon::Running) {
+    let dir = daemon_kit::Scratch::new(name);
+    let store = store::open(&dir.db_url()).await.unwrap();
+    let mut config = Config::new("127.0.0.1:0".parse().unwrap());
+    config.tick = Duration::from_millis(20);
+    config.allow_hosts = vec!["127.0.0.1".into()];
+    tune(&mut config);
+    let running = daemon::start(store.clone(), bundle, clock, config)
+        .await
+        .unwrap();
+    (dir, store, running)
+}
+
+/// The unthrottled `fast` http channel posting to `url`/fast.
+fn fast_channel(url: &str) -> String {
+    format!(
+        "channel fast: http {{\n  method = \"POST\"\n  url = \"{url}/fast\"\n  \
+         body = json {{ text: message }}\n}}"
+    )
+}
+
 /// When each request reached the sink, from `start`, until `n` came.
 async fn arrivals(sink: &HttpSink, n: usize, start: Instant, limit: Duration) -> Vec<Duration> {
     let mut at = Vec::new();
@@ -74,11 +102,7 @@ channel slow: http {{
   body = json {{ text: message }}
   rate = 1 per second
 }}
-channel fast: http {{
-  method = "POST"
-  url = "{}/fast"
-  body = json {{ text: message }}
-}}
+{fast}
 flow fa {{
   when a
   step s {{ send slow "throttled" }}
@@ -89,16 +113,9 @@ flow fb {{
 }}
 "#,
         slow.url(),
-        fast.url()
+        fast = fast_channel(&fast.url())
     ));
-    let dir = daemon_kit::Scratch::new("outbox-fair");
-    let store = store::open(&dir.db_url()).await.unwrap();
-    let mut config = Config::new("127.0.0.1:0".parse().unwrap());
-    config.tick = Duration::from_millis(20);
-    config.allow_hosts = vec!["127.0.0.1".into()];
-    let running = daemon::start(store.clone(), bundle, Arc::new(SystemClock), config)
-        .await
-        .unwrap();
+    let (_dir, store, running) = start("outbox-fair", bundle, Arc::new(SystemClock), |_| {}).await;
     let start = Instant::now();
     for i in 0..6 {
         let ev = json!({"event": "a", "contact": {"id": format!("s{i}")}});
@@ -180,11 +197,7 @@ channel slow: http {{
   body = json {{ text: message }}
   timeout = 4 seconds
 }}
-channel fast: http {{
-  method = "POST"
-  url = "{}/fast"
-  body = json {{ text: message }}
-}}
+{fast}
 flow fa {{
   when a
   step s {{ send slow "hangs" }}
@@ -194,16 +207,10 @@ flow fb {{
   step s {{ send fast "free" }}
 }}
 "#,
-        fast.url()
+        fast = fast_channel(&fast.url())
     ));
-    let dir = daemon_kit::Scratch::new("outbox-share");
-    let store = store::open(&dir.db_url()).await.unwrap();
-    let mut config = Config::new("127.0.0.1:0".parse().unwrap());
-    config.tick = Duration::from_millis(20);
-    config.allow_hosts = vec!["127.0.0.1".into()];
-    let running = daemon::start(store.clone(), bundle, Arc::new(SystemClock), config)
-        .await
-        .unwrap();
+    let (_dir, _store, running) =
+        start("outbox-share", bundle, Arc::new(SystemClock), |_| {}).await;
     let events: Vec<serde_json::Value> = (0..300)
         .map(|i| json!({"event": "a", "contact": {"id": format!("s{i}")}}))
         .collect();
@@ -252,27 +259,16 @@ async fn a_busy_channel_defers_none_of_its_own_rows() {
     let bundle = vm_support::bundle(&format!(
         r#"
 event a {{}}
-channel fast: http {{
-  method = "POST"
-  url = "{}/fast"
-  body = json {{ text: message }}
-}}
+{fast}
 flow fa {{
   when a
   step s {{ send fast "hello" }}
 }}
 "#,
-        sink.url()
+        fast = fast_channel(&sink.url())
     ));
-    let dir = daemon_kit::Scratch::new("outbox-busy");
-    let store = store::open(&dir.db_url()).await.unwrap();
-    let mut config = Config::new("127.0.0.1:0".parse().unwrap());
-    config.tick = Duration::from_millis(20);
-    config.allow_hosts = vec!["127.0.0.1".into()];
     let clock = Arc::new(ManualClock::new(t("2027-01-15T09:00:00Z")));
-    let running = daemon::start(store.clone(), bundle, clock, config)
-        .await
-        .unwrap();
+    let (_dir, store, running) = start("outbox-busy", bundle, clock, |_| {}).await;
     let n = 3 * daemon::outbox::BATCH;
     let events: Vec<serde_json::Value> = (0..n)
         .map(|i| json!({"event": "a", "contact": {"id": format!("c{i}")}}))
@@ -283,11 +279,24 @@ flow fa {{
     );
     let got = sink.wait_for(n, Duration::from_secs(20)).await;
     assert_eq!(got.len(), n, "every row goes out while the clock stands");
+    let start = Instant::now();
+    loop {
+        let t = store.totals(0).await.unwrap();
+        if t.outbox_delivered == n as i64 {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "{} of {n} recorded as delivered",
+            t.outbox_delivered
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let pending = store
         .outbox_list(Some(OutboxStatus::Pending), n)
         .await
         .unwrap();
-    assert!(pending.is_empty(), "{} rows deferred", pending.len());
+    assert!(pending.is_empty(), "{} rows still pending", pending.len());
     running.shutdown().await;
 }
 
@@ -311,15 +320,10 @@ flow fa {{
 }}
 "#
     ));
-    let dir = daemon_kit::Scratch::new("outbox-renew");
-    let store = store::open(&dir.db_url()).await.unwrap();
-    let mut config = Config::new("127.0.0.1:0".parse().unwrap());
-    config.tick = Duration::from_millis(20);
-    config.allow_hosts = vec!["127.0.0.1".into()];
-    config.outbox_lease = Duration::from_secs(3);
-    let running = daemon::start(store.clone(), bundle, Arc::new(SystemClock), config)
-        .await
-        .unwrap();
+    let (_dir, store, running) = start("outbox-renew", bundle, Arc::new(SystemClock), |c| {
+        c.outbox_lease = Duration::from_secs(3);
+    })
+    .await;
     let ev = json!({"event": "a", "contact": {"id": "s"}});
     assert_eq!(post(running.addr, "/v1/events", ev).await, 202);
     let start = Instant::now();
