@@ -80,6 +80,7 @@ suite!(
     a_taken_key_in_a_large_commit_names_its_owner,
     duplicate_event_key_conflicts,
     outbox_idem_key_dedupes,
+    a_large_outbox_commit_spans_statements,
     due_contacts_in_wake_order,
     due_pages_walk_the_due_set,
     claim_outbox_leases_rows,

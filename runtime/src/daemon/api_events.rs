@@ -125,11 +125,11 @@ pub async fn events(
     State(shared): State<Arc<Shared>>,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult {
-    let v = parse_body(&body_bytes(body)?)?;
-    let (items, batch) = match v.get("events") {
-        Some(Json::Array(items)) if v.as_object().is_some_and(|o| o.len() == 1) => {
-            (items.clone(), true)
-        }
+    let mut v = parse_body(&body_bytes(body)?)?;
+    let alone = v.as_object().is_some_and(|o| o.len() == 1);
+    // taken out of the body, not copied: a batch is thousands of values
+    let (items, batch) = match v.get_mut("events").map(Json::take) {
+        Some(Json::Array(items)) if alone => (items, true),
         Some(_) => {
             return Err(ApiError::invalid(
                 "`events` must be an array of events, alone in the body",

@@ -35,6 +35,33 @@ pub async fn outbox_idem_key_dedupes(s: &dyn Store) {
     assert_eq!(rows[1].idem_key, "m2");
 }
 
+/// A commit with more outbox rows (8 parameters each) than one multi-row
+/// statement takes: every row stored once, a repeated idempotency key in a
+/// later chunk left out.
+pub async fn a_large_outbox_commit_spans_statements(s: &dyn Store) {
+    let mut rows: Vec<NewOutbox> = (0..2_500)
+        .map(|i| outbox(&format!("c{i}"), &format!("m{i}"), 10))
+        .collect();
+    rows.push(outbox("c0", "m0", 20));
+    commit(
+        s,
+        Commit {
+            outbox: rows,
+            ..Commit::default()
+        },
+    )
+    .await;
+    let listed = s.outbox_list(None, 3_000).await.unwrap();
+    assert_eq!(listed.len(), 2_500);
+    let last = listed.iter().find(|r| r.idem_key == "m2499").unwrap();
+    assert_eq!(last.next_attempt_at, 10);
+    let first = listed.iter().find(|r| r.idem_key == "m0").unwrap();
+    assert_eq!(
+        first.next_attempt_at, 10,
+        "the repeated key kept its first row"
+    );
+}
+
 /// The scheduler's walk: pages in (wake, id) order after a cursor, each
 /// contact with its stored state and version.
 pub async fn due_pages_walk_the_due_set(s: &dyn Store) {
