@@ -16,7 +16,13 @@
 //! share and no claimed row waits for a slot of its channel. A slow or
 //! throttled channel never holds back another, and a fast one is never
 //! slowed by its own share (its rows are not deferred: once a quarter of
-//! its deliveries ended it is claimed from again).
+//! its deliveries ended it is claimed from again). A claim that leaves a
+//! channel out walks the due rows past that channel's backlog (each row's
+//! channel is in its JSON payload: 38 ms with 100 000 due), holding the
+//! writer; so once such a claim found all it could, the next one that
+//! would leave channels out waits for the poll tick (`Config::tick`, 1 s)
+//! instead of running on every commit's wake-up: while one channel is at
+//! its share, another channel's new rows may wait up to a tick.
 //!
 //! Fenced: each claim stamps its rows with a token; every ack carries it
 //! and changes nothing once another claim took the row over (its lease
@@ -131,7 +137,10 @@ pub async fn run(shared: Arc<Shared>, channels: Arc<Channels>, cancel: Cancellat
             _ = renew.tick() => w.renew().await,
             () = cancel.cancelled(), if !stopping => {}
             () = shared.metrics.signals.outbox.notified() => look = true,
-            _ = poll.tick() => look = true,
+            _ = poll.tick() => {
+                w.dry = false;
+                look = true;
+            }
         }
     }
 }
@@ -163,6 +172,9 @@ struct Worker {
     more: bool,
     /// The channels the last claim left out (near their share).
     skipped: Vec<String>,
+    /// A claim that left channels out found every due row it could take:
+    /// until the next poll tick, no claim leaves them out again.
+    dry: bool,
 }
 
 impl Worker {
@@ -177,6 +189,7 @@ impl Worker {
             busy: HashMap::new(),
             more: false,
             skipped: Vec::new(),
+            dry: false,
         }
     }
 
@@ -200,6 +213,9 @@ impl Worker {
             .filter(|(_, n)| **n > CLAIM_BELOW)
             .map(|(c, _)| c.clone())
             .collect();
+        if !full.is_empty() && self.dry {
+            return;
+        }
         self.skipped.clone_from(&full);
         let rows = match self
             .shared
@@ -215,6 +231,7 @@ impl Worker {
             }
         };
         self.more = rows.len() == free;
+        self.dry = !full.is_empty() && !self.more;
         let deferred = self.place(rows, now);
         self.record(&deferred).await;
     }
