@@ -61,12 +61,18 @@ impl Bundle {
 
     /// SHA-256 of the bytes, in hex: the bundle's identity.
     pub fn hash(&self) -> Result<String, BundleError> {
-        let digest = Sha256::digest(self.to_bytes()?);
+        Ok(Bundle::hash_of(&self.to_bytes()?))
+    }
+
+    /// [`Bundle::hash`] of bytes [`Bundle::to_bytes`] gave, so a caller that
+    /// needs both serialises once.
+    pub fn hash_of(bytes: &[u8]) -> String {
+        let digest = Sha256::digest(bytes);
         let mut out = String::with_capacity(64);
         for b in digest.iter() {
             let _ = write!(out, "{b:02x}");
         }
-        Ok(out)
+        out
     }
 }
 

@@ -280,7 +280,7 @@ pub async fn start(
 ) -> Result<Running, String> {
     store.migrate().await.map_err(|e| e.to_string())?;
     let bytes = bundle.to_bytes().map_err(|e| e.to_string())?;
-    let version = bundle.hash().map_err(|e| e.to_string())?;
+    let version = Bundle::hash_of(&bytes);
     let first_deploy = store
         .get_bundle(&version)
         .await
