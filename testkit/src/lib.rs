@@ -10,9 +10,13 @@
 //! or the timeout passed (they return what there is either way, so the test's
 //! own assertion reports the shortfall).
 //!
+//! [`pg`] gives each test a fresh PostgreSQL database on the server that
+//! `scripts/test` starts.
+//!
 //! Dev-only: never a dependency of shipped code.
 
 mod http;
+pub mod pg;
 mod smtp;
 
 pub use http::{HttpSink, ReceivedRequest};
