@@ -1,5 +1,5 @@
-//! Crash safety of `nudge run` under load: the real binary on a temp SQLite
-//! file is killed with SIGKILL while several clients post event batches,
+//! Crash safety of `nudge run` under load: the real binary on a fresh
+//! database (SQLite and Postgres, `on_both_engines!`) is killed with SIGKILL while several clients post event batches,
 //! then restarted on the same database and port. What was acknowledged must
 //! be there (contacts, enrollments), replays must be duplicates, waits
 //! pending at the crash must still fire, and every message must reach the
@@ -13,6 +13,8 @@ mod crash_support;
 
 use crash_support::{Daemon, Gate, free_port, request};
 use nudge_testkit::HttpSink;
+use nudge_testkit::engine::{Engine, TestDb};
+use nudge_testkit::on_both_engines;
 use serde_json::json;
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -107,15 +109,15 @@ fn load(
     }
 }
 
-#[test]
-fn kill_9_under_load_loses_nothing_acknowledged() {
+fn kill_9_under_load_loses_nothing_acknowledged(engine: Engine) {
     let started = Instant::now();
     let sink = HttpSink::start_blocking();
     let gate = Gate::start(sink.addr());
     let dir = temp_dir();
     let url = format!("http://{}", gate.addr);
     std::fs::write(dir.join("crash.nudge"), project(&url)).unwrap();
-    let db = dir.join("nudge.db");
+    let database = TestDb::new(engine, &dir, "crash");
+    let db = database.url();
     let log = dir.join("daemon.log");
     let port = free_port();
     let flags = ["--allow-host", "127.0.0.1", "--outbox-lease", LEASE];
@@ -275,3 +277,5 @@ fn kill_9_under_load_loses_nothing_acknowledged() {
     drop(daemon);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+on_both_engines!(kill_9_under_load_loses_nothing_acknowledged);

@@ -3,8 +3,10 @@
 //! real SMTP and HTTP sinks (`nudge-testkit`) on loopback.
 //!
 //! Each test writes a small project into a scratch directory with the sinks'
-//! ports in it, starts the daemon on a fresh SQLite file, and checks what the
-//! sinks receive and what the API shows. Waits poll with short sleeps; the
+//! ports in it, starts the daemon on a fresh database, and checks what the
+//! sinks receive and what the API shows. The tests that exercise storage run
+//! on SQLite and on Postgres (`NAME::sqlite`, `NAME::postgres`); the HTTP
+//! edge and start-up checks run once. Waits poll with short sleeps; the
 //! longest single wait is the retry test's backoff (a few seconds).
 
 #![allow(clippy::unwrap_used)]
@@ -12,12 +14,13 @@
 mod daemon_support;
 
 use daemon_support::projects::{
-    REDIRECT, RETRY, SSRF, in_flow, local, main_project, signup, wait_enrollments,
+    REDIRECT, RETRY, SSRF, in_flow, local, main_project, main_project_on, signup,
+    wait_enrollments,
 };
 use daemon_support::{
-    Daemon, Options, Scratch, encode, fill, free_port, nudge, nudge_cmd, request, wait_until,
+    Daemon, Engine, Options, Scratch, encode, fill, free_port, nudge, nudge_cmd, request, wait_until,
 };
-use nudge_testkit::{HttpSink, SmtpSink};
+use nudge_testkit::{HttpSink, SmtpSink, on_both_engines};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::process::Stdio;
@@ -27,10 +30,9 @@ fn secs(n: u64) -> Duration {
     Duration::from_secs(n)
 }
 
-#[test]
-fn an_event_sends_mail_and_a_webhook_and_the_wait_fires() {
+fn an_event_sends_mail_and_a_webhook_and_the_wait_fires(engine: Engine) {
     let (smtp, http) = (SmtpSink::start_blocking(), HttpSink::start_blocking());
-    let s = main_project(&smtp, &http);
+    let s = main_project_on(engine, &smtp, &http);
     let d = Daemon::start(&s, &local());
 
     let mut ev = signup("c-1", "ann@example.com", "Ann");
@@ -97,10 +99,9 @@ fn an_event_sends_mail_and_a_webhook_and_the_wait_fires() {
     assert_eq!(http.requests().len(), 1);
 }
 
-#[test]
-fn a_replayed_batch_is_counted_as_duplicates_and_sent_once() {
+fn a_replayed_batch_is_counted_as_duplicates_and_sent_once(engine: Engine) {
     let (smtp, http) = (SmtpSink::start_blocking(), HttpSink::start_blocking());
-    let s = main_project(&smtp, &http);
+    let s = main_project_on(engine, &smtp, &http);
     let d = Daemon::start(&s, &local());
     let ping = |i: i64| json!({"event": "ping", "contact": {"id": format!("b-{i}")}, "data": {"n": i}, "id": format!("e-{i}")});
     let batch = json!({"events": [ping(1), ping(2), ping(3)]});
@@ -143,10 +144,9 @@ fn a_replayed_batch_is_counted_as_duplicates_and_sent_once() {
     assert!(smtp.messages().is_empty());
 }
 
-#[test]
-fn postbacks_are_held_authorised_and_refused() {
+fn postbacks_are_held_authorised_and_refused(engine: Engine) {
     let (smtp, http) = (SmtpSink::start_blocking(), HttpSink::start_blocking());
-    let s = main_project(&smtp, &http);
+    let s = main_project_on(engine, &smtp, &http);
     let d = Daemon::start(&s, &local());
 
     // no contact has clickid ck-1 yet: held, then applied by the upsert
@@ -219,10 +219,9 @@ fn postbacks_are_held_authorised_and_refused() {
     assert_eq!(d.flow("registered")["enrolled"], 2);
 }
 
-#[test]
-fn bad_input_gets_a_4xx_json_error_and_changes_nothing() {
+fn bad_input_gets_a_4xx_json_error_and_changes_nothing(engine: Engine) {
     let (smtp, http) = (SmtpSink::start_blocking(), HttpSink::start_blocking());
-    let s = main_project(&smtp, &http);
+    let s = main_project_on(engine, &smtp, &http);
     let d = Daemon::start(&s, &local());
     let post = |body: &[u8]| {
         d.call(
@@ -379,15 +378,14 @@ fn the_api_token_guards_v1_but_not_health() {
     assert_eq!(smtp.wait_for_blocking(1, secs(5)).len(), 1);
 }
 
-#[test]
-fn outgoing_requests_to_loopback_are_refused_unless_allowed() {
+fn outgoing_requests_to_loopback_are_refused_unless_allowed(engine: Engine) {
     let (target, allowed) = (HttpSink::start_blocking(), HttpSink::start_blocking());
-    let direct = Scratch::new("ssrf");
+    let direct = Scratch::on(engine, "ssrf");
     direct.write(
         "main.nudge",
         &fill(SSRF, &[("PORT", target.port().to_string())]),
     );
-    let via = Scratch::new("redirect");
+    let via = Scratch::on(engine, "redirect");
     via.write(
         "main.nudge",
         &fill(REDIRECT, &[("PORT", allowed.port().to_string())]),
@@ -428,10 +426,9 @@ fn outgoing_requests_to_loopback_are_refused_unless_allowed() {
     );
 }
 
-#[test]
-fn failed_deliveries_are_retried_and_dead_letters_can_be_requeued() {
+fn failed_deliveries_are_retried_and_dead_letters_can_be_requeued(engine: Engine) {
     let (flaky, broken) = (HttpSink::start_blocking(), HttpSink::start_blocking());
-    let s = Scratch::new("retry");
+    let s = Scratch::on(engine, "retry");
     let ports = [
         ("A", flaky.port().to_string()),
         ("B", broken.port().to_string()),
@@ -536,11 +533,10 @@ fn request_fails(port: u16) -> bool {
         .is_err()
 }
 
-#[test]
-fn the_operating_commands_share_the_database_with_the_daemon() {
+fn the_operating_commands_share_the_database_with_the_daemon(engine: Engine) {
     let (smtp, http) = (SmtpSink::start_blocking(), HttpSink::start_blocking());
     http.set_default(404, "{}");
-    let s = main_project(&smtp, &http);
+    let s = main_project_on(engine, &smtp, &http);
     let d = Daemon::start(&s, &local());
     let db = s.db();
     let env = [("PARTNER_TOKEN", "pt")];
@@ -605,10 +601,9 @@ fn the_operating_commands_share_the_database_with_the_daemon() {
     assert_eq!(d.flow("pings")["status"], "active");
 }
 
-#[test]
-fn sigterm_stops_cleanly_and_keeps_every_acknowledged_event() {
+fn sigterm_stops_cleanly_and_keeps_every_acknowledged_event(engine: Engine) {
     let (smtp, http) = (SmtpSink::start_blocking(), HttpSink::start_blocking());
-    let s = main_project(&smtp, &http);
+    let s = main_project_on(engine, &smtp, &http);
     let mut d = Daemon::start(&s, &local());
     let addr = d.addr;
 
@@ -673,3 +668,14 @@ fn sigterm_stops_cleanly_and_keeps_every_acknowledged_event() {
         (202, json!({"accepted": 0, "duplicates": 1}))
     );
 }
+
+on_both_engines!(
+    an_event_sends_mail_and_a_webhook_and_the_wait_fires,
+    a_replayed_batch_is_counted_as_duplicates_and_sent_once,
+    postbacks_are_held_authorised_and_refused,
+    bad_input_gets_a_4xx_json_error_and_changes_nothing,
+    outgoing_requests_to_loopback_are_refused_unless_allowed,
+    failed_deliveries_are_retried_and_dead_letters_can_be_requeued,
+    the_operating_commands_share_the_database_with_the_daemon,
+    sigterm_stops_cleanly_and_keeps_every_acknowledged_event,
+);

@@ -11,8 +11,8 @@
 mod daemon_support;
 
 use daemon_support::projects::{in_flow, local, wait_enrollments};
-use daemon_support::{Daemon, Scratch, fill, wait_until};
-use nudge_testkit::HttpSink;
+use daemon_support::{Daemon, Engine, Scratch, fill, wait_until};
+use nudge_testkit::{HttpSink, on_both_engines};
 use serde_json::json;
 use std::time::Duration;
 
@@ -55,10 +55,9 @@ fn order(id: &str) -> serde_json::Value {
     json!({"event": "order", "contact": {"id": id, "orders": 0}})
 }
 
-#[test]
-fn failed_enrollments_are_journaled_counted_and_logged() {
+fn failed_enrollments_are_journaled_counted_and_logged(engine: Engine) {
     let http = HttpSink::start_blocking();
-    let s = Scratch::new("errors");
+    let s = Scratch::on(engine, "errors");
     s.write(
         "main.nudge",
         &fill(PROJECT, &[("HTTP", http.port().to_string())]),
@@ -160,3 +159,7 @@ fn failed_enrollments_are_journaled_counted_and_logged() {
         );
     }
 }
+
+on_both_engines!(
+    failed_enrollments_are_journaled_counted_and_logged,
+);

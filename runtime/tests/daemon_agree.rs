@@ -14,6 +14,9 @@
 mod daemon_kit;
 mod vm_support;
 
+use daemon_kit::Engine;
+use nudge_testkit::on_both_engines;
+
 use nudge_runtime::compiler::bundle::Bundle;
 use nudge_runtime::compiler::files::MemoryFs;
 use nudge_runtime::compiler::value::{Value, parse_time};
@@ -188,8 +191,8 @@ fn run_sim(bundle: &Bundle, journey: &[Step]) -> Seen {
     (messages, enrollments, journal)
 }
 
-async fn run_daemon(bundle: Bundle, journey: &[Step], name: &str) -> Seen {
-    let dir = daemon_kit::Scratch::new(name);
+async fn run_daemon(engine: Engine, bundle: Bundle, journey: &[Step], name: &str) -> Seen {
+    let dir = daemon_kit::Scratch::on(engine, name);
     let clock = ManualClock::new(parse_time(START).unwrap());
     let (running, store) = daemon_kit::start(&dir.db_url(), bundle, &clock, env()).await;
     let base = format!("http://{}", running.addr);
@@ -270,18 +273,17 @@ async fn run_daemon(bundle: Bundle, journey: &[Step], name: &str) -> Seen {
 }
 
 /// Runs a journey in both and compares what they did.
-async fn agree(bundle: Bundle, journey: &[Step], name: &str) -> Seen {
+async fn agree(engine: Engine, bundle: Bundle, journey: &[Step], name: &str) -> Seen {
     let sim = run_sim(&bundle, journey);
-    let daemon = run_daemon(bundle, journey, name).await;
+    let daemon = run_daemon(engine, bundle, journey, name).await;
     assert_eq!(daemon.1, sim.1, "enrollments differ");
     assert_eq!(daemon.0, sim.0, "messages differ");
     assert_eq!(daemon.2, sim.2, "journeys differ");
     sim
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_journey_gives_the_same_steps_and_messages_in_both() {
-    let sim = agree(bundle(), JOURNEY, "agree").await;
+async fn a_journey_gives_the_same_steps_and_messages_in_both(engine: Engine) {
+    let sim = agree(engine, bundle(), JOURNEY, "agree").await;
     assert!(sim.0.len() >= 5, "the journey sends messages: {:?}", sim.0);
     assert!(sim.1.iter().any(|e| e.contains("converted")), "{:?}", sim.1);
     let held: Vec<&String> = sim
@@ -298,9 +300,8 @@ async fn a_journey_gives_the_same_steps_and_messages_in_both() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_burst_of_timers_due_at_once_fires_the_same_in_both() {
-    let sim = agree(burst_bundle(), BURST, "agree-burst").await;
+async fn a_burst_of_timers_due_at_once_fires_the_same_in_both(engine: Engine) {
+    let sim = agree(engine, burst_bundle(), BURST, "agree-burst").await;
     // two contacts, each: 12 flows due at once, and the flow their event enrolled
     assert_eq!(sim.0.len(), 2 * (12 + 2), "{:?}", sim.0);
     assert!(
@@ -311,3 +312,9 @@ async fn a_burst_of_timers_due_at_once_fires_the_same_in_both() {
         sim.2
     );
 }
+
+on_both_engines!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async a_journey_gives_the_same_steps_and_messages_in_both,
+    a_burst_of_timers_due_at_once_fires_the_same_in_both,
+);

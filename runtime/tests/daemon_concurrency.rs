@@ -7,6 +7,9 @@
 mod daemon_kit;
 mod vm_support;
 
+use daemon_kit::Engine;
+use nudge_testkit::on_both_engines;
+
 use nudge_runtime::compiler::value::Value;
 use nudge_runtime::daemon::ManualClock;
 use serde_json::json;
@@ -21,10 +24,9 @@ flow count {
 }
 "#;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_events_for_the_same_contacts_all_count_once() {
+async fn concurrent_events_for_the_same_contacts_all_count_once(engine: Engine) {
     let (_dir, running, store) =
-        daemon_kit::start_fresh("concurrency", vm_support::bundle(SRC)).await;
+        daemon_kit::start_fresh(engine, "concurrency", vm_support::bundle(SRC)).await;
     let base = format!("http://{}", running.addr);
     let http = reqwest::Client::new();
     let mut tasks = Vec::new();
@@ -90,8 +92,7 @@ async fn concurrent_events_for_the_same_contacts_all_count_once() {
 /// the contact moved on before the page is applied, the commit refuses the
 /// stale state and the page is applied again from the store: the timer
 /// fires and the other change is kept.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_timer_with_a_stale_state_is_applied_from_the_store() {
+async fn a_timer_with_a_stale_state_is_applied_from_the_store(engine: Engine) {
     use nudge_runtime::daemon::{self, ApplyError, Clock, Config, ContactRef, Done, Job};
     use std::sync::Arc;
     let src = r#"
@@ -109,7 +110,7 @@ flow count {
   step s { set contact.n = contact.n + 1 }
 }
 "#;
-    let dir = daemon_kit::Scratch::new("stale");
+    let dir = daemon_kit::Scratch::on(engine, "stale");
     let store = nudge_runtime::store::open(&dir.db_url()).await.unwrap();
     store.migrate().await.unwrap();
     let clock = ManualClock::new(1_767_225_600);
@@ -157,3 +158,13 @@ flow count {
             .is_empty()
     );
 }
+
+on_both_engines!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async concurrent_events_for_the_same_contacts_all_count_once,
+);
+
+on_both_engines!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async a_timer_with_a_stale_state_is_applied_from_the_store,
+);

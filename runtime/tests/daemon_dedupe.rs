@@ -9,6 +9,9 @@
 mod daemon_kit;
 mod vm_support;
 
+use daemon_kit::Engine;
+use nudge_testkit::on_both_engines;
+
 use nudge_runtime::compiler::bundle::Bundle;
 use nudge_runtime::compiler::value::Value;
 use nudge_runtime::daemon::{self, Applier, Done, Job, ManualClock};
@@ -109,9 +112,8 @@ async fn start(
 
 /// The reproduction: `sale`, `resale`, then the same `resale` URL again
 /// (the network's retry) count one sale and one resale.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_retried_postback_is_a_duplicate_and_changes_nothing() {
-    let dir = daemon_kit::Scratch::new("dedupe-retry");
+async fn a_retried_postback_is_a_duplicate_and_changes_nothing(engine: Engine) {
+    let dir = daemon_kit::Scratch::on(engine, "dedupe-retry");
     let clock = ManualClock::new(1_767_225_600);
     let (running, store, api) = start(&dir, &clock).await;
     api.put_contact("c1", "ck-1").await;
@@ -147,9 +149,8 @@ async fn a_retried_postback_is_a_duplicate_and_changes_nothing() {
 
 /// Without the parameter `dedupe` reads, a postback cannot be told apart
 /// from its retries: refused (422) and kept for inspection.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_postback_without_its_dedupe_parameter_is_refused_and_kept() {
-    let dir = daemon_kit::Scratch::new("dedupe-missing");
+async fn a_postback_without_its_dedupe_parameter_is_refused_and_kept(engine: Engine) {
+    let dir = daemon_kit::Scratch::on(engine, "dedupe-missing");
     let clock = ManualClock::new(1_767_225_600);
     let (running, store, api) = start(&dir, &clock).await;
     api.put_contact("c1", "ck-1").await;
@@ -186,9 +187,8 @@ async fn a_postback_without_its_dedupe_parameter_is_refused_and_kept() {
 
 /// A retry of a held postback is a duplicate; when the contact appears the
 /// held one applies once, and a later retry is still a duplicate.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_held_postback_counts_once() {
-    let dir = daemon_kit::Scratch::new("dedupe-held");
+async fn a_held_postback_counts_once(engine: Engine) {
+    let dir = daemon_kit::Scratch::on(engine, "dedupe-held");
     let clock = ManualClock::new(1_767_225_600);
     let (running, store, api) = start(&dir, &clock).await;
     let url = postback("ck-9", "dep", "t-9");
@@ -215,9 +215,8 @@ async fn a_held_postback_counts_once() {
 
 /// Many copies at once over HTTP: exactly one applies, whatever groups
 /// the applier makes of them; other values beside them all apply.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_copies_apply_once() {
-    let dir = daemon_kit::Scratch::new("dedupe-race");
+async fn concurrent_copies_apply_once(engine: Engine) {
+    let dir = daemon_kit::Scratch::on(engine, "dedupe-race");
     let clock = ManualClock::new(1_767_225_600);
     let (running, store, api) = start(&dir, &clock).await;
     api.put_contact("c1", "ck-1").await;
@@ -280,9 +279,8 @@ fn applier(store: &Arc<dyn Store>, bundle: &Arc<Bundle>, clock: &ManualClock) ->
 
 /// Two copies as two units of ONE group commit: the first applies, the
 /// second is a duplicate, and the commit holds the value once.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_copies_in_one_group_commit_apply_once() {
-    let dir = daemon_kit::Scratch::new("dedupe-group");
+async fn two_copies_in_one_group_commit_apply_once(engine: Engine) {
+    let dir = daemon_kit::Scratch::on(engine, "dedupe-group");
     let store = nudge_runtime::store::open(&dir.db_url()).await.unwrap();
     let clock = ManualClock::new(1_767_225_600);
     let bundle = Arc::new(vm_support::bundle(SRC));
@@ -306,9 +304,8 @@ async fn two_copies_in_one_group_commit_apply_once() {
 /// Two appliers on the same file (two processes) prepare the same copy
 /// from the same store: the second commit is refused by the unique index,
 /// prepared again, and answered duplicate.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_commit_refuses_a_value_another_writer_recorded() {
-    let dir = daemon_kit::Scratch::new("dedupe-writers");
+async fn the_commit_refuses_a_value_another_writer_recorded(engine: Engine) {
+    let dir = daemon_kit::Scratch::on(engine, "dedupe-writers");
     let store = nudge_runtime::store::open(&dir.db_url()).await.unwrap();
     let clock = ManualClock::new(1_767_225_600);
     let bundle = Arc::new(vm_support::bundle(SRC));
@@ -340,9 +337,8 @@ async fn the_commit_refuses_a_value_another_writer_recorded() {
 
 /// Kept for 30 days (or the hold time if longer): after that the scheduler
 /// forgets the value and the same postback counts again.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn values_are_forgotten_after_their_keeping_time() {
-    let dir = daemon_kit::Scratch::new("dedupe-expiry");
+async fn values_are_forgotten_after_their_keeping_time(engine: Engine) {
+    let dir = daemon_kit::Scratch::on(engine, "dedupe-expiry");
     let clock = ManualClock::new(1_767_225_600);
     let (running, store, api) = start(&dir, &clock).await;
     api.put_contact("c1", "ck-1").await;
@@ -366,9 +362,8 @@ async fn values_are_forgotten_after_their_keeping_time() {
 /// Contacts created by one batch of events, named by their key or given it
 /// beside an id, get the postbacks held for their keys (read for the whole
 /// group at once): each held one applies once, beside the event.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_batch_of_events_creating_contacts_releases_what_is_held_for_them() {
-    let dir = daemon_kit::Scratch::new("dedupe-batch-held");
+async fn a_batch_of_events_creating_contacts_releases_what_is_held_for_them(engine: Engine) {
+    let dir = daemon_kit::Scratch::on(engine, "dedupe-batch-held");
     let clock = ManualClock::new(1_767_225_600);
     let (running, store, api) = start(&dir, &clock).await;
     for (click, tx) in [("ck-a", "t-a"), ("ck-b", "t-b")] {
@@ -392,3 +387,19 @@ async fn a_batch_of_events_creating_contacts_releases_what_is_held_for_them() {
     }
     running.shutdown().await;
 }
+
+on_both_engines!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async a_retried_postback_is_a_duplicate_and_changes_nothing,
+    a_postback_without_its_dedupe_parameter_is_refused_and_kept,
+    a_held_postback_counts_once,
+    two_copies_in_one_group_commit_apply_once,
+    the_commit_refuses_a_value_another_writer_recorded,
+    values_are_forgotten_after_their_keeping_time,
+    a_batch_of_events_creating_contacts_releases_what_is_held_for_them,
+);
+
+on_both_engines!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async concurrent_copies_apply_once,
+);

@@ -6,6 +6,9 @@
 mod daemon_kit;
 mod vm_support;
 
+use daemon_kit::Engine;
+use nudge_testkit::on_both_engines;
+
 use nudge_runtime::compiler::bundle::Bundle;
 use nudge_runtime::daemon::{Clock, ManualClock};
 use nudge_runtime::vm::Message;
@@ -36,9 +39,8 @@ async fn go(addr: std::net::SocketAddr, id: &str) {
     assert_eq!(res.status().as_u16(), 202);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn contacts_stay_on_the_version_they_entered_with() {
-    let dir = daemon_kit::Scratch::new("deploy");
+async fn contacts_stay_on_the_version_they_entered_with(engine: Engine) {
+    let dir = daemon_kit::Scratch::on(engine, "deploy");
     let clock = ManualClock::new(1_767_225_600);
     let (v1, v2) = (version("from v1"), version("from v2"));
     assert_ne!(v1.hash().unwrap(), v2.hash().unwrap());
@@ -80,9 +82,8 @@ async fn contacts_stay_on_the_version_they_entered_with() {
     running.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_deploy_that_adds_a_schedule_plans_it_for_existing_contacts() {
-    let dir = daemon_kit::Scratch::new("deploy-schedule");
+async fn a_deploy_that_adds_a_schedule_plans_it_for_existing_contacts(engine: Engine) {
+    let dir = daemon_kit::Scratch::on(engine, "deploy-schedule");
     let clock = ManualClock::new(1_767_225_600); // 2026-01-01T00:00:00Z
     let (running, _) =
         daemon_kit::start(&dir.db_url(), version("v1"), &clock, BTreeMap::new()).await;
@@ -124,3 +125,9 @@ flow digest {
     assert_eq!(flows, ["f", "digest"]);
     running.shutdown().await;
 }
+
+on_both_engines!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async contacts_stay_on_the_version_they_entered_with,
+    a_deploy_that_adds_a_schedule_plans_it_for_existing_contacts,
+);

@@ -10,6 +10,9 @@
 mod daemon_kit;
 mod vm_support;
 
+use daemon_kit::Engine;
+use nudge_testkit::on_both_engines;
+
 use nudge_runtime::compiler::value::Value;
 use nudge_runtime::daemon::Running;
 use nudge_runtime::store::Store;
@@ -26,8 +29,8 @@ flow count {
 }
 "#;
 
-async fn daemon(name: &str) -> (daemon_kit::Scratch, Running, Arc<dyn Store>) {
-    daemon_kit::start_fresh(name, vm_support::bundle(SRC)).await
+async fn daemon(engine: Engine, name: &str) -> (daemon_kit::Scratch, Running, Arc<dyn Store>) {
+    daemon_kit::start_fresh(engine, name, vm_support::bundle(SRC)).await
 }
 
 /// Posts one batch and checks every event of it was accepted.
@@ -74,9 +77,8 @@ async fn count_of(store: &Arc<dyn Store>, email: &str) -> (String, Value) {
     (id, got[0].state.contact.get("n"))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_events_for_one_new_email_in_a_batch_make_one_contact() {
-    let (_dir, running, store) = daemon("keys-new").await;
+async fn two_events_for_one_new_email_in_a_batch_make_one_contact(engine: Engine) {
+    let (_dir, running, store) = daemon(engine, "keys-new").await;
     let ann = json!({"email": "ann@x.test"});
     all_accepted(
         &running,
@@ -92,9 +94,8 @@ async fn two_events_for_one_new_email_in_a_batch_make_one_contact() {
     running.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_key_stored_by_an_earlier_batch_is_found_with_ids_beside_it() {
-    let (_dir, running, store) = daemon("keys-stored").await;
+async fn a_key_stored_by_an_earlier_batch_is_found_with_ids_beside_it(engine: Engine) {
+    let (_dir, running, store) = daemon(engine, "keys-stored").await;
     let first = [
         json!({"id": "a", "email": "a@x.test", "clickid": "ca"}),
         json!({"email": "b@x.test", "clickid": "cb"}),
@@ -121,9 +122,8 @@ async fn a_key_stored_by_an_earlier_batch_is_found_with_ids_beside_it() {
     running.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_key_changed_in_the_group_names_its_contact_after_the_change() {
-    let (_dir, running, store) = daemon("keys-moved").await;
+async fn a_key_changed_in_the_group_names_its_contact_after_the_change(engine: Engine) {
+    let (_dir, running, store) = daemon(engine, "keys-moved").await;
     seed(&running, "a", "old@x.test").await;
     let moved = [
         json!({"id": "a", "email": "new@x.test"}),
@@ -150,9 +150,8 @@ async fn a_key_changed_in_the_group_names_its_contact_after_the_change() {
     running.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_email_owned_by_a_stored_contact_is_refused_for_another() {
-    let (_dir, running, store) = daemon("keys-taken").await;
+async fn an_email_owned_by_a_stored_contact_is_refused_for_another(engine: Engine) {
+    let (_dir, running, store) = daemon(engine, "keys-taken").await;
     seed(&running, "a", "a@x.test").await;
     let (status, body) = bumps(&running, &[json!({"id": "b", "email": "a@x.test"})]).await;
     assert_eq!(status, 409, "{body}");
@@ -166,3 +165,11 @@ async fn an_email_owned_by_a_stored_contact_is_refused_for_another() {
     );
     running.shutdown().await;
 }
+
+on_both_engines!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async two_events_for_one_new_email_in_a_batch_make_one_contact,
+    a_key_stored_by_an_earlier_batch_is_found_with_ids_beside_it,
+    a_key_changed_in_the_group_names_its_contact_after_the_change,
+    an_email_owned_by_a_stored_contact_is_refused_for_another,
+);

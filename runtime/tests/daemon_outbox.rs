@@ -14,6 +14,9 @@ mod daemon_kit;
 use daemon_kit::post;
 mod vm_support;
 
+use daemon_kit::Engine;
+use nudge_testkit::on_both_engines;
+
 use nudge_runtime::compiler::value::{Value, parse_time};
 use nudge_runtime::daemon::{self, Config, ManualClock, SystemClock};
 use nudge_runtime::store::{self, OutboxStatus, Store};
@@ -47,12 +50,13 @@ async fn until(
 /// A daemon on a fresh database in `name`: a tick of 20 ms, loopback
 /// allowed, then `tune` on its config.
 async fn start(
+    engine: Engine,
     name: &str,
     bundle: nudge_runtime::compiler::bundle::Bundle,
     clock: Arc<dyn daemon::Clock>,
     tune: impl FnOnce(&mut Config),
 ) -> (daemon_kit::Scratch, Arc<dyn Store>, daemon::Running) {
-    let dir = daemon_kit::Scratch::new(name);
+    let dir = daemon_kit::Scratch::on(engine, name);
     let store = store::open(&dir.db_url()).await.unwrap();
     let mut config = Config::new("127.0.0.1:0".parse().unwrap());
     config.tick = Duration::from_millis(20);
@@ -88,8 +92,7 @@ async fn arrivals(sink: &HttpSink, n: usize, start: Instant, limit: Duration) ->
 /// Six rows of a `rate = 1 per second` channel are due first; the rows of
 /// an unthrottled channel that come after them are all delivered at once,
 /// and the throttled ones go one a second.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_throttled_channel_holds_back_no_other() {
+async fn a_throttled_channel_holds_back_no_other(engine: Engine) {
     let (slow, fast) = (HttpSink::start().await, HttpSink::start().await);
     let bundle = vm_support::bundle(&format!(
         r#"
@@ -115,7 +118,7 @@ flow fb {{
         slow.url(),
         fast = fast_channel(&fast.url())
     ));
-    let (_dir, store, running) = start("outbox-fair", bundle, Arc::new(SystemClock), |_| {}).await;
+    let (_dir, store, running) = start(engine, "outbox-fair", bundle, Arc::new(SystemClock), |_| {}).await;
     let start = Instant::now();
     for i in 0..6 {
         let ev = json!({"event": "a", "contact": {"id": format!("s{i}")}});
@@ -183,8 +186,7 @@ async fn hanging_server() -> (u16, Arc<std::sync::atomic::AtomicUsize>) {
 /// the channel takes its share of the pool and no more, and the rows of
 /// another channel committed after them go out at once, long before the
 /// hanging deliveries time out.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_slow_channel_takes_its_share_of_the_pool_and_no_more() {
+async fn a_slow_channel_takes_its_share_of_the_pool_and_no_more(engine: Engine) {
     let (port, accepted) = hanging_server().await;
     let fast = HttpSink::start().await;
     let bundle = vm_support::bundle(&format!(
@@ -210,7 +212,7 @@ flow fb {{
         fast = fast_channel(&fast.url())
     ));
     let (_dir, _store, running) =
-        start("outbox-share", bundle, Arc::new(SystemClock), |_| {}).await;
+        start(engine, "outbox-share", bundle, Arc::new(SystemClock), |_| {}).await;
     let events: Vec<serde_json::Value> = (0..300)
         .map(|i| json!({"event": "a", "contact": {"id": format!("s{i}")}}))
         .collect();
@@ -253,8 +255,7 @@ flow fb {{
 /// One fast channel with many rows due at once goes at the pool's pace:
 /// its share never defers one of its own rows. The clock stands still, so
 /// a row deferred even a second would never come back.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_busy_channel_defers_none_of_its_own_rows() {
+async fn a_busy_channel_defers_none_of_its_own_rows(engine: Engine) {
     let sink = HttpSink::start().await;
     let bundle = vm_support::bundle(&format!(
         r#"
@@ -268,7 +269,7 @@ flow fa {{
         fast = fast_channel(&sink.url())
     ));
     let clock = Arc::new(ManualClock::new(t("2027-01-15T09:00:00Z")));
-    let (_dir, store, running) = start("outbox-busy", bundle, clock, |_| {}).await;
+    let (_dir, store, running) = start(engine, "outbox-busy", bundle, clock, |_| {}).await;
     let n = 3 * daemon::outbox::BATCH;
     let events: Vec<serde_json::Value> = (0..n)
         .map(|i| json!({"event": "a", "contact": {"id": format!("c{i}")}}))
@@ -302,8 +303,7 @@ flow fa {{
 
 /// A delivery that outlasts the lease keeps its row: the worker renews the
 /// lease of the rows in flight, so no other daemon claims (and sends) it.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_long_delivery_renews_its_lease() {
+async fn a_long_delivery_renews_its_lease(engine: Engine) {
     let (port, accepted) = hanging_server().await;
     let bundle = vm_support::bundle(&format!(
         r#"
@@ -320,7 +320,7 @@ flow fa {{
 }}
 "#
     ));
-    let (_dir, store, running) = start("outbox-renew", bundle, Arc::new(SystemClock), |c| {
+    let (_dir, store, running) = start(engine, "outbox-renew", bundle, Arc::new(SystemClock), |c| {
         c.outbox_lease = Duration::from_secs(3);
     })
     .await;
@@ -381,11 +381,10 @@ fn call_bundle(sink: &HttpSink) -> nudge_runtime::compiler::bundle::Bundle {
 /// failing and the row is retried) resumes the wait at the channel's
 /// timeout plus the lease, with status 0; the response that comes later
 /// changes nothing.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_call_wait_resumes_with_status_0_at_its_deadline() {
+async fn a_call_wait_resumes_with_status_0_at_its_deadline(engine: Engine) {
     let sink = HttpSink::start().await;
     sink.set_default(503, "busy");
-    let dir = daemon_kit::Scratch::new("outbox-deadline");
+    let dir = daemon_kit::Scratch::on(engine, "outbox-deadline");
     let t0 = t("2026-01-01T00:00:00Z");
     let clock = ManualClock::new(t0);
     let (running, store) = daemon_kit::start_with(&dir.db_url(), call_bundle(&sink), &clock, |c| {
@@ -457,11 +456,10 @@ async fn a_call_wait_resumes_with_status_0_at_its_deadline() {
 /// again with the same idempotency key; the response lands in the
 /// enrollment and settles the row in the same commit. The crashed
 /// worker's late ack changes nothing.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_call_response_lost_in_a_crash_comes_back_after_the_lease() {
+async fn a_call_response_lost_in_a_crash_comes_back_after_the_lease(engine: Engine) {
     let sink = HttpSink::start().await;
     sink.set_default(201, r#"{"id": "L-7"}"#);
-    let dir = daemon_kit::Scratch::new("outbox-crash-call");
+    let dir = daemon_kit::Scratch::on(engine, "outbox-crash-call");
     let t0 = t("2026-01-01T00:00:00Z");
     let clock = ManualClock::new(t0);
     let set = |c: &mut Config| {
@@ -508,3 +506,13 @@ async fn a_call_response_lost_in_a_crash_comes_back_after_the_lease() {
     );
     second.shutdown().await;
 }
+
+on_both_engines!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async a_throttled_channel_holds_back_no_other,
+    a_slow_channel_takes_its_share_of_the_pool_and_no_more,
+    a_busy_channel_defers_none_of_its_own_rows,
+    a_long_delivery_renews_its_lease,
+    a_call_wait_resumes_with_status_0_at_its_deadline,
+    a_call_response_lost_in_a_crash_comes_back_after_the_lease,
+);

@@ -13,6 +13,9 @@ mod daemon_kit;
 use daemon_kit::post;
 mod vm_support;
 
+use daemon_kit::Engine;
+use nudge_testkit::on_both_engines;
+
 use nudge_runtime::compiler::value::{Value, format_time, parse_time};
 use nudge_runtime::daemon::ManualClock;
 use nudge_runtime::store::Store;
@@ -65,8 +68,7 @@ fn t(s: &str) -> i64 {
     parse_time(s).unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_daily_schedule_enrolls_each_contact_at_its_local_time() {
+async fn a_daily_schedule_enrolls_each_contact_at_its_local_time(engine: Engine) {
     let bundle = vm_support::bundle(
         r#"
 contact { email: email? unique }
@@ -77,7 +79,7 @@ flow digest {
 }
 "#,
     );
-    let dir = daemon_kit::Scratch::new("schedule");
+    let dir = daemon_kit::Scratch::on(engine, "schedule");
     let clock = ManualClock::new(t("2026-03-01T00:00:00Z"));
     let (running, store) =
         daemon_kit::start(&dir.db_url(), bundle, &clock, Default::default()).await;
@@ -95,8 +97,7 @@ flow digest {
     running.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_time_trigger_follows_its_field_when_it_changes() {
+async fn a_time_trigger_follows_its_field_when_it_changes(engine: Engine) {
     let bundle = vm_support::bundle(
         r#"
 contact { email: email? unique  paid_at: time? }
@@ -106,7 +107,7 @@ flow renew {
 }
 "#,
     );
-    let dir = daemon_kit::Scratch::new("trigger");
+    let dir = daemon_kit::Scratch::on(engine, "trigger");
     let clock = ManualClock::new(t("2026-01-01T00:00:00Z"));
     let (running, store) =
         daemon_kit::start(&dir.db_url(), bundle, &clock, Default::default()).await;
@@ -136,8 +137,7 @@ flow renew {
     running.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_paused_flow_keeps_its_timers_until_it_resumes() {
+async fn a_paused_flow_keeps_its_timers_until_it_resumes(engine: Engine) {
     let bundle = vm_support::bundle(
         r#"
 contact { email: email? unique }
@@ -149,7 +149,7 @@ flow f {
 }
 "#,
     );
-    let dir = daemon_kit::Scratch::new("pause");
+    let dir = daemon_kit::Scratch::on(engine, "pause");
     let clock = ManualClock::new(t("2026-01-01T00:00:00Z"));
     let (running, store) =
         daemon_kit::start(&dir.db_url(), bundle, &clock, Default::default()).await;
@@ -201,8 +201,7 @@ flow f {
     running.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_send_window_holds_the_message_until_it_opens() {
+async fn a_send_window_holds_the_message_until_it_opens(engine: Engine) {
     let bundle = vm_support::bundle(
         r#"
 contact { email: email? unique }
@@ -216,7 +215,7 @@ flow f {
 }
 "#,
     );
-    let dir = daemon_kit::Scratch::new("window");
+    let dir = daemon_kit::Scratch::on(engine, "window");
     let clock = ManualClock::new(t("2026-01-05T20:00:00Z"));
     let (running, store) =
         daemon_kit::start(&dir.db_url(), bundle, &clock, Default::default()).await;
@@ -230,8 +229,7 @@ flow f {
     running.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_call_response_goes_back_into_its_enrollment() {
+async fn a_call_response_goes_back_into_its_enrollment(engine: Engine) {
     let sink = nudge_testkit::HttpSink::start().await;
     sink.respond(201, r#"{"id": "L-7"}"#);
     let bundle = vm_support::bundle(&format!(
@@ -256,7 +254,7 @@ flow f {{
 "#,
         sink.url()
     ));
-    let dir = daemon_kit::Scratch::new("call");
+    let dir = daemon_kit::Scratch::on(engine, "call");
     let clock = ManualClock::new(t("2026-01-01T00:00:00Z"));
     let (running, store) = daemon_kit::start_with(&dir.db_url(), bundle, &clock, |c| {
         c.allow_hosts = vec!["127.0.0.1".into()];
@@ -313,9 +311,8 @@ async fn start_on(
     .await
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_time_trigger_already_past_is_missed_journaled_and_counted() {
-    let dir = daemon_kit::Scratch::new("missed");
+async fn a_time_trigger_already_past_is_missed_journaled_and_counted(engine: Engine) {
+    let dir = daemon_kit::Scratch::on(engine, "missed");
     let clock = ManualClock::new(t("2026-01-31T00:00:00Z"));
     let (running, store) = start_on(&dir, vm_support::DEALS, &clock).await;
     // synced 30 days after the deal: 23 days past, beyond both `late`s
@@ -355,9 +352,8 @@ async fn a_time_trigger_already_past_is_missed_journaled_and_counted() {
     running.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_trigger_due_while_the_daemon_is_down_fires_when_it_is_back() {
-    let dir = daemon_kit::Scratch::new("down");
+async fn a_trigger_due_while_the_daemon_is_down_fires_when_it_is_back(engine: Engine) {
+    let dir = daemon_kit::Scratch::on(engine, "down");
     let clock = ManualClock::new(t("2026-01-01T00:00:00Z"));
     let (running, store) = start_on(&dir, vm_support::DEALS, &clock).await;
     put(
@@ -394,9 +390,8 @@ async fn a_trigger_due_while_the_daemon_is_down_fires_when_it_is_back() {
     running.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_deploy_that_adds_a_time_trigger_plans_it_with_late() {
-    let dir = daemon_kit::Scratch::new("deploy-late");
+async fn a_deploy_that_adds_a_time_trigger_plans_it_with_late(engine: Engine) {
+    let dir = daemon_kit::Scratch::on(engine, "deploy-late");
     let clock = ManualClock::new(t("2026-01-10T00:00:00Z"));
     let before = r#"
 contact { email: email? unique  deal_created_at: time? }
@@ -439,16 +434,15 @@ flow other { step s { log "x" } }
 /// is counted on `/metrics` (and logged) by the daemon, and journaled: a
 /// contact waiting in a flow that no deployed bundle has any more (the
 /// bundle row of its version is gone) stays due after every firing.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn timers_still_due_after_the_last_round_are_counted() {
-    let dir = daemon_kit::Scratch::new("rounds");
+async fn timers_still_due_after_the_last_round_are_counted(engine: Engine) {
+    let dir = daemon_kit::Scratch::on(engine, "rounds");
     let clock = ManualClock::new(t("2026-01-01T00:00:00Z"));
     let gone = "event ping {}\nflow gone { when ping  step s { wait 1 hour  log \"late\" } }\n";
     let (running, _) = start_on(&dir, gone, &clock).await;
     let ping = json!({"event": "ping", "contact": {"id": "c"}});
     assert_eq!(post(running.addr, "/v1/events", ping).await, 202);
     running.shutdown().await;
-    daemon_kit::sql(&dir.db_url(), "DELETE FROM bundles").await;
+    daemon_kit::sql(&dir, "DELETE FROM bundles").await;
 
     let kept = "event ping {}\nflow kept { when ping  step s { log \"x\" } }\n";
     let (running, store) = start_on(&dir, kept, &clock).await;
@@ -467,3 +461,16 @@ async fn timers_still_due_after_the_last_round_are_counted() {
     );
     running.shutdown().await;
 }
+
+on_both_engines!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async a_daily_schedule_enrolls_each_contact_at_its_local_time,
+    a_time_trigger_follows_its_field_when_it_changes,
+    a_paused_flow_keeps_its_timers_until_it_resumes,
+    a_send_window_holds_the_message_until_it_opens,
+    a_call_response_goes_back_into_its_enrollment,
+    a_time_trigger_already_past_is_missed_journaled_and_counted,
+    a_trigger_due_while_the_daemon_is_down_fires_when_it_is_back,
+    a_deploy_that_adds_a_time_trigger_plans_it_with_late,
+    timers_still_due_after_the_last_round_are_counted,
+);

@@ -1,5 +1,8 @@
 //! `nudge run`: compile the project, read the `env(…)` values it needs,
 //! open the database, deploy the bundle and serve until SIGTERM or Ctrl-C.
+//! A database server that cannot be reached yet is waited for (a `warn`
+//! line per attempt, `store::reach`), the API address answering 503
+//! meanwhile (`daemon::waiting`); a URL that can never work fails at once.
 //! Logs are JSON lines on stderr (`NUDGE_LOG` filters them, `logs.rs`):
 //! once the daemon starts, nothing else is written there. SIGHUP is logged
 //! and ignored (no reload yet), from before the project is compiled. Without `NUDGE_API_TOKEN`, one `warn` line
@@ -12,6 +15,9 @@ use super::error::CliError;
 use super::logs;
 use nudge_runtime::daemon::serve::Limits;
 use nudge_runtime::daemon::{self, Config, RetryPolicy, SystemClock};
+use nudge_runtime::store::Store;
+use nudge_runtime::store::reach::{self, shown_url};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -37,11 +43,11 @@ pub fn run(args: &RunArgs) -> Result<Outcome, CliError> {
     let env = daemon::read_env(&bundle, |n| std::env::var(n).ok()).map_err(CliError::Runtime)?;
     let config = config(args, env);
     rt.block_on(async {
-        let open = nudge_runtime::store::open(&args.db.db).await;
-        let store = open.map_err(|e| {
-            CliError::Runtime(format!("cannot open `{}`: {e}", shown_db(&args.db.db)))
-        })?;
-        tracing::info!(database = %shown_db(&args.db.db), "database opened");
+        let Some(store) = open_db(&args.db.db, config.listen).await? else {
+            tracing::info!("stopped before the database could be reached");
+            return Ok(Outcome::default());
+        };
+        tracing::info!(database = %shown_url(&args.db.db), "database opened");
         let open_api = config.api_token.is_none();
         let running = daemon::start(store, bundle, Arc::new(SystemClock), config)
             .await
@@ -62,6 +68,33 @@ pub fn run(args: &RunArgs) -> Result<Outcome, CliError> {
         tracing::info!("stopped");
         Ok(Outcome::default())
     })
+}
+
+/// Opens the database; a server not reachable yet is waited for, with the
+/// API address answering 503 meanwhile. `None` when a stop signal came
+/// first.
+async fn open_db(url: &str, listen: SocketAddr) -> Result<Option<Arc<dyn Store>>, CliError> {
+    let failed = |e: nudge_runtime::store::StoreError| {
+        CliError::Runtime(format!(
+            "cannot open `{}`: {}",
+            shown_url(url),
+            reach::cause(&e)
+        ))
+    };
+    if url.starts_with("sqlite:") {
+        return nudge_runtime::store::open(url).await.map(Some).map_err(failed);
+    }
+    let open = async {
+        tokio::select! {
+            r = reach::open_waiting(url) => Some(r),
+            () = shutdown_signal() => None,
+        }
+    };
+    match daemon::waiting::not_ready_until(listen, open).await {
+        Err(e) => Err(CliError::Runtime(e)),
+        Ok(None) => Ok(None),
+        Ok(Some(r)) => r.map(Some).map_err(failed),
+    }
 }
 
 /// The smallest `--max-head-size` taken: a plain request fits well within.
@@ -97,18 +130,6 @@ fn trimmed(list: &[String]) -> Vec<String> {
         .map(|h| h.trim().to_string())
         .filter(|h| !h.is_empty())
         .collect()
-}
-
-/// A database URL fit for a log line: no user, password or query.
-fn shown_db(url: &str) -> String {
-    let url = url.split(['?', '#']).next().unwrap_or("");
-    match url.split_once("://") {
-        Some((scheme, rest)) => {
-            let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
-            format!("{scheme}://{host}")
-        }
-        None => url.to_string(),
-    }
 }
 
 /// SIGHUP would end the process (exit 129); until redeploys exist it is
@@ -152,23 +173,5 @@ async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {}
         () = term => {}
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::shown_db;
-
-    #[test]
-    fn database_urls_are_shown_without_credentials() {
-        assert_eq!(
-            shown_db("sqlite:///var/nudge.db?mode=rwc"),
-            "sqlite:///var/nudge.db"
-        );
-        assert_eq!(
-            shown_db("postgres://nudge:s3cret@db.internal:5432/nudge?password=x"),
-            "postgres://db.internal:5432/nudge"
-        );
-        assert_eq!(shown_db("nudge.db"), "nudge.db");
     }
 }

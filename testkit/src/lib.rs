@@ -11,10 +11,12 @@
 //! own assertion reports the shortfall).
 //!
 //! [`pg`] gives each test a fresh PostgreSQL database on the server that
-//! `scripts/test` starts.
+//! `scripts/test` starts; [`engine`] runs one test on SQLite and on
+//! Postgres (`on_both_engines!`).
 //!
 //! Dev-only: never a dependency of shipped code.
 
+pub mod engine;
 mod http;
 pub mod pg;
 mod smtp;

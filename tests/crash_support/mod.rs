@@ -138,9 +138,10 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    /// Start `nudge run PROJECT --db sqlite://DB --listen 127.0.0.1:PORT`
-    /// with `extra` flags; waits (≤ 20 s) until `/healthz` answers.
-    pub fn start(project: &Path, db: &Path, port: u16, extra: &[&str], log: &Path) -> Daemon {
+    /// Start `nudge run PROJECT --db DB --listen 127.0.0.1:PORT` (`DB` a
+    /// database URL) with `extra` flags; waits (≤ 20 s) until `/healthz`
+    /// answers.
+    pub fn start(project: &Path, db: &str, port: u16, extra: &[&str], log: &Path) -> Daemon {
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -151,7 +152,7 @@ impl Daemon {
             .arg("run")
             .arg(project)
             .arg("--db")
-            .arg(format!("sqlite://{}", db.display()))
+            .arg(db)
             .arg("--listen")
             .arg(addr.to_string())
             .args(extra)

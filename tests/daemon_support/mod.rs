@@ -2,7 +2,10 @@
 //! directory, the real binary as a child process on a free loopback port,
 //! and a tiny blocking HTTP/1.1 client.
 //!
-//! Takes `.nudge` sources and command-line flags; gives a [`Daemon`] that
+//! Takes `.nudge` sources, command-line flags and the storage [`Engine`]
+//! (a [`Scratch`] owns a fresh database on it: a SQLite file in the
+//! directory or a Postgres database of its own; `on_both_engines!` runs
+//! one test on each); gives a [`Daemon`] that
 //! answers `/healthz` before the test goes on, and [`Reply`]s with the
 //! status, headers and body of each request. Guarantees: a daemon is killed
 //! (and reaped) when its guard drops, a scratch directory is removed when
@@ -11,6 +14,8 @@
 #![allow(clippy::unwrap_used, dead_code)]
 
 pub mod projects;
+
+pub use nudge_testkit::engine::{Engine, TestDb};
 
 use serde_json::Value;
 use std::fs::File;
@@ -28,14 +33,21 @@ const IO_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often polling helpers look again.
 pub const POLL: Duration = Duration::from_millis(50);
 
-/// A scratch directory (project files and the database), removed on drop.
+/// A scratch directory (project files, logs, a SQLite database) and the
+/// database; both removed on drop.
 pub struct Scratch {
     pub dir: PathBuf,
+    pub database: TestDb,
 }
 
 impl Scratch {
-    /// A new empty directory under the system temp dir.
+    /// A new empty directory under the system temp dir, on SQLite.
     pub fn new(tag: &str) -> Scratch {
+        Scratch::on(Engine::Sqlite, tag)
+    }
+
+    /// A new empty directory and a fresh database on `engine`.
+    pub fn on(engine: Engine, tag: &str) -> Scratch {
         static N: AtomicUsize = AtomicUsize::new(0);
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -46,7 +58,8 @@ impl Scratch {
             N.fetch_add(1, Ordering::Relaxed)
         ));
         std::fs::create_dir_all(dir.join("project")).unwrap();
-        Scratch { dir }
+        let database = TestDb::new(engine, &dir, tag);
+        Scratch { dir, database }
     }
 
     /// The project directory (`*.nudge` files go here).
@@ -59,9 +72,9 @@ impl Scratch {
         std::fs::write(self.project().join(name), text).unwrap();
     }
 
-    /// The database URL, `sqlite://…/nudge.db`.
+    /// The database URL, `sqlite://…/nudge.db` or `postgres://…`.
     pub fn db(&self) -> String {
-        format!("sqlite://{}", self.dir.join("nudge.db").display())
+        self.database.url()
     }
 }
 

@@ -8,7 +8,7 @@
 
 #![allow(clippy::unwrap_used, dead_code)]
 
-use super::{Daemon, Options, Scratch, fill, wait_until};
+use super::{Daemon, Engine, Options, Scratch, fill, wait_until};
 use nudge_testkit::{HttpSink, SmtpSink};
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -84,9 +84,14 @@ flow registered {
 }
 "#;
 
-/// A scratch directory holding [`MAIN`] aimed at these sinks.
+/// A scratch directory holding [`MAIN`] aimed at these sinks, on SQLite.
 pub fn main_project(smtp: &SmtpSink, http: &HttpSink) -> Scratch {
-    let s = Scratch::new("main");
+    main_project_on(Engine::Sqlite, smtp, http)
+}
+
+/// [`main_project`] on `engine`.
+pub fn main_project_on(engine: Engine, smtp: &SmtpSink, http: &HttpSink) -> Scratch {
+    let s = Scratch::on(engine, "main");
     s.write(
         "main.nudge",
         &fill(

@@ -28,7 +28,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use std::sync::Arc;
 
-/// An API error: status, stable code, message.
+/// The `Retry-After` of every 503 answer, in seconds.
+pub const RETRY_AFTER_SECS: &str = "2";
+
+/// An API error: status, stable code, message; a 503 carries `Retry-After`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
     pub status: StatusCode,
@@ -86,6 +89,14 @@ impl IntoResponse for ApiError {
             res.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
                 header::HeaderValue::from_static("Bearer realm=\"nudge\""),
+            );
+        }
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            // RFC 9110 §10.2.3: when to try again (the database is away,
+            // or the daemon is stopping); nothing of the request was kept
+            res.headers_mut().insert(
+                header::RETRY_AFTER,
+                header::HeaderValue::from_static(RETRY_AFTER_SECS),
             );
         }
         res

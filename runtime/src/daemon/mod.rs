@@ -34,6 +34,7 @@ pub mod outbox;
 pub mod queue;
 pub mod scheduler;
 pub mod serve;
+pub mod waiting;
 
 pub use apply::{Applier, ApplyError, ContactRef, Done, Job};
 pub use clock::{Clock, ManualClock, SystemClock};

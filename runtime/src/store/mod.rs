@@ -10,6 +10,7 @@
 //! postback's `dedupe` value is unique per source the same way.
 
 pub mod doc;
+pub mod reach;
 pub mod sqlite;
 
 use crate::engine::{ContactState, JournalLine};

@@ -1,5 +1,7 @@
-//! Helpers for in-process daemon tests: a daemon on a fresh SQLite file with
-//! a `ManualClock`, and moving that clock through every wake time so the
+//! Helpers for in-process daemon tests: a daemon on a fresh database (a
+//! SQLite file, or a Postgres database: [`Scratch::on`] takes the
+//! [`Engine`]; `on_both_engines!` runs one test on each) with a
+//! `ManualClock`, and moving that clock through every wake time so the
 //! scheduler fires each timer at its own instant, as the simulator does.
 
 #![allow(dead_code, clippy::unwrap_used)]
@@ -12,25 +14,41 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// A scratch directory, removed on drop.
-pub struct Scratch(pub PathBuf);
+pub use nudge_testkit::engine::{Engine, TestDb};
+
+/// A scratch directory and a fresh database on one engine (a file in the
+/// directory, or a Postgres database of its own); both removed on drop.
+pub struct Scratch {
+    pub path: PathBuf,
+    pub db: TestDb,
+}
 
 impl Scratch {
+    /// On SQLite.
     pub fn new(name: &str) -> Scratch {
-        let dir = std::env::temp_dir().join(format!("nudge-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
+        Scratch::on(Engine::Sqlite, name)
+    }
+
+    pub fn on(engine: Engine, name: &str) -> Scratch {
+        let path = std::env::temp_dir().join(format!(
+            "nudge-{name}-{}-{}",
+            engine.name(),
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).unwrap();
+        let db = TestDb::new(engine, &path, name);
+        Scratch { path, db }
     }
 
     pub fn db_url(&self) -> String {
-        format!("sqlite://{}", self.0.join("nudge.db").display())
+        self.db.url()
     }
 }
 
 impl Drop for Scratch {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        let _ = std::fs::remove_dir_all(&self.path);
     }
 }
 
@@ -44,10 +62,14 @@ pub async fn start(
     start_with(url, bundle, clock, |c| c.env = env).await
 }
 
-/// A daemon on a fresh database in scratch directory `name`, with no
-/// `env`, its manual clock at 2026-01-01.
-pub async fn start_fresh(name: &str, bundle: Bundle) -> (Scratch, Running, Arc<dyn Store>) {
-    let dir = Scratch::new(name);
+/// A daemon on a fresh database on `engine` in scratch directory `name`,
+/// with no `env`, its manual clock at 2026-01-01.
+pub async fn start_fresh(
+    engine: Engine,
+    name: &str,
+    bundle: Bundle,
+) -> (Scratch, Running, Arc<dyn Store>) {
+    let dir = Scratch::on(engine, name);
     let clock = ManualClock::new(1_767_225_600);
     let (running, store) = start(&dir.db_url(), bundle, &clock, BTreeMap::new()).await;
     (dir, running, store)
@@ -127,13 +149,8 @@ pub async fn metrics_until(addr: std::net::SocketAddr, done: impl Fn(&str) -> bo
     }
 }
 
-/// Run one SQL statement on the database at `url`, on a connection of its
-/// own (what an operator, or an earlier build, did to the file).
-pub async fn sql(url: &str, statement: &str) {
-    let pool = sqlx::SqlitePool::connect(url).await.unwrap();
-    sqlx::query(sqlx::AssertSqlSafe(statement.to_string()))
-        .execute(&pool)
-        .await
-        .unwrap();
-    pool.close().await;
+/// Run one SQL statement on the scratch database, on a connection of its
+/// own (what an operator, or an earlier build, did to it).
+pub async fn sql(dir: &Scratch, statement: &str) {
+    dir.db.exec(statement).await;
 }

@@ -1,0 +1,141 @@
+//! Opening a database server that may not be up yet: [`open_waiting`]
+//! retries [`super::open`] with backoff while the failure is one that time
+//! can mend (the server is down, starting, restarting, out of
+//! connections), logs one line per attempt naming the database without its
+//! credentials ([`shown_url`]), and fails at once on what never mends (a
+//! URL that does not parse, an unknown scheme, refused credentials, a
+//! database that does not exist). A SQLite file is opened once: a file is
+//! there or not.
+
+use super::{Store, StoreError};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The first pause between attempts; doubled each time up to [`MAX_PAUSE`].
+pub const FIRST_PAUSE: Duration = Duration::from_millis(250);
+/// The longest pause between attempts.
+pub const MAX_PAUSE: Duration = Duration::from_secs(4);
+
+/// Opens (and migrates) the database at `url`, waiting as long as it takes
+/// while its server cannot be reached; every failed attempt is a `warn`
+/// line with the attempt number, the next pause and the cause.
+pub async fn open_waiting(url: &str) -> super::Result<Arc<dyn Store>> {
+    let mut pause = FIRST_PAUSE;
+    let mut attempt = 1u32;
+    loop {
+        match super::open(url).await {
+            Ok(store) => return Ok(store),
+            Err(e) if !url.starts_with("sqlite:") && is_transient(&e) => {
+                tracing::warn!(
+                    database = %shown_url(url),
+                    attempt,
+                    retry_in_ms = u64::try_from(pause.as_millis()).unwrap_or(u64::MAX),
+                    cause = %cause(&e),
+                    "the database cannot be reached yet; trying again"
+                );
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(MAX_PAUSE);
+                attempt += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Whether waiting can mend `e`: the server is away or busy, not the URL
+/// or the credentials wrong.
+pub fn is_transient(e: &StoreError) -> bool {
+    match e {
+        StoreError::Open { source, .. } | StoreError::Db(source) => transient_sqlx(source),
+        StoreError::Migrate(sqlx::migrate::MigrateError::Execute(source)) => {
+            transient_sqlx(source)
+        }
+        _ => false,
+    }
+}
+
+fn transient_sqlx(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|c| transient_code(&c)),
+        _ => false,
+    }
+}
+
+/// SQLSTATEs of a server that is away for a while: connection exceptions
+/// (class 08), too many connections, and the shutdown and start-up codes
+/// (`57P01` admin shutdown, `57P02` crash shutdown, `57P03` cannot connect
+/// now). Class 28 (credentials) and `3D000` (no such database) are not.
+fn transient_code(code: &str) -> bool {
+    code.starts_with("08") || matches!(code, "53300" | "57P01" | "57P02" | "57P03")
+}
+
+/// What went wrong, without the URL an [`StoreError::Open`] names (it may
+/// hold a password).
+pub fn cause(e: &StoreError) -> String {
+    match e {
+        StoreError::Open { source, .. } => source.to_string(),
+        e => e.to_string(),
+    }
+}
+
+/// A database URL fit for a log line: scheme, host, port and database; no
+/// user, password or query.
+pub fn shown_url(url: &str) -> String {
+    let url = url.split(['?', '#']).next().unwrap_or("");
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+            format!("{scheme}://{host}")
+        }
+        None => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn io(kind: std::io::ErrorKind) -> StoreError {
+        StoreError::Open {
+            url: "postgres://u:secret@h/db".into(),
+            source: sqlx::Error::Io(std::io::Error::from(kind)),
+        }
+    }
+
+    #[test]
+    fn a_server_away_is_waited_for_and_a_bad_url_is_not() {
+        assert!(is_transient(&io(std::io::ErrorKind::ConnectionRefused)));
+        assert!(is_transient(&StoreError::Db(sqlx::Error::PoolTimedOut)));
+        assert!(!is_transient(&StoreError::Unsupported("ftp://x".into())));
+        assert!(!is_transient(&StoreError::Open {
+            url: "postgres://".into(),
+            source: sqlx::Error::Configuration("bad".into()),
+        }));
+        assert!(transient_code("57P03") && transient_code("08006"));
+        assert!(!transient_code("28P01") && !transient_code("3D000"));
+    }
+
+    #[test]
+    fn the_cause_and_the_shown_url_carry_no_password() {
+        let e = io(std::io::ErrorKind::ConnectionRefused);
+        assert!(!cause(&e).contains("secret"), "{}", cause(&e));
+        assert_eq!(
+            shown_url("postgres://nudge:s3cret@db.internal:5432/nudge?password=x"),
+            "postgres://db.internal:5432/nudge"
+        );
+        assert_eq!(
+            shown_url("sqlite:///var/nudge.db?mode=rwc"),
+            "sqlite:///var/nudge.db"
+        );
+        assert_eq!(shown_url("nudge.db"), "nudge.db");
+    }
+
+    #[tokio::test]
+    async fn a_url_that_can_never_work_fails_at_once() {
+        let started = std::time::Instant::now();
+        let e = open_waiting("mysql://u:pw@h/db").await.err();
+        assert!(matches!(e, Some(StoreError::Unsupported(_))), "{e:?}");
+        assert!(started.elapsed() < FIRST_PAUSE);
+    }
+}
