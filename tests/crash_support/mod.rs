@@ -2,8 +2,9 @@
 //! temp directory; gives a tiny blocking HTTP/1.1 client over `TcpStream`
 //! ([`request`]), a free loopback port ([`free_port`]), a daemon process
 //! handle ([`Daemon`]) that starts `nudge run` and waits until it answers,
-//! and a [`Gate`]: a TCP proxy in front of a sink that, until opened, keeps
-//! every delivery in flight so that a kill always finds some.
+//! a [`Gate`]: a TCP proxy in front of a sink that, until opened, keeps
+//! every delivery in flight so that a kill always finds some, and a plain
+//! proxy ([`forward`]).
 //!
 //! Guarantees: every request has a connect and read timeout, so a killed
 //! daemon shows up as an `Err`, never a hang; a [`Daemon`] is killed when
@@ -239,6 +240,16 @@ impl Gate {
             self.held[1].load(Ordering::SeqCst),
         )
     }
+}
+
+/// Forwards every connection `listener` takes to `upstream`, both ways, on
+/// threads of its own (a plain TCP proxy).
+pub fn forward(listener: TcpListener, upstream: SocketAddr) {
+    std::thread::spawn(move || {
+        for client in listener.incoming().flatten() {
+            spawn(move || serve(client, upstream, None));
+        }
+    });
 }
 
 fn spawn(f: impl FnOnce() + Send + 'static) {

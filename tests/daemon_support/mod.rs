@@ -125,6 +125,8 @@ pub struct Options {
     pub envs: Vec<(String, String)>,
     /// The bearer token the client sends on every request.
     pub bearer: Option<String>,
+    /// `--db` instead of the scratch database.
+    pub db: Option<String>,
 }
 
 impl Options {
@@ -140,6 +142,11 @@ impl Options {
 
     pub fn bearer(mut self, token: &str) -> Options {
         self.bearer = Some(token.into());
+        self
+    }
+
+    pub fn db(mut self, url: &str) -> Options {
+        self.db = Some(url.into());
         self
     }
 }
@@ -166,10 +173,11 @@ impl Daemon {
     pub fn spawn(scratch: &Scratch, opts: &Options) -> Daemon {
         let addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
         let log = scratch.dir.join(format!("daemon-{}.log", addr.port()));
+        let db = opts.db.clone().unwrap_or_else(|| scratch.db());
         let mut cmd = nudge();
         cmd.arg("run")
             .arg(scratch.project())
-            .args(["--db", &scratch.db(), "--listen", &addr.to_string()])
+            .args(["--db", &db, "--listen", &addr.to_string()])
             .args(&opts.args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -181,7 +189,7 @@ impl Daemon {
         Daemon {
             child,
             addr,
-            db: scratch.db(),
+            db,
             log,
             bearer: opts.bearer.clone(),
         }
