@@ -12,6 +12,7 @@ mod vm_support;
 
 use nudge_runtime::compiler::value::Value;
 use nudge_runtime::daemon::{self, Applier, ApplyError, Config, ContactRef, Done, Job};
+use nudge_runtime::daemon::api::RETRY_AFTER_SECS;
 use nudge_runtime::daemon::{ManualClock, metrics::Metrics};
 use nudge_runtime::store::sqlite::SqliteStore;
 use nudge_runtime::store::{self, Store};
@@ -180,7 +181,8 @@ async fn a_store_error_preparing_a_group_leaves_out_only_its_unit() {
     assert_eq!(n_of(&store, "bob").await, Value::Int(10));
 }
 
-/// Commits big contacts over the API until one is refused; its status.
+/// Commits big contacts over the API until one is refused; its status (a
+/// 503 must say when to try again).
 async fn put_until_refused(addr: std::net::SocketAddr, from: usize) -> (u16, String) {
     let client = reqwest::Client::new();
     for i in from..from + 64 {
@@ -191,6 +193,10 @@ async fn put_until_refused(addr: std::net::SocketAddr, from: usize) -> (u16, Str
             .await
             .unwrap();
         if !r.status().is_success() {
+            if r.status().as_u16() == 503 {
+                let after = r.headers().get("retry-after").map(|v| v.as_bytes());
+                assert_eq!(after, Some(RETRY_AFTER_SECS.as_bytes()), "{r:?}");
+            }
             return (r.status().as_u16(), r.text().await.unwrap());
         }
     }

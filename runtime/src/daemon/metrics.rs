@@ -58,12 +58,22 @@ pub struct Metrics {
     http: Mutex<BTreeMap<u16, u64>>,
     /// Failed enrollments by (flow, reason).
     failed: Mutex<BTreeMap<(String, &'static str), u64>>,
+    /// Store calls of the background tasks that failed, by task
+    /// (`scheduler`, `outbox`): the database was away or refused.
+    store_errors: Mutex<BTreeMap<&'static str, u64>>,
     pub signals: Signals,
     /// HTTP connection counters (`serve.rs`), rendered by `/metrics` itself.
     pub connections: std::sync::Arc<super::serve::ConnStats>,
 }
 
 impl Metrics {
+    /// A background task's store call failed (logged by the task).
+    pub fn store_error(&self, task: &'static str) {
+        if let Ok(mut m) = self.store_errors.lock() {
+            *m.entry(task).or_default() += 1;
+        }
+    }
+
     pub fn commit(&self, took: Duration, inputs: usize) {
         if let Ok(mut s) = self.commits.lock() {
             s.count += 1;
@@ -262,6 +272,13 @@ impl Metrics {
                 label(&flow)
             );
         }
+        let _ = writeln!(
+            o,
+            "# HELP nudge_store_errors_total store calls of the scheduler and the outbox worker that failed, by task\n# TYPE nudge_store_errors_total counter"
+        );
+        for (task, n) in self.store_errors.lock().map(|m| m.clone()).unwrap_or_default() {
+            let _ = writeln!(o, "nudge_store_errors_total{{task=\"{task}\"}} {n}");
+        }
         for (name, help, v) in gauges {
             let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
         }
@@ -292,6 +309,8 @@ mod tests {
         ]);
         m.delivery("e\"mail", "delivered", Duration::from_millis(5));
         m.http(202);
+        m.store_error("outbox");
+        m.store_error("outbox");
         let failed = |flow: &str, reason| {
             (
                 "c1".to_string(),
@@ -324,5 +343,6 @@ mod tests {
             )
         );
         assert!(text.contains("nudge_enrollments_failed_total{flow=\"g\",reason=\"budget\"} 1"));
+        assert!(text.contains("nudge_store_errors_total{task=\"outbox\"} 2"));
     }
 }

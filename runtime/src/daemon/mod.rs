@@ -13,6 +13,8 @@
 //! * the outbox worker (`outbox.rs`): claims due rows, delivers them through
 //!   `crate::deliver`, retries with backoff or dead-letters them, and turns
 //!   call responses into jobs;
+//! * before start, while the database server cannot be reached yet, the
+//!   waiting API (`waiting.rs`: `/healthz` 200, everything else 503);
 //! * at start, the conversion pass (`convert.rs`): contact states stored in
 //!   an older format are rewritten in the current one, through the applier.
 //!

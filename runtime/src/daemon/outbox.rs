@@ -225,7 +225,8 @@ impl Worker {
         {
             Ok(r) => r,
             Err(e) => {
-                tracing::warn!(error = %e, "cannot claim outbox rows");
+                self.shared.metrics.store_error("outbox");
+                tracing::warn!(error = %e, "cannot claim outbox rows; looking again at the next tick");
                 self.more = false;
                 return;
             }
@@ -374,8 +375,11 @@ impl Worker {
                     self.lease_lost(l, channel, "its ack changed nothing");
                 }
             }
-            Err(e) => tracing::warn!(error = %e, rows = acks.len(),
-                "cannot record deliveries; the rows go out again when their lease ends"),
+            Err(e) => {
+                self.shared.metrics.store_error("outbox");
+                tracing::warn!(error = %e, rows = acks.len(),
+                    "cannot record deliveries; the rows go out again when their lease ends");
+            }
         }
     }
 
@@ -403,7 +407,10 @@ impl Worker {
                     self.lease_lost(l, channel, "it may be delivered twice");
                 }
             }
-            Err(e) => tracing::warn!(error = %e, rows = leases.len(), "cannot renew outbox leases"),
+            Err(e) => {
+                self.shared.metrics.store_error("outbox");
+                tracing::warn!(error = %e, rows = leases.len(), "cannot renew outbox leases");
+            }
         }
     }
 }

@@ -3,7 +3,10 @@
 //! contact), and hands them to the applier as `Timer` jobs. It sleeps until
 //! the earliest wake time, at most one tick, or until a commit signals
 //! something earlier. It also drops held postbacks past their hold time and
-//! postback `dedupe` values past their keeping time.
+//! postback `dedupe` values past their keeping time. When the store fails
+//! (the database is away), it logs, counts (`nudge_store_errors_total`) and
+//! looks again after a pause growing from a tick to 5 s; nothing is lost, a
+//! due contact stays due.
 //!
 //! Paused flows are left out of a contact's wake time by the applier, so
 //! their due timers wait here for the resume.
@@ -21,8 +24,19 @@ const BATCH: usize = 1000;
 /// Batches in the applier's queue at once.
 const IN_FLIGHT: usize = 3;
 
+/// The longest pause after failed looks in a row (the database is away).
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// The pause after `failing` failed looks in a row: a tick, doubled per
+/// failure up to [`MAX_BACKOFF`] (never below a tick).
+fn pause(tick: Duration, failing: u32) -> Duration {
+    let grown = tick.saturating_mul(1u32 << failing.min(10));
+    grown.min(MAX_BACKOFF.max(tick))
+}
+
 pub async fn run(shared: Arc<Shared>, cancel: CancellationToken) {
     let mut last_expiry: Option<i64> = None;
+    let mut failing = 0u32;
     loop {
         if cancel.is_cancelled() {
             break;
@@ -31,16 +45,32 @@ pub async fn run(shared: Arc<Shared>, cancel: CancellationToken) {
         if last_expiry.is_none_or(|t| now.saturating_sub(t) >= 60) {
             last_expiry = Some(now);
             if let Err(e) = shared.store.expire_held(now).await {
+                shared.metrics.store_error("scheduler");
                 tracing::warn!(error = %e, "cannot expire held postbacks");
             }
             if let Err(e) = shared.store.expire_postback_keys(now).await {
+                shared.metrics.store_error("scheduler");
                 tracing::warn!(error = %e, "cannot expire postback `dedupe` values");
             }
         }
         match fire_due(&shared, now).await {
-            Ok(n) if n > 0 => continue,
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "cannot read due contacts"),
+            Ok(n) if n > 0 => {
+                failing = 0;
+                continue;
+            }
+            Ok(_) => failing = 0,
+            Err(e) => {
+                shared.metrics.store_error("scheduler");
+                let wait = pause(shared.config.tick, failing);
+                failing = failing.saturating_add(1);
+                tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64,
+                    "cannot read due contacts; looking again after a pause");
+                tokio::select! {
+                    () = cancel.cancelled() => break,
+                    () = tokio::time::sleep(wait) => {}
+                }
+                continue;
+            }
         }
         let wait = match shared.store.next_wake().await {
             Ok(Some(w)) if w > now => Duration::from_secs((w - now) as u64).min(shared.config.tick),
@@ -121,5 +151,20 @@ async fn fired(h: tokio::task::JoinHandle<usize>) -> usize {
             tracing::error!(error = %e, "a scheduler page task failed");
             0
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pause_grows_from_a_tick_to_its_cap() {
+        let tick = Duration::from_millis(100);
+        assert_eq!(pause(tick, 0), tick);
+        assert_eq!(pause(tick, 2), Duration::from_millis(400));
+        assert_eq!(pause(tick, 30), MAX_BACKOFF);
+        let slow = Duration::from_secs(9);
+        assert_eq!(pause(slow, 3), slow);
     }
 }
