@@ -1,5 +1,7 @@
-//! Storage: one interface ([`Store`]), engines behind it (SQLite today in
-//! `sqlite.rs`; Postgres next). The daemon reads contact states, runs the
+//! Storage: one interface ([`Store`]), two engines behind it (SQLite in
+//! `sqlite.rs`, PostgreSQL in `postgres.rs`), sharing what is not SQL
+//! (`rows.rs`: what a commit writes; `health.rs`: write health;
+//! `quarantine.rs`: poison rows). The daemon reads contact states, runs the
 //! pure engine in memory, then writes everything an input produced — contact
 //! state, event record, outbox rows, journal — in ONE transaction
 //! ([`Store::commit`]). Many inputs go into one commit under load (group
@@ -10,7 +12,11 @@
 //! postback's `dedupe` value is unique per source the same way.
 
 pub mod doc;
+mod health;
+pub mod postgres;
+mod quarantine;
 pub mod reach;
+mod rows;
 pub mod sqlite;
 
 use crate::engine::{ContactState, JournalLine};
@@ -575,18 +581,18 @@ pub trait Store: Send + Sync {
     fn write_health(&self) -> WriteHealth;
 }
 
-/// Open the store a URL names: `sqlite://FILE` (created if missing) or
-/// `sqlite::memory:`. The schema is migrated before it is returned.
+/// Open the store a URL names: `sqlite://FILE` (created if missing),
+/// `sqlite::memory:`, or `postgres://…` / `postgresql://…` (the database
+/// must exist; [`postgres::PgOptions`] defaults). The schema is migrated
+/// before it is returned.
 pub async fn open(url: &str) -> Result<std::sync::Arc<dyn Store>> {
     let store: std::sync::Arc<dyn Store> = if url.starts_with("sqlite:") {
         std::sync::Arc::new(sqlite::SqliteStore::open(url).await?)
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-        return Err(StoreError::Unsupported(
-            "postgres is not supported by this build yet; use `sqlite://FILE`".into(),
-        ));
+        std::sync::Arc::new(postgres::PgStore::open(url).await?)
     } else {
         return Err(StoreError::Unsupported(format!(
-            "`{url}` is not a database URL nudge knows (use `sqlite://FILE`)"
+            "`{url}` is not a database URL nudge knows (use `sqlite://FILE` or `postgres://…`)"
         )));
     };
     store.migrate().await?;

@@ -22,6 +22,7 @@ mod health;
 mod outbox;
 mod quarantine;
 
+use super::rows::{from_json, json_text, limit, wall_now};
 use super::*;
 use sqlx::AssertSqlSafe;
 use sqlx::migrate::Migrator;
@@ -64,7 +65,7 @@ pub struct SqliteStore {
     /// An in-memory database (its one connection cannot be replaced).
     memory: bool,
     /// Write failures, for readiness and `/metrics`.
-    health: Arc<health::Health>,
+    health: Arc<crate::store::health::Health>,
 }
 
 /// The background checkpointer of a file database: copies the WAL into the
@@ -261,20 +262,9 @@ impl SqliteStore {
     /// Held postbacks as read; one whose parameters cannot be decoded is
     /// quarantined and left out.
     async fn held_rows(&self, rows: Vec<HeldRow>) -> Result<Vec<HeldPostback>> {
-        let mut out = Vec::with_capacity(rows.len());
-        for (id, source, key_field, key_value, params, received_at, until) in rows {
-            match from_json(&format!("held postback {id}"), &params) {
-                Ok(params) => out.push(HeldPostback {
-                    params,
-                    id,
-                    source,
-                    key_field,
-                    key_value,
-                    received_at,
-                    until,
-                }),
-                Err(e) => self.quarantine_held(id, &source, &e.to_string()).await?,
-            }
+        let (out, bad) = super::quarantine::decode_held(rows);
+        for (id, source, reason) in bad {
+            self.quarantine_held(id, &source, &reason).await?;
         }
         Ok(out)
     }
@@ -322,9 +312,7 @@ impl SqliteStore {
     }
 }
 
-/// A held postback as stored: id, source, key field and value, parameters
-/// (JSON), received at, until.
-type HeldRow = (i64, String, String, String, String, i64, i64);
+use super::quarantine::HeldRow;
 
 /// A database error as a [`StoreError`]: unique violations are conflicts.
 fn db(e: sqlx::Error) -> StoreError {
@@ -334,21 +322,6 @@ fn db(e: sqlx::Error) -> StoreError {
         return StoreError::Conflict(d.message().to_string());
     }
     StoreError::Db(e)
-}
-
-/// A value as JSON text (for `json_each` parameters and JSON columns).
-fn json_text<T: serde::Serialize + ?Sized>(v: &T) -> Result<String> {
-    serde_json::to_string(v).map_err(|e| StoreError::Encode {
-        what: "a value as JSON".into(),
-        source: Box::new(e),
-    })
-}
-
-fn from_json<T: serde::de::DeserializeOwned>(what: &str, text: &str) -> Result<T> {
-    serde_json::from_str(text).map_err(|e| StoreError::Decode {
-        what: what.to_string(),
-        source: Box::new(e),
-    })
 }
 
 /// Bytes from SQLite's `hex()` (upper-case digits).
@@ -368,17 +341,6 @@ fn from_hex(text: &str) -> Option<Vec<u8>> {
     text.chunks_exact(2)
         .map(|p| Some(digit(p[0])? << 4 | digit(p[1])?))
         .collect()
-}
-
-fn limit(n: usize) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
-}
-
-fn wall_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }
 
 #[async_trait]
@@ -627,14 +589,7 @@ impl Store for SqliteStore {
                 .map_err(db)?;
         let mut out = Vec::new();
         for (lines,) in rows.iter().rev() {
-            let lines: Vec<(i64, String, String, String)> =
-                from_json(&format!("journal of contact `{contact}`"), lines)?;
-            out.extend(lines.into_iter().map(|(at, flow, step, what)| JournalLine {
-                at,
-                flow,
-                step,
-                what,
-            }));
+            out.extend(super::rows::journal_lines(contact, lines)?);
         }
         let extra = out.len().saturating_sub(limit_);
         out.drain(..extra);
@@ -852,14 +807,7 @@ impl Store for SqliteStore {
             .execute(&self.reader)
             .await
             .map_err(db)?;
-        match self.health.failing() {
-            None => Ok(()),
-            Some((reason, age)) if age < health::PROBE_AFTER => Err(StoreError::Unwritable(reason)),
-            Some(_) => self
-                .probe(now)
-                .await
-                .map_err(|e| StoreError::Unwritable(e.to_string())),
-        }
+        self.health.check(|| self.probe(now)).await
     }
 
     fn write_health(&self) -> WriteHealth {

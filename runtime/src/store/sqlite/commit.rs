@@ -19,11 +19,14 @@
 
 use super::{db, json_text};
 use crate::store::doc;
-use crate::store::{Commit, ContactWrite, Loaded, OutboxKind, Result, StoreError};
+use crate::store::rows::{
+    Write, chain, count_deltas, event_keys, journal_rows, key_moves, kind_name,
+};
+use crate::store::{Commit, Loaded, Result, StoreError};
 use sqlx::query::Query;
 use sqlx::sqlite::{Sqlite, SqliteArguments, SqliteConnection};
 use sqlx::{AssertSqlSafe, Row};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 type SqliteQuery = Query<'static, Sqlite, SqliteArguments>;
 
@@ -142,7 +145,7 @@ async fn write_postback_keys(conn: &mut SqliteConnection, c: &Commit) -> Result<
 
 /// Moves the running totals by the contacts and events the commit adds.
 async fn write_totals(conn: &mut SqliteConnection, writes: &[Write<'_>], c: &Commit) -> Result<()> {
-    let contacts = writes.iter().filter(|w| w.expected.is_none()).count();
+    let contacts = crate::store::rows::new_contacts(writes);
     if contacts == 0 && c.events.is_empty() {
         return Ok(());
     }
@@ -150,96 +153,12 @@ async fn write_totals(conn: &mut SqliteConnection, writes: &[Write<'_>], c: &Com
         "UPDATE totals SET n = n + CASE name WHEN 'contacts' THEN ? ELSE ? END \
          WHERE name IN ('contacts', 'events')",
     )
-    .bind(i64::try_from(contacts).unwrap_or(i64::MAX))
+    .bind(contacts)
     .bind(i64::try_from(c.events.len()).unwrap_or(i64::MAX))
     .execute(&mut *conn)
     .await
     .map_err(db)?;
     Ok(())
-}
-
-/// The stored name of an outbox kind.
-pub(super) fn kind_name(kind: OutboxKind) -> &'static str {
-    match kind {
-        OutboxKind::Message => "message",
-        OutboxKind::Call => "call",
-    }
-}
-
-/// One journal row per contact: its lines of the commit, in order, as a
-/// JSON array of `[at, flow, step, what]`.
-fn journal_rows(c: &Commit) -> Result<Vec<(&str, String)>> {
-    let mut at: HashMap<&str, usize> = HashMap::new();
-    type Line<'a> = (i64, &'a str, &'a str, &'a str);
-    let mut rows: Vec<(&str, Vec<Line<'_>>)> = Vec::new();
-    for (contact, line) in &c.journal {
-        let i = *at.entry(contact.as_str()).or_insert_with(|| {
-            rows.push((contact.as_str(), Vec::new()));
-            rows.len() - 1
-        });
-        rows[i]
-            .1
-            .push((line.at, &line.flow, &line.step, &line.what));
-    }
-    rows.into_iter()
-        .map(|(contact, lines)| Ok((contact, json_text(&lines)?)))
-        .collect()
-}
-
-/// The last write of each contact in the commit.
-struct Write<'c> {
-    w: &'c ContactWrite,
-    /// The version the first write expected: what must be stored now.
-    expected: Option<i64>,
-    /// The version written.
-    version: i64,
-    /// What the first write's caller read.
-    loaded: Option<&'c Loaded>,
-}
-
-/// Chains the writes of each contact (each must expect the version the one
-/// before it left) and keeps the last, in first-seen order.
-fn chain(contacts: &[ContactWrite]) -> Result<Vec<Write<'_>>> {
-    let mut at: HashMap<&str, usize> = HashMap::with_capacity(contacts.len());
-    let mut out: Vec<Write<'_>> = Vec::with_capacity(contacts.len());
-    for w in contacts {
-        let id = w.state.contact.id.as_str();
-        let Some(&i) = at.get(id) else {
-            at.insert(id, out.len());
-            out.push(Write {
-                w,
-                expected: w.expected_version,
-                version: w.expected_version.map_or(1, |v| v + 1),
-                loaded: w.expected_version.and(w.loaded.as_ref()),
-            });
-            continue;
-        };
-        let before = out[i].version;
-        if w.expected_version != Some(before) {
-            return Err(StoreError::Conflict(match w.expected_version {
-                None => format!("contact `{id}` already exists"),
-                Some(e) => {
-                    format!("contact `{id}` changed since it was read (version {e}, now {before})")
-                }
-            }));
-        }
-        out[i].w = w;
-        out[i].version = before + 1;
-    }
-    Ok(out)
-}
-
-/// The event keys of the commit; one given twice is refused.
-fn event_keys(c: &Commit) -> Result<Vec<&str>> {
-    let mut keys = HashSet::new();
-    for key in c.events.iter().filter_map(|e| e.key.as_deref()) {
-        if !keys.insert(key) {
-            return Err(StoreError::Conflict(format!(
-                "event key `{key}` given twice in one commit"
-            )));
-        }
-    }
-    Ok(keys.into_iter().collect())
 }
 
 /// After the `UNIQUE` index refused an event: which key was recorded before
@@ -444,36 +363,8 @@ async fn write_keys(
     writes: &[Write<'_>],
     olds: &[Option<&Loaded>],
 ) -> Result<()> {
-    let mut wanted: HashMap<(&str, &str), &str> = HashMap::new();
-    let mut gone: Vec<[&str; 2]> = Vec::new();
-    let mut added: Vec<[&str; 3]> = Vec::new();
-    for (w, loaded) in writes.iter().zip(olds) {
-        let id = w.w.state.contact.id.as_str();
-        for (field, value) in &w.w.keys {
-            if let Some(other) = wanted.insert((field, value), id)
-                && other != id
-            {
-                return Err(StoreError::Conflict(format!(
-                    "`{field}` `{value}` claimed by contacts `{other}` and `{id}`"
-                )));
-            }
-        }
-        let old: &[(String, String)] = loaded.map_or(&[], |l| &l.keys);
-        if old == w.w.keys.as_slice() {
-            continue;
-        }
-        gone.extend(
-            old.iter()
-                .filter(|k| !w.w.keys.contains(k))
-                .map(|(f, v)| [f.as_str(), v.as_str()]),
-        );
-        added.extend(
-            w.w.keys
-                .iter()
-                .filter(|k| !old.contains(k))
-                .map(|(f, v)| [f.as_str(), v.as_str(), id]),
-        );
-    }
+    let moves = key_moves(writes, olds)?;
+    let (gone, added) = (moves.gone, moves.added);
     // deleted first: a key may move between two contacts of the commit
     if !gone.is_empty() {
         sqlx::query(
@@ -536,26 +427,7 @@ async fn write_counts(
     writes: &[Write<'_>],
     olds: &[Option<&Loaded>],
 ) -> Result<()> {
-    let mut delta: HashMap<(&str, &str, &str), i64> = HashMap::new();
-    for (w, loaded) in writes.iter().zip(olds) {
-        for p in loaded.map_or(&[][..], |l| &l.places) {
-            *delta.entry((&p.flow, p.status, &p.step)).or_default() -= p.n;
-        }
-        for e in &w.w.state.enrollments {
-            *delta
-                .entry((&e.flow, e.status.name(), &e.step))
-                .or_default() += 1;
-        }
-        for f in &w.w.state.folded {
-            *delta
-                .entry((&f.flow, f.status.name(), &f.step))
-                .or_default() += f.n;
-        }
-    }
-    let mut rows: Vec<((&str, &str, &str), i64)> =
-        delta.into_iter().filter(|(_, n)| *n != 0).collect();
-    // one order, so two writers of the same rows never deadlock
-    rows.sort_unstable();
+    let rows = count_deltas(writes, olds);
     insert_rows(
         conn,
         "INSERT INTO flow_counts (flow, status, step, n) VALUES ",

@@ -1,7 +1,6 @@
-//! Whether the writer of [`SqliteStore`](super::SqliteStore) takes writes,
-//! and its recovery after a failed one. Takes the outcome of each write
-//! transaction; gives [`WriteHealth`] for `/metrics` and the readiness
-//! check.
+//! The recovery of the writer of [`SqliteStore`](super::SqliteStore) after
+//! a failed write (the outcome of each write is kept by
+//! [`crate::store::health`]).
 //!
 //! Guarantees: a failed write transaction is rolled back; when SQLite ended
 //! it already (it does on `SQLITE_FULL` and I/O errors, so the `ROLLBACK`
@@ -11,76 +10,11 @@
 //! failed write (`settle_writer`) and whenever the connection goes back to
 //! the pool (`writer_released`, so a transaction dropped on any path is
 //! covered). A write transaction that finds the connection stuck settles it
-//! first and tries once more. The first failure after a success logs one
-//! `warn` line with the reason; the first success after a failure one
-//! `info` line.
+//! first and tries once more.
 
 use super::SqliteStore;
-use crate::store::{StoreError, WriteHealth};
 use sqlx::Connection;
 use std::future::Future;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
-
-/// How old the last write failure must be before the readiness check
-/// tries a probe write (until then it answers with the failure).
-pub(super) const PROBE_AFTER: Duration = Duration::from_secs(2);
-
-/// Write failures: how many, and the last one while it lasts.
-#[derive(Debug, Default)]
-pub(super) struct Health {
-    failures: AtomicU64,
-    failing: Mutex<Option<(String, Instant)>>,
-}
-
-impl Health {
-    /// A write failed (conflicts are answers, not failures).
-    pub(super) fn failed(&self, e: &StoreError) {
-        if matches!(e, StoreError::Conflict(_)) {
-            return;
-        }
-        self.failures.fetch_add(1, Ordering::Relaxed);
-        let reason = e.to_string();
-        let Ok(mut failing) = self.failing.lock() else {
-            return;
-        };
-        if failing.is_none() {
-            tracing::warn!(
-                error = %reason,
-                "database writes fail: inputs are answered 503 and /readyz is 503 until a write goes through"
-            );
-        }
-        *failing = Some((reason, Instant::now()));
-    }
-
-    /// A write went through.
-    pub(super) fn ok(&self) {
-        let Ok(mut failing) = self.failing.lock() else {
-            return;
-        };
-        if let Some((reason, since)) = failing.take() {
-            tracing::info!(
-                failed_for_seconds = since.elapsed().as_secs(),
-                last_error = %reason,
-                "database writes go through again"
-            );
-        }
-    }
-
-    /// The last failure's reason and age, while writes fail.
-    pub(super) fn failing(&self) -> Option<(String, Duration)> {
-        let failing = self.failing.lock().ok()?;
-        failing.as_ref().map(|(r, at)| (r.clone(), at.elapsed()))
-    }
-
-    pub(super) fn snapshot(&self) -> WriteHealth {
-        WriteHealth {
-            failing: self.failing().map(|(r, _)| r),
-            failures: self.failures.load(Ordering::Relaxed),
-        }
-    }
-}
 
 /// The writer pool's check of a connection given back: one left inside a
 /// transaction (a dropped transaction whose queued `ROLLBACK` failed) is

@@ -11,9 +11,7 @@
 //! handed out, so it cannot block the rows behind it.
 
 use super::{SqliteStore, db, from_json, json_text, limit};
-use crate::store::{
-    Ack, Attempt, Lease, OutboxKind, OutboxRow, OutboxStatus, Requeue, Result, StoreError,
-};
+use crate::store::{Ack, Attempt, Lease, OutboxRow, OutboxStatus, Requeue, Result, StoreError};
 use rand::Rng;
 use sqlx::AssertSqlSafe;
 use sqlx::sqlite::SqliteConnection;
@@ -75,15 +73,7 @@ fn decode_row<P>(t: Tuple<P>, json: impl FnOnce(P) -> serde_json::Value) -> Resu
         created,
         lease,
     ) = t;
-    let kind = match kind.as_str() {
-        "message" => OutboxKind::Message,
-        "call" => OutboxKind::Call,
-        _ => {
-            return Err(StoreError::Corrupt(format!(
-                "outbox row {id}: kind `{kind}`"
-            )));
-        }
-    };
+    let kind = crate::store::rows::kind_of(id, &kind)?;
     let status = OutboxStatus::from_name(&status)
         .ok_or_else(|| StoreError::Corrupt(format!("outbox row {id}: status `{status}`")))?;
     Ok(OutboxRow {

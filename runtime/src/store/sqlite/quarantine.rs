@@ -32,12 +32,7 @@ impl SqliteStore {
         }
         self.finish(tx, done).await?;
         for (id, reason) in marked {
-            tracing::warn!(
-                contact = %id,
-                reason = %reason,
-                "contact quarantined: its stored state cannot be read; it takes no input and \
-                 its timers stop until it is repaired"
-            );
+            crate::store::quarantine::log_contact(id, reason);
         }
         Ok(())
     }
@@ -53,12 +48,7 @@ impl SqliteStore {
         .await
         .map_err(db)?;
         if done.rows_affected() > 0 {
-            tracing::warn!(
-                postback = id,
-                source = %source,
-                reason = %reason,
-                "held postback quarantined: its stored parameters cannot be read"
-            );
+            crate::store::quarantine::log_held(id, source, reason);
         }
         Ok(())
     }
@@ -96,7 +86,7 @@ impl SqliteStore {
         let done = release_in(&mut tx, contact).await;
         let done = self.finish(tx, done).await?;
         if done == Release::Released {
-            tracing::info!(contact = %contact, "contact released from quarantine: its state reads again");
+            crate::store::quarantine::log_released(contact);
         }
         Ok(done)
     }

@@ -1,0 +1,271 @@
+//! The suite on PostgreSQL: each test on a fresh database of its own
+//! (`nudge_testkit::pg`, dropped afterwards), plus what only a shared
+//! server can show: two stores on one database racing on one contact (one
+//! commit wins, the other is refused whole), claiming the outbox at once
+//! (never the same row), migrating at once; URLs in errors without their
+//! password; poison rows set aside.
+
+use crate::store_suite::{self, *};
+use nudge_runtime::store::postgres::PgStore;
+use nudge_runtime::store::{Commit, ContactWrite, Store, StoreError};
+use nudge_runtime::vm::Status;
+use nudge_testkit::pg::PgDatabase;
+use std::collections::HashSet;
+
+async fn fresh(db: &PgDatabase) -> PgStore {
+    let s = PgStore::open(db.url()).await.unwrap();
+    s.migrate().await.unwrap();
+    s
+}
+
+macro_rules! on_postgres {
+    ($($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $name() {
+                let db = PgDatabase::create(stringify!($name)).await;
+                let s = fresh(&db).await;
+                store_suite::$name(&s).await;
+                s.close().await;
+            }
+        )*
+    };
+}
+
+suite_list!(on_postgres);
+
+/// A raw connection pool on the test database, to damage rows.
+async fn raw(db: &PgDatabase) -> sqlx::PgPool {
+    sqlx::PgPool::connect(db.url()).await.unwrap()
+}
+
+fn due(id: &str, at: i64) -> ContactWrite {
+    let st = state(
+        id,
+        vec![enrollment("welcome", "wait", Status::Active, Some(at))],
+    );
+    waking(
+        ContactWrite {
+            state: st,
+            ..new_contact(id)
+        },
+        at,
+    )
+}
+
+/// Two stores commit the same contact at the same version at once, round
+/// after round: exactly one wins each round, the other gets a conflict
+/// and leaves nothing behind (its journal line is not written).
+#[tokio::test]
+async fn two_stores_racing_on_one_contact_one_wins() {
+    let db = PgDatabase::create("race_contact").await;
+    let (a, b) = (fresh(&db).await, PgStore::open(db.url()).await.unwrap());
+    put(&a, vec![new_contact("ann")]).await;
+    let rounds = 25;
+    for round in 0..rounds {
+        let v = version_of(&a, "ann").await.unwrap();
+        let write = |who: &str| Commit {
+            contacts: vec![update(state("ann", Vec::new()), v)],
+            journal: vec![("ann".into(), line(round, who))],
+            ..Commit::default()
+        };
+        let (ca, cb) = (write("a"), write("b"));
+        let (ra, rb) = tokio::join!(a.commit(&ca), b.commit(&cb));
+        let won = [&ra, &rb].iter().filter(|r| r.is_ok()).count();
+        assert_eq!(won, 1, "round {round}: {ra:?} / {rb:?}");
+        for r in [ra, rb] {
+            match r {
+                Ok(()) => {}
+                Err(StoreError::Conflict(why)) => assert!(why.contains("`ann`"), "{why}"),
+                Err(e) => panic!("round {round}: not a conflict: {e:?}"),
+            }
+        }
+    }
+    assert_eq!(version_of(&a, "ann").await, Some(1 + rounds));
+    let journey = a.journal("ann", 100).await.unwrap();
+    assert_eq!(journey.len(), usize::try_from(rounds).unwrap());
+    a.close().await;
+    b.close().await;
+}
+
+/// Two stores claim the outbox at once, in small claims, until it is
+/// empty: every row is claimed exactly once.
+#[tokio::test]
+async fn two_stores_claiming_at_once_never_share_a_row() {
+    let db = PgDatabase::create("race_claim").await;
+    let (a, b) = (fresh(&db).await, PgStore::open(db.url()).await.unwrap());
+    let rows = 300;
+    commit(
+        &a,
+        Commit {
+            outbox: (0..rows)
+                .map(|i| outbox("ann", &format!("m{i}"), 5))
+                .collect(),
+            ..Commit::default()
+        },
+    )
+    .await;
+    async fn drain(s: &PgStore) -> Vec<i64> {
+        let mut got = Vec::new();
+        loop {
+            let claimed = s.claim_outbox(10, 1_000, 7).await.unwrap();
+            if claimed.is_empty() {
+                return got;
+            }
+            got.extend(claimed.iter().map(|r| r.id));
+        }
+    }
+    let (ga, gb) = tokio::join!(drain(&a), drain(&b));
+    let all: Vec<i64> = ga.iter().chain(&gb).copied().collect();
+    let distinct: HashSet<i64> = all.iter().copied().collect();
+    assert_eq!(all.len(), distinct.len(), "a row was claimed twice");
+    assert_eq!(distinct.len(), rows);
+    assert!(
+        !ga.is_empty() && !gb.is_empty(),
+        "{} / {}",
+        ga.len(),
+        gb.len()
+    );
+    a.close().await;
+    b.close().await;
+}
+
+/// Daemons starting together migrate once (sqlx's advisory lock).
+#[tokio::test]
+async fn stores_migrating_at_once_both_succeed() {
+    let db = PgDatabase::create("migrate_race").await;
+    let (a, b) = (
+        PgStore::open(db.url()).await.unwrap(),
+        PgStore::open(db.url()).await.unwrap(),
+    );
+    let (ra, rb) = tokio::join!(a.migrate(), b.migrate());
+    ra.unwrap();
+    rb.unwrap();
+    store_suite::commit_round_trips_a_contact(&b).await;
+    a.close().await;
+    b.close().await;
+}
+
+/// `store::open` takes both URL schemes and migrates; a server that does
+/// not answer is an open error naming the URL without its password.
+#[tokio::test]
+async fn open_takes_postgres_urls_and_hides_passwords() {
+    let db = PgDatabase::create("open_urls").await;
+    let s = nudge_runtime::store::open(db.url()).await.unwrap();
+    assert_eq!(s.totals(0).await.unwrap().contacts, 0);
+    let other = db.url().replacen("postgres://", "postgresql://", 1);
+    let s2 = nudge_runtime::store::open(&other).await.unwrap();
+    put(s2.as_ref(), vec![new_contact("ann")]).await;
+    assert_eq!(s.totals(0).await.unwrap().contacts, 1);
+
+    let o = nudge_runtime::store::postgres::PgOptions {
+        connect_timeout: std::time::Duration::from_secs(2),
+        ..Default::default()
+    };
+    let err = PgStore::open_with("postgres://nudge:s3cret@127.0.0.1:1/x", &o)
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, StoreError::Open { .. }), "{err:?}");
+    assert!(!text.contains("s3cret"), "{text}");
+    assert!(text.contains("nudge:***@127.0.0.1:1/x"), "{text}");
+}
+
+/// A state that cannot be decoded is quarantined: left out of the due
+/// pages, named when loaded, counted, and released once repaired.
+#[tokio::test]
+async fn an_unreadable_state_is_quarantined_and_blocks_no_one() {
+    let db = PgDatabase::create("poison").await;
+    let s = fresh(&db).await;
+    commit(
+        &s,
+        Commit {
+            contacts: vec![due("bad", 5), due("ann", 10), due("bob", 20)],
+            ..Commit::default()
+        },
+    )
+    .await;
+    let pool = raw(&db).await;
+    let (good,): (Vec<u8>,) = sqlx::query_as("SELECT state FROM contacts WHERE id = 'bad'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE contacts SET state = '\\x07ff'::bytea WHERE id = 'bad'")
+        .execute(&pool)
+        .await
+        .unwrap();
+
+    let page = s.due_after(30, None, 1).await.unwrap();
+    let ids: Vec<&str> = page
+        .iter()
+        .map(|(_, v)| v.state.contact.id.as_str())
+        .collect();
+    assert_eq!(ids, ["ann"]);
+    assert_eq!(s.due_contacts(30, 10).await.unwrap(), ["ann", "bob"]);
+    let q = s.quarantined(10).await.unwrap();
+    assert_eq!(q.len(), 1, "{q:?}");
+    assert_eq!((q[0].contact.as_str(), q[0].next_wake), ("bad", Some(5)));
+    assert!(q[0].reason.contains("0x07"), "{q:?}");
+    let t = s.totals(30).await.unwrap();
+    assert_eq!((t.quarantined_contacts, t.due), (1, 2));
+    match s.load_contacts(&["ann".into(), "bad".into()]).await {
+        Err(StoreError::Quarantined { contact, .. }) => assert_eq!(contact, "bad"),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        s.release_quarantine("bad").await.unwrap(),
+        nudge_runtime::store::Release::Unreadable(_)
+    ));
+
+    sqlx::query("UPDATE contacts SET state = $1 WHERE id = 'bad'")
+        .bind(good)
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.release_quarantine("bad").await.unwrap(),
+        nudge_runtime::store::Release::Released
+    );
+    assert_eq!(s.due_contacts(30, 10).await.unwrap(), ["bad", "ann", "bob"]);
+    pool.close().await;
+    s.close().await;
+}
+
+/// An outbox row whose stored payload is damaged (not JSON) does not block
+/// the claims: it is dead-lettered with its reason, and the others go out.
+#[tokio::test]
+async fn a_damaged_outbox_payload_is_dead_lettered_not_a_blocked_outbox() {
+    let db = PgDatabase::create("damaged").await;
+    let s = fresh(&db).await;
+    commit(
+        &s,
+        Commit {
+            outbox: vec![outbox("ann", "m1", 10), outbox("bob", "m2", 10)],
+            ..Commit::default()
+        },
+    )
+    .await;
+    let pool = raw(&db).await;
+    sqlx::query("UPDATE outbox SET payload = '{\"to\": ' WHERE idem_key = 'm1'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let claimed = s.claim_outbox(10, 100, 10).await.unwrap();
+    let keys: Vec<&str> = claimed.iter().map(|r| r.idem_key.as_str()).collect();
+    assert_eq!(keys, ["m2"]);
+    let dead = s
+        .outbox_list(Some(nudge_runtime::store::OutboxStatus::Dead), 10)
+        .await
+        .unwrap();
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead[0].idem_key, "m1");
+    assert!(
+        dead[0]
+            .last_error
+            .as_deref()
+            .unwrap_or("")
+            .contains("not valid JSON")
+    );
+    s.close().await;
+}
