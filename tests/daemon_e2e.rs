@@ -14,11 +14,11 @@
 mod daemon_support;
 
 use daemon_support::projects::{
-    REDIRECT, RETRY, SSRF, in_flow, local, main_project, main_project_on, signup,
-    wait_enrollments,
+    REDIRECT, RETRY, SSRF, in_flow, local, main_project, main_project_on, signup, wait_enrollments,
 };
 use daemon_support::{
-    Daemon, Engine, Options, Scratch, encode, fill, free_port, nudge, nudge_cmd, request, wait_until,
+    Daemon, Engine, Options, Scratch, encode, fill, free_port, nudge, nudge_cmd, request,
+    wait_until,
 };
 use nudge_testkit::{HttpSink, SmtpSink, on_both_engines};
 use serde_json::{Value, json};

@@ -160,6 +160,4 @@ fn failed_enrollments_are_journaled_counted_and_logged(engine: Engine) {
     }
 }
 
-on_both_engines!(
-    failed_enrollments_are_journaled_counted_and_logged,
-);
+on_both_engines!(failed_enrollments_are_journaled_counted_and_logged,);

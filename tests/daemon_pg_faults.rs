@@ -99,7 +99,9 @@ fn post(addr: SocketAddr, body: &[u8]) -> std::io::Result<Reply> {
 /// A 503 with the JSON error and a `Retry-After` in whole seconds.
 fn assert_unavailable(r: &Reply) {
     r.expect_error(503);
-    let after = r.header("retry-after").unwrap_or_else(|| panic!("no Retry-After: {r:?}"));
+    let after = r
+        .header("retry-after")
+        .unwrap_or_else(|| panic!("no Retry-After: {r:?}"));
     assert!(after.parse::<u64>().is_ok(), "Retry-After {after:?}");
 }
 
@@ -119,7 +121,10 @@ fn through_port(url: &str, port: u16) -> (String, SocketAddr) {
     } else {
         format!("{user}:{PASSWORD}")
     };
-    (format!("{scheme}://{user}@127.0.0.1:{port}/{path}"), upstream)
+    (
+        format!("{scheme}://{user}@127.0.0.1:{port}/{path}"),
+        upstream,
+    )
 }
 
 fn a_daemon_started_before_its_database_waits_for_it(sink: &HttpSink) {
@@ -128,21 +133,38 @@ fn a_daemon_started_before_its_database_waits_for_it(sink: &HttpSink) {
     let (url, upstream) = through_port(db.url(), port);
     let s = project(sink, "pg-wait", Engine::Sqlite);
     let mut d = Daemon::spawn(&s, &local().db(&url));
-    d.wait_healthy();
-    let tried = wait_until(secs(10), || {
+    let up = wait_until(secs(15), || {
+        let r = try_request(d.addr, "GET", "/healthz", &[], None).ok()?;
+        (r.status == 200).then_some(r.json())
+    });
+    assert_eq!(
+        up,
+        Some(json!({"status": "ok", "database": "waiting"})),
+        "{}",
+        d.log()
+    );
+    // an attempt lasts up to the pool's connect timeout (10 s by default)
+    let tried = wait_until(secs(30), || {
         let log = d.log();
-        (log.matches("cannot be reached yet").count() >= 2).then_some(log)
+        log.contains("cannot be reached yet").then_some(log)
     })
     .unwrap_or_else(|| panic!("no retry lines:\n{}", d.log()));
     assert!(tried.contains(&format!("127.0.0.1:{port}")), "{tried}");
-    assert!(!tried.contains(PASSWORD), "the password is in the log:\n{tried}");
+    assert!(
+        !tried.contains(PASSWORD),
+        "the password is in the log:\n{tried}"
+    );
     assert_eq!(d.exited(), None, "the daemon gave up:\n{}", d.log());
     assert_unavailable(&d.get("/readyz"));
     assert_unavailable(&post(d.addr, &ping("w-1", "w-k1")).unwrap());
 
     // the server becomes reachable on that port
     crash_support::forward(TcpListener::bind(("127.0.0.1", port)).unwrap(), upstream);
-    let ready = wait_until(secs(20), || (d.get("/readyz").status == 200).then_some(()));
+    // (the stand-in hands the address over: refused for a moment)
+    let ready = wait_until(secs(30), || {
+        let r = try_request(d.addr, "GET", "/readyz", &[], None).ok()?;
+        (r.status == 200).then_some(())
+    });
     assert!(ready.is_some(), "not ready once reachable:\n{}", d.log());
     let r = post(d.addr, &ping("w-1", "w-k1")).unwrap();
     assert_eq!(r.status, 202, "{r:?}");
@@ -184,7 +206,12 @@ fn client(addr: SocketAddr, t: usize, seen: Arc<Seen>, stop: Arc<AtomicBool>) {
             assert!(Instant::now() < until, "`{key}` never acknowledged");
             std::thread::sleep(Duration::from_millis(50));
         }
-        seen.acked.lock().unwrap().entry(contact).or_default().insert(key);
+        seen.acked
+            .lock()
+            .unwrap()
+            .entry(contact)
+            .or_default()
+            .insert(key);
         seen.count.fetch_add(1, Ordering::SeqCst);
     }
 }
@@ -218,8 +245,16 @@ fn a_restart_under_load_loses_nothing_acknowledged(sink: &HttpSink) {
         let (stop, addr) = (stop.clone(), d.addr);
         std::thread::spawn(move || readiness(addr, stop))
     };
-    let reached = |n: usize| wait_until(secs(30), || (seen.count.load(Ordering::SeqCst) >= n).then_some(()));
-    assert!(reached(BEFORE).is_some(), "no load before the restart:\n{}", d.log());
+    let reached = |n: usize| {
+        wait_until(secs(30), || {
+            (seen.count.load(Ordering::SeqCst) >= n).then_some(())
+        })
+    };
+    assert!(
+        reached(BEFORE).is_some(),
+        "no load before the restart:\n{}",
+        d.log()
+    );
     restart_server();
     let restarted_at = seen.count.load(Ordering::SeqCst);
     let recovered = reached(restarted_at + AFTER);
@@ -228,11 +263,26 @@ fn a_restart_under_load_loses_nothing_acknowledged(sink: &HttpSink) {
         c.join().unwrap();
     }
     let ready = probe.join().unwrap();
-    assert!(recovered.is_some(), "no recovery after the restart:\n{}", d.log());
+    assert!(
+        recovered.is_some(),
+        "no recovery after the restart:\n{}",
+        d.log()
+    );
     let wrong = seen.wrong.lock().unwrap().clone();
-    assert!(wrong.is_empty(), "answers other than 202/503: {wrong:?}\n{}", d.log());
-    assert!(ready.iter().all(|s| [200, 503].contains(s)), "/readyz gave {ready:?}");
-    assert_eq!((d.exited(), d.pid()), (None, pid), "the daemon did not stay up");
+    assert!(
+        wrong.is_empty(),
+        "answers other than 202/503: {wrong:?}\n{}",
+        d.log()
+    );
+    assert!(
+        ready.iter().all(|s| [200, 503].contains(s)),
+        "/readyz gave {ready:?}"
+    );
+    assert_eq!(
+        (d.exited(), d.pid()),
+        (None, pid),
+        "the daemon did not stay up"
+    );
     let acked = std::mem::take(&mut *seen.acked.lock().unwrap());
     applied_exactly_once(&d, &acked);
     delivered_all(&d, sink, &acked);
@@ -253,7 +303,11 @@ fn applied_exactly_once(d: &Daemon, acked: &BTreeMap<String, BTreeSet<String>>) 
             (f["later"] == true).then_some(f)
         })
         .unwrap_or_else(|| panic!("the wait of `{contact}` never fired:\n{}", d.log()));
-        assert_eq!(fields["n"], keys.len(), "`{contact}` counted wrong: {fields}");
+        assert_eq!(
+            fields["n"],
+            keys.len(),
+            "`{contact}` counted wrong: {fields}"
+        );
     }
 }
 

@@ -11,8 +11,8 @@ mod daemon_kit;
 mod vm_support;
 
 use nudge_runtime::compiler::value::Value;
-use nudge_runtime::daemon::{self, Applier, ApplyError, Config, ContactRef, Done, Job};
 use nudge_runtime::daemon::api::RETRY_AFTER_SECS;
+use nudge_runtime::daemon::{self, Applier, ApplyError, Config, ContactRef, Done, Job};
 use nudge_runtime::daemon::{ManualClock, metrics::Metrics};
 use nudge_runtime::store::sqlite::SqliteStore;
 use nudge_runtime::store::{self, Store};

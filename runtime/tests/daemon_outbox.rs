@@ -118,7 +118,8 @@ flow fb {{
         slow.url(),
         fast = fast_channel(&fast.url())
     ));
-    let (_dir, store, running) = start(engine, "outbox-fair", bundle, Arc::new(SystemClock), |_| {}).await;
+    let (_dir, store, running) =
+        start(engine, "outbox-fair", bundle, Arc::new(SystemClock), |_| {}).await;
     let start = Instant::now();
     for i in 0..6 {
         let ev = json!({"event": "a", "contact": {"id": format!("s{i}")}});
@@ -211,8 +212,14 @@ flow fb {{
 "#,
         fast = fast_channel(&fast.url())
     ));
-    let (_dir, _store, running) =
-        start(engine, "outbox-share", bundle, Arc::new(SystemClock), |_| {}).await;
+    let (_dir, _store, running) = start(
+        engine,
+        "outbox-share",
+        bundle,
+        Arc::new(SystemClock),
+        |_| {},
+    )
+    .await;
     let events: Vec<serde_json::Value> = (0..300)
         .map(|i| json!({"event": "a", "contact": {"id": format!("s{i}")}}))
         .collect();
@@ -320,10 +327,11 @@ flow fa {{
 }}
 "#
     ));
-    let (_dir, store, running) = start(engine, "outbox-renew", bundle, Arc::new(SystemClock), |c| {
-        c.outbox_lease = Duration::from_secs(3);
-    })
-    .await;
+    let (_dir, store, running) =
+        start(engine, "outbox-renew", bundle, Arc::new(SystemClock), |c| {
+            c.outbox_lease = Duration::from_secs(3);
+        })
+        .await;
     let ev = json!({"event": "a", "contact": {"id": "s"}});
     assert_eq!(post(running.addr, "/v1/events", ev).await, 202);
     let start = Instant::now();

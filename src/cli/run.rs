@@ -71,7 +71,7 @@ pub fn run(args: &RunArgs) -> Result<Outcome, CliError> {
 }
 
 /// Opens the database; a server not reachable yet is waited for, with the
-/// API address answering 503 meanwhile. `None` when a stop signal came
+/// API address answering 503 meanwhile (a SQLite file is opened at once). `None` when a stop signal came
 /// first.
 async fn open_db(url: &str, listen: SocketAddr) -> Result<Option<Arc<dyn Store>>, CliError> {
     let failed = |e: nudge_runtime::store::StoreError| {
@@ -82,11 +82,20 @@ async fn open_db(url: &str, listen: SocketAddr) -> Result<Option<Arc<dyn Store>>
         ))
     };
     if url.starts_with("sqlite:") {
-        return nudge_runtime::store::open(url).await.map(Some).map_err(failed);
+        return nudge_runtime::store::open(url)
+            .await
+            .map(Some)
+            .map_err(failed);
     }
     let open = async {
+        let attempts = async {
+            match reach::open_once(url).await? {
+                reach::Opened::Ready(store) => Ok(store),
+                reach::Opened::Later(first) => reach::open_waiting(url, first).await,
+            }
+        };
         tokio::select! {
-            r = reach::open_waiting(url) => Some(r),
+            r = attempts => Some(r),
             () = shutdown_signal() => None,
         }
     };

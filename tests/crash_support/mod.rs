@@ -167,8 +167,10 @@ impl Daemon {
         let mut d = Daemon { child, addr };
         let until = Instant::now() + Duration::from_secs(20);
         loop {
+            // the stand-in answering while the database is away says so
             if let Ok(a) = request(addr, "GET", "/healthz", None)
                 && a.status == 200
+                && !a.body.contains("waiting")
             {
                 return d;
             }

@@ -195,7 +195,9 @@ impl Daemon {
         }
     }
 
-    /// Wait until `/healthz` answers 200; panics if the daemon exits first.
+    /// Wait until `/healthz` answers 200 from the daemon itself (not from
+    /// the stand-in that answers while it waits for its database); panics
+    /// if the daemon exits first.
     pub fn wait_healthy(&mut self) {
         let until = Instant::now() + START_TIMEOUT;
         loop {
@@ -204,6 +206,7 @@ impl Daemon {
             }
             if let Ok(r) = try_request(self.addr, "GET", "/healthz", &[], None)
                 && r.status == 200
+                && !r.body.contains("waiting")
             {
                 return;
             }

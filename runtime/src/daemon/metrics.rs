@@ -276,7 +276,12 @@ impl Metrics {
             o,
             "# HELP nudge_store_errors_total store calls of the scheduler and the outbox worker that failed, by task\n# TYPE nudge_store_errors_total counter"
         );
-        for (task, n) in self.store_errors.lock().map(|m| m.clone()).unwrap_or_default() {
+        for (task, n) in self
+            .store_errors
+            .lock()
+            .map(|m| m.clone())
+            .unwrap_or_default()
+        {
             let _ = writeln!(o, "nudge_store_errors_total{{task=\"{task}\"}} {n}");
         }
         for (name, help, v) in gauges {
