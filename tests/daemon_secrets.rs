@@ -10,8 +10,9 @@
 //! flows, metrics, health, and after the stop `nudge stats`, `nudge contact
 //! show` and `nudge outbox list` on the same database. The test fails if any `env` value (or the base64
 //! forms SMTP AUTH and HTTP basic auth write) appears in stdout, stderr, an
-//! API answer or the database files (`nudge.db`, `-wal`, `-shm`), read while
-//! the daemon runs and after it stopped. The sinks must still receive the
+//! API answer or the database (SQLite: the files `nudge.db`, `-wal`,
+//! `-shm`; Postgres: every table's rows, `bytea` decoded), read while the
+//! daemon runs and after it stopped; on both engines. The sinks must still receive the
 //! real values: the secrets are joined only when a request is sent.
 //! The SMTP guard is checked on the same project: without `--allow-host`
 //! the loopback SMTP host is refused, naming the channel and `env("SMTP_HOST")`.
@@ -19,8 +20,8 @@
 
 mod daemon_support;
 
-use daemon_support::{Reply, Scratch, fill, free_port, nudge, try_request, wait_until};
-use nudge_testkit::{HttpSink, SmtpSink};
+use daemon_support::{Engine, Reply, Scratch, fill, free_port, nudge, try_request, wait_until};
+use nudge_testkit::{HttpSink, SmtpSink, on_both_engines};
 use serde_json::{Value, json};
 use std::fs::File;
 use std::net::SocketAddr;
@@ -190,7 +191,7 @@ impl Run {
             }
             try_request(addr, "GET", "/healthz", &[], None)
                 .ok()
-                .filter(|r| r.status == 200)
+                .filter(daemon_support::serving)
         });
         assert!(up.is_some(), "the daemon did not start: {}", run.output());
         run
@@ -241,12 +242,16 @@ impl Drop for Run {
     }
 }
 
-/// The database files' bytes, each with its name.
+/// What the database holds (its files, or its tables), each with its name.
 fn database_files(s: &Scratch) -> Vec<(String, Vec<u8>)> {
-    ["nudge.db", "nudge.db-wal", "nudge.db-shm"]
-        .iter()
-        .filter_map(|n| Some((n.to_string(), std::fs::read(s.dir.join(n)).ok()?)))
-        .collect()
+    let all = s.database.contents();
+    // the search is not vacuous: the stored contact is in what was read
+    let holds = |b: &[u8]| b.windows(3).any(|w| w == b"c-1");
+    assert!(
+        all.iter().any(|(_, b)| holds(b)),
+        "the database read holds no contact"
+    );
+    all
 }
 
 /// Drive every route; gives each API answer as (route, body).
@@ -334,14 +339,13 @@ fn assert_delivered_with_secrets(sinks: &Sinks) {
     assert_eq!(sinks.smtp.messages()[0].from, "news-R2d7@shop.example");
 }
 
-#[test]
-fn no_env_value_leaves_the_daemon_by_any_route() {
+fn no_env_value_leaves_the_daemon_by_any_route(engine: Engine) {
     let sinks = Sinks::start();
     sinks.sms.respond(500, "{}");
     sinks.crm.set_default(404, "{}");
     let env = sinks.env();
     let forbidden = forbidden(&env);
-    let s = Scratch::new("secrets");
+    let s = Scratch::on(engine, "secrets");
     s.write("main.nudge", &sinks.project());
     let allow = [
         "127.0.0.1".to_string(),
@@ -469,3 +473,5 @@ fn nudge_test_shows_no_env_value_but_tests_see_the_real_request() {
     assert_clean("nudge test stdout", shown.as_bytes(), &forbidden);
     assert_clean("nudge test stderr", &out.stderr, &forbidden);
 }
+
+on_both_engines!(no_env_value_leaves_the_daemon_by_any_route);

@@ -146,7 +146,7 @@ fn with_database(url: &str, name: &str) -> String {
 
 /// Runs `f`'s future to its end on a new thread with its own runtime, so
 /// that it works from synchronous code and from inside another runtime.
-fn on_own_runtime<F, Fut, T>(f: F) -> T
+pub(crate) fn on_own_runtime<F, Fut, T>(f: F) -> T
 where
     F: FnOnce() -> Fut + Send + 'static,
     Fut: std::future::Future<Output = T>,

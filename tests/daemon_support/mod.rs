@@ -205,8 +205,7 @@ impl Daemon {
                 panic!("the daemon exited ({status}):\n{}", self.log());
             }
             if let Ok(r) = try_request(self.addr, "GET", "/healthz", &[], None)
-                && r.status == 200
-                && !r.body.contains("waiting")
+                && serving(&r)
             {
                 return;
             }
@@ -345,6 +344,12 @@ impl Drop for Daemon {
         }
         let _ = self.child.wait();
     }
+}
+
+/// Whether a `/healthz` answer comes from the daemon itself, not from the
+/// stand-in that answers while it waits for its database.
+pub fn serving(healthz: &Reply) -> bool {
+    healthz.status == 200 && !healthz.body.contains("waiting")
 }
 
 /// Call `f` until it gives `Some` or `timeout` passed.
