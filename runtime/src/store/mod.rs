@@ -591,7 +591,8 @@ pub async fn open(url: &str) -> Result<std::sync::Arc<dyn Store>> {
         std::sync::Arc::new(postgres::PgStore::open(url).await?)
     } else {
         return Err(StoreError::Unsupported(format!(
-            "`{url}` is not a database URL nudge knows (use `sqlite://FILE` or `postgres://…`)"
+            "`{}` is not a database URL nudge knows (use `sqlite://FILE` or `postgres://…`)",
+            postgres::redacted(url)
         )));
     };
     store.migrate().await?;

@@ -269,3 +269,52 @@ async fn a_damaged_outbox_payload_is_dead_lettered_not_a_blocked_outbox() {
     );
     s.close().await;
 }
+
+/// The conversion pass's page: the rows whose state is not in the current
+/// format (tag `0x02`), in id order, quarantined ones left out.
+#[tokio::test]
+async fn old_format_rows_are_found_by_their_tag() {
+    let db = PgDatabase::create("old_format").await;
+    let s = fresh(&db).await;
+    put(&s, vec![new_contact("now"), new_contact("zed")]).await;
+    let pool = raw(&db).await;
+    for (id, state) in [
+        ("b_old", "\\x01aa"),
+        ("a_json", "\\x7b7d"),
+        ("q_old", "\\x01bb"),
+    ] {
+        sqlx::query(
+            "INSERT INTO contacts (id, state, version, next_wake, created_at, updated_at) \
+             VALUES ($1, $2::bytea, 3, NULL, 1, 1)",
+        )
+        .bind(id)
+        .bind(state)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    sqlx::query("UPDATE contacts SET state = '\\x01cc'::bytea WHERE id = 'zed'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO contacts_quarantined (contact, reason, at, next_wake) \
+         VALUES ('q_old', 'bad', 1, NULL)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    let all = s.old_format_contacts(None, 10).await.unwrap();
+    assert_eq!(
+        all,
+        [
+            ("a_json".to_string(), 3),
+            ("b_old".into(), 3),
+            ("zed".into(), 1)
+        ]
+    );
+    let after = s.old_format_contacts(Some("a_json"), 1).await.unwrap();
+    assert_eq!(after, [("b_old".to_string(), 3)]);
+    s.close().await;
+}

@@ -107,7 +107,11 @@ impl<'c> ContactRows<'c> {
 /// is still the expected one; any other case is a conflict, named.
 async fn write_contacts(conn: &mut PgConnection, writes: &[Write<'_>], now: i64) -> Result<()> {
     let (mut fresh, mut stored) = (ContactRows::default(), ContactRows::default());
-    for w in writes {
+    // in id order: two commits updating the same contacts lock them in one
+    // order, so they wait for each other instead of deadlocking
+    let mut sorted: Vec<&Write<'_>> = writes.iter().collect();
+    sorted.sort_unstable_by(|a, b| a.id().cmp(b.id()));
+    for w in sorted {
         match w.expected {
             None => fresh.push(w)?,
             Some(_) => stored.push(w)?,
