@@ -33,7 +33,7 @@ mod quarantine;
 
 use super::health::Health;
 use super::quarantine::{HeldRow, StateRow, decode_held, decode_states};
-use super::rows::{journal_lines, limit};
+use super::rows::limit;
 use super::*;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -207,27 +207,6 @@ pub fn redacted(url: &str) -> String {
         return url.to_string();
     };
     format!("{}{}:***{}", &url[..start], &rest[..colon], &rest[at..])
-}
-
-/// The stored names of statuses, for the flow counts.
-fn add_count(c: &mut FlowCounts, status: &str, step: String, n: i64) -> Result<()> {
-    c.enrolled += n;
-    match status {
-        "active" => {
-            c.active += n;
-            *c.steps.entry(step).or_default() += n;
-        }
-        "completed" => c.completed += n,
-        "exited" => c.exited += n,
-        "converted" => c.converted += n,
-        "failed" => c.failed += n,
-        other => {
-            return Err(StoreError::Corrupt(format!(
-                "flow counts: unknown status `{other}`"
-            )));
-        }
-    }
-    Ok(())
 }
 
 #[async_trait]
@@ -418,20 +397,6 @@ impl Store for PgStore {
         self.claim(now, lease_until, limit, skip).await
     }
 
-    async fn outbox_delivered(&self, lease: Lease) -> Result<bool> {
-        self.ack_one(lease, Attempt::Delivered).await
-    }
-
-    async fn outbox_retry(&self, lease: Lease, at: i64, error: &str) -> Result<bool> {
-        let error = error.to_string();
-        self.ack_one(lease, Attempt::Retry { at, error }).await
-    }
-
-    async fn outbox_dead(&self, lease: Lease, error: &str) -> Result<bool> {
-        let error = error.to_string();
-        self.ack_one(lease, Attempt::Dead { error }).await
-    }
-
     async fn outbox_record(&self, acks: &[Ack]) -> Result<Vec<Lease>> {
         self.record(acks).await
     }
@@ -462,13 +427,7 @@ impl Store for PgStore {
         .fetch_all(&self.pool)
         .await
         .map_err(db)?;
-        let mut out = Vec::new();
-        for (lines,) in rows.iter().rev() {
-            out.extend(journal_lines(contact, lines)?);
-        }
-        let extra = out.len().saturating_sub(limit_);
-        out.drain(..extra);
-        Ok(out)
+        super::rows::journal_tail(contact, &rows, limit_)
     }
 
     async fn put_bundle(&self, hash: &str, bytes: &[u8], now: i64) -> Result<()> {
@@ -525,19 +484,7 @@ impl Store for PgStore {
         .fetch_all(&self.pool)
         .await
         .map_err(db)?;
-        let mut out: Vec<FlowCounts> = Vec::new();
-        for (flow, status, step, n) in rows {
-            if out.last().is_none_or(|c| c.flow != flow) {
-                out.push(FlowCounts {
-                    flow,
-                    ..FlowCounts::default()
-                });
-            }
-            if let Some(c) = out.last_mut() {
-                add_count(c, &status, step, n)?;
-            }
-        }
-        Ok(out)
+        super::rows::flow_counts(rows)
     }
 
     async fn held_for(&self, key_field: &str, key_value: &str) -> Result<Vec<HeldPostback>> {

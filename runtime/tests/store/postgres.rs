@@ -7,8 +7,7 @@
 
 use crate::store_suite::{self, *};
 use nudge_runtime::store::postgres::PgStore;
-use nudge_runtime::store::{Commit, ContactWrite, Store, StoreError};
-use nudge_runtime::vm::Status;
+use nudge_runtime::store::{Commit, Store, StoreError};
 use nudge_testkit::pg::PgDatabase;
 use std::collections::HashSet;
 
@@ -37,20 +36,6 @@ suite_list!(on_postgres);
 /// A raw connection pool on the test database, to damage rows.
 async fn raw(db: &PgDatabase) -> sqlx::PgPool {
     sqlx::PgPool::connect(db.url()).await.unwrap()
-}
-
-fn due(id: &str, at: i64) -> ContactWrite {
-    let st = state(
-        id,
-        vec![enrollment("welcome", "wait", Status::Active, Some(at))],
-    );
-    waking(
-        ContactWrite {
-            state: st,
-            ..new_contact(id)
-        },
-        at,
-    )
 }
 
 /// Two stores commit the same contact at the same version at once, round
@@ -232,41 +217,16 @@ async fn an_unreadable_state_is_quarantined_and_blocks_no_one() {
 }
 
 /// An outbox row whose stored payload is damaged (not JSON) does not block
-/// the claims: it is dead-lettered with its reason, and the others go out.
+/// the claims.
 #[tokio::test]
 async fn a_damaged_outbox_payload_is_dead_lettered_not_a_blocked_outbox() {
     let db = PgDatabase::create("damaged").await;
     let s = fresh(&db).await;
-    commit(
-        &s,
-        Commit {
-            outbox: vec![outbox("ann", "m1", 10), outbox("bob", "m2", 10)],
-            ..Commit::default()
-        },
-    )
-    .await;
+    damaged_outbox_rows(&s).await;
     let pool = raw(&db).await;
-    sqlx::query("UPDATE outbox SET payload = '{\"to\": ' WHERE idem_key = 'm1'")
-        .execute(&pool)
-        .await
-        .unwrap();
+    sqlx::query(DAMAGE_OUTBOX).execute(&pool).await.unwrap();
     pool.close().await;
-    let claimed = s.claim_outbox(10, 100, 10).await.unwrap();
-    let keys: Vec<&str> = claimed.iter().map(|r| r.idem_key.as_str()).collect();
-    assert_eq!(keys, ["m2"]);
-    let dead = s
-        .outbox_list(Some(nudge_runtime::store::OutboxStatus::Dead), 10)
-        .await
-        .unwrap();
-    assert_eq!(dead.len(), 1, "{dead:?}");
-    assert_eq!(dead[0].idem_key, "m1");
-    assert!(
-        dead[0]
-            .last_error
-            .as_deref()
-            .unwrap_or("")
-            .contains("not valid JSON")
-    );
+    a_damaged_outbox_payload_is_dead_lettered(&s).await;
     s.close().await;
 }
 

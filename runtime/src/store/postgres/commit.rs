@@ -258,13 +258,7 @@ async fn key_owner(
     .bind(owners)
     .fetch_optional(&mut *conn)
     .await;
-    match taken {
-        Ok(Some((field, value, owner))) => {
-            StoreError::Conflict(format!("`{field}` `{value}` belongs to contact `{owner}`"))
-        }
-        Ok(None) => StoreError::Conflict("a unique key belongs to another contact".into()),
-        Err(e) => db(e),
-    }
+    taken.map_or_else(db, rows::key_taken)
 }
 
 /// Adds what the commit moved to the flow counters.

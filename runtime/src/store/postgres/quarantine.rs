@@ -48,7 +48,7 @@ impl PgStore {
         contact: Option<&str>,
         limit_: usize,
     ) -> Result<Vec<Quarantine>> {
-        let rows: Vec<(String, String, i64, Option<i64>)> = sqlx::query_as(
+        let rows: Vec<crate::store::quarantine::QuarantineRow> = sqlx::query_as(
             "SELECT contact, reason, at, next_wake FROM contacts_quarantined \
              WHERE $1::text IS NULL OR contact = $1 ORDER BY at, contact LIMIT $2",
         )
@@ -57,15 +57,7 @@ impl PgStore {
         .fetch_all(&self.pool)
         .await
         .map_err(db)?;
-        Ok(rows
-            .into_iter()
-            .map(|(contact, reason, at, next_wake)| Quarantine {
-                contact,
-                reason,
-                at,
-                next_wake,
-            })
-            .collect())
+        Ok(crate::store::quarantine::records(rows))
     }
 
     /// See [`crate::store::Store::release_quarantine`]: in one transaction,

@@ -411,13 +411,7 @@ async fn key_owner(conn: &mut SqliteConnection, added: &[[&str; 3]]) -> StoreErr
     .bind(added)
     .fetch_optional(&mut *conn)
     .await;
-    match taken {
-        Ok(Some((field, value, owner))) => {
-            StoreError::Conflict(format!("`{field}` `{value}` belongs to contact `{owner}`"))
-        }
-        Ok(None) => StoreError::Conflict("a unique key belongs to another contact".into()),
-        Err(e) => db(e),
-    }
+    taken.map_or_else(db, crate::store::rows::key_taken)
 }
 
 /// Adds what the commit moved to the flow counters: each stored
