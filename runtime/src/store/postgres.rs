@@ -43,6 +43,14 @@ use std::time::Duration;
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 
+/// A page of [`Store::old_format_contacts`]: the condition is the one of
+/// the `contacts_old_format` partial index, so the query reads that index
+/// only (an empty one once every row is converted).
+const OLD_FORMAT_PAGE: &str = "SELECT c.id, c.version FROM contacts c \
+     WHERE substring(c.state FROM 1 FOR 1) <> '\\x02'::bytea AND c.id > $1 \
+     AND NOT EXISTS (SELECT 1 FROM contacts_quarantined q WHERE q.contact = c.id) \
+     ORDER BY c.id LIMIT $2";
+
 /// How a [`PgStore`] connects. [`PgOptions::default`] is what
 /// [`super::open`] uses.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -373,18 +381,12 @@ impl Store for PgStore {
         after: Option<&str>,
         limit_: usize,
     ) -> Result<Vec<(String, i64)>> {
-        // the condition of the `contacts_old_format` partial index
-        sqlx::query_as(
-            "SELECT c.id, c.version FROM contacts c \
-             WHERE substring(c.state FROM 1 FOR 1) <> '\\x02'::bytea AND c.id > $1 \
-             AND NOT EXISTS (SELECT 1 FROM contacts_quarantined q WHERE q.contact = c.id) \
-             ORDER BY c.id LIMIT $2",
-        )
-        .bind(after.unwrap_or(""))
-        .bind(limit(limit_))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db)
+        sqlx::query_as(OLD_FORMAT_PAGE)
+            .bind(after.unwrap_or(""))
+            .bind(limit(limit_))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)
     }
 
     async fn claim_outbox_except(
@@ -596,5 +598,92 @@ mod tests {
             redacted("postgresql://u:p@ss@h/db"),
             "postgresql://u:***@h/db"
         );
+    }
+}
+
+/// The plans of the hot queries, on a real server.
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod plans {
+    use super::*;
+    use sqlx::postgres::PgArguments;
+
+    type Explain = sqlx::query::QueryAs<'static, sqlx::Postgres, (String,), PgArguments>;
+
+    fn explain(sql: &str) -> Explain {
+        sqlx::query_as(sqlx::AssertSqlSafe(format!("EXPLAIN {sql}")))
+    }
+
+    /// Every hot query reads its index: sequential scans are turned off,
+    /// so an empty table does not hide a query that would scan one.
+    #[tokio::test]
+    async fn hot_queries_read_their_indexes() {
+        let db = nudge_testkit::pg::PgDatabase::create("plans").await;
+        let s = PgStore::open(db.url()).await.unwrap();
+        s.migrate().await.unwrap();
+        let mut conn = s.pool.acquire().await.unwrap();
+        sqlx::query("SET enable_seqscan = off")
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        let none: Vec<String> = Vec::new();
+        let cases: Vec<(&str, Explain, &str)> = vec![
+            (
+                "due page",
+                explain(quarantine::DUE_FIRST).bind(5_i64).bind(10_i64),
+                "contacts_next_wake",
+            ),
+            (
+                "due page after",
+                explain(quarantine::DUE_AFTER)
+                    .bind(5_i64)
+                    .bind(10_i64)
+                    .bind(1_i64)
+                    .bind("a"),
+                "contacts_next_wake",
+            ),
+            (
+                "old format page",
+                explain(OLD_FORMAT_PAGE).bind("").bind(10_i64),
+                "contacts_old_format",
+            ),
+            (
+                "claim",
+                explain(&outbox::claim_sql())
+                    .bind(5_i64)
+                    .bind(10_i64)
+                    .bind(10_i64)
+                    .bind(none),
+                "outbox_due",
+            ),
+            (
+                "acks",
+                explain(outbox::ACKS)
+                    .bind(vec![1_i64])
+                    .bind(vec![1_i64])
+                    .bind(vec!["delivered"])
+                    .bind(vec![1_i64])
+                    .bind(vec![None::<i64>])
+                    .bind(vec![None::<&str>]),
+                "outbox_pkey",
+            ),
+            (
+                "renewals",
+                explain(outbox::RENEW)
+                    .bind(10_i64)
+                    .bind(vec![1_i64])
+                    .bind(vec![1_i64]),
+                "outbox_pkey",
+            ),
+        ];
+        for (what, q, index) in cases {
+            let plan: Vec<(String,)> = q.fetch_all(&mut *conn).await.unwrap();
+            let plan: Vec<String> = plan.into_iter().map(|(l,)| l).collect();
+            let text = plan.join("\n");
+            assert!(
+                text.contains(index),
+                "{what} does not read {index}:\n{text}"
+            );
+        }
     }
 }

@@ -242,6 +242,18 @@ pub(crate) fn flow_counts(rows: Vec<(String, String, String, i64)>) -> Result<Ve
     Ok(out)
 }
 
+/// The answer of a commit whose acks lost these leases: a conflict naming
+/// the first (the commit is refused whole), or none.
+pub(crate) fn leases_kept(lost: &[super::Lease]) -> Result<()> {
+    match lost.first() {
+        None => Ok(()),
+        Some(l) => Err(StoreError::Conflict(format!(
+            "outbox row {}: its lease was taken over",
+            l.id
+        ))),
+    }
+}
+
 /// After a unique key insert was refused: the conflict naming the key's
 /// owner (field, value, contact), as read.
 pub(crate) fn key_taken(owner: Option<(String, String, String)>) -> StoreError {

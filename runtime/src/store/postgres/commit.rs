@@ -487,13 +487,7 @@ async fn write_acks(conn: &mut PgConnection, c: &Commit) -> Result<()> {
         return Ok(());
     }
     let lost = super::outbox::apply_acks(conn, &c.acks).await?;
-    match lost.first() {
-        None => Ok(()),
-        Some(l) => Err(StoreError::Conflict(format!(
-            "outbox row {}: its lease was taken over",
-            l.id
-        ))),
-    }
+    crate::store::rows::leases_kept(&lost)
 }
 
 /// Moves the running totals by the contacts and events the commit adds.

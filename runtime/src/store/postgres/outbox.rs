@@ -35,14 +35,28 @@ const CLAIM: &str = "WITH token AS (SELECT nextval('outbox_lease') AS t), \
        WHERE o.id = due.id RETURNING o.*, due.at) \
      SELECT";
 
+/// The whole claim statement, its rows in due order.
+pub(super) fn claim_sql() -> String {
+    format!("{CLAIM} {COLUMNS} FROM o ORDER BY o.at, o.id")
+}
+
 /// One statement for a batch of acks (`$1` ids, `$2` tokens): each row's
-/// new status, attempts added, due time and error (`NULL`: kept).
-const ACKS: &str = "UPDATE outbox o SET status = a.status, attempts = o.attempts + a.counted, \
+/// new status, attempts added, due time and error (`NULL`: kept). The
+/// fenced statements ([`ACKS`], [`RENEW`]) test `status || ''` so that
+/// the planner finds each row by its id: on the `outbox_due` index it
+/// would walk every pending row (the whole backlog) to test each against
+/// the list.
+pub(super) const ACKS: &str = "UPDATE outbox o SET status = a.status, attempts = o.attempts + a.counted, \
      next_attempt_at = coalesce(a.at, o.next_attempt_at), \
      last_error = coalesce(a.error, o.last_error) \
      FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::bigint[], $5::bigint[], \
      $6::text[]) AS a(id, lease, status, counted, at, error) \
-     WHERE o.id = a.id AND o.lease = a.lease AND o.status = 'pending' RETURNING o.id";
+     WHERE o.id = a.id AND o.lease = a.lease AND o.status || '' = 'pending' RETURNING o.id";
+
+/// Extends the leases of (`$2` ids, `$3` tokens) still held to `$1`.
+pub(super) const RENEW: &str = "UPDATE outbox o SET next_attempt_at = $1 \
+     FROM UNNEST($2::bigint[], $3::bigint[]) AS l(id, lease) \
+     WHERE o.id = l.id AND o.lease = l.lease AND o.status || '' = 'pending' RETURNING o.id";
 
 impl PgStore {
     /// See [`crate::store::Store::claim_outbox_except`].
@@ -53,8 +67,7 @@ impl PgStore {
         limit_: usize,
         skip: &[String],
     ) -> Result<Vec<OutboxRow>> {
-        let sql = format!("{CLAIM} {COLUMNS} FROM o ORDER BY o.at, o.id");
-        let rows: Vec<Tuple> = sqlx::query_as(AssertSqlSafe(sql))
+        let rows: Vec<Tuple> = sqlx::query_as(AssertSqlSafe(claim_sql()))
             .bind(now)
             .bind(lease_until)
             .bind(limit(limit_))
@@ -108,17 +121,13 @@ impl PgStore {
             return Ok(Vec::new());
         }
         let (ids, tokens): (Vec<i64>, Vec<i64>) = leases.iter().map(|l| (l.id, l.token)).unzip();
-        let kept: Vec<(i64,)> = sqlx::query_as(
-            "UPDATE outbox o SET next_attempt_at = $1 \
-             FROM UNNEST($2::bigint[], $3::bigint[]) AS l(id, lease) \
-             WHERE o.id = l.id AND o.lease = l.lease AND o.status = 'pending' RETURNING o.id",
-        )
-        .bind(lease_until)
-        .bind(ids)
-        .bind(tokens)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(|e| self.failed(db(e)))?;
+        let kept: Vec<(i64,)> = sqlx::query_as(RENEW)
+            .bind(lease_until)
+            .bind(ids)
+            .bind(tokens)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| self.failed(db(e)))?;
         Ok(not_in(leases, &kept))
     }
 

@@ -108,13 +108,7 @@ async fn write_acks(conn: &mut SqliteConnection, c: &Commit) -> Result<()> {
         return Ok(());
     }
     let lost = super::outbox::apply_acks(conn, &c.acks).await?;
-    match lost.first() {
-        None => Ok(()),
-        Some(l) => Err(StoreError::Conflict(format!(
-            "outbox row {}: its lease was taken over",
-            l.id
-        ))),
-    }
+    crate::store::rows::leases_kept(&lost)
 }
 
 /// The postbacks' `dedupe` values, by the primary key: one recorded before
