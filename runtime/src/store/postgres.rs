@@ -201,20 +201,42 @@ fn db(e: sqlx::Error) -> StoreError {
     StoreError::Db(e)
 }
 
-/// `url` with its password (if any) replaced by `***`.
+/// `url` with its password (in the authority or a `password=` query
+/// parameter) replaced by `***`.
 pub fn redacted(url: &str) -> String {
-    let Some(start) = url.find("://").map(|i| i + 3) else {
-        return url.to_string();
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
     };
-    let rest = &url[start..];
-    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let mut out = redacted_authority(base);
+    if let Some(q) = query {
+        let params: Vec<&str> = q
+            .split('&')
+            .map(|p| match p.split_once('=') {
+                Some((k, _)) if k.eq_ignore_ascii_case("password") => "password=***",
+                _ => p,
+            })
+            .collect();
+        out.push('?');
+        out.push_str(&params.join("&"));
+    }
+    out
+}
+
+/// `scheme://user:***@host/db` of a URL without its query.
+fn redacted_authority(base: &str) -> String {
+    let Some(start) = base.find("://").map(|i| i + 3) else {
+        return base.to_string();
+    };
+    let rest = &base[start..];
+    let authority_end = rest.find('/').unwrap_or(rest.len());
     let Some(at) = rest[..authority_end].rfind('@') else {
-        return url.to_string();
+        return base.to_string();
     };
     let Some(colon) = rest[..at].find(':') else {
-        return url.to_string();
+        return base.to_string();
     };
-    format!("{}{}:***{}", &url[..start], &rest[..colon], &rest[at..])
+    format!("{}{}:***{}", &base[..start], &rest[..colon], &rest[at..])
 }
 
 #[async_trait]

@@ -278,3 +278,86 @@ async fn old_format_rows_are_found_by_their_tag() {
     assert_eq!(after, [("b_old".to_string(), 3)]);
     s.close().await;
 }
+
+/// Turns the database read-only (or back) for every new session, and ends
+/// the sessions open on it, so the store's pool reconnects under the new
+/// setting.
+async fn set_read_only(db: &PgDatabase, on: bool) {
+    let admin = sqlx::PgPool::connect(&nudge_testkit::pg::server_url())
+        .await
+        .unwrap();
+    let set = if on {
+        "SET default_transaction_read_only = on"
+    } else {
+        "RESET default_transaction_read_only"
+    };
+    let sql = format!("ALTER DATABASE \"{}\" {set}", db.name());
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+        .execute(&admin)
+        .await
+        .unwrap();
+    sqlx::query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = $1 AND pid <> pg_backend_pid()",
+    )
+    .bind(db.name())
+    .execute(&admin)
+    .await
+    .unwrap();
+    admin.close().await;
+}
+
+/// Writes that the server refuses are database errors, not conflicts:
+/// counted, readiness answers with the reason while they last, and once
+/// the server takes writes again the readiness probe proves it and writes
+/// go through.
+#[tokio::test]
+async fn refused_writes_fail_readiness_until_a_write_goes_through() {
+    let db = PgDatabase::create("read_only").await;
+    let s = fresh(&db).await;
+    put(&s, vec![new_contact("ann")]).await;
+    s.ready(1).await.unwrap();
+    set_read_only(&db, true).await;
+    let mut refused = None;
+    // the first use of a connection ended under it may fail on its own
+    for _ in 0..3 {
+        match s
+            .commit(&Commit {
+                contacts: vec![new_contact("bob")],
+                ..Commit::default()
+            })
+            .await
+        {
+            Err(StoreError::Db(e)) if e.to_string().contains("read-only") => {
+                refused = Some(e);
+                break;
+            }
+            Err(StoreError::Db(_)) => {}
+            other => panic!("not a database error: {other:?}"),
+        }
+    }
+    assert!(refused.is_some(), "the read-only database took the write");
+    let health = s.write_health();
+    assert!(health.failures >= 1, "{health:?}");
+    assert!(
+        health
+            .failing
+            .as_deref()
+            .unwrap_or("")
+            .contains("read-only")
+    );
+    assert!(matches!(s.ready(1).await, Err(StoreError::Unwritable(_))));
+
+    set_read_only(&db, false).await;
+    tokio::time::sleep(std::time::Duration::from_millis(2_100)).await;
+    let mut ready = s.ready(2).await;
+    if ready.is_err() {
+        // a connection ended by the switch back fails once
+        ready = s.ready(3).await;
+    }
+    ready.unwrap();
+    assert_eq!(s.write_health().failing, None);
+    put(&s, vec![new_contact("bob")]).await;
+    assert_eq!(s.totals(0).await.unwrap().contacts, 2);
+    s.close().await;
+}
