@@ -12,7 +12,6 @@ mod store_suite;
 use nudge_runtime::compiler::value::Value;
 use nudge_runtime::store::sqlite::SqliteStore;
 use nudge_runtime::store::{Commit, ContactWrite, HeldPostback, Store, StoreError};
-use nudge_runtime::vm::Status;
 use std::path::PathBuf;
 use store_suite::*;
 
@@ -136,20 +135,6 @@ async fn readiness_probes_writes_after_a_failure() {
 /// disk fault or a bad manual edit would.
 async fn raw(db: &TempDb) -> sqlx::SqlitePool {
     sqlx::SqlitePool::connect(&db.url()).await.unwrap()
-}
-
-fn due(id: &str, at: i64) -> ContactWrite {
-    let st = state(
-        id,
-        vec![enrollment("welcome", "wait", Status::Active, Some(at))],
-    );
-    waking(
-        ContactWrite {
-            state: st,
-            ..new_contact(id)
-        },
-        at,
-    )
 }
 
 #[tokio::test]

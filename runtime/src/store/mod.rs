@@ -512,11 +512,31 @@ pub trait Store: Send + Sync {
     ) -> Result<Vec<OutboxRow>>;
     /// Mark a claimed row delivered (counts the attempt); false when its
     /// lease was lost (the token moved) or it is settled.
-    async fn outbox_delivered(&self, lease: Lease) -> Result<bool>;
+    async fn outbox_delivered(&self, lease: Lease) -> Result<bool> {
+        let acks = [Ack {
+            lease,
+            attempt: Attempt::Delivered,
+        }];
+        Ok(self.outbox_record(&acks).await?.is_empty())
+    }
     /// Count an attempt and reschedule a claimed row (fenced likewise).
-    async fn outbox_retry(&self, lease: Lease, at: i64, error: &str) -> Result<bool>;
+    async fn outbox_retry(&self, lease: Lease, at: i64, error: &str) -> Result<bool> {
+        let error = error.to_string();
+        let acks = [Ack {
+            lease,
+            attempt: Attempt::Retry { at, error },
+        }];
+        Ok(self.outbox_record(&acks).await?.is_empty())
+    }
     /// Count an attempt and give up on a claimed row (dead letter; fenced).
-    async fn outbox_dead(&self, lease: Lease, error: &str) -> Result<bool>;
+    async fn outbox_dead(&self, lease: Lease, error: &str) -> Result<bool> {
+        let error = error.to_string();
+        let acks = [Ack {
+            lease,
+            attempt: Attempt::Dead { error },
+        }];
+        Ok(self.outbox_record(&acks).await?.is_empty())
+    }
     /// Record many acks in one transaction (each as
     /// [`Store::outbox_delivered`], [`Store::outbox_retry`] or
     /// [`Store::outbox_dead`] would; a `Defer` reschedules without counting
@@ -592,7 +612,8 @@ pub async fn open(url: &str) -> Result<std::sync::Arc<dyn Store>> {
         std::sync::Arc::new(postgres::PgStore::open(url).await?)
     } else {
         return Err(StoreError::Unsupported(format!(
-            "`{url}` is not a database URL nudge knows (use `sqlite://FILE` or `postgres://…`)"
+            "`{}` is not a database URL nudge knows (use `sqlite://FILE` or `postgres://…`)",
+            postgres::redacted(url)
         )));
     };
     store.migrate().await?;

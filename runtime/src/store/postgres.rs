@@ -33,7 +33,7 @@ mod quarantine;
 
 use super::health::Health;
 use super::quarantine::{HeldRow, StateRow, decode_held, decode_states};
-use super::rows::{journal_lines, limit};
+use super::rows::limit;
 use super::*;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -42,6 +42,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// A page of [`Store::old_format_contacts`]: the condition is the one of
+/// the `contacts_old_format` partial index, so the query reads that index
+/// only (an empty one once every row is converted).
+const OLD_FORMAT_PAGE: &str = "SELECT c.id, c.version FROM contacts c \
+     WHERE substring(c.state FROM 1 FOR 1) <> '\\x02'::bytea AND c.id > $1 \
+     AND NOT EXISTS (SELECT 1 FROM contacts_quarantined q WHERE q.contact = c.id) \
+     ORDER BY c.id LIMIT $2";
 
 /// How a [`PgStore`] connects. [`PgOptions::default`] is what
 /// [`super::open`] uses.
@@ -193,41 +201,42 @@ fn db(e: sqlx::Error) -> StoreError {
     StoreError::Db(e)
 }
 
-/// `url` with its password (if any) replaced by `***`.
+/// `url` with its password (in the authority or a `password=` query
+/// parameter) replaced by `***`.
 pub fn redacted(url: &str) -> String {
-    let Some(start) = url.find("://").map(|i| i + 3) else {
-        return url.to_string();
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
     };
-    let rest = &url[start..];
-    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let Some(at) = rest[..authority_end].rfind('@') else {
-        return url.to_string();
-    };
-    let Some(colon) = rest[..at].find(':') else {
-        return url.to_string();
-    };
-    format!("{}{}:***{}", &url[..start], &rest[..colon], &rest[at..])
+    let mut out = redacted_authority(base);
+    if let Some(q) = query {
+        let params: Vec<&str> = q
+            .split('&')
+            .map(|p| match p.split_once('=') {
+                Some((k, _)) if k.eq_ignore_ascii_case("password") => "password=***",
+                _ => p,
+            })
+            .collect();
+        out.push('?');
+        out.push_str(&params.join("&"));
+    }
+    out
 }
 
-/// The stored names of statuses, for the flow counts.
-fn add_count(c: &mut FlowCounts, status: &str, step: String, n: i64) -> Result<()> {
-    c.enrolled += n;
-    match status {
-        "active" => {
-            c.active += n;
-            *c.steps.entry(step).or_default() += n;
-        }
-        "completed" => c.completed += n,
-        "exited" => c.exited += n,
-        "converted" => c.converted += n,
-        "failed" => c.failed += n,
-        other => {
-            return Err(StoreError::Corrupt(format!(
-                "flow counts: unknown status `{other}`"
-            )));
-        }
-    }
-    Ok(())
+/// `scheme://user:***@host/db` of a URL without its query.
+fn redacted_authority(base: &str) -> String {
+    let Some(start) = base.find("://").map(|i| i + 3) else {
+        return base.to_string();
+    };
+    let rest = &base[start..];
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let Some(at) = rest[..authority_end].rfind('@') else {
+        return base.to_string();
+    };
+    let Some(colon) = rest[..at].find(':') else {
+        return base.to_string();
+    };
+    format!("{}{}:***{}", &base[..start], &rest[..colon], &rest[at..])
 }
 
 #[async_trait]
@@ -394,18 +403,12 @@ impl Store for PgStore {
         after: Option<&str>,
         limit_: usize,
     ) -> Result<Vec<(String, i64)>> {
-        // the condition of the `contacts_old_format` partial index
-        sqlx::query_as(
-            "SELECT c.id, c.version FROM contacts c \
-             WHERE substring(c.state FROM 1 FOR 1) <> '\\x02'::bytea AND c.id > $1 \
-             AND NOT EXISTS (SELECT 1 FROM contacts_quarantined q WHERE q.contact = c.id) \
-             ORDER BY c.id LIMIT $2",
-        )
-        .bind(after.unwrap_or(""))
-        .bind(limit(limit_))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db)
+        sqlx::query_as(OLD_FORMAT_PAGE)
+            .bind(after.unwrap_or(""))
+            .bind(limit(limit_))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)
     }
 
     async fn claim_outbox_except(
@@ -416,20 +419,6 @@ impl Store for PgStore {
         skip: &[String],
     ) -> Result<Vec<OutboxRow>> {
         self.claim(now, lease_until, limit, skip).await
-    }
-
-    async fn outbox_delivered(&self, lease: Lease) -> Result<bool> {
-        self.ack_one(lease, Attempt::Delivered).await
-    }
-
-    async fn outbox_retry(&self, lease: Lease, at: i64, error: &str) -> Result<bool> {
-        let error = error.to_string();
-        self.ack_one(lease, Attempt::Retry { at, error }).await
-    }
-
-    async fn outbox_dead(&self, lease: Lease, error: &str) -> Result<bool> {
-        let error = error.to_string();
-        self.ack_one(lease, Attempt::Dead { error }).await
     }
 
     async fn outbox_record(&self, acks: &[Ack]) -> Result<Vec<Lease>> {
@@ -462,13 +451,7 @@ impl Store for PgStore {
         .fetch_all(&self.pool)
         .await
         .map_err(db)?;
-        let mut out = Vec::new();
-        for (lines,) in rows.iter().rev() {
-            out.extend(journal_lines(contact, lines)?);
-        }
-        let extra = out.len().saturating_sub(limit_);
-        out.drain(..extra);
-        Ok(out)
+        super::rows::journal_tail(contact, &rows, limit_)
     }
 
     async fn put_bundle(&self, hash: &str, bytes: &[u8], now: i64) -> Result<()> {
@@ -525,19 +508,7 @@ impl Store for PgStore {
         .fetch_all(&self.pool)
         .await
         .map_err(db)?;
-        let mut out: Vec<FlowCounts> = Vec::new();
-        for (flow, status, step, n) in rows {
-            if out.last().is_none_or(|c| c.flow != flow) {
-                out.push(FlowCounts {
-                    flow,
-                    ..FlowCounts::default()
-                });
-            }
-            if let Some(c) = out.last_mut() {
-                add_count(c, &status, step, n)?;
-            }
-        }
-        Ok(out)
+        super::rows::flow_counts(rows)
     }
 
     async fn held_for(&self, key_field: &str, key_value: &str) -> Result<Vec<HeldPostback>> {
@@ -649,5 +620,92 @@ mod tests {
             redacted("postgresql://u:p@ss@h/db"),
             "postgresql://u:***@h/db"
         );
+    }
+}
+
+/// The plans of the hot queries, on a real server.
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod plans {
+    use super::*;
+    use sqlx::postgres::PgArguments;
+
+    type Explain = sqlx::query::QueryAs<'static, sqlx::Postgres, (String,), PgArguments>;
+
+    fn explain(sql: &str) -> Explain {
+        sqlx::query_as(sqlx::AssertSqlSafe(format!("EXPLAIN {sql}")))
+    }
+
+    /// Every hot query reads its index: sequential scans are turned off,
+    /// so an empty table does not hide a query that would scan one.
+    #[tokio::test]
+    async fn hot_queries_read_their_indexes() {
+        let db = nudge_testkit::pg::PgDatabase::create("plans").await;
+        let s = PgStore::open(db.url()).await.unwrap();
+        s.migrate().await.unwrap();
+        let mut conn = s.pool.acquire().await.unwrap();
+        sqlx::query("SET enable_seqscan = off")
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        let none: Vec<String> = Vec::new();
+        let cases: Vec<(&str, Explain, &str)> = vec![
+            (
+                "due page",
+                explain(quarantine::DUE_FIRST).bind(5_i64).bind(10_i64),
+                "contacts_next_wake",
+            ),
+            (
+                "due page after",
+                explain(quarantine::DUE_AFTER)
+                    .bind(5_i64)
+                    .bind(10_i64)
+                    .bind(1_i64)
+                    .bind("a"),
+                "contacts_next_wake",
+            ),
+            (
+                "old format page",
+                explain(OLD_FORMAT_PAGE).bind("").bind(10_i64),
+                "contacts_old_format",
+            ),
+            (
+                "claim",
+                explain(&outbox::claim_sql())
+                    .bind(5_i64)
+                    .bind(10_i64)
+                    .bind(10_i64)
+                    .bind(none),
+                "outbox_due",
+            ),
+            (
+                "acks",
+                explain(outbox::ACKS)
+                    .bind(vec![1_i64])
+                    .bind(vec![1_i64])
+                    .bind(vec!["delivered"])
+                    .bind(vec![1_i64])
+                    .bind(vec![None::<i64>])
+                    .bind(vec![None::<&str>]),
+                "outbox_pkey",
+            ),
+            (
+                "renewals",
+                explain(outbox::RENEW)
+                    .bind(10_i64)
+                    .bind(vec![1_i64])
+                    .bind(vec![1_i64]),
+                "outbox_pkey",
+            ),
+        ];
+        for (what, q, index) in cases {
+            let plan: Vec<(String,)> = q.fetch_all(&mut *conn).await.unwrap();
+            let plan: Vec<String> = plan.into_iter().map(|(l,)| l).collect();
+            let text = plan.join("\n");
+            assert!(
+                text.contains(index),
+                "{what} does not read {index}:\n{text}"
+            );
+        }
     }
 }

@@ -8,7 +8,7 @@
 //! stored value.
 
 use super::rows::from_json;
-use super::{HeldPostback, Result, Versioned, doc};
+use super::{HeldPostback, Quarantine, Result, Versioned, doc};
 use std::collections::BTreeMap;
 
 /// A stored contact row: id, state bytes, version, wake time.
@@ -83,4 +83,18 @@ pub(crate) fn log_held(id: i64, source: &str, reason: &str) {
 /// The one line of a contact released.
 pub(crate) fn log_released(contact: &str) {
     tracing::info!(contact = %contact, "contact released from quarantine: its state reads again");
+}
+
+/// Quarantine records as stored: contact, reason, at, wake time.
+pub(crate) type QuarantineRow = (String, String, i64, Option<i64>);
+
+pub(crate) fn records(rows: Vec<QuarantineRow>) -> Vec<Quarantine> {
+    rows.into_iter()
+        .map(|(contact, reason, at, next_wake)| Quarantine {
+            contact,
+            reason,
+            at,
+            next_wake,
+        })
+        .collect()
 }

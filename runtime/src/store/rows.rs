@@ -10,7 +10,11 @@
 //! and out, outbox kind names, row limits and the wall clock of
 //! bookkeeping columns.
 
-use super::{Commit, ContactWrite, Loaded, OutboxKind, Result, StoreError};
+use super::{
+    Commit, ContactWrite, FlowCounts, Loaded, OutboxKind, OutboxRow, OutboxStatus, Result,
+    StoreError,
+};
+use crate::engine::JournalLine;
 use std::collections::{HashMap, HashSet};
 
 /// The last write of each contact in the commit.
@@ -182,19 +186,150 @@ pub(crate) fn journal_rows(c: &Commit) -> Result<Vec<(&str, String)>> {
         .collect()
 }
 
-/// A journal row's lines, as [`journal_rows`] wrote them.
-pub(crate) fn journal_lines(contact: &str, text: &str) -> Result<Vec<crate::engine::JournalLine>> {
-    let lines: Vec<(i64, String, String, String)> =
-        from_json(&format!("journal of contact `{contact}`"), text)?;
-    Ok(lines
-        .into_iter()
-        .map(|(at, flow, step, what)| crate::engine::JournalLine {
+/// The last `limit` lines of a contact's journal rows, read newest row
+/// first (`limit` rows at most: each holds a line at least), as
+/// [`journal_rows`] wrote them; oldest line first.
+pub(crate) fn journal_tail(
+    contact: &str,
+    newest_first: &[(String,)],
+    limit: usize,
+) -> Result<Vec<JournalLine>> {
+    let mut out = Vec::new();
+    for (text,) in newest_first.iter().rev() {
+        let lines: Vec<(i64, String, String, String)> =
+            from_json(&format!("journal of contact `{contact}`"), text)?;
+        out.extend(lines.into_iter().map(|(at, flow, step, what)| JournalLine {
             at,
             flow,
             step,
             what,
-        })
-        .collect())
+        }));
+    }
+    let extra = out.len().saturating_sub(limit);
+    out.drain(..extra);
+    Ok(out)
+}
+
+/// Flow counter rows (flow, status, step, n), in flow order, as
+/// [`FlowCounts`].
+pub(crate) fn flow_counts(rows: Vec<(String, String, String, i64)>) -> Result<Vec<FlowCounts>> {
+    let mut out: Vec<FlowCounts> = Vec::new();
+    for (flow, status, step, n) in rows {
+        if out.last().is_none_or(|c| c.flow != flow) {
+            out.push(FlowCounts {
+                flow,
+                ..FlowCounts::default()
+            });
+        }
+        let Some(c) = out.last_mut() else { continue };
+        c.enrolled += n;
+        match status.as_str() {
+            "active" => {
+                c.active += n;
+                *c.steps.entry(step).or_default() += n;
+            }
+            "completed" => c.completed += n,
+            "exited" => c.exited += n,
+            "converted" => c.converted += n,
+            "failed" => c.failed += n,
+            other => {
+                return Err(StoreError::Corrupt(format!(
+                    "flow counts: unknown status `{other}`"
+                )));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The answer of a commit whose acks lost these leases: a conflict naming
+/// the first (the commit is refused whole), or none.
+pub(crate) fn leases_kept(lost: &[super::Lease]) -> Result<()> {
+    match lost.first() {
+        None => Ok(()),
+        Some(l) => Err(StoreError::Conflict(format!(
+            "outbox row {}: its lease was taken over",
+            l.id
+        ))),
+    }
+}
+
+/// After a unique key insert was refused: the conflict naming the key's
+/// owner (field, value, contact), as read.
+pub(crate) fn key_taken(owner: Option<(String, String, String)>) -> StoreError {
+    match owner {
+        Some((field, value, owner)) => {
+            StoreError::Conflict(format!("`{field}` `{value}` belongs to contact `{owner}`"))
+        }
+        None => StoreError::Conflict("a unique key belongs to another contact".into()),
+    }
+}
+
+/// An outbox row's columns, in the engines' select order, its payload as
+/// `P`: id, contact, flow, step, kind, payload, idem_key, status,
+/// attempts, next_attempt_at, last_error, created_at, lease.
+pub(crate) type OutboxTuple<P> = (
+    i64,
+    String,
+    String,
+    String,
+    String,
+    P,
+    String,
+    String,
+    i64,
+    i64,
+    Option<String>,
+    i64,
+    i64,
+);
+
+/// Decodes a listed row. A damaged payload (never written so by Nudge)
+/// is listed as its text; claims dead-letter it instead of delivering it.
+pub(crate) fn listed_outbox_row(t: OutboxTuple<String>) -> Result<OutboxRow> {
+    outbox_row(t, |p| {
+        serde_json::from_str(&p).unwrap_or(serde_json::Value::String(p))
+    })
+}
+
+/// Decodes a row's columns; `json` gives its payload as JSON.
+pub(crate) fn outbox_row<P>(
+    t: OutboxTuple<P>,
+    json: impl FnOnce(P) -> serde_json::Value,
+) -> Result<OutboxRow> {
+    let (
+        id,
+        contact,
+        flow,
+        step,
+        kind,
+        payload,
+        idem_key,
+        status,
+        attempts,
+        next,
+        error,
+        created,
+        lease,
+    ) = t;
+    let kind = kind_of(id, &kind)?;
+    let status = OutboxStatus::from_name(&status)
+        .ok_or_else(|| StoreError::Corrupt(format!("outbox row {id}: status `{status}`")))?;
+    Ok(OutboxRow {
+        id,
+        contact,
+        flow,
+        step,
+        kind,
+        payload: json(payload),
+        idem_key,
+        status,
+        attempts,
+        next_attempt_at: next,
+        last_error: error,
+        created_at: created,
+        lease,
+    })
 }
 
 /// The stored name of an outbox kind.
@@ -206,7 +341,7 @@ pub(crate) fn kind_name(kind: OutboxKind) -> &'static str {
 }
 
 /// The outbox kind of a stored name.
-pub(crate) fn kind_of(id: i64, name: &str) -> Result<OutboxKind> {
+fn kind_of(id: i64, name: &str) -> Result<OutboxKind> {
     match name {
         "message" => Ok(OutboxKind::Message),
         "call" => Ok(OutboxKind::Call),

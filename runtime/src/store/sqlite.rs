@@ -538,22 +538,6 @@ impl Store for SqliteStore {
         self.claim(now, lease_until, limit, skip).await
     }
 
-    async fn outbox_delivered(&self, lease: crate::store::Lease) -> Result<bool> {
-        self.ack_one(lease, crate::store::Attempt::Delivered).await
-    }
-
-    async fn outbox_retry(&self, lease: crate::store::Lease, at: i64, error: &str) -> Result<bool> {
-        let error = error.to_string();
-        self.ack_one(lease, crate::store::Attempt::Retry { at, error })
-            .await
-    }
-
-    async fn outbox_dead(&self, lease: crate::store::Lease, error: &str) -> Result<bool> {
-        let error = error.to_string();
-        self.ack_one(lease, crate::store::Attempt::Dead { error })
-            .await
-    }
-
     async fn outbox_record(&self, acks: &[crate::store::Ack]) -> Result<Vec<crate::store::Lease>> {
         self.record(acks).await
     }
@@ -587,13 +571,7 @@ impl Store for SqliteStore {
                 .fetch_all(&self.reader)
                 .await
                 .map_err(db)?;
-        let mut out = Vec::new();
-        for (lines,) in rows.iter().rev() {
-            out.extend(super::rows::journal_lines(contact, lines)?);
-        }
-        let extra = out.len().saturating_sub(limit_);
-        out.drain(..extra);
-        Ok(out)
+        super::rows::journal_tail(contact, &rows, limit_)
     }
 
     async fn put_bundle(&self, hash: &str, bytes: &[u8], now: i64) -> Result<()> {
@@ -657,33 +635,7 @@ impl Store for SqliteStore {
         .fetch_all(&self.reader)
         .await
         .map_err(db)?;
-        let mut out: Vec<FlowCounts> = Vec::new();
-        for (flow, status, step, n) in rows {
-            if out.last().is_none_or(|c| c.flow != flow) {
-                out.push(FlowCounts {
-                    flow,
-                    ..FlowCounts::default()
-                });
-            }
-            let Some(c) = out.last_mut() else { continue };
-            c.enrolled += n;
-            match status.as_str() {
-                "active" => {
-                    c.active += n;
-                    *c.steps.entry(step).or_default() += n;
-                }
-                "completed" => c.completed += n,
-                "exited" => c.exited += n,
-                "converted" => c.converted += n,
-                "failed" => c.failed += n,
-                other => {
-                    return Err(StoreError::Corrupt(format!(
-                        "flow counts: unknown status `{other}`"
-                    )));
-                }
-            }
-        }
-        Ok(out)
+        super::rows::flow_counts(rows)
     }
 
     async fn held_for(&self, key_field: &str, key_value: &str) -> Result<Vec<HeldPostback>> {

@@ -7,8 +7,7 @@
 
 use crate::store_suite::{self, *};
 use nudge_runtime::store::postgres::PgStore;
-use nudge_runtime::store::{Commit, ContactWrite, Store, StoreError};
-use nudge_runtime::vm::Status;
+use nudge_runtime::store::{Commit, Store, StoreError};
 use nudge_testkit::pg::PgDatabase;
 use std::collections::HashSet;
 
@@ -37,20 +36,6 @@ suite_list!(on_postgres);
 /// A raw connection pool on the test database, to damage rows.
 async fn raw(db: &PgDatabase) -> sqlx::PgPool {
     sqlx::PgPool::connect(db.url()).await.unwrap()
-}
-
-fn due(id: &str, at: i64) -> ContactWrite {
-    let st = state(
-        id,
-        vec![enrollment("welcome", "wait", Status::Active, Some(at))],
-    );
-    waking(
-        ContactWrite {
-            state: st,
-            ..new_contact(id)
-        },
-        at,
-    )
 }
 
 /// Two stores commit the same contact at the same version at once, round
@@ -232,40 +217,147 @@ async fn an_unreadable_state_is_quarantined_and_blocks_no_one() {
 }
 
 /// An outbox row whose stored payload is damaged (not JSON) does not block
-/// the claims: it is dead-lettered with its reason, and the others go out.
+/// the claims.
 #[tokio::test]
 async fn a_damaged_outbox_payload_is_dead_lettered_not_a_blocked_outbox() {
     let db = PgDatabase::create("damaged").await;
     let s = fresh(&db).await;
-    commit(
-        &s,
-        Commit {
-            outbox: vec![outbox("ann", "m1", 10), outbox("bob", "m2", 10)],
-            ..Commit::default()
-        },
-    )
-    .await;
+    damaged_outbox_rows(&s).await;
     let pool = raw(&db).await;
-    sqlx::query("UPDATE outbox SET payload = '{\"to\": ' WHERE idem_key = 'm1'")
+    sqlx::query(DAMAGE_OUTBOX).execute(&pool).await.unwrap();
+    pool.close().await;
+    a_damaged_outbox_payload_is_dead_lettered(&s).await;
+    s.close().await;
+}
+
+/// The conversion pass's page: the rows whose state is not in the current
+/// format (tag `0x02`), in id order, quarantined ones left out.
+#[tokio::test]
+async fn old_format_rows_are_found_by_their_tag() {
+    let db = PgDatabase::create("old_format").await;
+    let s = fresh(&db).await;
+    put(&s, vec![new_contact("now"), new_contact("zed")]).await;
+    let pool = raw(&db).await;
+    for (id, state) in [
+        ("b_old", "\\x01aa"),
+        ("a_json", "\\x7b7d"),
+        ("q_old", "\\x01bb"),
+    ] {
+        sqlx::query(
+            "INSERT INTO contacts (id, state, version, next_wake, created_at, updated_at) \
+             VALUES ($1, $2::bytea, 3, NULL, 1, 1)",
+        )
+        .bind(id)
+        .bind(state)
         .execute(&pool)
         .await
         .unwrap();
-    pool.close().await;
-    let claimed = s.claim_outbox(10, 100, 10).await.unwrap();
-    let keys: Vec<&str> = claimed.iter().map(|r| r.idem_key.as_str()).collect();
-    assert_eq!(keys, ["m2"]);
-    let dead = s
-        .outbox_list(Some(nudge_runtime::store::OutboxStatus::Dead), 10)
+    }
+    sqlx::query("UPDATE contacts SET state = '\\x01cc'::bytea WHERE id = 'zed'")
+        .execute(&pool)
         .await
         .unwrap();
-    assert_eq!(dead.len(), 1, "{dead:?}");
-    assert_eq!(dead[0].idem_key, "m1");
+    sqlx::query(
+        "INSERT INTO contacts_quarantined (contact, reason, at, next_wake) \
+         VALUES ('q_old', 'bad', 1, NULL)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    let all = s.old_format_contacts(None, 10).await.unwrap();
+    assert_eq!(
+        all,
+        [
+            ("a_json".to_string(), 3),
+            ("b_old".into(), 3),
+            ("zed".into(), 1)
+        ]
+    );
+    let after = s.old_format_contacts(Some("a_json"), 1).await.unwrap();
+    assert_eq!(after, [("b_old".to_string(), 3)]);
+    s.close().await;
+}
+
+/// Turns the database read-only (or back) for every new session, and ends
+/// the sessions open on it, so the store's pool reconnects under the new
+/// setting.
+async fn set_read_only(db: &PgDatabase, on: bool) {
+    let admin = sqlx::PgPool::connect(&nudge_testkit::pg::server_url())
+        .await
+        .unwrap();
+    let set = if on {
+        "SET default_transaction_read_only = on"
+    } else {
+        "RESET default_transaction_read_only"
+    };
+    let sql = format!("ALTER DATABASE \"{}\" {set}", db.name());
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+        .execute(&admin)
+        .await
+        .unwrap();
+    sqlx::query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = $1 AND pid <> pg_backend_pid()",
+    )
+    .bind(db.name())
+    .execute(&admin)
+    .await
+    .unwrap();
+    admin.close().await;
+}
+
+/// Writes that the server refuses are database errors, not conflicts:
+/// counted, readiness answers with the reason while they last, and once
+/// the server takes writes again the readiness probe proves it and writes
+/// go through.
+#[tokio::test]
+async fn refused_writes_fail_readiness_until_a_write_goes_through() {
+    let db = PgDatabase::create("read_only").await;
+    let s = fresh(&db).await;
+    put(&s, vec![new_contact("ann")]).await;
+    s.ready(1).await.unwrap();
+    set_read_only(&db, true).await;
+    let mut refused = None;
+    // the first use of a connection ended under it may fail on its own
+    for _ in 0..3 {
+        match s
+            .commit(&Commit {
+                contacts: vec![new_contact("bob")],
+                ..Commit::default()
+            })
+            .await
+        {
+            Err(StoreError::Db(e)) if e.to_string().contains("read-only") => {
+                refused = Some(e);
+                break;
+            }
+            Err(StoreError::Db(_)) => {}
+            other => panic!("not a database error: {other:?}"),
+        }
+    }
+    assert!(refused.is_some(), "the read-only database took the write");
+    let health = s.write_health();
+    assert!(health.failures >= 1, "{health:?}");
     assert!(
-        dead[0]
-            .last_error
+        health
+            .failing
             .as_deref()
             .unwrap_or("")
-            .contains("not valid JSON")
+            .contains("read-only")
     );
+    assert!(matches!(s.ready(1).await, Err(StoreError::Unwritable(_))));
+
+    set_read_only(&db, false).await;
+    tokio::time::sleep(std::time::Duration::from_millis(2_100)).await;
+    let mut ready = s.ready(2).await;
+    if ready.is_err() {
+        // a connection ended by the switch back fails once
+        ready = s.ready(3).await;
+    }
+    ready.unwrap();
+    assert_eq!(s.write_health().failing, None);
+    put(&s, vec![new_contact("bob")]).await;
+    assert_eq!(s.totals(0).await.unwrap().contacts, 2);
     s.close().await;
 }

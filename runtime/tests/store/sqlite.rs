@@ -293,45 +293,15 @@ async fn json_states_and_line_journals_survive_the_lean_rows() {
 }
 
 /// An outbox row whose stored payload is damaged (not JSON) does not block
-/// the claims: it is dead-lettered with its reason, and the others go out.
+/// the claims.
 #[tokio::test]
 async fn a_damaged_outbox_payload_is_dead_lettered_not_a_blocked_outbox() {
     let db = TempDb::new("damaged");
     let s = fresh(&db).await;
-    commit(
-        &s,
-        Commit {
-            outbox: vec![outbox("ann", "m1", 10), outbox("bob", "m2", 10)],
-            ..Commit::default()
-        },
-    )
-    .await;
+    damaged_outbox_rows(&s).await;
     let pool = sqlx::SqlitePool::connect(&db.url()).await.unwrap();
-    sqlx::query("UPDATE outbox SET payload = '{\"to\": ' WHERE idem_key = 'm1'")
-        .execute(&pool)
-        .await
-        .unwrap();
+    sqlx::query(DAMAGE_OUTBOX).execute(&pool).await.unwrap();
     pool.close().await;
-    let claimed = s.claim_outbox(10, 100, 10).await.unwrap();
-    assert_eq!(
-        claimed
-            .iter()
-            .map(|r| r.idem_key.as_str())
-            .collect::<Vec<_>>(),
-        ["m2"]
-    );
-    let dead = s
-        .outbox_list(Some(nudge_runtime::store::OutboxStatus::Dead), 10)
-        .await;
-    let dead = dead.unwrap_or_default();
-    assert_eq!(dead.len(), 1, "{dead:?}");
-    assert_eq!(dead[0].idem_key, "m1");
-    assert!(
-        dead[0]
-            .last_error
-            .as_deref()
-            .unwrap_or("")
-            .contains("not valid JSON")
-    );
+    a_damaged_outbox_payload_is_dead_lettered(&s).await;
     s.close().await;
 }

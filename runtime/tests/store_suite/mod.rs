@@ -95,6 +95,21 @@ pub fn waking(mut w: ContactWrite, at: i64) -> ContactWrite {
     w
 }
 
+/// A new contact with one active enrollment waiting until `at`.
+pub fn due(id: &str, at: i64) -> ContactWrite {
+    let st = state(
+        id,
+        vec![enrollment("welcome", "wait", Status::Active, Some(at))],
+    );
+    waking(
+        ContactWrite {
+            state: st,
+            ..new_contact(id)
+        },
+        at,
+    )
+}
+
 pub fn event(key: Option<&str>, contact: &str, at: i64) -> EventRecord {
     EventRecord {
         key: key.map(String::from),

@@ -497,3 +497,33 @@ pub async fn claim_outbox_except_leaves_channels_out(s: &dyn Store) {
     let got = s.claim_outbox_except(10, 50, 10, &[]).await.unwrap();
     assert_eq!(keys(got), ["s2", "u1"]);
 }
+
+/// What damages the stored payload of row `m1` (not JSON any more), on
+/// either engine, between [`damaged_outbox_rows`] and
+/// [`a_damaged_outbox_payload_is_dead_lettered`].
+pub const DAMAGE_OUTBOX: &str = "UPDATE outbox SET payload = '{\"to\": ' WHERE idem_key = 'm1'";
+
+/// Two outbox rows, `m1` to be damaged with [`DAMAGE_OUTBOX`].
+pub async fn damaged_outbox_rows(s: &dyn Store) {
+    commit(
+        s,
+        Commit {
+            outbox: vec![outbox("ann", "m1", 10), outbox("bob", "m2", 10)],
+            ..Commit::default()
+        },
+    )
+    .await;
+}
+
+/// A row whose stored payload is damaged does not block the claims: it
+/// is dead-lettered with its reason, and the others go out.
+pub async fn a_damaged_outbox_payload_is_dead_lettered(s: &dyn Store) {
+    let claimed = s.claim_outbox(10, 100, 10).await.unwrap();
+    let keys: Vec<&str> = claimed.iter().map(|r| r.idem_key.as_str()).collect();
+    assert_eq!(keys, ["m2"]);
+    let dead = s.outbox_list(Some(OutboxStatus::Dead), 10).await.unwrap();
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead[0].idem_key, "m1");
+    let error = dead[0].last_error.as_deref().unwrap_or("");
+    assert!(error.contains("not valid JSON"), "{error}");
+}

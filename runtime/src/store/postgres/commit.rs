@@ -107,7 +107,11 @@ impl<'c> ContactRows<'c> {
 /// is still the expected one; any other case is a conflict, named.
 async fn write_contacts(conn: &mut PgConnection, writes: &[Write<'_>], now: i64) -> Result<()> {
     let (mut fresh, mut stored) = (ContactRows::default(), ContactRows::default());
-    for w in writes {
+    // in id order: two commits updating the same contacts lock them in one
+    // order, so they wait for each other instead of deadlocking
+    let mut sorted: Vec<&Write<'_>> = writes.iter().collect();
+    sorted.sort_unstable_by(|a, b| a.id().cmp(b.id()));
+    for w in sorted {
         match w.expected {
             None => fresh.push(w)?,
             Some(_) => stored.push(w)?,
@@ -254,13 +258,7 @@ async fn key_owner(
     .bind(owners)
     .fetch_optional(&mut *conn)
     .await;
-    match taken {
-        Ok(Some((field, value, owner))) => {
-            StoreError::Conflict(format!("`{field}` `{value}` belongs to contact `{owner}`"))
-        }
-        Ok(None) => StoreError::Conflict("a unique key belongs to another contact".into()),
-        Err(e) => db(e),
-    }
+    taken.map_or_else(db, rows::key_taken)
 }
 
 /// Adds what the commit moved to the flow counters.
@@ -489,13 +487,7 @@ async fn write_acks(conn: &mut PgConnection, c: &Commit) -> Result<()> {
         return Ok(());
     }
     let lost = super::outbox::apply_acks(conn, &c.acks).await?;
-    match lost.first() {
-        None => Ok(()),
-        Some(l) => Err(StoreError::Conflict(format!(
-            "outbox row {}: its lease was taken over",
-            l.id
-        ))),
-    }
+    crate::store::rows::leases_kept(&lost)
 }
 
 /// Moves the running totals by the contacts and events the commit adds.

@@ -13,98 +13,50 @@
 //! that meets it, never handed out.
 
 use super::{PgStore, db};
-use crate::store::rows::{kind_of, limit};
-use crate::store::{Ack, Attempt, Lease, OutboxRow, OutboxStatus, Requeue, Result, StoreError};
+use crate::store::rows::{limit, listed_outbox_row, outbox_row};
+use crate::store::{Ack, Attempt, Lease, OutboxRow, OutboxStatus, Requeue, Result};
 use sqlx::{AssertSqlSafe, PgConnection};
 
 /// An outbox row as selected with [`COLUMNS`].
-type Tuple = (
-    i64,
-    String,
-    String,
-    String,
-    String,
-    String,
-    String,
-    String,
-    i64,
-    i64,
-    Option<String>,
-    i64,
-    i64,
-);
+type Tuple = crate::store::rows::OutboxTuple<String>;
 
 /// The columns of [`Tuple`], in order, of the table `o`.
 const COLUMNS: &str = "o.id, o.contact, o.flow, o.step, o.kind, o.payload, o.idem_key, o.status, \
                        o.attempts, o.next_attempt_at, o.last_error, o.created_at, o.lease";
 
-/// A claimed row: [`Tuple`] and when it was due (for the claim's order).
-type Claimed = (
-    i64,
-    String,
-    String,
-    String,
-    String,
-    String,
-    String,
-    String,
-    i64,
-    i64,
-    Option<String>,
-    i64,
-    i64,
-    i64,
-);
-
-/// Decodes a row's columns, its payload parsed already.
-fn row(t: Tuple, payload: serde_json::Value) -> Result<OutboxRow> {
-    let (id, contact, flow, step, kind, _, idem_key, status, attempts, next, error, created, lease) =
-        t;
-    let kind = kind_of(id, &kind)?;
-    let status = OutboxStatus::from_name(&status)
-        .ok_or_else(|| StoreError::Corrupt(format!("outbox row {id}: status `{status}`")))?;
-    Ok(OutboxRow {
-        id,
-        contact,
-        flow,
-        step,
-        kind,
-        payload,
-        idem_key,
-        status,
-        attempts,
-        next_attempt_at: next,
-        last_error: error,
-        created_at: created,
-        lease,
-    })
-}
-
-/// Decodes a listed row. A damaged payload (never written so by Nudge) is
-/// listed as its text; claims dead-letter it instead of delivering it.
-fn listed(t: Tuple) -> Result<OutboxRow> {
-    let payload = serde_json::from_str(&t.5).unwrap_or_else(|_| t.5.clone().into());
-    row(t, payload)
-}
-
 /// The claim: due rows not locked by another claim, leased with one new
-/// token; `$4` the channels left out. Returns the row as leased, then when
-/// it was due (`due.at`, for the order).
+/// token; `$4` the channels left out. Gives the rows as leased, in the
+/// order they were due.
 const CLAIM: &str = "WITH token AS (SELECT nextval('outbox_lease') AS t), \
      due AS (SELECT id, next_attempt_at AS at FROM outbox \
        WHERE status = 'pending' AND next_attempt_at <= $1 AND NOT (channel = ANY($4)) \
-       ORDER BY next_attempt_at, id LIMIT $3 FOR UPDATE SKIP LOCKED) \
-     UPDATE outbox o SET next_attempt_at = $2, lease = token.t FROM token, due \
-     WHERE o.id = due.id RETURNING ";
+       ORDER BY next_attempt_at, id LIMIT $3 FOR UPDATE SKIP LOCKED), \
+     o AS (UPDATE outbox o SET next_attempt_at = $2, lease = token.t FROM token, due \
+       WHERE o.id = due.id RETURNING o.*, due.at) \
+     SELECT";
+
+/// The whole claim statement, its rows in due order.
+pub(super) fn claim_sql() -> String {
+    format!("{CLAIM} {COLUMNS} FROM o ORDER BY o.at, o.id")
+}
 
 /// One statement for a batch of acks (`$1` ids, `$2` tokens): each row's
-/// new status, attempts added, due time and error (`NULL`: kept).
-const ACKS: &str = "UPDATE outbox o SET status = a.status, attempts = o.attempts + a.counted, \
+/// new status, attempts added, due time and error (`NULL`: kept). The
+/// fenced statements ([`ACKS`], [`RENEW`]) test `status || ''` so that
+/// the planner finds each row by its id: on the `outbox_due` index it
+/// would walk every pending row (the whole backlog) to test each against
+/// the list.
+pub(super) const ACKS: &str = "UPDATE outbox o SET status = a.status, attempts = o.attempts + a.counted, \
      next_attempt_at = coalesce(a.at, o.next_attempt_at), \
      last_error = coalesce(a.error, o.last_error) \
      FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::bigint[], $5::bigint[], \
      $6::text[]) AS a(id, lease, status, counted, at, error) \
-     WHERE o.id = a.id AND o.lease = a.lease AND o.status = 'pending' RETURNING o.id";
+     WHERE o.id = a.id AND o.lease = a.lease AND o.status || '' = 'pending' RETURNING o.id";
+
+/// Extends the leases of (`$2` ids, `$3` tokens) still held to `$1`.
+pub(super) const RENEW: &str = "UPDATE outbox o SET next_attempt_at = $1 \
+     FROM UNNEST($2::bigint[], $3::bigint[]) AS l(id, lease) \
+     WHERE o.id = l.id AND o.lease = l.lease AND o.status || '' = 'pending' RETURNING o.id";
 
 impl PgStore {
     /// See [`crate::store::Store::claim_outbox_except`].
@@ -115,8 +67,7 @@ impl PgStore {
         limit_: usize,
         skip: &[String],
     ) -> Result<Vec<OutboxRow>> {
-        let sql = format!("{CLAIM}{COLUMNS}, due.at");
-        let mut rows: Vec<Claimed> = sqlx::query_as(AssertSqlSafe(sql))
+        let rows: Vec<Tuple> = sqlx::query_as(AssertSqlSafe(claim_sql()))
             .bind(now)
             .bind(lease_until)
             .bind(limit(limit_))
@@ -124,15 +75,11 @@ impl PgStore {
             .fetch_all(&self.pool)
             .await
             .map_err(|e| self.failed(db(e)))?;
-        rows.sort_by_key(|t| (t.13, t.0));
         let mut out = Vec::with_capacity(rows.len());
         let mut damaged = Vec::new();
-        for c in rows {
-            let t: Tuple = (
-                c.0, c.1, c.2, c.3, c.4, c.5, c.6, c.7, c.8, c.9, c.10, c.11, c.12,
-            );
+        for t in rows {
             match serde_json::from_str(&t.5) {
-                Ok(payload) => out.push(row(t, payload)?),
+                Ok(payload) => out.push(outbox_row(t, |_| payload)?),
                 Err(_) => damaged.push(t.0),
             }
         }
@@ -155,12 +102,6 @@ impl PgStore {
         self.write(q).await.map(drop)
     }
 
-    /// One ack in its own transaction: whether it applied.
-    pub(super) async fn ack_one(&self, lease: Lease, attempt: Attempt) -> Result<bool> {
-        let lost = self.record(&[Ack { lease, attempt }]).await?;
-        Ok(lost.is_empty())
-    }
-
     /// See [`crate::store::Store::outbox_record`]: one statement.
     pub(super) async fn record(&self, acks: &[Ack]) -> Result<Vec<Lease>> {
         if acks.is_empty() {
@@ -180,17 +121,13 @@ impl PgStore {
             return Ok(Vec::new());
         }
         let (ids, tokens): (Vec<i64>, Vec<i64>) = leases.iter().map(|l| (l.id, l.token)).unzip();
-        let kept: Vec<(i64,)> = sqlx::query_as(
-            "UPDATE outbox o SET next_attempt_at = $1 \
-             FROM UNNEST($2::bigint[], $3::bigint[]) AS l(id, lease) \
-             WHERE o.id = l.id AND o.lease = l.lease AND o.status = 'pending' RETURNING o.id",
-        )
-        .bind(lease_until)
-        .bind(ids)
-        .bind(tokens)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(|e| self.failed(db(e)))?;
+        let kept: Vec<(i64,)> = sqlx::query_as(RENEW)
+            .bind(lease_until)
+            .bind(ids)
+            .bind(tokens)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| self.failed(db(e)))?;
         Ok(not_in(leases, &kept))
     }
 
@@ -208,7 +145,7 @@ impl PgStore {
         .fetch_all(&self.pool)
         .await
         .map_err(db)?;
-        rows.into_iter().map(listed).collect()
+        rows.into_iter().map(listed_outbox_row).collect()
     }
 
     pub(super) async fn requeue(&self, id: i64, now: i64) -> Result<Requeue> {

@@ -14,7 +14,16 @@ use super::{PgStore, db};
 use crate::store::quarantine::{decode_states, log_contact, log_held, log_released};
 use crate::store::rows::{limit, wall_now};
 use crate::store::{Quarantine, Release, Result, Versioned, doc};
-use sqlx::{AssertSqlSafe, PgConnection};
+use sqlx::PgConnection;
+
+/// The first page of the due set (`$1` now, `$2` the limit): two texts,
+/// so that each reads the index on `(next_wake, id)`.
+pub(super) const DUE_FIRST: &str = "SELECT id, state, version, next_wake FROM contacts \
+     WHERE next_wake <= $1 ORDER BY next_wake, id LIMIT $2";
+
+/// A page of the due set after `($3, $4)`, a (wake time, id).
+pub(super) const DUE_AFTER: &str = "SELECT id, state, version, next_wake FROM contacts \
+     WHERE next_wake <= $1 AND (next_wake, id) > ($3, $4) ORDER BY next_wake, id LIMIT $2";
 
 impl PgStore {
     /// Sets these contacts (id, reason) aside: marked, wake time cleared,
@@ -48,7 +57,7 @@ impl PgStore {
         contact: Option<&str>,
         limit_: usize,
     ) -> Result<Vec<Quarantine>> {
-        let rows: Vec<(String, String, i64, Option<i64>)> = sqlx::query_as(
+        let rows: Vec<crate::store::quarantine::QuarantineRow> = sqlx::query_as(
             "SELECT contact, reason, at, next_wake FROM contacts_quarantined \
              WHERE $1::text IS NULL OR contact = $1 ORDER BY at, contact LIMIT $2",
         )
@@ -57,15 +66,7 @@ impl PgStore {
         .fetch_all(&self.pool)
         .await
         .map_err(db)?;
-        Ok(rows
-            .into_iter()
-            .map(|(contact, reason, at, next_wake)| Quarantine {
-                contact,
-                reason,
-                at,
-                next_wake,
-            })
-            .collect())
+        Ok(crate::store::quarantine::records(rows))
     }
 
     /// See [`crate::store::Store::release_quarantine`]: in one transaction,
@@ -98,18 +99,11 @@ impl PgStore {
         after: Option<(i64, &str)>,
         limit_: usize,
     ) -> Result<(Vec<(i64, Versioned)>, Vec<(String, String)>)> {
-        // two texts, so that each reads the index on (next_wake, id)
-        let page = match after {
-            None => "WHERE next_wake <= $1",
-            Some(_) => "WHERE next_wake <= $1 AND (next_wake, id) > ($3, $4)",
+        let sql = match after {
+            None => DUE_FIRST,
+            Some(_) => DUE_AFTER,
         };
-        let sql = format!(
-            "SELECT id, state, version, next_wake FROM contacts {page} \
-             ORDER BY next_wake, id LIMIT $2"
-        );
-        let q = sqlx::query_as(AssertSqlSafe(sql))
-            .bind(now)
-            .bind(limit(limit_));
+        let q = sqlx::query_as(sql).bind(now).bind(limit(limit_));
         let q = match after {
             None => q,
             Some((wake, id)) => q.bind(wake).bind(id),

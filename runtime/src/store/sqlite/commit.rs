@@ -108,13 +108,7 @@ async fn write_acks(conn: &mut SqliteConnection, c: &Commit) -> Result<()> {
         return Ok(());
     }
     let lost = super::outbox::apply_acks(conn, &c.acks).await?;
-    match lost.first() {
-        None => Ok(()),
-        Some(l) => Err(StoreError::Conflict(format!(
-            "outbox row {}: its lease was taken over",
-            l.id
-        ))),
-    }
+    crate::store::rows::leases_kept(&lost)
 }
 
 /// The postbacks' `dedupe` values, by the primary key: one recorded before
@@ -411,13 +405,7 @@ async fn key_owner(conn: &mut SqliteConnection, added: &[[&str; 3]]) -> StoreErr
     .bind(added)
     .fetch_optional(&mut *conn)
     .await;
-    match taken {
-        Ok(Some((field, value, owner))) => {
-            StoreError::Conflict(format!("`{field}` `{value}` belongs to contact `{owner}`"))
-        }
-        Ok(None) => StoreError::Conflict("a unique key belongs to another contact".into()),
-        Err(e) => db(e),
-    }
+    taken.map_or_else(db, crate::store::rows::key_taken)
 }
 
 /// Adds what the commit moved to the flow counters: each stored

@@ -11,86 +11,29 @@
 //! handed out, so it cannot block the rows behind it.
 
 use super::{SqliteStore, db, from_json, json_text, limit};
-use crate::store::{Ack, Attempt, Lease, OutboxRow, OutboxStatus, Requeue, Result, StoreError};
+use crate::store::{Ack, Attempt, Lease, OutboxRow, OutboxStatus, Requeue, Result};
 use rand::Rng;
 use sqlx::AssertSqlSafe;
 use sqlx::sqlite::SqliteConnection;
 
-/// An outbox row's columns, in [`OUTBOX_COLUMNS`] order, its payload as `P`.
-type Tuple<P> = (
-    i64,
-    String,
-    String,
-    String,
-    String,
-    P,
-    String,
-    String,
-    i64,
-    i64,
-    Option<String>,
-    i64,
-    i64,
-);
-
 /// An outbox row as selected with [`OUTBOX_COLUMNS`].
-type OutboxTuple = Tuple<String>;
+type OutboxTuple = crate::store::rows::OutboxTuple<String>;
 
 /// A claimed row as the claim's JSON array gives it (the payload parsed).
-type ClaimedTuple = Tuple<serde_json::Value>;
+type ClaimedTuple = crate::store::rows::OutboxTuple<serde_json::Value>;
 
 /// The columns of [`OutboxTuple`], in order.
 const OUTBOX_COLUMNS: &str = "id, contact, flow, step, kind, payload, idem_key, status, attempts, \
                               next_attempt_at, last_error, created_at, lease";
 
-/// Decodes a selected row. A damaged payload (never written so by Nudge)
-/// is listed as its text; claims dead-letter it instead of delivering it.
+/// Decodes a selected row (a damaged payload listed as its text).
 fn outbox_row(t: OutboxTuple) -> Result<OutboxRow> {
-    decode_row(t, |p| {
-        serde_json::from_str(&p).unwrap_or(serde_json::Value::String(p))
-    })
+    crate::store::rows::listed_outbox_row(t)
 }
 
 /// Decodes a row whose payload is parsed already.
 fn claimed_row(t: ClaimedTuple) -> Result<OutboxRow> {
-    decode_row(t, |p| p)
-}
-
-/// Decodes a row's columns; `json` gives its payload as JSON.
-fn decode_row<P>(t: Tuple<P>, json: impl FnOnce(P) -> serde_json::Value) -> Result<OutboxRow> {
-    let (
-        id,
-        contact,
-        flow,
-        step,
-        kind,
-        payload,
-        idem_key,
-        status,
-        attempts,
-        next,
-        error,
-        created,
-        lease,
-    ) = t;
-    let kind = crate::store::rows::kind_of(id, &kind)?;
-    let status = OutboxStatus::from_name(&status)
-        .ok_or_else(|| StoreError::Corrupt(format!("outbox row {id}: status `{status}`")))?;
-    Ok(OutboxRow {
-        id,
-        contact,
-        flow,
-        step,
-        kind,
-        payload: json(payload),
-        idem_key,
-        status,
-        attempts,
-        next_attempt_at: next,
-        last_error: error,
-        created_at: created,
-        lease,
-    })
+    crate::store::rows::outbox_row(t, |p| p)
 }
 
 /// Extends the leases of `[id, token]` pairs still held (fenced).
@@ -181,12 +124,6 @@ impl SqliteStore {
                 claimed_row(t)
             })
             .collect()
-    }
-
-    /// One ack in its own write transaction: whether it applied.
-    pub(super) async fn ack_one(&self, lease: Lease, attempt: Attempt) -> Result<bool> {
-        let lost = self.record(&[Ack { lease, attempt }]).await?;
-        Ok(lost.is_empty())
     }
 
     /// See [`crate::store::Store::outbox_record`]: all in one write

@@ -59,7 +59,7 @@ impl SqliteStore {
         contact: Option<&str>,
         limit_: usize,
     ) -> Result<Vec<Quarantine>> {
-        let rows: Vec<(String, String, i64, Option<i64>)> = sqlx::query_as(
+        let rows: Vec<crate::store::quarantine::QuarantineRow> = sqlx::query_as(
             "SELECT contact, reason, at, next_wake FROM contacts_quarantined \
              WHERE ?1 IS NULL OR contact = ?1 ORDER BY at, contact LIMIT ?2",
         )
@@ -68,15 +68,7 @@ impl SqliteStore {
         .fetch_all(&self.reader)
         .await
         .map_err(db)?;
-        Ok(rows
-            .into_iter()
-            .map(|(contact, reason, at, next_wake)| Quarantine {
-                contact,
-                reason,
-                at,
-                next_wake,
-            })
-            .collect())
+        Ok(crate::store::quarantine::records(rows))
     }
 
     /// See [`crate::store::Store::release_quarantine`]: in one write
