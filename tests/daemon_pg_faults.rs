@@ -3,6 +3,8 @@
 //! restarts the shared test server, so nothing else may run beside it in
 //! this binary (cargo runs test binaries one at a time).
 //!
+//! 0. A URL that can never work (a database that does not exist) fails
+//!    the start at once, with the reason and without the password.
 //! 1. A daemon started while its database cannot be reached (a closed
 //!    port) keeps running and says so: a `warn` line per attempt naming the
 //!    host, never the password; `/healthz` 200; `/readyz` and the API 503
@@ -77,6 +79,7 @@ fn secs(n: u64) -> Duration {
 #[test]
 fn the_daemon_waits_for_postgres_and_rides_out_a_restart() {
     let sink = HttpSink::start_blocking();
+    a_database_that_does_not_exist_fails_at_once(&sink);
     a_daemon_started_before_its_database_waits_for_it(&sink);
     a_restart_under_load_loses_nothing_acknowledged(&sink);
 }
@@ -125,6 +128,28 @@ fn through_port(url: &str, port: u16) -> (String, SocketAddr) {
         format!("{scheme}://{user}@127.0.0.1:{port}/{path}"),
         upstream,
     )
+}
+
+fn a_database_that_does_not_exist_fails_at_once(sink: &HttpSink) {
+    let server = nudge_testkit::pg::server_url();
+    let port: u16 = server
+        .rsplit_once(':')
+        .and_then(|(_, p)| p.split('/').next()?.parse().ok())
+        .unwrap();
+    let (url, _) = through_port(&server, port);
+    let url = format!("{}/nudge_no_such_database", url.rsplit_once('/').unwrap().0);
+    let s = project(sink, "pg-missing", Engine::Sqlite);
+    let mut d = Daemon::spawn(&s, &local().db(&url));
+    let status = wait_until(secs(15), || d.exited())
+        .unwrap_or_else(|| panic!("still running on a missing database:\n{}", d.log()));
+    let log = d.log();
+    assert!(!status.success(), "{log}");
+    assert!(log.contains("nudge_no_such_database"), "{log}");
+    assert!(!log.contains("cannot be reached yet"), "it waited:\n{log}");
+    assert!(
+        !log.contains(PASSWORD),
+        "the password is in the log:\n{log}"
+    );
 }
 
 fn a_daemon_started_before_its_database_waits_for_it(sink: &HttpSink) {
