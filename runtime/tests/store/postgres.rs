@@ -361,3 +361,36 @@ async fn refused_writes_fail_readiness_until_a_write_goes_through() {
     assert_eq!(s.totals(0).await.unwrap().contacts, 2);
     s.close().await;
 }
+
+/// Two stores committing different contacts at once both go through, and
+/// the flow counters and totals they share add up: the counter rows move
+/// under row locks, never lost.
+#[tokio::test]
+async fn stores_committing_apart_share_counters_exactly() {
+    let db = PgDatabase::create("shared_counters").await;
+    let (a, b) = (fresh(&db).await, PgStore::open(db.url()).await.unwrap());
+    async fn many(s: &PgStore, who: &str) {
+        for round in 0..20 {
+            let contacts = (0..25)
+                .map(|i| due(&format!("{who}{round:02}_{i:02}"), 50))
+                .collect();
+            commit(
+                s,
+                Commit {
+                    contacts,
+                    events: vec![event(Some(&format!("{who}{round}")), who, 1)],
+                    ..Commit::default()
+                },
+            )
+            .await;
+        }
+    }
+    tokio::join!(many(&a, "a"), many(&b, "b"));
+    let counts = a.flow_counts().await.unwrap();
+    assert_eq!(counts.len(), 1, "{counts:?}");
+    assert_eq!((counts[0].active, counts[0].steps["wait"]), (1_000, 1_000));
+    let t = b.totals(50).await.unwrap();
+    assert_eq!((t.contacts, t.events, t.due), (1_000, 40, 1_000));
+    a.close().await;
+    b.close().await;
+}
