@@ -141,57 +141,13 @@ async fn raw(db: &TempDb) -> sqlx::SqlitePool {
 async fn an_unreadable_state_is_quarantined_and_blocks_no_one() {
     let db = TempDb::new("poison");
     let s = fresh(&db).await;
-    commit(
-        &s,
-        Commit {
-            contacts: vec![due("bad", 5), due("ann", 10), due("bob", 20)],
-            ..Commit::default()
-        },
-    )
-    .await;
+    poisoned_contacts(&s).await;
     let pool = raw(&db).await;
     sqlx::query("UPDATE contacts SET state = X'07FF' WHERE id = 'bad'")
         .execute(&pool)
         .await
         .unwrap();
-
-    // the first page (of one) skips it and still holds a contact
-    let page = s.due_after(30, None, 1).await.unwrap();
-    let ids: Vec<&str> = page
-        .iter()
-        .map(|(_, v)| v.state.contact.id.as_str())
-        .collect();
-    assert_eq!(ids, ["ann"]);
-    let page = s.due_after(30, None, 10).await.unwrap();
-    assert_eq!(page.len(), 2);
-    assert_eq!(s.due_contacts(30, 10).await.unwrap(), ["ann", "bob"]);
-    assert_eq!(s.next_wake().await.unwrap(), Some(10));
-
-    // marked with the reason and the wake time it had
-    let q = s.quarantined(10).await.unwrap();
-    assert_eq!(q.len(), 1, "{q:?}");
-    assert_eq!((q[0].contact.as_str(), q[0].next_wake), ("bad", Some(5)));
-    assert!(q[0].reason.contains("unknown state format 0x07"), "{q:?}");
-    assert_eq!(s.quarantine_of("bad").await.unwrap(), Some(q[0].clone()));
-    assert_eq!(s.quarantine_of("ann").await.unwrap(), None);
-    let t = s.totals(30).await.unwrap();
-    assert_eq!((t.quarantined_contacts, t.due), (1, 2));
-
-    // loading it names it; the others load
-    match s
-        .load_contacts(&["ann".to_string(), "bad".to_string()])
-        .await
-    {
-        Err(StoreError::Quarantined { contact, reason }) => {
-            assert_eq!(contact, "bad");
-            assert!(reason.contains("0x07"), "{reason}");
-        }
-        other => panic!("{other:?}"),
-    }
-    assert_eq!(
-        s.load_contacts(&["ann".to_string()]).await.unwrap().len(),
-        1
-    );
+    an_unreadable_state_is_set_aside(&s).await;
     s.close().await;
 }
 

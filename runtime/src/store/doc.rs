@@ -9,9 +9,9 @@
 //! earlier versions (both without them) are still read, through
 //! `StateV1`. They are rewritten as `0x02`, compacted, by the daemon's
 //! conversion pass at start (`daemon/convert.rs`, in the background: it
-//! finds them by the tag byte, on the SQLite index `contacts_old_format`,
-//! so it decodes nothing once done), or by their next input if that comes
-//! first. A new tag moves that index's condition in a migration of its own
+//! finds them by the tag byte, on the index `contacts_old_format` of each
+//! engine, so it decodes nothing once done), or by their next input if that
+//! comes first. A new tag moves that index's condition in a migration of its own
 //! and keeps a reader for the tags before it.
 //!
 //! INVARIANT: the types inside `ContactState` carry no serde attributes

@@ -367,15 +367,11 @@ impl Store for PgStore {
         after: Option<(i64, &str)>,
         limit_: usize,
     ) -> Result<Vec<(i64, Versioned)>> {
-        // quarantined states leave the due set: read the page again
-        for _ in 0..4 {
-            let (page, bad) = self.due_page(now, after, limit_).await?;
-            if bad.is_empty() {
-                return Ok(page);
-            }
-            self.quarantine(&bad).await?;
-        }
-        Ok(self.due_page(now, after, limit_).await?.0)
+        super::quarantine::readable_due_page(
+            || Box::pin(self.due_page(now, after, limit_)),
+            |bad| Box::pin(async move { self.quarantine(&bad).await }),
+        )
+        .await
     }
 
     async fn next_wake(&self) -> Result<Option<i64>> {

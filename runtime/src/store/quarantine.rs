@@ -32,6 +32,33 @@ pub(crate) fn decode_states(rows: Vec<StateRow>) -> (Vec<Versioned>, Vec<(String
     (out, bad)
 }
 
+/// A page of the due set and the states in it that cannot be decoded
+/// (id, reason).
+pub(crate) type DuePage = (Vec<(i64, Versioned)>, Vec<(String, String)>);
+
+/// [`super::Store::due_after`] for an engine: reads the page with `page`;
+/// while it holds unreadable states, sets them aside with `quarantine`
+/// (they leave the due set) and reads the page again, so a poison row never
+/// holds up the contacts behind it.
+pub(crate) async fn readable_due_page<'a>(
+    page: impl Fn() -> Pending<'a, DuePage>,
+    quarantine: impl Fn(Vec<(String, String)>) -> Pending<'a, ()>,
+) -> Result<Vec<(i64, Versioned)>> {
+    for _ in 0..4 {
+        let (rows, bad) = page().await?;
+        if bad.is_empty() {
+            return Ok(rows);
+        }
+        quarantine(bad).await?;
+    }
+    Ok(page().await?.0)
+}
+
+/// A store operation under way (boxed, so that it stays `Send` inside the
+/// trait's futures).
+pub(crate) type Pending<'a, T> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<T>> + Send + 'a>>;
+
 /// A held postback as stored: id, source, key field and value, parameters
 /// (JSON), received at, until.
 pub(crate) type HeldRow = (i64, String, String, String, String, i64, i64);

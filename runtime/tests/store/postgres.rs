@@ -162,14 +162,7 @@ async fn open_takes_postgres_urls_and_hides_passwords() {
 async fn an_unreadable_state_is_quarantined_and_blocks_no_one() {
     let db = PgDatabase::create("poison").await;
     let s = fresh(&db).await;
-    commit(
-        &s,
-        Commit {
-            contacts: vec![due("bad", 5), due("ann", 10), due("bob", 20)],
-            ..Commit::default()
-        },
-    )
-    .await;
+    poisoned_contacts(&s).await;
     let pool = raw(&db).await;
     let (good,): (Vec<u8>,) = sqlx::query_as("SELECT state FROM contacts WHERE id = 'bad'")
         .fetch_one(&pool)
@@ -179,24 +172,7 @@ async fn an_unreadable_state_is_quarantined_and_blocks_no_one() {
         .execute(&pool)
         .await
         .unwrap();
-
-    let page = s.due_after(30, None, 1).await.unwrap();
-    let ids: Vec<&str> = page
-        .iter()
-        .map(|(_, v)| v.state.contact.id.as_str())
-        .collect();
-    assert_eq!(ids, ["ann"]);
-    assert_eq!(s.due_contacts(30, 10).await.unwrap(), ["ann", "bob"]);
-    let q = s.quarantined(10).await.unwrap();
-    assert_eq!(q.len(), 1, "{q:?}");
-    assert_eq!((q[0].contact.as_str(), q[0].next_wake), ("bad", Some(5)));
-    assert!(q[0].reason.contains("0x07"), "{q:?}");
-    let t = s.totals(30).await.unwrap();
-    assert_eq!((t.quarantined_contacts, t.due), (1, 2));
-    match s.load_contacts(&["ann".into(), "bad".into()]).await {
-        Err(StoreError::Quarantined { contact, .. }) => assert_eq!(contact, "bad"),
-        other => panic!("{other:?}"),
-    }
+    an_unreadable_state_is_set_aside(&s).await;
     assert!(matches!(
         s.release_quarantine("bad").await.unwrap(),
         nudge_runtime::store::Release::Unreadable(_)
@@ -360,4 +336,37 @@ async fn refused_writes_fail_readiness_until_a_write_goes_through() {
     put(&s, vec![new_contact("bob")]).await;
     assert_eq!(s.totals(0).await.unwrap().contacts, 2);
     s.close().await;
+}
+
+/// Two stores committing different contacts at once both go through, and
+/// the flow counters and totals they share add up: the counter rows move
+/// under row locks, never lost.
+#[tokio::test]
+async fn stores_committing_apart_share_counters_exactly() {
+    let db = PgDatabase::create("shared_counters").await;
+    let (a, b) = (fresh(&db).await, PgStore::open(db.url()).await.unwrap());
+    async fn many(s: &PgStore, who: &str) {
+        for round in 0..20 {
+            let contacts = (0..25)
+                .map(|i| due(&format!("{who}{round:02}_{i:02}"), 50))
+                .collect();
+            commit(
+                s,
+                Commit {
+                    contacts,
+                    events: vec![event(Some(&format!("{who}{round}")), who, 1)],
+                    ..Commit::default()
+                },
+            )
+            .await;
+        }
+    }
+    tokio::join!(many(&a, "a"), many(&b, "b"));
+    let counts = a.flow_counts().await.unwrap();
+    assert_eq!(counts.len(), 1, "{counts:?}");
+    assert_eq!((counts[0].active, counts[0].steps["wait"]), (1_000, 1_000));
+    let t = b.totals(50).await.unwrap();
+    assert_eq!((t.contacts, t.events, t.due), (1_000, 40, 1_000));
+    a.close().await;
+    b.close().await;
 }

@@ -455,3 +455,59 @@ pub async fn a_taken_key_in_a_large_commit_names_its_owner(s: &dyn Store) {
         Some("ann".into())
     );
 }
+
+/// Three due contacts; the state of `bad` is to be damaged (the engine's
+/// own SQL) before [`an_unreadable_state_is_set_aside`].
+pub async fn poisoned_contacts(s: &dyn Store) {
+    commit(
+        s,
+        Commit {
+            contacts: vec![due("bad", 5), due("ann", 10), due("bob", 20)],
+            ..Commit::default()
+        },
+    )
+    .await;
+}
+
+/// The state of `bad` cannot be decoded (tag `0x07`): it is left out of
+/// the due pages without holding up the others, marked with the reason
+/// and the wake time it had, counted, and named when loaded.
+pub async fn an_unreadable_state_is_set_aside(s: &dyn Store) {
+    // the first page (of one) skips it and still holds a contact
+    let page = s.due_after(30, None, 1).await.unwrap();
+    let ids: Vec<&str> = page
+        .iter()
+        .map(|(_, v)| v.state.contact.id.as_str())
+        .collect();
+    assert_eq!(ids, ["ann"]);
+    let page = s.due_after(30, None, 10).await.unwrap();
+    assert_eq!(page.len(), 2);
+    assert_eq!(s.due_contacts(30, 10).await.unwrap(), ["ann", "bob"]);
+    assert_eq!(s.next_wake().await.unwrap(), Some(10));
+
+    // marked with the reason and the wake time it had
+    let q = s.quarantined(10).await.unwrap();
+    assert_eq!(q.len(), 1, "{q:?}");
+    assert_eq!((q[0].contact.as_str(), q[0].next_wake), ("bad", Some(5)));
+    assert!(q[0].reason.contains("unknown state format 0x07"), "{q:?}");
+    assert_eq!(s.quarantine_of("bad").await.unwrap(), Some(q[0].clone()));
+    assert_eq!(s.quarantine_of("ann").await.unwrap(), None);
+    let t = s.totals(30).await.unwrap();
+    assert_eq!((t.quarantined_contacts, t.due), (1, 2));
+
+    // loading it names it; the others load
+    match s
+        .load_contacts(&["ann".to_string(), "bad".to_string()])
+        .await
+    {
+        Err(StoreError::Quarantined { contact, reason }) => {
+            assert_eq!(contact, "bad");
+            assert!(reason.contains("0x07"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        s.load_contacts(&["ann".to_string()]).await.unwrap().len(),
+        1
+    );
+}

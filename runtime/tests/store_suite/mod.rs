@@ -1,6 +1,6 @@
 //! The behaviour suite of a [`Store`] engine: plain async functions taking
-//! a fresh, migrated `&dyn Store`, so every engine (SQLite today, Postgres
-//! next) runs the same checks. Each function asserts what the daemon relies
+//! a fresh, migrated `&dyn Store`, so every engine (SQLite and Postgres,
+//! `store.rs`) runs the same checks. Each function asserts what the daemon relies
 //! on: atomic group commits, version and key conflicts, idempotent events
 //! and outbox rows, the scheduler index, outbox leases and dead letters,
 //! journals, bundles, pause flags, flow counts, postbacks (held, refused,
