@@ -5,12 +5,14 @@
 
 -- One state per contact (`store/doc.rs`: a format tag, then postcard),
 -- its version for optimistic concurrency and when the scheduler must
--- wake it.
+-- wake it. `wake_lease`: until when a scheduler's claim of its due timers
+-- holds (0: none); every write of the contact clears it.
 CREATE TABLE contacts (
     id         TEXT PRIMARY KEY,
     state      BYTEA NOT NULL,
     version    BIGINT NOT NULL,
     next_wake  BIGINT,
+    wake_lease BIGINT NOT NULL DEFAULT 0,
     created_at BIGINT NOT NULL,
     updated_at BIGINT NOT NULL
 );

@@ -144,7 +144,7 @@ async fn write_contacts(conn: &mut PgConnection, writes: &[Write<'_>], now: i64)
     }
     let done: Vec<(String,)> = sqlx::query_as(
         "UPDATE contacts c SET state = u.state, version = u.version, \
-         next_wake = u.next_wake, updated_at = $6 \
+         next_wake = u.next_wake, wake_lease = 0, updated_at = $6 \
          FROM UNNEST($1::text[], $2::bytea[], $3::bigint[], $4::bigint[], $5::bigint[]) \
          AS u(id, state, version, next_wake, expected) \
          WHERE c.id = u.id AND c.version = u.expected RETURNING c.id",

@@ -16,14 +16,25 @@ use crate::store::rows::{limit, wall_now};
 use crate::store::{Quarantine, Release, Result, Versioned, doc};
 use sqlx::PgConnection;
 
-/// The first page of the due set (`$1` now, `$2` the limit): two texts,
-/// so that each reads the index on `(next_wake, id)`.
-pub(super) const DUE_FIRST: &str = "SELECT id, state, version, next_wake FROM contacts \
-     WHERE next_wake <= $1 ORDER BY next_wake, id LIMIT $2";
+/// Claims the first page of the due set (`$1` now, `$2` the limit, `$3`
+/// the lease's end): the due contacts no other claim holds, in (wake time,
+/// id) order from the index on `(next_wake, id)`, skipping rows another
+/// transaction has locked (a commit under way, another daemon's claim), and
+/// stamps them with the lease, so that several daemons share the due set
+/// instead of all firing every timer. The order of `RETURNING` is not the
+/// page's: the caller sorts.
+pub(super) const DUE_FIRST: &str = "WITH due AS (SELECT id FROM contacts \
+     WHERE next_wake <= $1 AND wake_lease <= $1 ORDER BY next_wake, id LIMIT $2 \
+     FOR UPDATE SKIP LOCKED) \
+     UPDATE contacts c SET wake_lease = $3 FROM due WHERE c.id = due.id \
+     RETURNING c.id, c.state, c.version, c.next_wake";
 
-/// A page of the due set after `($3, $4)`, a (wake time, id).
-pub(super) const DUE_AFTER: &str = "SELECT id, state, version, next_wake FROM contacts \
-     WHERE next_wake <= $1 AND (next_wake, id) > ($3, $4) ORDER BY next_wake, id LIMIT $2";
+/// [`DUE_FIRST`] after `($4, $5)`, a (wake time, id).
+pub(super) const DUE_AFTER: &str = "WITH due AS (SELECT id FROM contacts \
+     WHERE next_wake <= $1 AND wake_lease <= $1 AND (next_wake, id) > ($4, $5) \
+     ORDER BY next_wake, id LIMIT $2 FOR UPDATE SKIP LOCKED) \
+     UPDATE contacts c SET wake_lease = $3 FROM due WHERE c.id = due.id \
+     RETURNING c.id, c.state, c.version, c.next_wake";
 
 impl PgStore {
     /// Sets these contacts (id, reason) aside: marked, wake time cleared,
@@ -91,8 +102,12 @@ impl PgStore {
         self.write(q).await.map(drop)
     }
 
-    /// A page of the due set (see [`crate::store::Store::due_after`]) and
-    /// the states in it that cannot be decoded (id, reason).
+    /// Claims a page of the due set (see [`crate::store::Store::due_after`]
+    /// and [`DUE_FIRST`]) under a lease of [`PgOptions::timer_lease`]
+    /// seconds; the states in it that cannot be decoded come back apart
+    /// (id, reason).
+    ///
+    /// [`PgOptions::timer_lease`]: super::PgOptions::timer_lease
     pub(super) async fn due_page(
         &self,
         now: i64,
@@ -103,7 +118,11 @@ impl PgStore {
             None => DUE_FIRST,
             Some(_) => DUE_AFTER,
         };
-        let q = sqlx::query_as(sql).bind(now).bind(limit(limit_));
+        let lease_until = now.saturating_add(self.timer_lease);
+        let q = sqlx::query_as(sql)
+            .bind(now)
+            .bind(limit(limit_))
+            .bind(lease_until);
         let q = match after {
             None => q,
             Some((wake, id)) => q.bind(wake).bind(id),
@@ -111,10 +130,13 @@ impl PgStore {
         let rows: Vec<(String, Vec<u8>, i64, Option<i64>)> =
             q.fetch_all(&self.pool).await.map_err(db)?;
         let (states, bad) = decode_states(rows);
-        let page = states
+        let mut page: Vec<(i64, Versioned)> = states
             .into_iter()
             .filter_map(|v| v.next_wake.map(|w| (w, v)))
             .collect();
+        page.sort_unstable_by(|(a, x), (b, y)| {
+            (a, &x.state.contact.id).cmp(&(b, &y.state.contact.id))
+        });
         Ok((page, bad))
     }
 }
