@@ -21,6 +21,7 @@ mod commit;
 mod health;
 mod outbox;
 mod quarantine;
+mod recount;
 
 use super::*;
 use sqlx::AssertSqlSafe;
@@ -384,10 +385,15 @@ fn wall_now() -> i64 {
 #[async_trait]
 impl Store for SqliteStore {
     async fn migrate(&self) -> Result<()> {
+        let recount = recount::pending(&self.writer).await?;
         MIGRATOR
             .run(&self.writer)
             .await
-            .map_err(StoreError::Migrate)
+            .map_err(StoreError::Migrate)?;
+        if recount {
+            recount::active_counts(&self.writer).await?;
+        }
+        Ok(())
     }
 
     async fn load_contacts(&self, ids: &[String]) -> Result<Vec<Versioned>> {
@@ -644,7 +650,8 @@ impl Store for SqliteStore {
     async fn put_bundle(&self, hash: &str, bytes: &[u8], now: i64) -> Result<()> {
         sqlx::query(
             "INSERT INTO bundles (hash, bytes, deployed_at) VALUES (?, ?, ?) \
-             ON CONFLICT (hash) DO UPDATE SET deployed_at = excluded.deployed_at",
+             ON CONFLICT (hash) DO UPDATE SET bytes = excluded.bytes, \
+             deployed_at = excluded.deployed_at",
         )
         .bind(hash)
         .bind(bytes)
@@ -674,6 +681,13 @@ impl Store for SqliteStore {
         Ok(row)
     }
 
+    async fn bundles(&self) -> Result<Vec<(String, i64)>> {
+        sqlx::query_as("SELECT hash, deployed_at FROM bundles ORDER BY deployed_at DESC, rowid DESC")
+            .fetch_all(&self.reader)
+            .await
+            .map_err(db)
+    }
+
     async fn set_paused(&self, flow: &str, paused: bool) -> Result<()> {
         sqlx::query(
             "INSERT INTO flows (name, paused) VALUES (?, ?) \
@@ -696,14 +710,14 @@ impl Store for SqliteStore {
     }
 
     async fn flow_counts(&self) -> Result<Vec<FlowCounts>> {
-        let rows: Vec<(String, String, String, i64)> = sqlx::query_as(
-            "SELECT flow, status, step, n FROM flow_counts WHERE n != 0 ORDER BY flow",
+        let rows: Vec<(String, String, String, String, i64)> = sqlx::query_as(
+            "SELECT flow, version, status, step, n FROM flow_counts WHERE n != 0 ORDER BY flow",
         )
         .fetch_all(&self.reader)
         .await
         .map_err(db)?;
         let mut out: Vec<FlowCounts> = Vec::new();
-        for (flow, status, step, n) in rows {
+        for (flow, version, status, step, n) in rows {
             if out.last().is_none_or(|c| c.flow != flow) {
                 out.push(FlowCounts {
                     flow,
@@ -715,7 +729,8 @@ impl Store for SqliteStore {
             match status.as_str() {
                 "active" => {
                     c.active += n;
-                    *c.steps.entry(step).or_default() += n;
+                    *c.steps.entry(step.clone()).or_default() += n;
+                    *c.versions.entry(version).or_default().entry(step).or_default() += n;
                 }
                 "completed" => c.completed += n,
                 "exited" => c.exited += n,

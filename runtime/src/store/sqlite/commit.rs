@@ -536,37 +536,31 @@ async fn write_counts(
     writes: &[Write<'_>],
     olds: &[Option<&Loaded>],
 ) -> Result<()> {
-    let mut delta: HashMap<(&str, &str, &str), i64> = HashMap::new();
+    let mut delta: HashMap<(String, String, &str, String), i64> = HashMap::new();
     for (w, loaded) in writes.iter().zip(olds) {
         for p in loaded.map_or(&[][..], |l| &l.places) {
-            *delta.entry((&p.flow, p.status, &p.step)).or_default() -= p.n;
-        }
-        for e in &w.w.state.enrollments {
             *delta
-                .entry((&e.flow, e.status.name(), &e.step))
-                .or_default() += 1;
+                .entry((p.flow.clone(), p.version.clone(), p.status, p.step.clone()))
+                .or_default() -= p.n;
         }
-        for f in &w.w.state.folded {
+        for p in crate::store::places(&w.w.state) {
             *delta
-                .entry((&f.flow, f.status.name(), &f.step))
-                .or_default() += f.n;
+                .entry((p.flow, p.version, p.status, p.step))
+                .or_default() += p.n;
         }
     }
-    let mut rows: Vec<((&str, &str, &str), i64)> =
+    let mut rows: Vec<((String, String, &str, String), i64)> =
         delta.into_iter().filter(|(_, n)| *n != 0).collect();
     // one order, so two writers of the same rows never deadlock
     rows.sort_unstable();
     insert_rows(
         conn,
-        "INSERT INTO flow_counts (flow, status, step, n) VALUES ",
-        "(?, ?, ?, ?)",
-        " ON CONFLICT (flow, status, step) DO UPDATE SET n = n + excluded.n",
+        "INSERT INTO flow_counts (flow, version, status, step, n) VALUES ",
+        "(?, ?, ?, ?, ?)",
+        " ON CONFLICT (flow, version, status, step) DO UPDATE SET n = n + excluded.n",
         rows,
-        |q, ((flow, status, step), n)| {
-            q.bind(flow.to_string())
-                .bind(status)
-                .bind(step.to_string())
-                .bind(n)
+        |q, ((flow, version, status, step), n)| {
+            q.bind(flow).bind(version).bind(status).bind(step).bind(n)
         },
     )
     .await
