@@ -32,6 +32,7 @@ pub fn hangups() -> mpsc::Receiver<()> {
         use tokio::signal::unix::{SignalKind, signal};
         match signal(SignalKind::hangup()) {
             Ok(mut hup) => {
+                tracing::debug!("SIGHUP handled: it compiles and deploys the project again");
                 tokio::spawn(async move {
                     while hup.recv().await.is_some() {
                         tracing::info!("SIGHUP: compiling the project to deploy it again");
