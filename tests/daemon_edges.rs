@@ -288,7 +288,9 @@ fn sighup_during_startup_does_not_end_the_daemon() {
     }
     assert!(before_up > 0, "no SIGHUP landed before the daemon was up");
     d.wait_healthy();
-    let noted = wait_until(secs(5), || d.log().contains("SIGHUP: compiling").then_some(()));
+    let noted = wait_until(secs(5), || {
+        d.log().contains("SIGHUP: compiling").then_some(())
+    });
     assert!(noted.is_some(), "{}", d.log());
     let status = d.terminate(secs(15));
     assert_eq!(status.code(), Some(0), "{status}\n{}", d.log());

@@ -68,7 +68,10 @@ fn watch_deploys_a_file_edit_and_formatting_keeps_the_version() {
     assert!(unchanged.is_some(), "{}", d.log());
     assert_eq!(version(&d), v2);
     let metrics = d.get("/metrics").body;
-    assert!(metrics.contains("nudge_deploys_total{outcome=\"unchanged\"} 1"), "{metrics}");
+    assert!(
+        metrics.contains("nudge_deploys_total{outcome=\"unchanged\"} 1"),
+        "{metrics}"
+    );
     assert!(d.terminate(Duration::from_secs(15)).success());
 }
 
@@ -83,10 +86,14 @@ fn a_compile_error_answers_422_and_keeps_the_running_version() {
     assert_eq!(body["error"]["code"], "compile_error", "{body}");
     let d0 = &body["error"]["diagnostics"][0];
     assert_eq!(d0["code"], "nudge::resolve::unknown_event", "{body}");
-    assert_eq!((d0["file"].as_str(), d0["line"].as_u64()), (Some("main.nudge"), Some(3)));
+    assert_eq!(
+        (d0["file"].as_str(), d0["line"].as_u64()),
+        (Some("main.nudge"), Some(3))
+    );
     assert_eq!(version(&d), v1, "nothing changed");
     assert!(
-        d.log().contains("main.nudge:3:8: error [nudge::resolve::unknown_event]"),
+        d.log()
+            .contains("main.nudge:3:8: error [nudge::resolve::unknown_event]"),
         "{}",
         d.log()
     );

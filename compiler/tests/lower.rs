@@ -132,13 +132,20 @@ fn comments_and_formatting_keep_the_version_but_not_the_lines() {
     let a = bundle_of_text(FLOW);
     let reformatted = format!(
         "// a comment\n\n{}",
-        FLOW.replace("{ wait 1 day  log", "{\n    // why\n    wait 1 day\n\n    log")
-            .replace("expect in f.one", "expect   in   f.one")
+        FLOW.replace(
+            "{ wait 1 day  log",
+            "{\n    // why\n    wait 1 day\n\n    log"
+        )
+        .replace("expect in f.one", "expect   in   f.one")
     );
     let b = bundle_of_text(&reformatted);
     assert_ne!(a.flows[0].lines, b.flows[0].lines, "the lines moved");
     assert_ne!(a.to_bytes().expect("bytes"), b.to_bytes().expect("bytes"));
-    assert_eq!(a.hash().expect("hash"), b.hash().expect("hash"), "same version");
+    assert_eq!(
+        a.hash().expect("hash"),
+        b.hash().expect("hash"),
+        "same version"
+    );
     let changed = bundle_of_text(&FLOW.replace("1 day", "2 days"));
     assert_ne!(a.hash().expect("hash"), changed.hash().expect("hash"));
 }

@@ -193,7 +193,10 @@ async fn start_project(
     dir: &daemon_kit::Scratch,
     clock: &ManualClock,
     src: &Arc<Mutex<String>>,
-) -> (nudge_runtime::daemon::Running, Arc<dyn nudge_runtime::store::Store>) {
+) -> (
+    nudge_runtime::daemon::Running,
+    Arc<dyn nudge_runtime::store::Store>,
+) {
     let first = vm_support::bundle(&src.lock().unwrap());
     let p = project(src);
     daemon_kit::start_with(&dir.db_url(), first, clock, move |c| c.project = Some(p)).await
@@ -243,7 +246,10 @@ async fn a_redeploy_keeps_waiting_contacts_on_their_version() {
         ]
     );
     let metrics = running.metrics.render(&[]);
-    assert!(metrics.contains("nudge_deploys_total{outcome=\"deployed\"} 2"), "{metrics}");
+    assert!(
+        metrics.contains("nudge_deploys_total{outcome=\"deployed\"} 2"),
+        "{metrics}"
+    );
     running.shutdown().await;
 }
 
@@ -277,15 +283,24 @@ async fn migrate_moves_waiting_contacts_by_step_name_and_lists_removed_steps() {
     assert_eq!(on, [("f", v2.as_str()), ("h", v1.as_str())]);
     // the wait was armed again from the step: a day after the migration
     daemon_kit::advance(&store, &clock, 1_767_225_600 + 86_400).await;
-    assert!(texts(&store).await.is_empty(), "the old instant does not fire");
+    assert!(
+        texts(&store).await.is_empty(),
+        "the old instant does not fire"
+    );
     daemon_kit::advance(&store, &clock, 1_767_225_600 + 3600 + 86_400).await;
     assert_eq!(
         texts(&store).await,
         [("old@x.example".to_string(), "from v2".to_string())]
     );
     let metrics = running.metrics.render(&[]);
-    assert!(metrics.contains("nudge_migrations_unmapped_total 1"), "{metrics}");
-    assert!(metrics.contains("nudge_migrations_moved_total 1"), "{metrics}");
+    assert!(
+        metrics.contains("nudge_migrations_unmapped_total 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("nudge_migrations_moved_total 1"),
+        "{metrics}"
+    );
     running.shutdown().await;
 }
 
@@ -311,14 +326,23 @@ async fn a_compile_error_keeps_the_running_version_and_formatting_keeps_it_too()
     );
     assert_eq!(running.shared.deployed().version, v1, "nothing changed");
 
-    *src.lock().unwrap() = format!("// a comment\n\n{}", source("v1", "").replace("  step", "\n  step"));
+    *src.lock().unwrap() = format!(
+        "// a comment\n\n{}",
+        source("v1", "").replace("  step", "\n  step")
+    );
     let (status, report) = deploy(running.addr, "").await;
     assert_eq!(status, 200, "{report}");
     assert_eq!(report["changed"], false);
     assert_eq!(report["version"], v1.as_str());
     let metrics = running.metrics.render(&[]);
-    assert!(metrics.contains("nudge_deploys_total{outcome=\"rejected\"} 1"), "{metrics}");
-    assert!(metrics.contains("nudge_deploys_total{outcome=\"unchanged\"} 1"), "{metrics}");
+    assert!(
+        metrics.contains("nudge_deploys_total{outcome=\"rejected\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("nudge_deploys_total{outcome=\"unchanged\"} 1"),
+        "{metrics}"
+    );
     running.shutdown().await;
 }
 
@@ -336,7 +360,11 @@ async fn a_version_another_daemon_deployed_later_is_picked_up() {
         .put_bundle(&older.hash().unwrap(), &older.to_bytes().unwrap(), at - 60)
         .await
         .unwrap();
-    assert!(!nudge_runtime::daemon::poll::poll_once(&running.shared).await.unwrap());
+    assert!(
+        !nudge_runtime::daemon::poll::poll_once(&running.shared)
+            .await
+            .unwrap()
+    );
     assert_eq!(running.shared.deployed().version, v1);
     // another daemon deploys v2 later
     let v2 = version("v2");
@@ -345,9 +373,17 @@ async fn a_version_another_daemon_deployed_later_is_picked_up() {
         .put_bundle(&v2.hash().unwrap(), &v2.to_bytes().unwrap(), at + 10)
         .await
         .unwrap();
-    assert!(nudge_runtime::daemon::poll::poll_once(&running.shared).await.unwrap());
+    assert!(
+        nudge_runtime::daemon::poll::poll_once(&running.shared)
+            .await
+            .unwrap()
+    );
     assert_eq!(running.shared.deployed().version, v2.hash().unwrap());
-    assert!(!nudge_runtime::daemon::poll::poll_once(&running.shared).await.unwrap());
+    assert!(
+        !nudge_runtime::daemon::poll::poll_once(&running.shared)
+            .await
+            .unwrap()
+    );
     go(running.addr, "new").await;
     let st = store.load_contacts(&["new".to_string()]).await.unwrap();
     assert_eq!(st[0].state.enrollments[0].version, v2.hash().unwrap());

@@ -233,9 +233,15 @@ async fn active_counters_get_their_versions_from_the_states() {
     let mut old = enrollment("welcome", "wait", Status::Active, Some(5));
     old.version = "v0".into();
     let states = [
-        state("ann", vec![enrollment("welcome", "wait", Status::Active, Some(5))]),
+        state(
+            "ann",
+            vec![enrollment("welcome", "wait", Status::Active, Some(5))],
+        ),
         state("bob", vec![old]),
-        state("cat", vec![enrollment("welcome", "end", Status::Completed, None)]),
+        state(
+            "cat",
+            vec![enrollment("welcome", "end", Status::Completed, None)],
+        ),
     ];
     for st in &states {
         sqlx::query(

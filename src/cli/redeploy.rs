@@ -6,11 +6,11 @@
 //! deploys it (`nudge_runtime::daemon::deploy`): a compile error is logged
 //! with every diagnostic and the running version stays.
 
-use nudge_runtime::daemon::deploy::redeploy;
-use nudge_runtime::daemon::{Project, Shared};
 use notify_debouncer_mini::notify::{RecommendedWatcher, RecursiveMode};
 use notify_debouncer_mini::{DebounceEventResult, new_debouncer};
-use std::path::{Path, PathBuf};
+use nudge_runtime::daemon::deploy::redeploy;
+use nudge_runtime::daemon::{Project, Shared};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -51,16 +51,18 @@ pub fn hangups() -> mpsc::Receiver<()> {
 /// lives as long as the task that reads it.
 pub fn changes(path: &Path) -> Result<(mpsc::Receiver<()>, Watching), String> {
     let (tx, rx) = mpsc::channel(1);
-    let mut debouncer = new_debouncer(Duration::from_millis(300), move |r: DebounceEventResult| {
-        match r {
-            Ok(events) if events.iter().any(|e| counts(&e.path)) => {
-                let _ = tx.try_send(());
-            }
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "--watch: a file event could not be read"),
-        }
-    })
-    .map_err(|e| format!("--watch: cannot watch files: {e}"))?;
+    let mut debouncer =
+        new_debouncer(
+            Duration::from_millis(300),
+            move |r: DebounceEventResult| match r {
+                Ok(events) if events.iter().any(|e| counts(&e.path)) => {
+                    let _ = tx.try_send(());
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "--watch: a file event could not be read"),
+            },
+        )
+        .map_err(|e| format!("--watch: cannot watch files: {e}"))?;
     debouncer
         .watcher()
         .watch(path, RecursiveMode::Recursive)
@@ -73,7 +75,7 @@ pub type Watching = notify_debouncer_mini::Debouncer<RecommendedWatcher>;
 
 /// Whether a changed file is one of the project's: not a database file,
 /// not hidden.
-fn counts(path: &PathBuf) -> bool {
+fn counts(path: &Path) -> bool {
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
     let database = [".db", "-wal", "-shm", "-journal"]
         .iter()
@@ -107,7 +109,13 @@ mod tests {
     fn database_and_hidden_files_do_not_count() {
         assert!(counts(&PathBuf::from("/p/flows/welcome.nudge")));
         assert!(counts(&PathBuf::from("/p/templates/a.html")));
-        for f in ["nudge.db", "nudge.db-wal", "nudge.db-shm", "x.db-journal", ".swp"] {
+        for f in [
+            "nudge.db",
+            "nudge.db-wal",
+            "nudge.db-shm",
+            "x.db-journal",
+            ".swp",
+        ] {
             assert!(!counts(&PathBuf::from(format!("/p/{f}"))), "{f}");
         }
     }

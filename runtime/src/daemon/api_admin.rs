@@ -186,7 +186,8 @@ pub async fn put_contact(
         .iter()
         .map(|(k, v)| (k.clone(), Value::from_json(v)))
         .collect();
-    let set = intake::contact_fields(&shared.deployed().bundle, given).map_err(ApiError::invalid)?;
+    let set =
+        intake::contact_fields(&shared.deployed().bundle, given).map_err(ApiError::invalid)?;
     let job = Job::Upsert {
         id: id.clone(),
         set,
@@ -344,7 +345,7 @@ fn versions(c: &crate::store::FlowCounts, current: &str, at: &BTreeMap<String, i
             (deployed_at.unwrap_or(i64::MIN), row)
         })
         .collect();
-    out.sort_by(|a, b| b.0.cmp(&a.0));
+    out.sort_by_key(|(at, _)| std::cmp::Reverse(*at));
     out.into_iter().map(|(_, j)| j).collect()
 }
 

@@ -77,21 +77,17 @@ fn migrate_of(query: Option<&str>, body: &[u8]) -> Result<Option<bool>, ApiError
             }
         }
     }
-    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
-        match pair.split_once('=').unwrap_or((pair, "")) {
-            ("migrate", "true" | "1" | "") => return Ok(Some(true)),
-            ("migrate", "false" | "0") => return Ok(Some(false)),
-            ("migrate", other) => {
-                return Err(ApiError::invalid(format!(
-                    "`migrate` must be `true` or `false`, not `{other}`"
-                )));
-            }
-            (other, _) => {
-                return Err(ApiError::invalid(format!("unknown parameter `{other}`")));
-            }
-        }
+    let Some(pair) = query.unwrap_or("").split('&').find(|p| !p.is_empty()) else {
+        return Ok(from_body);
+    };
+    match pair.split_once('=').unwrap_or((pair, "")) {
+        ("migrate", "true" | "1" | "") => Ok(Some(true)),
+        ("migrate", "false" | "0") => Ok(Some(false)),
+        ("migrate", other) => Err(ApiError::invalid(format!(
+            "`migrate` must be `true` or `false`, not `{other}`"
+        ))),
+        (other, _) => Err(ApiError::invalid(format!("unknown parameter `{other}`"))),
     }
-    Ok(from_body)
 }
 
 #[cfg(test)]
@@ -102,7 +98,10 @@ mod tests {
     fn migrate_comes_from_the_query_or_the_body() {
         assert_eq!(migrate_of(None, b"").ok(), Some(None));
         assert_eq!(migrate_of(Some("migrate=true"), b"").ok(), Some(Some(true)));
-        assert_eq!(migrate_of(None, br#"{"migrate": true}"#).ok(), Some(Some(true)));
+        assert_eq!(
+            migrate_of(None, br#"{"migrate": true}"#).ok(),
+            Some(Some(true))
+        );
         assert_eq!(
             migrate_of(Some("migrate=false"), br#"{"migrate": true}"#).ok(),
             Some(Some(false))

@@ -112,7 +112,9 @@ pub enum Done {
     /// A stored state rewritten in the current format ([`Job::Convert`]).
     Converted,
     /// Enrollments moved to the deployed version ([`Job::Migrate`]).
-    Migrated { moved: usize },
+    Migrated {
+        moved: usize,
+    },
 }
 
 /// Why one input was not applied. Store failures keep their cause
@@ -288,10 +290,9 @@ pub(super) struct Batch {
 fn named_by_input(jobs: &[Job], by_key: &HashMap<(String, String), String>, id: &str) -> bool {
     by_key.values().any(|c| c == id)
         || jobs.iter().any(|j| match j {
-            Job::Timer { .. }
-            | Job::Refresh { .. }
-            | Job::Convert { .. }
-            | Job::Migrate { .. } => false,
+            Job::Timer { .. } | Job::Refresh { .. } | Job::Convert { .. } | Job::Migrate { .. } => {
+                false
+            }
             Job::Event {
                 contact: ContactRef::Id(c),
                 ..
@@ -313,7 +314,12 @@ pub(super) fn derived_id(field: &str, value: &str) -> String {
 impl Applier {
     /// An applier for another deployed bundle, sharing this one's store,
     /// clock, metrics and cache of older bundles.
-    pub fn on(&self, bundle: Arc<Bundle>, version: String, env: BTreeMap<String, String>) -> Applier {
+    pub fn on(
+        &self,
+        bundle: Arc<Bundle>,
+        version: String,
+        env: BTreeMap<String, String>,
+    ) -> Applier {
         Applier {
             store: self.store.clone(),
             bundle,

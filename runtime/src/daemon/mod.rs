@@ -366,10 +366,20 @@ pub async fn start(
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let tasks = TaskTracker::new();
     let channels = Arc::new(channels);
-    let (shared, applier_task) =
-        attach_with(store, Arc::new(bundle), clock, config, Some(channels.clone()), now)
-            .map_err(|e| e.to_string())?;
-    shared.metrics.deploy(if first_deploy { "deployed" } else { "unchanged" });
+    let (shared, applier_task) = attach_with(
+        store,
+        Arc::new(bundle),
+        clock,
+        config,
+        Some(channels.clone()),
+        now,
+    )
+    .map_err(|e| e.to_string())?;
+    shared.metrics.deploy(if first_deploy {
+        "deployed"
+    } else {
+        "unchanged"
+    });
     let cancel = shared.cancel.clone();
     tasks.spawn(async move {
         let _ = applier_task.await;

@@ -128,23 +128,60 @@ impl Loaded {
 
 /// The place of each enrollment of a state, folded ones included.
 pub fn places(state: &ContactState) -> Vec<Place> {
-    let kept = state
-        .enrollments
-        .iter()
-        .map(|e| (&e.flow, e.is_active().then_some(&e.version), e.status, &e.step, 1));
-    let folded = state
-        .folded
-        .iter()
-        .map(|f| (&f.flow, None, f.status, &f.step, f.n));
-    kept.chain(folded)
-        .map(|(flow, version, status, step, n)| Place {
-            flow: flow.clone(),
-            version: version.cloned().unwrap_or_default(),
-            status: status.name(),
-            step: step.clone(),
+    place_keys(state)
+        .map(|(k, n)| Place {
+            flow: k.flow.to_string(),
+            version: k.version.to_string(),
+            status: k.status,
+            step: k.step.to_string(),
             n,
         })
         .collect()
+}
+
+/// Where enrollments stand, borrowed from a state (see [`Place`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PlaceKey<'a> {
+    pub flow: &'a str,
+    pub version: &'a str,
+    pub status: &'static str,
+    pub step: &'a str,
+}
+
+impl Place {
+    pub fn key(&self) -> PlaceKey<'_> {
+        PlaceKey {
+            flow: &self.flow,
+            version: &self.version,
+            status: self.status,
+            step: &self.step,
+        }
+    }
+}
+
+/// [`places`] without copying: each place and its count.
+pub fn place_keys(state: &ContactState) -> impl Iterator<Item = (PlaceKey<'_>, i64)> {
+    let kept = state.enrollments.iter().map(|e| {
+        let version = if e.is_active() {
+            e.version.as_str()
+        } else {
+            ""
+        };
+        (e.flow.as_str(), version, e.status, e.step.as_str(), 1)
+    });
+    let folded = state
+        .folded
+        .iter()
+        .map(|f| (f.flow.as_str(), "", f.status, f.step.as_str(), f.n));
+    kept.chain(folded).map(|(flow, version, status, step, n)| {
+        let key = PlaceKey {
+            flow,
+            version,
+            status: status.name(),
+            step,
+        };
+        (key, n)
+    })
 }
 
 /// An event as received (for the record and idempotency).

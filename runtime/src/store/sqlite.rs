@@ -682,10 +682,12 @@ impl Store for SqliteStore {
     }
 
     async fn bundles(&self) -> Result<Vec<(String, i64)>> {
-        sqlx::query_as("SELECT hash, deployed_at FROM bundles ORDER BY deployed_at DESC, rowid DESC")
-            .fetch_all(&self.reader)
-            .await
-            .map_err(db)
+        sqlx::query_as(
+            "SELECT hash, deployed_at FROM bundles ORDER BY deployed_at DESC, rowid DESC",
+        )
+        .fetch_all(&self.reader)
+        .await
+        .map_err(db)
     }
 
     async fn set_paused(&self, flow: &str, paused: bool) -> Result<()> {
@@ -730,7 +732,11 @@ impl Store for SqliteStore {
                 "active" => {
                     c.active += n;
                     *c.steps.entry(step.clone()).or_default() += n;
-                    *c.versions.entry(version).or_default().entry(step).or_default() += n;
+                    *c.versions
+                        .entry(version)
+                        .or_default()
+                        .entry(step)
+                        .or_default() += n;
                 }
                 "completed" => c.completed += n,
                 "exited" => c.exited += n,

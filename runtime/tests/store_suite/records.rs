@@ -131,7 +131,10 @@ pub async fn flow_counts_from_states(s: &dyn Store) {
         active: 3,
         completed: 1,
         steps: BTreeMap::from([("wait_day".to_string(), 2), ("hello".to_string(), 1)]),
-        versions: BTreeMap::from([("v1".to_string(), BTreeMap::from([("wait_day".to_string(), 2), ("hello".to_string(), 1)]))]),
+        versions: BTreeMap::from([(
+            "v1".to_string(),
+            BTreeMap::from([("wait_day".to_string(), 2), ("hello".to_string(), 1)]),
+        )]),
         ..FlowCounts::default()
     };
     assert_eq!(fc, vec![onboard.clone(), welcome]);
@@ -164,7 +167,10 @@ pub async fn flow_counts_from_states(s: &dyn Store) {
         active: 2,
         completed: 2,
         steps: BTreeMap::from([("nudge".to_string(), 1), ("hello".to_string(), 1)]),
-        versions: BTreeMap::from([("v1".to_string(), BTreeMap::from([("nudge".to_string(), 1), ("hello".to_string(), 1)]))]),
+        versions: BTreeMap::from([(
+            "v1".to_string(),
+            BTreeMap::from([("nudge".to_string(), 1), ("hello".to_string(), 1)]),
+        )]),
         ..FlowCounts::default()
     };
     assert_eq!(fc, vec![onboard, welcome]);

@@ -19,7 +19,9 @@
 
 use super::{db, json_text};
 use crate::store::doc;
-use crate::store::{Commit, ContactWrite, Loaded, OutboxKind, Result, StoreError};
+use crate::store::{
+    Commit, ContactWrite, Loaded, OutboxKind, PlaceKey, Result, StoreError, place_keys,
+};
 use sqlx::query::Query;
 use sqlx::sqlite::{Sqlite, SqliteArguments, SqliteConnection};
 use sqlx::{AssertSqlSafe, Row};
@@ -536,21 +538,16 @@ async fn write_counts(
     writes: &[Write<'_>],
     olds: &[Option<&Loaded>],
 ) -> Result<()> {
-    let mut delta: HashMap<(String, String, &str, String), i64> = HashMap::new();
+    let mut delta: HashMap<PlaceKey<'_>, i64> = HashMap::new();
     for (w, loaded) in writes.iter().zip(olds) {
         for p in loaded.map_or(&[][..], |l| &l.places) {
-            *delta
-                .entry((p.flow.clone(), p.version.clone(), p.status, p.step.clone()))
-                .or_default() -= p.n;
+            *delta.entry(p.key()).or_default() -= p.n;
         }
-        for p in crate::store::places(&w.w.state) {
-            *delta
-                .entry((p.flow, p.version, p.status, p.step))
-                .or_default() += p.n;
+        for (key, n) in place_keys(&w.w.state) {
+            *delta.entry(key).or_default() += n;
         }
     }
-    let mut rows: Vec<((String, String, &str, String), i64)> =
-        delta.into_iter().filter(|(_, n)| *n != 0).collect();
+    let mut rows: Vec<(PlaceKey<'_>, i64)> = delta.into_iter().filter(|(_, n)| *n != 0).collect();
     // one order, so two writers of the same rows never deadlock
     rows.sort_unstable();
     insert_rows(
@@ -559,8 +556,12 @@ async fn write_counts(
         "(?, ?, ?, ?, ?)",
         " ON CONFLICT (flow, version, status, step) DO UPDATE SET n = n + excluded.n",
         rows,
-        |q, ((flow, version, status, step), n)| {
-            q.bind(flow).bind(version).bind(status).bind(step).bind(n)
+        |q, (k, n)| {
+            q.bind(k.flow.to_string())
+                .bind(k.version.to_string())
+                .bind(k.status)
+                .bind(k.step.to_string())
+                .bind(n)
         },
     )
     .await
