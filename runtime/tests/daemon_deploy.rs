@@ -50,19 +50,8 @@ async fn contacts_stay_on_the_version_they_entered_with() {
         daemon_kit::start(&dir.db_url(), v2.clone(), &clock, BTreeMap::new()).await;
     go(running.addr, "new").await;
     daemon_kit::advance(&store, &clock, clock.now() + 86_400).await;
-    let mut texts: Vec<(String, String)> = store
-        .outbox_list(None, 100)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|r| {
-            let m: Message = serde_json::from_value(r.payload).unwrap();
-            (m.to.unwrap_or_default(), m.text.unwrap_or_default())
-        })
-        .collect();
-    texts.sort();
     assert_eq!(
-        texts,
+        texts(&store).await,
         [
             ("new@x.example".to_string(), "from v2".to_string()),
             ("old@x.example".to_string(), "from v1".to_string()),
@@ -174,6 +163,14 @@ async fn deploy(addr: std::net::SocketAddr, query: &str) -> (u16, serde_json::Va
     (res.status().as_u16(), res.json().await.unwrap())
 }
 
+/// `/metrics` has each of these lines.
+fn metrics_show(running: &nudge_runtime::daemon::Running, lines: &[&str]) {
+    let metrics = running.metrics.render(&[]);
+    for l in lines {
+        assert!(metrics.contains(l), "{l}:\n{metrics}");
+    }
+}
+
 async fn texts(store: &Arc<dyn nudge_runtime::store::Store>) -> Vec<(String, String)> {
     let mut texts: Vec<(String, String)> = store
         .outbox_list(None, 100)
@@ -245,11 +242,7 @@ async fn a_redeploy_keeps_waiting_contacts_on_their_version() {
             ("old@x.example".to_string(), "from v1".to_string()),
         ]
     );
-    let metrics = running.metrics.render(&[]);
-    assert!(
-        metrics.contains("nudge_deploys_total{outcome=\"deployed\"} 2"),
-        "{metrics}"
-    );
+    metrics_show(&running, &["nudge_deploys_total{outcome=\"deployed\"} 2"]);
     running.shutdown().await;
 }
 
@@ -292,14 +285,12 @@ async fn migrate_moves_waiting_contacts_by_step_name_and_lists_removed_steps() {
         texts(&store).await,
         [("old@x.example".to_string(), "from v2".to_string())]
     );
-    let metrics = running.metrics.render(&[]);
-    assert!(
-        metrics.contains("nudge_migrations_unmapped_total 1"),
-        "{metrics}"
-    );
-    assert!(
-        metrics.contains("nudge_migrations_moved_total 1"),
-        "{metrics}"
+    metrics_show(
+        &running,
+        &[
+            "nudge_migrations_unmapped_total 1",
+            "nudge_migrations_moved_total 1",
+        ],
     );
     running.shutdown().await;
 }
@@ -334,14 +325,12 @@ async fn a_compile_error_keeps_the_running_version_and_formatting_keeps_it_too()
     assert_eq!(status, 200, "{report}");
     assert_eq!(report["changed"], false);
     assert_eq!(report["version"], v1.as_str());
-    let metrics = running.metrics.render(&[]);
-    assert!(
-        metrics.contains("nudge_deploys_total{outcome=\"rejected\"} 1"),
-        "{metrics}"
-    );
-    assert!(
-        metrics.contains("nudge_deploys_total{outcome=\"unchanged\"} 1"),
-        "{metrics}"
+    metrics_show(
+        &running,
+        &[
+            "nudge_deploys_total{outcome=\"rejected\"} 1",
+            "nudge_deploys_total{outcome=\"unchanged\"} 1",
+        ],
     );
     running.shutdown().await;
 }
