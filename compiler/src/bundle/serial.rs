@@ -65,11 +65,11 @@ impl Bundle {
     /// change of comments or formatting alone keeps the version. The stored
     /// bytes keep the lines (see [`Bundle::to_bytes`]).
     pub fn hash(&self) -> Result<String, BundleError> {
-        Ok(Bundle::hash_of(&self.identity().to_bytes()?))
+        Ok(Bundle::hash_of(&self.without_positions().to_bytes()?))
     }
 
     /// A copy without the source positions [`Bundle::hash`] ignores.
-    fn identity(&self) -> Bundle {
+    pub fn without_positions(&self) -> Bundle {
         let mut b = self.clone();
         for p in &mut b.flows {
             p.lines.clear();
