@@ -1,7 +1,7 @@
 //! The daemon's HTTP edges, against the real `nudge run` binary: one JSON
 //! error shape for every status (408 included), JSON-only `/v1/*` bodies,
-//! cross-origin browser requests refused, SIGHUP ignored (during startup
-//! too), connection limits that half-sent requests cannot exhaust, and the
+//! cross-origin browser requests refused, SIGHUP a redeploy that never
+//! ends the process (during startup too), connection limits that half-sent requests cannot exhaust, and the
 //! logs an operator reads (access lines, JSON-only stderr, no wire traces).
 
 #![allow(clippy::unwrap_used)]
@@ -237,7 +237,7 @@ fn cross_origin_browser_requests_are_refused_unless_allowed() {
 }
 
 #[test]
-fn sighup_is_logged_and_ignored() {
+fn sighup_redeploys_and_keeps_serving() {
     let (_smtp, _http, _s, mut d) = started(&local());
     for _ in 0..2 {
         let sent = Command::new("kill")
@@ -251,7 +251,7 @@ fn sighup_is_logged_and_ignored() {
     let r = d.post_json("/v1/events", &signup("h-1", "h@example.com", "Hal"));
     assert_eq!(r.status, 202, "{r:?}");
     let noted = wait_until(secs(5), || {
-        let n = d.log().matches("SIGHUP ignored").count();
+        let n = d.log().matches("SIGHUP: compiling").count();
         (n == 2).then_some(n)
     });
     assert_eq!(noted, Some(2), "{}", d.log());
@@ -260,10 +260,11 @@ fn sighup_is_logged_and_ignored() {
 }
 
 /// SIGHUP while the daemon starts (compiling the project, opening the
-/// database) is ignored too: the handler is installed first, so from its
-/// debug line on, SIGHUPs sent until the daemon listens never end it.
+/// database) does not end it either: the handler is installed first, so
+/// from its debug line on, SIGHUPs sent until the daemon listens never end
+/// it (one is kept, and deploys once the daemon runs).
 #[test]
-fn sighup_during_startup_is_ignored_too() {
+fn sighup_during_startup_does_not_end_the_daemon() {
     let (smtp, http) = (SmtpSink::start_blocking(), HttpSink::start_blocking());
     let s = main_project(&smtp, &http);
     let mut d = Daemon::spawn(&s, &local().env("NUDGE_LOG", "debug"));
@@ -287,7 +288,9 @@ fn sighup_during_startup_is_ignored_too() {
     }
     assert!(before_up > 0, "no SIGHUP landed before the daemon was up");
     d.wait_healthy();
-    let noted = wait_until(secs(5), || d.log().contains("SIGHUP ignored").then_some(()));
+    let noted = wait_until(secs(5), || {
+        d.log().contains("SIGHUP: compiling").then_some(())
+    });
     assert!(noted.is_some(), "{}", d.log());
     let status = d.terminate(secs(15));
     assert_eq!(status.code(), Some(0), "{status}\n{}", d.log());

@@ -115,3 +115,37 @@ fn a_cron_is_stored_parsed_and_a_time_trigger_with_its_late() {
     let dis = disasm::disasm(bundle.flow("f").expect("flow f"));
     assert!(dis.contains("late 7200s"), "{dis}");
 }
+
+fn bundle_of_text(src: &str) -> Bundle {
+    let mut sources = SourceSet::new();
+    sources.add("main.nudge", "main.nudge", src);
+    let (checked, bundle) = compile(&sources, &nudge_compiler::files::MemoryFs::new());
+    assert!(checked.is_ok(), "{:?}", checked.diagnostics);
+    bundle.expect("a bundle")
+}
+
+const FLOW: &str = "event go {}\nflow f {\n  when go\n  step one { wait 1 day  log \"a\" }\n}\n\
+                    test \"t\" {\n  contact {}\n  event go\n  expect in f.one\n}\n";
+
+#[test]
+fn comments_and_formatting_keep_the_version_but_not_the_lines() {
+    let a = bundle_of_text(FLOW);
+    let reformatted = format!(
+        "// a comment\n\n{}",
+        FLOW.replace(
+            "{ wait 1 day  log",
+            "{\n    // why\n    wait 1 day\n\n    log"
+        )
+        .replace("expect in f.one", "expect   in   f.one")
+    );
+    let b = bundle_of_text(&reformatted);
+    assert_ne!(a.flows[0].lines, b.flows[0].lines, "the lines moved");
+    assert_ne!(a.to_bytes().expect("bytes"), b.to_bytes().expect("bytes"));
+    assert_eq!(
+        a.hash().expect("hash"),
+        b.hash().expect("hash"),
+        "same version"
+    );
+    let changed = bundle_of_text(&FLOW.replace("1 day", "2 days"));
+    assert_ne!(a.hash().expect("hash"), changed.hash().expect("hash"));
+}

@@ -128,6 +128,11 @@ pub enum EngineInput {
     Move { flow: String, step: String },
     /// Manual removal.
     Remove { flow: String },
+    /// A deploy with `--migrate`: the active enrollment of the flow moves
+    /// to this engine's version at the step of the same name, which runs
+    /// again from its start (a pending wait is dropped and armed anew).
+    /// Nothing happens if the version has no such step.
+    Migrate { flow: String },
     /// Nothing happened but the bundle may have changed (deploy, resume):
     /// plan time triggers and schedules again.
     Replan,
@@ -399,6 +404,7 @@ impl<'b> Engine<'b> {
                     self.step(run, i, &Input::Move { step });
                 }
             }
+            EngineInput::Migrate { flow } => self.migrate(run, &flow),
             EngineInput::Remove { flow } => {
                 if let Some(i) = run.st.active_index(&flow) {
                     self.end(run, i, Status::Exited, "removed by hand");
@@ -606,6 +612,23 @@ impl<'b> Engine<'b> {
     }
 
     /// Advance enrollment `i` with an input and apply the outcome.
+    /// [`EngineInput::Migrate`].
+    fn migrate(&self, run: &mut Run<'_>, flow: &str) {
+        let Some(i) = run.st.active_index(flow) else {
+            return;
+        };
+        let step = run.st.enrollments[i].step.clone();
+        let has_step = self
+            .bundle
+            .flow(flow)
+            .is_some_and(|p| p.step(&step).is_some());
+        if !has_step || run.st.enrollments[i].version == self.version {
+            return;
+        }
+        run.st.enrollments[i].version = self.version.clone();
+        self.step(run, i, &Input::Move { step });
+    }
+
     fn step(&self, run: &mut Run<'_>, i: usize, input: &Input) {
         let Some(enr) = run.st.enrollments.get(i).cloned() else {
             return;

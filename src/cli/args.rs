@@ -160,6 +160,18 @@ pub struct RunArgs {
     /// (at least 1024); a larger one is answered 431 `headers_too_large`
     #[arg(long, env = "NUDGE_MAX_HEAD_SIZE", default_value_t = 16384)]
     pub max_head_size: usize,
+    /// Compile and deploy again when a file under the project changes
+    /// (debounced 300 ms); SIGHUP and `POST /v1/deploy` always do
+    #[arg(long)]
+    pub watch: bool,
+    /// At start and on every deploy, move contacts on older versions of a
+    /// flow to the deployed one at the step of the same name
+    #[arg(long)]
+    pub migrate: bool,
+    /// Seconds between looks for a version another daemon on the same
+    /// database deployed
+    #[arg(long, env = "NUDGE_BUNDLE_POLL", default_value_t = 5)]
+    pub bundle_poll: u64,
 }
 
 #[derive(Debug, Subcommand)]

@@ -21,6 +21,7 @@ mod logs;
 mod machine;
 mod ops;
 mod project;
+mod redeploy;
 mod run;
 mod test;
 

@@ -4,15 +4,17 @@
 //! line per attempt, `store::reach`), the API address answering 503
 //! meanwhile (`daemon::waiting`); a URL that can never work fails at once.
 //! Logs are JSON lines on stderr (`NUDGE_LOG` filters them, `logs.rs`):
-//! once the daemon starts, nothing else is written there. SIGHUP is logged
-//! and ignored (no reload yet), from before the project is compiled. Without `NUDGE_API_TOKEN`, one `warn` line
-//! at start says `/v1/*` is open.
+//! once the daemon starts, nothing else is written there. SIGHUP, `--watch`
+//! and `POST /v1/deploy` compile the project again and deploy it
+//! (`redeploy.rs`); SIGHUP is handled from before the first compile.
+//! Without `NUDGE_API_TOKEN`, one `warn` line at start says `/v1/*` is open.
 
 use super::Outcome;
 use super::args::RunArgs;
 use super::build;
 use super::error::CliError;
 use super::logs;
+use super::redeploy;
 use nudge_runtime::daemon::serve::Limits;
 use nudge_runtime::daemon::{self, Config, RetryPolicy, SystemClock};
 use nudge_runtime::store::Store;
@@ -26,10 +28,10 @@ pub fn run(args: &RunArgs) -> Result<Outcome, CliError> {
     // compiles or the database opens must not end the process either
     logs::init(std::env::var("NUDGE_LOG").ok().as_deref());
     let rt = super::ops::runtime()?;
-    {
+    let hangups = {
         let _in_runtime = rt.enter();
-        ignore_hangup();
-    }
+        redeploy::hangups()
+    };
     let bundle = match build::bundle(&args.path)? {
         Ok(b) => b,
         Err(report) => {
@@ -52,6 +54,15 @@ pub fn run(args: &RunArgs) -> Result<Outcome, CliError> {
         let running = daemon::start(store, bundle, Arc::new(SystemClock), config)
             .await
             .map_err(CliError::Runtime)?;
+        tokio::spawn(redeploy::serve(running.shared.clone(), hangups, "sighup"));
+        if args.watch {
+            let (changes, watcher) = redeploy::changes(&args.path).map_err(CliError::Runtime)?;
+            let shared = running.shared.clone();
+            tokio::spawn(async move {
+                let _watching = watcher;
+                redeploy::serve(shared, changes, "watch").await;
+            });
+        }
         if open_api {
             tracing::warn!(
                 addr = %running.addr,
@@ -113,6 +124,9 @@ const MIN_HEAD_SIZE: usize = 1024;
 fn config(args: &RunArgs, env: std::collections::BTreeMap<String, String>) -> Config {
     let mut config = Config::new(args.listen);
     config.env = env;
+    config.project = Some(redeploy::project(&args.path));
+    config.migrate = args.migrate;
+    config.bundle_poll = Duration::from_secs(args.bundle_poll.max(1));
     config.api_token = std::env::var("NUDGE_API_TOKEN")
         .ok()
         .filter(|t| !t.is_empty());
@@ -139,29 +153,6 @@ fn trimmed(list: &[String]) -> Vec<String> {
         .map(|h| h.trim().to_string())
         .filter(|h| !h.is_empty())
         .collect()
-}
-
-/// SIGHUP would end the process (exit 129); until redeploys exist it is
-/// logged and ignored. Installed before anything else `nudge run` does
-/// (inside the runtime `rt.enter()` gives: the handler's task runs on it).
-fn ignore_hangup() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::hangup()) {
-            Ok(mut hup) => {
-                tracing::debug!("SIGHUP handled: logged and ignored");
-                tokio::spawn(async move {
-                    while hup.recv().await.is_some() {
-                        tracing::warn!(
-                            "SIGHUP ignored: reloading is not supported yet; restart to deploy a new version"
-                        );
-                    }
-                });
-            }
-            Err(e) => tracing::warn!(error = %e, "cannot handle SIGHUP; it will stop the daemon"),
-        }
-    }
 }
 
 async fn shutdown_signal() {

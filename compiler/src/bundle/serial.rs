@@ -59,13 +59,32 @@ impl Bundle {
         Ok(b)
     }
 
-    /// SHA-256 of the bytes, in hex: the bundle's identity.
+    /// The bundle's identity (its version): SHA-256, in hex, of the bytes
+    /// of the bundle with its source positions cleared (the line table of
+    /// every flow, the lines and statement texts of `test` blocks), so a
+    /// change of comments or formatting alone keeps the version. The stored
+    /// bytes keep the lines (see [`Bundle::to_bytes`]).
     pub fn hash(&self) -> Result<String, BundleError> {
-        Ok(Bundle::hash_of(&self.to_bytes()?))
+        Ok(Bundle::hash_of(&self.without_positions().to_bytes()?))
     }
 
-    /// [`Bundle::hash`] of bytes [`Bundle::to_bytes`] gave, so a caller that
-    /// needs both serialises once.
+    /// A copy without the source positions [`Bundle::hash`] ignores.
+    pub fn without_positions(&self) -> Bundle {
+        let mut b = self.clone();
+        for p in &mut b.flows {
+            p.lines.clear();
+        }
+        for t in &mut b.tests {
+            t.line = 0;
+            for s in &mut t.steps {
+                s.line = 0;
+                s.text.clear();
+            }
+        }
+        b
+    }
+
+    /// SHA-256 of bytes, in hex.
     pub fn hash_of(bytes: &[u8]) -> String {
         let digest = Sha256::digest(bytes);
         let mut out = String::with_capacity(64);

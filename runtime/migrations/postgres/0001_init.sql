@@ -32,21 +32,29 @@ CREATE TABLE contact_keys (
 CREATE INDEX contact_keys_contact ON contact_keys (contact);
 
 -- Per-flow counters, moved by each commit (`step`: the current step, the
--- last one once the enrollment ended).
+-- last one once the enrollment ended; `version`: the bundle version an
+-- active enrollment runs on, '' for ended ones). `shard`: each store
+-- process adds to rows of its own (`PgStore`'s counter shard), so that
+-- daemons sharing the database never wait for each other's commits on a
+-- counter row; readers sum over the shards.
 CREATE TABLE flow_counts (
-    flow   TEXT NOT NULL,
-    status TEXT NOT NULL,
-    step   TEXT NOT NULL,
-    n      BIGINT NOT NULL,
-    PRIMARY KEY (flow, status, step)
+    flow    TEXT NOT NULL,
+    version TEXT NOT NULL,
+    status  TEXT NOT NULL,
+    step    TEXT NOT NULL,
+    shard   SMALLINT NOT NULL,
+    n       BIGINT NOT NULL,
+    PRIMARY KEY (flow, version, status, step, shard)
 );
 
--- Running totals of rows only ever added.
+-- Running totals of rows only ever added (`contacts`, `events`), sharded
+-- as the flow counters are.
 CREATE TABLE totals (
-    name TEXT PRIMARY KEY,
-    n    BIGINT NOT NULL
+    name  TEXT NOT NULL,
+    shard SMALLINT NOT NULL,
+    n     BIGINT NOT NULL,
+    PRIMARY KEY (name, shard)
 );
-INSERT INTO totals (name, n) VALUES ('contacts', 0), ('events', 0);
 
 CREATE TABLE events (
     seq         BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,

@@ -18,7 +18,7 @@
 
 use super::Shared;
 use super::apply::ApplyError;
-use super::{api_admin, api_edge, api_events};
+use super::{api_admin, api_deploy, api_edge, api_events};
 use crate::intake::same_secret;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
@@ -327,6 +327,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/outbox", get(api_admin::outbox_list))
         .route("/v1/outbox/{id}/retry", post(api_admin::outbox_retry))
         .route("/v1/postbacks/rejected", get(api_admin::rejected_postbacks))
+        .route("/v1/deploy", post(api_deploy::deploy))
         .route_layer(middleware::from_fn(api_edge::require_json))
         .route_layer(middleware::from_fn_with_state(
             shared.clone(),

@@ -186,7 +186,8 @@ pub async fn put_contact(
         .iter()
         .map(|(k, v)| (k.clone(), Value::from_json(v)))
         .collect();
-    let set = intake::contact_fields(&shared.bundle, given).map_err(ApiError::invalid)?;
+    let set =
+        intake::contact_fields(&shared.deployed().bundle, given).map_err(ApiError::invalid)?;
     let job = Job::Upsert {
         id: id.clone(),
         set,
@@ -222,7 +223,8 @@ pub async fn contact_flow(
     let input = manual_input(&shared, &flow, action, step)?;
     let st = load(&shared, &id).await?;
     // the applier checks again on the state it applies to
-    let engine = crate::engine::Engine::new_unhashed(&shared.bundle);
+    let dep = shared.deployed();
+    let engine = crate::engine::Engine::new_unhashed(&dep.bundle);
     if let Some(why) = engine.manual_refused(&st, &input) {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -252,7 +254,8 @@ pub fn manual_input(
     action: &str,
     step: Option<String>,
 ) -> Result<EngineInput, ApiError> {
-    let p = shared
+    let dep = shared.deployed();
+    let p = dep
         .bundle
         .flow(flow)
         .ok_or_else(|| ApiError::not_found("unknown_flow", format!("no flow `{flow}`")))?;
@@ -281,9 +284,17 @@ pub fn manual_input(
 pub async fn flows(State(shared): State<Arc<Shared>>) -> ApiResult {
     let counts = shared.store.flow_counts().await.map_err(unavailable)?;
     let paused = shared.store.paused().await.map_err(unavailable)?;
+    let deployed_at: BTreeMap<String, i64> = shared
+        .store
+        .bundles()
+        .await
+        .map_err(unavailable)?
+        .into_iter()
+        .collect();
     let by_name: BTreeMap<&str, &crate::store::FlowCounts> =
         counts.iter().map(|c| (c.flow.as_str(), c)).collect();
-    let flows: Vec<Json> = shared
+    let dep = shared.deployed();
+    let flows: Vec<Json> = dep
         .bundle
         .flows
         .iter()
@@ -301,7 +312,8 @@ pub async fn flows(State(shared): State<Arc<Shared>>) -> ApiResult {
             json!({
                 "name": p.name,
                 "status": if paused.contains(&p.name) { "paused" } else { "active" },
-                "version": shared.version,
+                "version": dep.version,
+                "versions": versions(&c, &dep.version, &deployed_at),
                 "enrolled": c.enrolled,
                 "active": c.active,
                 "completed": c.completed,
@@ -315,6 +327,28 @@ pub async fn flows(State(shared): State<Arc<Shared>>) -> ApiResult {
     Ok(json(StatusCode::OK, json!({"flows": flows})))
 }
 
+/// A flow's versions: the deployed one and every one contacts are active
+/// on, the latest deployed first.
+fn versions(c: &crate::store::FlowCounts, current: &str, at: &BTreeMap<String, i64>) -> Vec<Json> {
+    let mut hashes: Vec<&str> = c.versions.keys().map(String::as_str).collect();
+    if !hashes.contains(&current) {
+        hashes.push(current);
+    }
+    let mut out: Vec<(i64, Json)> = hashes
+        .into_iter()
+        .map(|h| {
+            let steps = c.versions.get(h);
+            let active: i64 = steps.map_or(0, |s| s.values().sum());
+            let deployed_at = at.get(h).copied();
+            let row = json!({"hash": h, "deployed_at": deployed_at, "active": active,
+                "steps": steps.cloned().unwrap_or_default()});
+            (deployed_at.unwrap_or(i64::MIN), row)
+        })
+        .collect();
+    out.sort_by_key(|(at, _)| std::cmp::Reverse(*at));
+    out.into_iter().map(|(_, j)| j).collect()
+}
+
 /// Pause or resume a flow. A pause takes effect at once: the engine leaves
 /// the flow alone, and a contact woken for one of its timers only has its
 /// wake time written again without it. A resume re-plans every contact's
@@ -322,7 +356,7 @@ pub async fn flows(State(shared): State<Arc<Shared>>) -> ApiResult {
 /// that pass runs on its own task, so a caller that goes away does not
 /// stop it half way. Gives how many contacts were re-planned.
 pub async fn set_paused(shared: &Arc<Shared>, flow: &str, paused: bool) -> Result<usize, ApiError> {
-    if shared.bundle.flow(flow).is_none() {
+    if shared.deployed().bundle.flow(flow).is_none() {
         return Err(ApiError::not_found(
             "unknown_flow",
             format!("no flow `{flow}`"),

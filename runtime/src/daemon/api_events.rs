@@ -42,7 +42,8 @@ fn members(m: &Map<String, Json>) -> Vec<(String, Value)> {
 
 /// Validate one event object into a job.
 pub fn parse_event(shared: &Shared, v: &Json) -> Result<Job, String> {
-    let bundle = &shared.bundle;
+    let dep = shared.deployed();
+    let bundle = &dep.bundle;
     let o = object(v, "an event")?;
     if let Some(k) = o
         .keys()
@@ -239,8 +240,9 @@ pub async fn postback(
         }
     }
     let header_token = headers.get("x-nudge-token").and_then(|v| v.to_str().ok());
-    let bundle = &shared.bundle;
-    let env = &shared.config.env;
+    let dep = shared.deployed();
+    let bundle = &dep.bundle;
+    let env = &dep.applier.env;
     match intake::check_token(bundle, env, &source, &params, header_token) {
         Ok(()) => {}
         Err(PostbackError::UnknownSource(s)) => {

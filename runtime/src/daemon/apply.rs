@@ -90,6 +90,10 @@ pub enum Job {
     /// (`convert.rs`), if it is still at `version` (the version its older
     /// format was found at; a later write already converted it).
     Convert { contact: String, version: i64 },
+    /// Move the contact's active enrollments on older versions to the
+    /// deployed one at the step of the same name (`migrate.rs`); those
+    /// whose step the deployed version lacks stay.
+    Migrate { contact: String },
 }
 
 /// What became of one input.
@@ -107,6 +111,10 @@ pub enum Done {
     Skipped,
     /// A stored state rewritten in the current format ([`Job::Convert`]).
     Converted,
+    /// Enrollments moved to the deployed version ([`Job::Migrate`]).
+    Migrated {
+        moved: usize,
+    },
 }
 
 /// Why one input was not applied. Store failures keep their cause
@@ -215,8 +223,9 @@ pub struct Applier {
     pub env: BTreeMap<String, String>,
     pub clock: Arc<dyn Clock>,
     pub metrics: Arc<Metrics>,
-    /// Earlier deployed bundles by version, loaded on first use.
-    pub older: std::sync::Mutex<HashMap<String, Arc<Bundle>>>,
+    /// Earlier deployed bundles by version, loaded on first use (shared by
+    /// the appliers of later deployments, [`Applier::on`]).
+    pub older: Arc<std::sync::Mutex<HashMap<String, Arc<Bundle>>>>,
     /// How long a `call … as NAME` waits (the call timeout plus the lease).
     pub calls: crate::vm::CallLimits,
 }
@@ -281,7 +290,9 @@ pub(super) struct Batch {
 fn named_by_input(jobs: &[Job], by_key: &HashMap<(String, String), String>, id: &str) -> bool {
     by_key.values().any(|c| c == id)
         || jobs.iter().any(|j| match j {
-            Job::Timer { .. } | Job::Refresh { .. } | Job::Convert { .. } => false,
+            Job::Timer { .. } | Job::Refresh { .. } | Job::Convert { .. } | Job::Migrate { .. } => {
+                false
+            }
             Job::Event {
                 contact: ContactRef::Id(c),
                 ..
@@ -301,6 +312,26 @@ pub(super) fn derived_id(field: &str, value: &str) -> String {
 }
 
 impl Applier {
+    /// An applier for another deployed bundle, sharing this one's store,
+    /// clock, metrics and cache of older bundles.
+    pub fn on(
+        &self,
+        bundle: Arc<Bundle>,
+        version: String,
+        env: BTreeMap<String, String>,
+    ) -> Applier {
+        Applier {
+            store: self.store.clone(),
+            bundle,
+            version,
+            env,
+            clock: self.clock.clone(),
+            metrics: self.metrics.clone(),
+            older: self.older.clone(),
+            calls: self.calls,
+        }
+    }
+
     fn engine<'a>(
         &'a self,
         paused: BTreeSet<String>,
@@ -553,7 +584,8 @@ impl Applier {
                 | Job::CallResponse { contact: id, .. }
                 | Job::Manual { contact: id, .. }
                 | Job::Refresh { contact: id }
-                | Job::Convert { contact: id, .. } => {
+                | Job::Convert { contact: id, .. }
+                | Job::Migrate { contact: id } => {
                     ids.push(id.clone());
                     continue;
                 }

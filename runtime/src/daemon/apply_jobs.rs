@@ -386,7 +386,37 @@ impl Applier {
                     _ => Ok(Done::Skipped),
                 }
             }
+            Job::Migrate { contact } => self.migrate(engine, b, &contact, now),
         })
+    }
+
+    /// [`Job::Migrate`]: each active enrollment on an older version whose
+    /// flow and step the deployed version has moves (one engine input each).
+    fn migrate(&self, engine: &Engine<'_>, b: &mut Batch, id: &str, now: i64) -> Outcome {
+        let Some(slot) = b.slots.get(id) else {
+            return Ok(Done::Skipped);
+        };
+        let flows: Vec<String> = slot
+            .st
+            .enrollments
+            .iter()
+            .filter(|e| e.is_active() && e.version != engine.version)
+            .filter(|e| {
+                engine
+                    .bundle
+                    .flow(&e.flow)
+                    .is_some_and(|p| p.step(&e.step).is_some())
+            })
+            .map(|e| e.flow.clone())
+            .collect();
+        if flows.is_empty() {
+            return Ok(Done::Skipped);
+        }
+        let moved = flows.len();
+        for flow in flows {
+            self.run(engine, b, id, EngineInput::Migrate { flow }, now);
+        }
+        Ok(Done::Migrated { moved })
     }
 
     fn postback_event(

@@ -61,6 +61,12 @@ pub struct Metrics {
     /// Store calls of the background tasks that failed, by task
     /// (`scheduler`, `outbox`): the database was away or refused.
     store_errors: Mutex<BTreeMap<&'static str, u64>>,
+    /// Deploy attempts by outcome (`deploy.rs`).
+    deploys: Mutex<BTreeMap<&'static str, u64>>,
+    /// Enrollments a `--migrate` deploy could not move (their step is gone).
+    pub migrations_unmapped: AtomicU64,
+    /// Enrollments moved to a newer version by `--migrate`.
+    pub migrations_moved: AtomicU64,
     pub signals: Signals,
     /// HTTP connection counters (`serve.rs`), rendered by `/metrics` itself.
     pub connections: std::sync::Arc<super::serve::ConnStats>,
@@ -142,6 +148,14 @@ impl Metrics {
     }
 
     /// The Prometheus text format; `gauges` are read from the store at scrape.
+    /// One deploy attempt, by outcome (`deployed`, `unchanged`,
+    /// `rejected`, `failed`).
+    pub fn deploy(&self, outcome: &'static str) {
+        if let Ok(mut m) = self.deploys.lock() {
+            *m.entry(outcome).or_default() += 1;
+        }
+    }
+
     pub fn render(&self, gauges: &[(&str, &str, i64)]) -> String {
         let mut o = String::new();
         let counter = |o: &mut String, name: &str, help: &str, v: u64| {
@@ -284,6 +298,25 @@ impl Metrics {
         {
             let _ = writeln!(o, "nudge_store_errors_total{{task=\"{task}\"}} {n}");
         }
+        let _ = writeln!(
+            o,
+            "# HELP nudge_deploys_total deploy attempts (start, SIGHUP, --watch, POST /v1/deploy, store poll) by outcome\n# TYPE nudge_deploys_total counter"
+        );
+        for (outcome, n) in self.deploys.lock().map(|m| m.clone()).unwrap_or_default() {
+            let _ = writeln!(o, "nudge_deploys_total{{outcome=\"{outcome}\"}} {n}");
+        }
+        counter(
+            &mut o,
+            "nudge_migrations_moved_total",
+            "enrollments moved to a newer version at the step of the same name (--migrate)",
+            get(&self.migrations_moved),
+        );
+        counter(
+            &mut o,
+            "nudge_migrations_unmapped_total",
+            "enrollments --migrate left on their version: the new version has no step of that name",
+            get(&self.migrations_unmapped),
+        );
         for (name, help, v) in gauges {
             let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
         }

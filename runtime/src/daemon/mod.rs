@@ -16,7 +16,13 @@
 //! * before start, while the database server cannot be reached yet, the
 //!   waiting API (`waiting.rs`: `/healthz` 200, everything else 503);
 //! * at start, the conversion pass (`convert.rs`): contact states stored in
-//!   an older format are rewritten in the current one, through the applier.
+//!   an older format are rewritten in the current one, through the applier;
+//! * the store poll (`poll.rs`): a version another daemon deployed is
+//!   loaded here too.
+//!
+//! The deployed bundle is swapped whole while running (`deploy.rs`: SIGHUP,
+//! `--watch` and `POST /v1/deploy` through the CLI's [`Project`]); with
+//! `migrate`, enrollments move to it by step name (`migrate.rs`).
 //!
 //! Shutdown (SIGTERM): stop intake, let in-flight requests finish their
 //! commits, drain the queue, let in-flight deliveries finish; nothing is
@@ -24,15 +30,19 @@
 
 pub mod api;
 pub mod api_admin;
+pub mod api_deploy;
 pub mod api_edge;
 pub mod api_events;
 pub mod apply;
 mod apply_jobs;
 pub mod clock;
 pub mod convert;
+pub mod deploy;
 pub mod group;
 pub mod metrics;
+mod migrate;
 pub mod outbox;
+pub mod poll;
 pub mod queue;
 pub mod scheduler;
 pub mod serve;
@@ -40,11 +50,12 @@ pub mod waiting;
 
 pub use apply::{Applier, ApplyError, ContactRef, Done, Job};
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use deploy::{DeployError, DeployReport, Deployment, Project, ReloadError};
 
 use crate::deliver::{Channels, DeliverOptions};
 use crate::store::Store;
 use metrics::Metrics;
-use nudge_compiler::bundle::{Bundle, BundleError, Trigger};
+use nudge_compiler::bundle::{Bundle, BundleError};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -78,6 +89,13 @@ pub struct Config {
     pub allow_origins: Vec<String>,
     /// Connection cap and timeouts of the HTTP server.
     pub http: serve::Limits,
+    /// The project to compile again on a redeploy (`None`: a fixed bundle,
+    /// `POST /v1/deploy` answers 409).
+    pub project: Option<Project>,
+    /// Move enrollments on older versions to each deployed one by step name.
+    pub migrate: bool,
+    /// How often the store is asked for a version another daemon deployed.
+    pub bundle_poll: Duration,
 }
 
 /// Outbox retries: exponential backoff with jitter, as rescheduled rows.
@@ -114,6 +132,9 @@ impl Config {
             max_group: 1000,
             allow_origins: Vec::new(),
             http: serve::Limits::default(),
+            project: None,
+            migrate: false,
+            bundle_poll: Duration::from_secs(5),
         }
     }
 }
@@ -149,12 +170,24 @@ pub fn read_env(
 /// What the tasks share.
 pub struct Shared {
     pub store: Arc<dyn Store>,
-    pub bundle: Arc<Bundle>,
-    pub version: String,
+    /// The deployed version; read it once per request or round
+    /// ([`Shared::deployed`]).
+    pub current: deploy::Current,
+    /// Held by a deploy, so deploys run one at a time.
+    pub deploying: tokio::sync::Mutex<()>,
+    /// Stops every task (the daemon's shutdown).
+    pub cancel: CancellationToken,
     pub config: Config,
     pub clock: Arc<dyn Clock>,
     pub metrics: Arc<Metrics>,
     pub queue: queue::Queue,
+}
+
+impl Shared {
+    /// The deployment in force now.
+    pub fn deployed(&self) -> Arc<Deployment> {
+        self.current.get()
+    }
 }
 
 /// A started daemon.
@@ -163,6 +196,9 @@ pub struct Running {
     pub addr: SocketAddr,
     pub store: Arc<dyn Store>,
     pub metrics: Arc<Metrics>,
+    /// What the tasks share: for [`deploy::redeploy`] (SIGHUP, `--watch`)
+    /// and [`poll::poll_once`].
+    pub shared: Arc<Shared>,
     cancel: CancellationToken,
     tasks: TaskTracker,
 }
@@ -175,9 +211,13 @@ impl Running {
     }
 
     /// Wait until the daemon stops (after [`Running::cancel_token`] fires).
+    /// The applier ends once every [`Shared`] is gone: a task holding one
+    /// must end on the cancel token.
     pub async fn wait(self) {
-        self.tasks.close();
-        self.tasks.wait().await;
+        let Running { shared, tasks, .. } = self;
+        drop(shared);
+        tasks.close();
+        tasks.wait().await;
     }
 
     pub fn cancel_token(&self) -> CancellationToken {
@@ -208,6 +248,18 @@ pub fn attach(
     clock: Arc<dyn Clock>,
     config: Config,
 ) -> Result<(Arc<Shared>, tokio::task::JoinHandle<()>), BundleError> {
+    attach_with(store, bundle, clock, config, None, 0)
+}
+
+/// [`attach`] with the channels to deliver through and the deploy time.
+fn attach_with(
+    store: Arc<dyn Store>,
+    bundle: Arc<Bundle>,
+    clock: Arc<dyn Clock>,
+    config: Config,
+    channels: Option<Arc<Channels>>,
+    deployed_at: i64,
+) -> Result<(Arc<Shared>, tokio::task::JoinHandle<()>), BundleError> {
     let version = bundle.hash()?;
     let metrics = Arc::new(Metrics::default());
     let applier = Arc::new(Applier {
@@ -220,12 +272,20 @@ pub fn attach(
         older: Default::default(),
         calls: outbox::call_limits(&config),
     });
-    let (queue, rx) = queue::Queue::new(4096);
-    let task = tokio::spawn(queue::run(applier, rx, config.max_group));
-    let shared = Arc::new(Shared {
-        store,
+    let current = deploy::Current::new(Deployment {
         bundle,
         version,
+        deployed_at,
+        applier,
+        channels,
+    });
+    let (queue, rx) = queue::Queue::new(4096);
+    let task = tokio::spawn(queue::run(current.clone(), rx, config.max_group));
+    let shared = Arc::new(Shared {
+        store,
+        current,
+        deploying: tokio::sync::Mutex::new(()),
+        cancel: CancellationToken::new(),
         config,
         clock,
         metrics,
@@ -283,21 +343,18 @@ pub async fn start(
 ) -> Result<Running, String> {
     store.migrate().await.map_err(|e| e.to_string())?;
     let bytes = bundle.to_bytes().map_err(|e| e.to_string())?;
-    let version = Bundle::hash_of(&bytes);
+    let version = bundle.hash().map_err(|e| e.to_string())?;
     let first_deploy = store
         .get_bundle(&version)
         .await
         .map_err(|e| e.to_string())?
         .is_none();
+    let now = clock.now();
     store
-        .put_bundle(&version, &bytes, clock.now())
+        .put_bundle(&version, &bytes, now)
         .await
         .map_err(|e| e.to_string())?;
-    let timed = bundle.flows.iter().any(|p| {
-        p.triggers
-            .iter()
-            .any(|t| matches!(t, Trigger::Time { .. } | Trigger::Schedule { .. }))
-    });
+    let timed = deploy::timed(&bundle);
     let channels = Channels::new(
         &bundle,
         &config.env,
@@ -310,34 +367,53 @@ pub async fn start(
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    let cancel = CancellationToken::new();
     let tasks = TaskTracker::new();
-    let (shared, applier_task) =
-        attach(store, Arc::new(bundle), clock, config).map_err(|e| e.to_string())?;
+    let channels = Arc::new(channels);
+    let (shared, applier_task) = attach_with(
+        store,
+        Arc::new(bundle),
+        clock,
+        config,
+        Some(channels.clone()),
+        now,
+    )
+    .map_err(|e| e.to_string())?;
+    shared.metrics.deploy(if first_deploy {
+        "deployed"
+    } else {
+        "unchanged"
+    });
+    let cancel = shared.cancel.clone();
     tasks.spawn(async move {
         let _ = applier_task.await;
     });
     if first_deploy && timed {
         tasks.spawn(rearm(shared.clone(), cancel.clone()));
     }
+    if shared.config.migrate {
+        let dep = shared.deployed();
+        let s = shared.clone();
+        tasks.spawn(async move {
+            if let Err(e) = migrate::run(&s, &dep).await {
+                tracing::warn!(error = %e, "--migrate at start failed; enrollments stay on their versions");
+            }
+        });
+    }
     tasks.spawn(convert::run(shared.clone(), cancel.clone()));
     tasks.spawn(scheduler::run(shared.clone(), cancel.clone()));
-    tasks.spawn(outbox::run(
-        shared.clone(),
-        Arc::new(channels),
-        cancel.clone(),
-    ));
+    tasks.spawn(outbox::run(shared.clone(), channels, cancel.clone()));
+    tasks.spawn(poll::run(shared.clone(), cancel.clone()));
     let app = api::router(shared.clone());
     let conns = shared.metrics.connections.clone();
     let limits = shared.config.http;
     tasks.spawn(serve::serve(listener, app, limits, conns, cancel.clone()));
-    tracing::info!(%addr, version = %shared.version, "nudge: listening on http://{addr}");
+    tracing::info!(%addr, version = %shared.deployed().version, "nudge: listening on http://{addr}");
     let (store, metrics) = (shared.store.clone(), shared.metrics.clone());
-    drop(shared);
     Ok(Running {
         addr,
         store,
         metrics,
+        shared,
         cancel,
         tasks,
     })

@@ -196,6 +196,12 @@ impl Worker {
     /// Claim as many rows as slots are free; start the ones that may go,
     /// defer the others.
     async fn claim(&mut self) {
+        // a deploy builds the channels of its bundle: claims go through them
+        if let Some(c) = self.shared.deployed().channels.clone()
+            && !Arc::ptr_eq(&c, &self.channels)
+        {
+            self.channels = c;
+        }
         let free = BATCH.saturating_sub(self.inflight.len()).min(CLAIM);
         let held = self
             .shared

@@ -9,6 +9,7 @@
 //! empty, so shutting down never drops a submitted job.
 
 use super::apply::{Applier, ApplyError, Job, Outcome};
+use super::deploy::Current;
 use super::group::{Group, Overlay};
 use crate::store::StoreError;
 use tokio::task::JoinHandle;
@@ -80,6 +81,8 @@ type Committed = (Group, Result<(), StoreError>);
 
 /// A group whose commit is in flight, with the callers to answer.
 struct Inflight {
+    /// The applier (deployment) the group was prepared with.
+    applier: Arc<Applier>,
     replies: Vec<oneshot::Sender<Vec<Outcome>>>,
     /// Jobs per unit (to answer if the commit task itself died).
     lens: Vec<usize>,
@@ -89,15 +92,16 @@ struct Inflight {
 
 impl Inflight {
     /// Wait for the commit and answer the callers; gives whether it committed.
-    async fn settle(self, applier: &Applier) -> bool {
+    async fn settle(self) -> bool {
         let Inflight {
+            applier,
             replies,
             lens,
             commit,
             ..
         } = self;
         let done = commit.await;
-        answer(applier, replies, lens, done).await
+        answer(&applier, replies, lens, done).await
     }
 }
 
@@ -130,7 +134,9 @@ async fn answer(
 
 /// Drain the queue into group commits until every sender is gone. The next
 /// group is prepared while the previous one commits (see `group.rs`).
-pub async fn run(applier: Arc<Applier>, mut rx: Receiver, max_group: usize) {
+/// Each group is prepared and committed by the applier of the deployment
+/// in force when it was taken (`deploy.rs`), so a deploy never splits one.
+pub async fn run(current: Current, mut rx: Receiver, max_group: usize) {
     let mut inflight: Option<Inflight> = None;
     loop {
         let first = match inflight.as_mut() {
@@ -147,7 +153,7 @@ pub async fn run(applier: Arc<Applier>, mut rx: Receiver, max_group: usize) {
                     done = &mut f.commit => {
                         // the commit finished before anything new came
                         if let Some(f) = inflight.take() {
-                            answer(&applier, f.replies, f.lens, done).await;
+                            answer(&f.applier, f.replies, f.lens, done).await;
                         }
                         continue;
                     }
@@ -171,18 +177,19 @@ pub async fn run(applier: Arc<Applier>, mut rx: Receiver, max_group: usize) {
             replies.push(s.reply);
             units.push(s.jobs);
         }
+        let applier = current.get().applier.clone();
         // prepare on the commit in flight only when its overlay covers it
         if inflight.as_ref().is_some_and(|f| !f.overlay.usable)
             && let Some(f) = inflight.take()
         {
-            f.settle(&applier).await;
+            f.settle().await;
         }
         let lens: Vec<usize> = units.iter().map(Vec::len).collect();
         let mut prepared = applier
             .prepare_group(units, inflight.as_ref().map(|f| &f.overlay))
             .await;
         if let Some(f) = inflight.take() {
-            let committed = f.settle(&applier).await;
+            let committed = f.settle().await;
             if !committed && prepared.on_overlay() {
                 prepared = applier.prepare_group(prepared.into_units(), None).await;
             }
@@ -195,6 +202,7 @@ pub async fn run(applier: Arc<Applier>, mut rx: Receiver, max_group: usize) {
             (g, r)
         });
         inflight = Some(Inflight {
+            applier,
             replies,
             lens,
             overlay,
@@ -202,6 +210,6 @@ pub async fn run(applier: Arc<Applier>, mut rx: Receiver, max_group: usize) {
         });
     }
     if let Some(f) = inflight.take() {
-        f.settle(&applier).await;
+        f.settle().await;
     }
 }

@@ -114,6 +114,9 @@ pub struct Loaded {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Place {
     pub flow: String,
+    /// The bundle version an active enrollment runs on; `""` for an ended
+    /// one (kept or folded), so ended counts do not grow per version.
+    pub version: String,
     pub status: &'static str,
     pub step: String,
     /// How many enrollments stand there (more than 1 for folded ones).
@@ -132,22 +135,60 @@ impl Loaded {
 
 /// The place of each enrollment of a state, folded ones included.
 pub fn places(state: &ContactState) -> Vec<Place> {
-    let kept = state
-        .enrollments
-        .iter()
-        .map(|e| (&e.flow, e.status, &e.step, 1));
-    let folded = state
-        .folded
-        .iter()
-        .map(|f| (&f.flow, f.status, &f.step, f.n));
-    kept.chain(folded)
-        .map(|(flow, status, step, n)| Place {
-            flow: flow.clone(),
-            status: status.name(),
-            step: step.clone(),
+    place_keys(state)
+        .map(|(k, n)| Place {
+            flow: k.flow.to_string(),
+            version: k.version.to_string(),
+            status: k.status,
+            step: k.step.to_string(),
             n,
         })
         .collect()
+}
+
+/// Where enrollments stand, borrowed from a state (see [`Place`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PlaceKey<'a> {
+    pub flow: &'a str,
+    pub version: &'a str,
+    pub status: &'static str,
+    pub step: &'a str,
+}
+
+impl Place {
+    pub fn key(&self) -> PlaceKey<'_> {
+        PlaceKey {
+            flow: &self.flow,
+            version: &self.version,
+            status: self.status,
+            step: &self.step,
+        }
+    }
+}
+
+/// [`places`] without copying: each place and its count.
+pub fn place_keys(state: &ContactState) -> impl Iterator<Item = (PlaceKey<'_>, i64)> {
+    let kept = state.enrollments.iter().map(|e| {
+        let version = if e.is_active() {
+            e.version.as_str()
+        } else {
+            ""
+        };
+        (e.flow.as_str(), version, e.status, e.step.as_str(), 1)
+    });
+    let folded = state
+        .folded
+        .iter()
+        .map(|f| (f.flow.as_str(), "", f.status, f.step.as_str(), f.n));
+    kept.chain(folded).map(|(flow, version, status, step, n)| {
+        let key = PlaceKey {
+            flow,
+            version,
+            status: status.name(),
+            step,
+        };
+        (key, n)
+    })
 }
 
 /// An event as received (for the record and idempotency).
@@ -367,6 +408,8 @@ pub struct FlowCounts {
     pub failed: i64,
     /// Active enrollments per step.
     pub steps: BTreeMap<String, i64>,
+    /// Active enrollments per bundle version, and per step within it.
+    pub versions: BTreeMap<String, BTreeMap<String, i64>>,
 }
 
 /// Totals for `/metrics` and `nudge stats`.
@@ -558,13 +601,16 @@ pub trait Store: Send + Sync {
     // ---- journey, bundles, flows, postbacks, totals
     /// The contact's last `limit` journal lines, oldest first.
     async fn journal(&self, contact: &str, limit: usize) -> Result<Vec<JournalLine>>;
-    /// Store a bundle by hash (idempotent: a known hash keeps its bytes;
-    /// its deploy time moves to `now`, so it is the latest again).
+    /// Store a bundle by hash. A known hash gets the new bytes (the same
+    /// version: only source lines can differ, see `Bundle::hash`) and its
+    /// deploy time moves to `now`, so it is the latest again.
     async fn put_bundle(&self, hash: &str, bytes: &[u8], now: i64) -> Result<()>;
     async fn get_bundle(&self, hash: &str) -> Result<Option<Vec<u8>>>;
     /// The bundle deployed last (hash, bytes): what the CLI's database
     /// commands run with.
     async fn latest_bundle(&self) -> Result<Option<(String, Vec<u8>)>>;
+    /// Every stored bundle's hash and deploy time, the latest first.
+    async fn bundles(&self) -> Result<Vec<(String, i64)>>;
     async fn set_paused(&self, flow: &str, paused: bool) -> Result<()>;
     async fn paused(&self) -> Result<BTreeSet<String>>;
     async fn flow_counts(&self) -> Result<Vec<FlowCounts>>;

@@ -88,6 +88,26 @@ pub struct PgStore {
     health: Arc<Health>,
     /// [`PgOptions::timer_lease`].
     timer_lease: i64,
+    /// The counter rows this store adds to (`flow_counts`, `totals`):
+    /// drawn at open, so that daemons sharing the database rarely share one.
+    shard: i16,
+}
+
+/// How many counter shards there are (see [`PgStore`]'s `shard`).
+const COUNTER_SHARDS: u64 = 16;
+
+/// A counter shard drawn at random (std's per-process random hash keys).
+fn draw_shard() -> i16 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(wall_now_nanos());
+    i16::try_from(h.finish() % COUNTER_SHARDS).unwrap_or(0)
+}
+
+fn wall_now_nanos() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos().into())
 }
 
 impl PgStore {
@@ -117,6 +137,7 @@ impl PgStore {
             pool,
             health: Arc::default(),
             timer_lease: o.timer_lease.max(1),
+            shard: draw_shard(),
         })
     }
 
@@ -355,7 +376,7 @@ impl Store for PgStore {
 
     async fn commit(&self, c: &Commit) -> Result<()> {
         let mut tx = self.begin().await?;
-        let done = commit::apply(&mut tx, c, rows::wall_now()).await;
+        let done = commit::apply(&mut tx, c, rows::wall_now(), self.shard).await;
         self.finish(tx, done).await
     }
 
@@ -472,7 +493,8 @@ impl Store for PgStore {
     async fn put_bundle(&self, hash: &str, bytes: &[u8], now: i64) -> Result<()> {
         let q = sqlx::query(
             "INSERT INTO bundles (hash, bytes, deployed_at) VALUES ($1, $2, $3) \
-             ON CONFLICT (hash) DO UPDATE SET deployed_at = excluded.deployed_at",
+             ON CONFLICT (hash) DO UPDATE SET bytes = excluded.bytes, \
+             deployed_at = excluded.deployed_at",
         )
         .bind(hash)
         .bind(bytes)
@@ -498,6 +520,13 @@ impl Store for PgStore {
         .map_err(db)
     }
 
+    async fn bundles(&self) -> Result<Vec<(String, i64)>> {
+        sqlx::query_as("SELECT hash, deployed_at FROM bundles ORDER BY deployed_at DESC, seq DESC")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)
+    }
+
     async fn set_paused(&self, flow: &str, paused: bool) -> Result<()> {
         let q = sqlx::query(
             "INSERT INTO flows (name, paused) VALUES ($1, $2) \
@@ -517,8 +546,9 @@ impl Store for PgStore {
     }
 
     async fn flow_counts(&self) -> Result<Vec<FlowCounts>> {
-        let rows: Vec<(String, String, String, i64)> = sqlx::query_as(
-            "SELECT flow, status, step, n FROM flow_counts WHERE n <> 0 ORDER BY flow",
+        let rows: Vec<(String, String, String, String, i64)> = sqlx::query_as(
+            "SELECT flow, version, status, step, sum(n)::bigint FROM flow_counts \
+             GROUP BY flow, version, status, step HAVING sum(n) <> 0 ORDER BY flow",
         )
         .fetch_all(&self.pool)
         .await
@@ -566,8 +596,8 @@ impl Store for PgStore {
         type Row = (i64, i64, i64, i64, i64, i64, i64, i64);
         let (contacts, events, outbox_pending, outbox_dead, outbox_delivered, due, qc, qp): Row =
             sqlx::query_as(
-                "SELECT (SELECT n FROM totals WHERE name = 'contacts'), \
-                 (SELECT n FROM totals WHERE name = 'events'), \
+                "SELECT (SELECT coalesce(sum(n), 0)::bigint FROM totals WHERE name = 'contacts'), \
+                 (SELECT coalesce(sum(n), 0)::bigint FROM totals WHERE name = 'events'), \
                  (SELECT count(*) FROM outbox WHERE status = 'pending'), \
                  (SELECT count(*) FROM outbox WHERE status = 'dead'), \
                  (SELECT count(*) FROM outbox WHERE status = 'delivered'), \

@@ -11,8 +11,8 @@
 //! bookkeeping columns.
 
 use super::{
-    Commit, ContactWrite, FlowCounts, Loaded, OutboxKind, OutboxRow, OutboxStatus, Result,
-    StoreError,
+    Commit, ContactWrite, FlowCounts, Loaded, OutboxKind, OutboxRow, OutboxStatus, PlaceKey,
+    Result, StoreError, place_keys,
 };
 use crate::engine::JournalLine;
 use std::collections::{HashMap, HashSet};
@@ -128,9 +128,6 @@ pub(crate) fn key_moves<'c>(
     Ok(moves)
 }
 
-/// A flow counter row: (flow, status, step).
-pub(crate) type CountKey<'c> = (&'c str, &'c str, &'c str);
-
 /// What the commit moves the flow counters by: each stored enrollment's
 /// old place −1, each written one +1 (folded ones by their `n`). Rows that
 /// do not move are left out; sorted, so two writers of the same rows take
@@ -138,24 +135,17 @@ pub(crate) type CountKey<'c> = (&'c str, &'c str, &'c str);
 pub(crate) fn count_deltas<'c>(
     writes: &[Write<'c>],
     olds: &[Option<&'c Loaded>],
-) -> Vec<(CountKey<'c>, i64)> {
-    let mut delta: HashMap<CountKey<'c>, i64> = HashMap::new();
+) -> Vec<(PlaceKey<'c>, i64)> {
+    let mut delta: HashMap<PlaceKey<'c>, i64> = HashMap::new();
     for (w, loaded) in writes.iter().zip(olds) {
         for p in loaded.map_or(&[][..], |l| &l.places) {
-            *delta.entry((&p.flow, p.status, &p.step)).or_default() -= p.n;
+            *delta.entry(p.key()).or_default() -= p.n;
         }
-        for e in &w.w.state.enrollments {
-            *delta
-                .entry((&e.flow, e.status.name(), &e.step))
-                .or_default() += 1;
-        }
-        for f in &w.w.state.folded {
-            *delta
-                .entry((&f.flow, f.status.name(), &f.step))
-                .or_default() += f.n;
+        for (key, n) in place_keys(&w.w.state) {
+            *delta.entry(key).or_default() += n;
         }
     }
-    let mut rows: Vec<(CountKey<'c>, i64)> = delta.into_iter().filter(|(_, n)| *n != 0).collect();
+    let mut rows: Vec<(PlaceKey<'c>, i64)> = delta.into_iter().filter(|(_, n)| *n != 0).collect();
     rows.sort_unstable();
     rows
 }
@@ -210,11 +200,13 @@ pub(crate) fn journal_tail(
     Ok(out)
 }
 
-/// Flow counter rows (flow, status, step, n), in flow order, as
+/// Flow counter rows (flow, version, status, step, n), in flow order, as
 /// [`FlowCounts`].
-pub(crate) fn flow_counts(rows: Vec<(String, String, String, i64)>) -> Result<Vec<FlowCounts>> {
+pub(crate) fn flow_counts(
+    rows: Vec<(String, String, String, String, i64)>,
+) -> Result<Vec<FlowCounts>> {
     let mut out: Vec<FlowCounts> = Vec::new();
-    for (flow, status, step, n) in rows {
+    for (flow, version, status, step, n) in rows {
         if out.last().is_none_or(|c| c.flow != flow) {
             out.push(FlowCounts {
                 flow,
@@ -226,7 +218,12 @@ pub(crate) fn flow_counts(rows: Vec<(String, String, String, i64)>) -> Result<Ve
         match status.as_str() {
             "active" => {
                 c.active += n;
-                *c.steps.entry(step).or_default() += n;
+                *c.steps.entry(step.clone()).or_default() += n;
+                *c.versions
+                    .entry(version)
+                    .or_default()
+                    .entry(step)
+                    .or_default() += n;
             }
             "completed" => c.completed += n,
             "exited" => c.exited += n,

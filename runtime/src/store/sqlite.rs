@@ -21,6 +21,7 @@ mod commit;
 mod health;
 mod outbox;
 mod quarantine;
+mod recount;
 
 use super::rows::{from_json, json_text, limit, wall_now};
 use super::*;
@@ -346,10 +347,15 @@ fn from_hex(text: &str) -> Option<Vec<u8>> {
 #[async_trait]
 impl Store for SqliteStore {
     async fn migrate(&self) -> Result<()> {
+        let recount = recount::pending(&self.writer).await?;
         MIGRATOR
             .run(&self.writer)
             .await
-            .map_err(StoreError::Migrate)
+            .map_err(StoreError::Migrate)?;
+        if recount {
+            recount::active_counts(&self.writer).await?;
+        }
+        Ok(())
     }
 
     async fn load_contacts(&self, ids: &[String]) -> Result<Vec<Versioned>> {
@@ -573,7 +579,8 @@ impl Store for SqliteStore {
     async fn put_bundle(&self, hash: &str, bytes: &[u8], now: i64) -> Result<()> {
         sqlx::query(
             "INSERT INTO bundles (hash, bytes, deployed_at) VALUES (?, ?, ?) \
-             ON CONFLICT (hash) DO UPDATE SET deployed_at = excluded.deployed_at",
+             ON CONFLICT (hash) DO UPDATE SET bytes = excluded.bytes, \
+             deployed_at = excluded.deployed_at",
         )
         .bind(hash)
         .bind(bytes)
@@ -603,6 +610,15 @@ impl Store for SqliteStore {
         Ok(row)
     }
 
+    async fn bundles(&self) -> Result<Vec<(String, i64)>> {
+        sqlx::query_as(
+            "SELECT hash, deployed_at FROM bundles ORDER BY deployed_at DESC, rowid DESC",
+        )
+        .fetch_all(&self.reader)
+        .await
+        .map_err(db)
+    }
+
     async fn set_paused(&self, flow: &str, paused: bool) -> Result<()> {
         sqlx::query(
             "INSERT INTO flows (name, paused) VALUES (?, ?) \
@@ -625,8 +641,8 @@ impl Store for SqliteStore {
     }
 
     async fn flow_counts(&self) -> Result<Vec<FlowCounts>> {
-        let rows: Vec<(String, String, String, i64)> = sqlx::query_as(
-            "SELECT flow, status, step, n FROM flow_counts WHERE n != 0 ORDER BY flow",
+        let rows: Vec<(String, String, String, String, i64)> = sqlx::query_as(
+            "SELECT flow, version, status, step, n FROM flow_counts WHERE n != 0 ORDER BY flow",
         )
         .fetch_all(&self.reader)
         .await

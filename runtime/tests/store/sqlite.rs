@@ -173,19 +173,97 @@ async fn enrollment_rows_become_flow_counters() {
         .unwrap();
     }
     pool.close().await;
+    let pool = at_migration(&db, 8).await;
+    let rows: Vec<(String, String, String, i64)> =
+        sqlx::query_as("SELECT flow, status, step, n FROM flow_counts ORDER BY status")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    let row = |status: &str, step: &str, n| ("welcome".into(), status.into(), step.into(), n);
+    assert_eq!(rows, [row("active", "wait", 2), row("completed", "end", 1)]);
+    pool.close().await;
+    s.close().await;
+}
+
+/// Migration 0009 keys the counters by version: the active ones are
+/// rebuilt from the stored states (each enrollment's own version), the
+/// ended ones copied under `''`.
+#[tokio::test]
+async fn active_counters_get_their_versions_from_the_states() {
+    use nudge_runtime::vm::Status;
+    use std::collections::BTreeMap;
+    let db = TempDb::new("versions");
+    let s = SqliteStore::open(&db.url()).await.unwrap();
+    let pool = at_migration(&db, 8).await;
+    let mut old = enrollment("welcome", "wait", Status::Active, Some(5));
+    old.version = "v0".into();
+    let states = [
+        state(
+            "ann",
+            vec![enrollment("welcome", "wait", Status::Active, Some(5))],
+        ),
+        state("bob", vec![old]),
+        state(
+            "cat",
+            vec![enrollment("welcome", "end", Status::Completed, None)],
+        ),
+    ];
+    for st in &states {
+        sqlx::query(
+            "INSERT INTO contacts (id, state, version, next_wake, created_at, updated_at) \
+             VALUES (?, ?, 1, NULL, 1, 1)",
+        )
+        .bind(&st.contact.id)
+        .bind(nudge_runtime::store::doc::encode(st).unwrap())
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    sqlx::query(
+        "INSERT INTO flow_counts (flow, status, step, n) VALUES \
+         ('welcome', 'active', 'wait', 2), ('welcome', 'completed', 'end', 1)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query("INSERT INTO bundles (hash, bytes, deployed_at) VALUES ('v1', x'00', 1)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
     s.migrate().await.unwrap();
-    let fc = s.flow_counts().await.unwrap();
+    let on = |v: &str| (v.to_string(), BTreeMap::from([("wait".to_string(), 1)]));
     assert_eq!(
-        fc,
+        s.flow_counts().await.unwrap(),
         vec![nudge_runtime::store::FlowCounts {
             flow: "welcome".into(),
             enrolled: 3,
             active: 2,
             completed: 1,
             steps: [("wait".to_string(), 2)].into(),
+            versions: BTreeMap::from([on("v0"), on("v1")]),
             ..Default::default()
         }]
     );
+    // a commit moves Bob from his version's row, not the latest's
+    let mut bob = states[1].clone();
+    bob.enrollments[0].status = Status::Exited;
+    let write = nudge_runtime::store::ContactWrite {
+        keys: Vec::new(),
+        state: bob,
+        expected_version: Some(1),
+        next_wake: None,
+        loaded: None,
+    };
+    s.commit(&Commit {
+        contacts: vec![write],
+        ..Commit::default()
+    })
+    .await
+    .unwrap();
+    let fc = s.flow_counts().await.unwrap();
+    assert_eq!(fc[0].versions, BTreeMap::from([on("v1")]));
+    assert_eq!((fc[0].active, fc[0].exited), (1, 1));
     s.close().await;
 }
 

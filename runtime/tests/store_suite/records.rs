@@ -40,11 +40,15 @@ pub async fn journal_in_order(s: &dyn Store) {
 pub async fn bundles_by_hash(s: &dyn Store) {
     assert_eq!(s.latest_bundle().await.unwrap(), None);
     s.put_bundle("h1", b"\x00bundle one\xff", 10).await.unwrap();
+    assert_eq!(
+        s.get_bundle("h1").await.unwrap().as_deref(),
+        Some(&b"\x00bundle one\xff"[..])
+    );
     s.put_bundle("h1", b"other bytes", 20).await.unwrap();
     s.put_bundle("h2", b"bundle two", 30).await.unwrap();
     assert_eq!(
         s.get_bundle("h1").await.unwrap().as_deref(),
-        Some(&b"\x00bundle one\xff"[..])
+        Some(&b"other bytes"[..])
     );
     assert_eq!(
         s.get_bundle("h2").await.unwrap().as_deref(),
@@ -53,12 +57,14 @@ pub async fn bundles_by_hash(s: &dyn Store) {
     assert_eq!(s.get_bundle("h3").await.unwrap(), None);
     let latest = s.latest_bundle().await.unwrap();
     assert_eq!(latest, Some(("h2".to_string(), b"bundle two".to_vec())));
-    // Going back to an earlier bundle makes it the latest, bytes unchanged.
-    s.put_bundle("h1", b"ignored", 40).await.unwrap();
+    // Going back to an earlier bundle makes it the latest; a known hash
+    // takes the bytes given (the same version, its lines may differ).
+    s.put_bundle("h1", b"lines moved", 40).await.unwrap();
     let latest = s.latest_bundle().await.unwrap();
+    assert_eq!(latest, Some(("h1".to_string(), b"lines moved".to_vec())));
     assert_eq!(
-        latest,
-        Some(("h1".to_string(), b"\x00bundle one\xff".to_vec()))
+        s.bundles().await.unwrap(),
+        [("h1".to_string(), 40), ("h2".to_string(), 30)]
     );
 }
 
@@ -125,6 +131,10 @@ pub async fn flow_counts_from_states(s: &dyn Store) {
         active: 3,
         completed: 1,
         steps: BTreeMap::from([("wait_day".to_string(), 2), ("hello".to_string(), 1)]),
+        versions: BTreeMap::from([(
+            "v1".to_string(),
+            BTreeMap::from([("wait_day".to_string(), 2), ("hello".to_string(), 1)]),
+        )]),
         ..FlowCounts::default()
     };
     assert_eq!(fc, vec![onboard.clone(), welcome]);
@@ -157,6 +167,10 @@ pub async fn flow_counts_from_states(s: &dyn Store) {
         active: 2,
         completed: 2,
         steps: BTreeMap::from([("nudge".to_string(), 1), ("hello".to_string(), 1)]),
+        versions: BTreeMap::from([(
+            "v1".to_string(),
+            BTreeMap::from([("nudge".to_string(), 1), ("hello".to_string(), 1)]),
+        )]),
         ..FlowCounts::default()
     };
     assert_eq!(fc, vec![onboard, welcome]);
@@ -376,6 +390,7 @@ pub async fn writes_move_what_the_caller_read(s: &dyn Store) {
         active: 1,
         completed: 1,
         steps: BTreeMap::from([("s2".to_string(), 1)]),
+        versions: BTreeMap::from([("v1".to_string(), BTreeMap::from([("s2".to_string(), 1)]))]),
         ..FlowCounts::default()
     };
     assert_eq!(s.flow_counts().await.unwrap(), vec![welcome.clone()]);

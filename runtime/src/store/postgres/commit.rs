@@ -22,8 +22,9 @@ use crate::store::{Commit, Loaded, Result, StoreError, doc};
 use sqlx::PgConnection;
 use std::collections::{HashMap, HashSet};
 
-/// Apply one commit; `now` stamps the bookkeeping columns.
-pub(super) async fn apply(conn: &mut PgConnection, c: &Commit, now: i64) -> Result<()> {
+/// Apply one commit; `now` stamps the bookkeeping columns, `shard` is the
+/// store's own counter rows.
+pub(super) async fn apply(conn: &mut PgConnection, c: &Commit, now: i64, shard: i16) -> Result<()> {
     let writes = chain(&c.contacts)?;
     event_keys(c)?;
     let read = read_loaded(conn, &writes).await?;
@@ -33,14 +34,14 @@ pub(super) async fn apply(conn: &mut PgConnection, c: &Commit, now: i64) -> Resu
         .collect();
     write_contacts(conn, &writes, now).await?;
     write_keys(conn, key_moves(&writes, &olds)?).await?;
-    write_counts(conn, &writes, &olds).await?;
+    write_counts(conn, &writes, &olds, shard).await?;
     write_events(conn, c).await?;
     write_outbox(conn, c, now).await?;
     write_journal(conn, c).await?;
     write_postbacks(conn, c).await?;
     write_postback_keys(conn, c).await?;
     write_acks(conn, c).await?;
-    write_totals(conn, &writes, c).await
+    write_totals(conn, &writes, c, shard).await
 }
 
 /// For stored contacts written without [`Loaded`]: their stored keys and
@@ -261,33 +262,41 @@ async fn key_owner(
     taken.map_or_else(db, rows::key_taken)
 }
 
-/// Adds what the commit moved to the flow counters.
+/// Adds what the commit moved to the flow counters (the store's shard).
 async fn write_counts(
     conn: &mut PgConnection,
     writes: &[Write<'_>],
     olds: &[Option<&Loaded>],
+    shard: i16,
 ) -> Result<()> {
     let rows = count_deltas(writes, olds);
     if rows.is_empty() {
         return Ok(());
     }
-    let [mut flows, mut statuses, mut steps] = [Vec::new(), Vec::new(), Vec::new()];
+    let [mut flows, mut versions, mut statuses, mut steps] =
+        [Vec::new(), Vec::new(), Vec::new(), Vec::new()];
     let mut ns = Vec::with_capacity(rows.len());
-    for ((flow, status, step), n) in rows {
-        flows.push(flow);
-        statuses.push(status);
-        steps.push(step);
+    for (k, n) in rows {
+        flows.push(k.flow);
+        versions.push(k.version);
+        statuses.push(k.status);
+        steps.push(k.step);
         ns.push(n);
     }
     sqlx::query(
-        "INSERT INTO flow_counts (flow, status, step, n) \
-         SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bigint[]) \
-         ON CONFLICT (flow, status, step) DO UPDATE SET n = flow_counts.n + excluded.n",
+        "INSERT INTO flow_counts (flow, version, status, step, shard, n) \
+         SELECT f, v, st, sp, $6, n \
+         FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[]) \
+         AS u(f, v, st, sp, n) \
+         ON CONFLICT (flow, version, status, step, shard) \
+         DO UPDATE SET n = flow_counts.n + excluded.n",
     )
     .bind(flows)
+    .bind(versions)
     .bind(statuses)
     .bind(steps)
     .bind(ns)
+    .bind(shard)
     .execute(&mut *conn)
     .await
     .map_err(db)?;
@@ -491,17 +500,23 @@ async fn write_acks(conn: &mut PgConnection, c: &Commit) -> Result<()> {
 }
 
 /// Moves the running totals by the contacts and events the commit adds.
-async fn write_totals(conn: &mut PgConnection, writes: &[Write<'_>], c: &Commit) -> Result<()> {
+async fn write_totals(
+    conn: &mut PgConnection,
+    writes: &[Write<'_>],
+    c: &Commit,
+    shard: i16,
+) -> Result<()> {
     let contacts = rows::new_contacts(writes);
     if contacts == 0 && c.events.is_empty() {
         return Ok(());
     }
     sqlx::query(
-        "UPDATE totals SET n = n + CASE name WHEN 'contacts' THEN $1 ELSE $2 END \
-         WHERE name IN ('contacts', 'events')",
+        "INSERT INTO totals (name, shard, n) VALUES ('contacts', $3, $1), ('events', $3, $2) \
+         ON CONFLICT (name, shard) DO UPDATE SET n = totals.n + excluded.n",
     )
     .bind(contacts)
     .bind(i64::try_from(c.events.len()).unwrap_or(i64::MAX))
+    .bind(shard)
     .execute(&mut *conn)
     .await
     .map_err(db)?;

@@ -418,14 +418,15 @@ async fn write_counts(
     let rows = count_deltas(writes, olds);
     insert_rows(
         conn,
-        "INSERT INTO flow_counts (flow, status, step, n) VALUES ",
-        "(?, ?, ?, ?)",
-        " ON CONFLICT (flow, status, step) DO UPDATE SET n = n + excluded.n",
+        "INSERT INTO flow_counts (flow, version, status, step, n) VALUES ",
+        "(?, ?, ?, ?, ?)",
+        " ON CONFLICT (flow, version, status, step) DO UPDATE SET n = n + excluded.n",
         rows,
-        |q, ((flow, status, step), n)| {
-            q.bind(flow.to_string())
-                .bind(status)
-                .bind(step.to_string())
+        |q, (k, n)| {
+            q.bind(k.flow.to_string())
+                .bind(k.version.to_string())
+                .bind(k.status)
+                .bind(k.step.to_string())
                 .bind(n)
         },
     )
