@@ -92,6 +92,9 @@ Environment:
                      --allow-origin); any other `Origin` is refused 403
   NUDGE_MAX_CONNECTIONS  HTTP connections open at once (as --max-connections)
   NUDGE_MAX_HEAD_SIZE  bytes a request head may take (as --max-head-size)
+  NUDGE_DB_POOL_SIZE, NUDGE_DB_CONNECT_TIMEOUT, NUDGE_TIMER_LEASE  Postgres
+                     settings (as --db-pool-size, --db-connect-timeout,
+                     --timer-lease)
   NUDGE_LOG          log filter (default `info`); logs are JSON lines on stderr
   and every variable the project reads with env(\"…\"): a missing one stops
   the start with an error naming it.
@@ -172,6 +175,19 @@ pub struct RunArgs {
     /// database deployed
     #[arg(long, env = "NUDGE_BUNDLE_POLL", default_value_t = 5)]
     pub bundle_poll: u64,
+    /// Postgres only: connections in the daemon's pool (commits, claims
+    /// and reads in flight at once)
+    #[arg(long, env = "NUDGE_DB_POOL_SIZE", default_value_t = 16)]
+    pub db_pool_size: u32,
+    /// Postgres only: seconds an operation waits for a connection (a new
+    /// one's connect included) before it fails and the API answers 503
+    #[arg(long, env = "NUDGE_DB_CONNECT_TIMEOUT", default_value_t = 5)]
+    pub db_connect_timeout: u64,
+    /// Postgres only: seconds a daemon's claim of a page of due timers
+    /// holds; the timers a daemon that died had claimed fire on another
+    /// once this passes
+    #[arg(long, env = "NUDGE_TIMER_LEASE", default_value_t = 60)]
+    pub timer_lease: u64,
 }
 
 #[derive(Debug, Subcommand)]

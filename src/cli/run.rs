@@ -18,6 +18,7 @@ use super::redeploy;
 use nudge_runtime::daemon::serve::Limits;
 use nudge_runtime::daemon::{self, Config, RetryPolicy, SystemClock};
 use nudge_runtime::store::Store;
+use nudge_runtime::store::postgres::PgOptions;
 use nudge_runtime::store::reach::{self, shown_url};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -45,7 +46,7 @@ pub fn run(args: &RunArgs) -> Result<Outcome, CliError> {
     let env = daemon::read_env(&bundle, |n| std::env::var(n).ok()).map_err(CliError::Runtime)?;
     let config = config(args, env);
     rt.block_on(async {
-        let Some(store) = open_db(&args.db.db, config.listen).await? else {
+        let Some(store) = open_db(&args.db.db, &pg_options(args), config.listen).await? else {
             tracing::info!("stopped before the database could be reached");
             return Ok(Outcome::default());
         };
@@ -84,7 +85,11 @@ pub fn run(args: &RunArgs) -> Result<Outcome, CliError> {
 /// Opens the database; a server not reachable yet is waited for, with the
 /// API address answering 503 meanwhile (a SQLite file is opened at once). `None` when a stop signal came
 /// first.
-async fn open_db(url: &str, listen: SocketAddr) -> Result<Option<Arc<dyn Store>>, CliError> {
+async fn open_db(
+    url: &str,
+    pg: &PgOptions,
+    listen: SocketAddr,
+) -> Result<Option<Arc<dyn Store>>, CliError> {
     let failed = |e: nudge_runtime::store::StoreError| {
         CliError::Runtime(format!(
             "cannot open `{}`: {}",
@@ -100,9 +105,9 @@ async fn open_db(url: &str, listen: SocketAddr) -> Result<Option<Arc<dyn Store>>
     }
     let open = async {
         let attempts = async {
-            match reach::open_once(url).await? {
+            match reach::open_once(url, pg).await? {
                 reach::Opened::Ready(store) => Ok(store),
-                reach::Opened::Later(first) => reach::open_waiting(url, first).await,
+                reach::Opened::Later(first) => reach::open_waiting(url, pg, first).await,
             }
         };
         tokio::select! {
@@ -114,6 +119,15 @@ async fn open_db(url: &str, listen: SocketAddr) -> Result<Option<Arc<dyn Store>>
         Err(e) => Err(CliError::Runtime(e)),
         Ok(None) => Ok(None),
         Ok(Some(r)) => r.map(Some).map_err(failed),
+    }
+}
+
+/// The Postgres store's settings from the flags and the environment.
+fn pg_options(args: &RunArgs) -> PgOptions {
+    PgOptions {
+        max_connections: args.db_pool_size.max(1),
+        connect_timeout: Duration::from_secs(args.db_connect_timeout.max(1)),
+        timer_lease: i64::try_from(args.timer_lease.max(1)).unwrap_or(i64::MAX),
     }
 }
 

@@ -19,7 +19,24 @@ use crate::engine::ContactState;
 use crate::store::{Commit, StoreError};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// How often a unit refused by a conflict is prepared again from the store
+/// and committed on its own before its callers get the conflict: with
+/// several daemons on one database, a busy contact may move under a unit
+/// more than once.
+const ALONE_ATTEMPTS: u32 = 6;
+
+/// The pause before attempt `n` (1-based) of a unit alone: 1, 2, 4, 8, 16 ms
+/// and up to as much again at random, so that two daemons retrying on the
+/// same contact fall apart.
+fn conflict_pause(n: u32) -> Duration {
+    use std::hash::{BuildHasher, Hasher};
+    let base = 1u64 << n.saturating_sub(1).min(4);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(n);
+    Duration::from_micros(base * 1000 + h.finish() % (base * 1000))
+}
 
 /// What a commit in flight writes, as the next group must see it: the
 /// commit itself (shared, not copied) and indexes into it.
@@ -271,7 +288,9 @@ impl Applier {
         out
     }
 
-    /// One unit in its own commit; a conflict is read again once.
+    /// One unit in its own commit; a conflict (another daemon wrote one of
+    /// its contacts, or took one of its keys, in between) is read again
+    /// from the store and tried again, up to [`ALONE_ATTEMPTS`] times.
     async fn apply_alone(&self, jobs: &[Job]) -> Vec<Outcome> {
         let mut last = String::new();
         // read again from the store: the scheduler's reads may be stale
@@ -287,7 +306,10 @@ impl Applier {
             })
             .collect();
         let jobs = &jobs[..];
-        for _ in 0..2 {
+        for attempt in 0..ALONE_ATTEMPTS {
+            if attempt > 0 {
+                tokio::time::sleep(conflict_pause(attempt)).await;
+            }
             let prepared = match self.prepare(jobs.to_vec(), None).await {
                 Ok(p) => p,
                 Err(e) => {

@@ -506,7 +506,10 @@ pub trait Store: Send + Sync {
     /// walks the due set with it, so the pages it has in flight are never
     /// read again, and hands the states to the applier with the timers.
     /// A state that cannot be decoded is quarantined and left out, so it
-    /// never holds up the contacts behind it.
+    /// never holds up the contacts behind it. An engine shared by several
+    /// daemons (Postgres) claims the page: its contacts are left out of
+    /// every page (this store's and others') until they are written or the
+    /// claim's lease ends.
     async fn due_after(
         &self,
         now: i64,
@@ -652,10 +655,15 @@ pub trait Store: Send + Sync {
 /// must exist; [`postgres::PgOptions`] defaults). The schema is migrated
 /// before it is returned.
 pub async fn open(url: &str) -> Result<std::sync::Arc<dyn Store>> {
+    open_with(url, &postgres::PgOptions::default()).await
+}
+
+/// [`open`] with the settings of a Postgres store (ignored for SQLite).
+pub async fn open_with(url: &str, pg: &postgres::PgOptions) -> Result<std::sync::Arc<dyn Store>> {
     let store: std::sync::Arc<dyn Store> = if url.starts_with("sqlite:") {
         std::sync::Arc::new(sqlite::SqliteStore::open(url).await?)
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-        std::sync::Arc::new(postgres::PgStore::open(url).await?)
+        std::sync::Arc::new(postgres::PgStore::open_with(url, pg).await?)
     } else {
         return Err(StoreError::Unsupported(format!(
             "`{}` is not a database URL nudge knows (use `sqlite://FILE` or `postgres://…`)",

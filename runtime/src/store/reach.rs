@@ -8,6 +8,7 @@
 //! database that does not exist). A SQLite file is opened once: a file is
 //! there or not.
 
+use super::postgres::PgOptions;
 use super::{Store, StoreError};
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,10 +25,10 @@ pub enum Opened {
     Later(StoreError),
 }
 
-/// One attempt at opening (and migrating) the database at `url`; an error
-/// is a failure that waiting cannot mend.
-pub async fn open_once(url: &str) -> super::Result<Opened> {
-    match super::open(url).await {
+/// One attempt at opening (and migrating) the database at `url` with the
+/// Postgres settings `pg`; an error is a failure that waiting cannot mend.
+pub async fn open_once(url: &str, pg: &PgOptions) -> super::Result<Opened> {
+    match super::open_with(url, pg).await {
         Ok(store) => Ok(Opened::Ready(store)),
         Err(e) if !url.starts_with("sqlite:") && is_transient(&e) => Ok(Opened::Later(e)),
         Err(e) => Err(e),
@@ -37,7 +38,11 @@ pub async fn open_once(url: &str) -> super::Result<Opened> {
 /// After `first` failed: waits and tries again as long as it takes while
 /// the server cannot be reached; every failed attempt (`first` too) is a
 /// `warn` line with the attempt number, the next pause and the cause.
-pub async fn open_waiting(url: &str, first: StoreError) -> super::Result<Arc<dyn Store>> {
+pub async fn open_waiting(
+    url: &str,
+    pg: &PgOptions,
+    first: StoreError,
+) -> super::Result<Arc<dyn Store>> {
     let mut pause = FIRST_PAUSE;
     let (mut attempt, mut failed) = (1u32, first);
     loop {
@@ -51,7 +56,7 @@ pub async fn open_waiting(url: &str, first: StoreError) -> super::Result<Arc<dyn
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(MAX_PAUSE);
         attempt += 1;
-        failed = match open_once(url).await? {
+        failed = match open_once(url, pg).await? {
             Opened::Ready(store) => return Ok(store),
             Opened::Later(e) => e,
         };
@@ -147,12 +152,17 @@ mod tests {
 
     #[tokio::test]
     async fn a_url_that_can_never_work_fails_at_once() {
-        let e = open_once("mysql://u:pw@h/db").await.err();
-        assert!(matches!(e, Some(StoreError::Unsupported(_))), "{e:?}");
-        let dir = std::env::temp_dir().join("nudge-reach-no-such-dir/x/nudge.db");
-        let e = open_once(&format!("sqlite://{}", dir.display()))
+        let e = open_once("mysql://u:pw@h/db", &PgOptions::default())
             .await
             .err();
+        assert!(matches!(e, Some(StoreError::Unsupported(_))), "{e:?}");
+        let dir = std::env::temp_dir().join("nudge-reach-no-such-dir/x/nudge.db");
+        let e = open_once(
+            &format!("sqlite://{}", dir.display()),
+            &PgOptions::default(),
+        )
+        .await
+        .err();
         assert!(
             e.is_some(),
             "a SQLite file in a missing directory is not waited for"

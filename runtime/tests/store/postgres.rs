@@ -3,7 +3,7 @@
 //! server can show: two stores on one database racing on one contact (one
 //! commit wins, the other is refused whole), claiming the outbox at once
 //! (never the same row), migrating at once; URLs in errors without their
-//! password; poison rows set aside.
+//! password; poison rows set aside; due pages claimed under a lease.
 
 use crate::store_suite::{self, *};
 use nudge_runtime::store::postgres::PgStore;
@@ -369,4 +369,50 @@ async fn stores_committing_apart_share_counters_exactly() {
     assert_eq!((t.contacts, t.events, t.due), (1_000, 40, 1_000));
     a.close().await;
     b.close().await;
+}
+
+/// The ids of a due page.
+fn page_ids(page: Vec<(i64, nudge_runtime::store::Versioned)>) -> Vec<String> {
+    page.into_iter().map(|(_, v)| v.state.contact.id).collect()
+}
+
+/// Two daemons' schedulers share the due set: pages claimed at once hold
+/// every due contact exactly once; a claimed contact is left out of every
+/// page until it is written (then it is due again at once if its wake time
+/// says so) or the lease (`PgOptions::timer_lease`) ends, when another
+/// store takes it over.
+#[tokio::test]
+async fn due_pages_are_claimed_under_a_lease() {
+    use nudge_runtime::store::postgres::PgOptions;
+    let db = PgDatabase::create("due_claims").await;
+    let a = fresh(&db).await;
+    let lease = PgOptions {
+        timer_lease: 60,
+        ..PgOptions::default()
+    };
+    let b = PgStore::open_with(db.url(), &lease).await.unwrap();
+    let every: Vec<String> = (0..10).map(|i| format!("c{i}")).collect();
+    put(&a, every.iter().map(|id| due(id, 5)).collect()).await;
+
+    let (pa, pb) = tokio::join!(a.due_after(30, None, 6), b.due_after(30, None, 6));
+    let mut all: Vec<String> = page_ids(pa.unwrap());
+    all.extend(page_ids(pb.unwrap()));
+    all.sort();
+    assert_eq!(all, every, "each due contact claimed once");
+    assert!(a.due_after(30, None, 10).await.unwrap().is_empty());
+    assert!(b.due_after(89, None, 10).await.unwrap().is_empty());
+
+    // a write clears the claim: still due, it is claimable again at once
+    let v = version_of(&a, "c3").await.unwrap();
+    let st = a.load_contacts(&["c3".to_string()]).await.unwrap()[0]
+        .state
+        .clone();
+    put(&a, vec![waking(update(st, v), 5)]).await;
+    assert_eq!(page_ids(b.due_after(31, None, 10).await.unwrap()), ["c3"]);
+
+    // once the leases end (30 + 60), the rest is taken over
+    let mut rest = page_ids(b.due_after(90, None, 10).await.unwrap());
+    rest.sort();
+    let expected: Vec<String> = every.into_iter().filter(|id| id != "c3").collect();
+    assert_eq!(rest, expected);
 }
