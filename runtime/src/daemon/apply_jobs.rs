@@ -458,6 +458,9 @@ impl Applier {
         };
         let mut held: Vec<HeldPostback> = Vec::new();
         for key in intake::unique_keys(&self.bundle, &slot.st.contact) {
+            b.commit
+                .release_checked
+                .push((key.0.clone(), key.1.clone(), now));
             let waiting = match b.held.get(&key) {
                 Some(read) => read.clone(),
                 None => self.store.held_for(&key.0, &key.1).await?,

@@ -393,6 +393,13 @@ pub struct Commit {
     /// the response it gave): one whose lease was lost fails the commit
     /// with a conflict.
     pub acks: Vec<Ack>,
+    /// Unique keys (field, value) whose held postbacks this commit read
+    /// and released, as held at the instant given: an engine shared by
+    /// several daemons (Postgres) refuses the commit with a conflict when
+    /// one was held meanwhile by another daemon, and likewise a new held
+    /// postback whose key has an owner by the time it commits, so that no
+    /// postback stays held for a contact that exists.
+    pub release_checked: Vec<(String, String, i64)>,
 }
 
 /// Per-flow counts for `GET /v1/flows` and `nudge stats`.

@@ -3,7 +3,8 @@
 //! server can show: two stores on one database racing on one contact (one
 //! commit wins, the other is refused whole), claiming the outbox at once
 //! (never the same row), migrating at once; URLs in errors without their
-//! password; poison rows set aside; due pages claimed under a lease.
+//! password; poison rows set aside; due pages claimed under a lease; held
+//! postbacks and new owners of their keys never committing blind.
 
 use crate::store_suite::{self, *};
 use nudge_runtime::store::postgres::PgStore;
@@ -415,4 +416,79 @@ async fn due_pages_are_claimed_under_a_lease() {
     rest.sort();
     let expected: Vec<String> = every.into_iter().filter(|id| id != "c3").collect();
     assert_eq!(rest, expected);
+}
+
+fn held_for_key(value: &str, until: i64) -> nudge_runtime::store::HeldPostback {
+    nudge_runtime::store::HeldPostback {
+        id: 0,
+        source: "partner".into(),
+        key_field: "clickid".into(),
+        key_value: value.into(),
+        params: [("status".to_string(), "dep".to_string())].into(),
+        received_at: 10,
+        until,
+    }
+}
+
+/// Two daemons, one holding a postback for a key while the other gives a
+/// contact that key, never both commit blind: whichever commits second is
+/// refused (and prepared again from the store, where it finds the other's
+/// row), so no postback stays held for a contact that exists.
+#[tokio::test]
+async fn a_hold_and_a_new_owner_of_its_key_never_both_commit() {
+    let db = PgDatabase::create("held_race").await;
+    let (a, b) = (fresh(&db).await, PgStore::open(db.url()).await.unwrap());
+
+    // the contact first: the hold (read before it) is refused
+    put(&a, vec![keyed(new_contact("ann"), &[("clickid", "k1")])]).await;
+    let hold = Commit {
+        held: vec![held_for_key("k1", 100)],
+        ..Commit::default()
+    };
+    match b.commit(&hold).await {
+        Err(StoreError::Conflict(why)) => assert!(why.contains("clickid"), "{why}"),
+        other => panic!("a hold for an owned key went through: {other:?}"),
+    }
+    assert!(a.held_for("clickid", "k1").await.unwrap().is_empty());
+
+    // the hold first: the new owner that read no held postback is refused,
+    // and goes through once it releases it
+    b.commit(&Commit {
+        held: vec![held_for_key("k2", 100)],
+        ..Commit::default()
+    })
+    .await
+    .unwrap();
+    let bob = |released: Vec<i64>| Commit {
+        contacts: vec![keyed(new_contact("bob"), &[("clickid", "k2")])],
+        release_checked: vec![("clickid".into(), "k2".into(), 20)],
+        released,
+        ..Commit::default()
+    };
+    match a.commit(&bob(Vec::new())).await {
+        Err(StoreError::Conflict(why)) => assert!(why.contains("held postback"), "{why}"),
+        other => panic!("a held postback was left behind: {other:?}"),
+    }
+    assert_eq!(version_of(&a, "bob").await, None, "nothing of it written");
+    let id = a.held_for("clickid", "k2").await.unwrap()[0].id;
+    a.commit(&bob(vec![id])).await.unwrap();
+    assert!(a.held_for("clickid", "k2").await.unwrap().is_empty());
+
+    // a held postback released twice (by two daemons) applies once
+    b.commit(&Commit {
+        held: vec![held_for_key("k3", 100)],
+        ..Commit::default()
+    })
+    .await
+    .unwrap();
+    let id = a.held_for("clickid", "k3").await.unwrap()[0].id;
+    let release = Commit {
+        released: vec![id],
+        ..Commit::default()
+    };
+    a.commit(&release).await.unwrap();
+    assert!(matches!(
+        b.commit(&release).await,
+        Err(StoreError::Conflict(_))
+    ));
 }

@@ -32,8 +32,10 @@ pub(super) async fn apply(conn: &mut PgConnection, c: &Commit, now: i64, shard: 
         .iter()
         .map(|w| w.loaded.or_else(|| read.get(w.id())))
         .collect();
+    let moves = key_moves(&writes, &olds)?;
+    guard_held(conn, c, &moves).await?;
     write_contacts(conn, &writes, now).await?;
-    write_keys(conn, key_moves(&writes, &olds)?).await?;
+    write_keys(conn, moves).await?;
     write_counts(conn, &writes, &olds, shard).await?;
     write_events(conn, c).await?;
     write_outbox(conn, c, now).await?;
@@ -42,6 +44,114 @@ pub(super) async fn apply(conn: &mut PgConnection, c: &Commit, now: i64, shard: 
     write_postback_keys(conn, c).await?;
     write_acks(conn, c).await?;
     write_totals(conn, &writes, c, shard).await
+}
+
+/// Held postbacks and unique keys meet under a lock: two daemons, one
+/// holding a postback for a key while the other gives a contact that key,
+/// must not both commit blind to each other (the postback would stay held
+/// for a contact that exists). Each commit first takes a transaction
+/// advisory lock per key it holds a postback for, adds, or released the
+/// held postbacks of (in one order, so they never deadlock), then, under
+/// the locks: a postback to hold whose key has an owner now, or a held
+/// postback of a released key that the commit did not release (held after
+/// it read them), refuses the commit with a conflict; it is prepared again
+/// from the store and finds the other's row.
+async fn guard_held(conn: &mut PgConnection, c: &Commit, moves: &KeyMoves<'_>) -> Result<()> {
+    let mut keys: Vec<(&str, &str)> = c
+        .held
+        .iter()
+        .map(|h| (h.key_field.as_str(), h.key_value.as_str()))
+        .chain(moves.added.iter().map(|[f, v, _]| (*f, *v)))
+        .chain(
+            c.release_checked
+                .iter()
+                .map(|(f, v, _)| (f.as_str(), v.as_str())),
+        )
+        .collect();
+    if keys.is_empty() {
+        return Ok(());
+    }
+    keys.sort_unstable();
+    keys.dedup();
+    let (fields, values): (Vec<&str>, Vec<&str>) = keys.into_iter().unzip();
+    sqlx::query(
+        "SELECT pg_advisory_xact_lock(h) FROM (SELECT DISTINCT \
+         hashtextextended(length(f) || ':' || f || v, 7) AS h FROM UNNEST($1::text[], $2::text[]) \
+         AS u(f, v) ORDER BY h) AS k",
+    )
+    .bind(&fields)
+    .bind(&values)
+    .execute(&mut *conn)
+    .await
+    .map_err(db)?;
+    if !c.held.is_empty() {
+        held_without_owner(conn, c, moves).await?;
+    }
+    if !c.release_checked.is_empty() {
+        released_all(conn, c).await?;
+    }
+    Ok(())
+}
+
+/// A postback the commit holds whose key has an owner by now (one the
+/// commit itself does not take away) is a conflict.
+async fn held_without_owner(
+    conn: &mut PgConnection,
+    c: &Commit,
+    moves: &KeyMoves<'_>,
+) -> Result<()> {
+    let owned: Option<(String, String)> = sqlx::query_as(
+        "SELECT k.field, k.value FROM UNNEST($1::text[], $2::text[]) AS h(f, v) \
+         JOIN contact_keys k ON k.field = h.f AND k.value = h.v \
+         WHERE (k.field, k.value) NOT IN (SELECT * FROM UNNEST($3::text[], $4::text[])) LIMIT 1",
+    )
+    .bind(
+        c.held
+            .iter()
+            .map(|h| h.key_field.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        c.held
+            .iter()
+            .map(|h| h.key_value.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(moves.gone.iter().map(|[f, _]| *f).collect::<Vec<_>>())
+    .bind(moves.gone.iter().map(|[_, v]| *v).collect::<Vec<_>>())
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(db)?;
+    match owned {
+        None => Ok(()),
+        Some((field, _)) => Err(StoreError::Conflict(format!(
+            "a postback to hold for `{field}` found its contact meanwhile"
+        ))),
+    }
+}
+
+/// A postback held (and still holding) for a key whose held postbacks the
+/// commit released, that the commit did not release, is a conflict.
+async fn released_all(conn: &mut PgConnection, c: &Commit) -> Result<()> {
+    let r = &c.release_checked;
+    let missed: Option<(i64, String)> = sqlx::query_as(
+        "SELECT p.id, p.key_field FROM UNNEST($1::text[], $2::text[], $3::bigint[]) AS r(f, v, at) \
+         JOIN postbacks_held p ON p.key_field = r.f AND p.key_value = r.v \
+         WHERE p.until >= r.at AND p.quarantined IS NULL AND NOT (p.id = ANY($4)) LIMIT 1",
+    )
+    .bind(r.iter().map(|(f, _, _)| f.as_str()).collect::<Vec<_>>())
+    .bind(r.iter().map(|(_, v, _)| v.as_str()).collect::<Vec<_>>())
+    .bind(r.iter().map(|(_, _, at)| *at).collect::<Vec<_>>())
+    .bind(&c.released)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(db)?;
+    match missed {
+        None => Ok(()),
+        Some((id, field)) => Err(StoreError::Conflict(format!(
+            "held postback {id} for `{field}` was held after the commit read them"
+        ))),
+    }
 }
 
 /// For stored contacts written without [`Loaded`]: their stored keys and
@@ -408,11 +518,18 @@ async fn write_journal(conn: &mut PgConnection, c: &Commit) -> Result<()> {
 /// Held postbacks released (deleted) and new ones; refused ones kept.
 async fn write_postbacks(conn: &mut PgConnection, c: &Commit) -> Result<()> {
     if !c.released.is_empty() {
-        sqlx::query("DELETE FROM postbacks_held WHERE id = ANY($1)")
+        let done = sqlx::query("DELETE FROM postbacks_held WHERE id = ANY($1)")
             .bind(&c.released)
             .execute(&mut *conn)
             .await
             .map_err(db)?;
+        // another daemon applied one of them meanwhile: applying it here
+        // too would apply it twice
+        if done.rows_affected() != c.released.len() as u64 {
+            return Err(StoreError::Conflict(
+                "a held postback was released meanwhile".into(),
+            ));
+        }
     }
     if !c.held.is_empty() {
         let h = &c.held;
