@@ -12,7 +12,7 @@ mod vm_support;
 
 use nudge_runtime::compiler::value::Value;
 use nudge_runtime::daemon::{self, Applier, ApplyError, Config, ContactRef, Done, Job};
-use nudge_runtime::daemon::{ManualClock, metrics::Metrics};
+use nudge_runtime::daemon::{Clock, ManualClock, metrics::Metrics};
 use nudge_runtime::store::sqlite::SqliteStore;
 use nudge_runtime::store::{self, Store};
 use serde_json::json;
@@ -178,6 +178,64 @@ async fn a_store_error_preparing_a_group_leaves_out_only_its_unit() {
     assert_eq!(page[1], Ok(Done::Skipped), "{page:?}");
     assert!(matches!(page[2], Ok(Done::Applied { .. })), "{page:?}");
     assert_eq!(n_of(&store, "bob").await, Value::Int(10));
+}
+
+/// A group moves a timer's scheduler read into its first preparation
+/// (no copy of the state). When another unit of the group is left out and
+/// the rest prepared again, the timer has no read any more: it is loaded
+/// from the store and still fires, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timer_prepared_again_after_a_unit_is_left_out_fires_from_the_store() {
+    use nudge_runtime::engine::EngineInput;
+    let dir = daemon_kit::Scratch::new("faults-reprepare");
+    let store = store::open(&dir.db_url()).await.unwrap();
+    let clock = Arc::new(ManualClock::new(1_767_225_600));
+    let bundle = Arc::new(vm_support::bundle(PROJECT));
+    let applier = Applier {
+        store: store.clone(),
+        version: bundle.hash().unwrap(),
+        bundle,
+        env: Default::default(),
+        clock: clock.clone(),
+        metrics: Arc::new(Metrics::default()),
+        older: Default::default(),
+        calls: Default::default(),
+    };
+    let first = applier.apply(vec![go("ann")]).await;
+    assert!(matches!(first[0], Ok(Done::Applied { .. })), "{first:?}");
+    clock.advance(3_601);
+    let page = store.due_after(clock.now(), None, 10).await.unwrap();
+    assert_eq!(page.len(), 1);
+    let read = Arc::new(page.into_iter().next().unwrap().1);
+    let nobody = Job::Manual {
+        contact: "nobody".into(),
+        input: EngineInput::Remove {
+            flow: "later".into(),
+        },
+    };
+    let timer = Job::Timer {
+        contact: "ann".into(),
+        read: Some(read),
+    };
+    let got = applier
+        .apply_units(vec![vec![go("xavier"), nobody], vec![timer]])
+        .await;
+    assert_eq!(got[0][0], Err(ApplyError::Aborted), "{got:?}");
+    assert!(
+        matches!(&got[0][1], Err(ApplyError::NotFound(c)) if c == "nobody"),
+        "{got:?}"
+    );
+    assert!(matches!(got[1][0], Ok(Done::Applied { .. })), "{got:?}");
+    assert_eq!(n_of(&store, "ann").await, Value::Int(10));
+    let left_out = store.load_contacts(&["xavier".to_string()]).await.unwrap();
+    assert!(left_out.is_empty(), "the left-out unit wrote nothing");
+    assert!(
+        store
+            .due_after(clock.now(), None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 /// Commits big contacts over the API until one is refused; its status.
