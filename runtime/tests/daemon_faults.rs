@@ -127,11 +127,8 @@ async fn a_damaged_contact_is_quarantined_and_the_others_timers_fire() {
     running.shutdown().await;
 }
 
-/// One unit naming a quarantined contact is left out of the group; the
-/// other units of the same group apply. A page of timers skips it.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_store_error_preparing_a_group_leaves_out_only_its_unit() {
-    let dir = daemon_kit::Scratch::new("faults-group");
+/// An applier of [`PROJECT`] on a fresh file in `dir`, with a manual clock.
+async fn applier_on(dir: &daemon_kit::Scratch) -> (Arc<dyn Store>, Arc<ManualClock>, Applier) {
     let store = store::open(&dir.db_url()).await.unwrap();
     let clock = Arc::new(ManualClock::new(1_767_225_600));
     let bundle = Arc::new(vm_support::bundle(PROJECT));
@@ -145,6 +142,15 @@ async fn a_store_error_preparing_a_group_leaves_out_only_its_unit() {
         older: Default::default(),
         calls: Default::default(),
     };
+    (store, clock, applier)
+}
+
+/// One unit naming a quarantined contact is left out of the group; the
+/// other units of the same group apply. A page of timers skips it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_error_preparing_a_group_leaves_out_only_its_unit() {
+    let dir = daemon_kit::Scratch::new("faults-group");
+    let (store, clock, applier) = applier_on(&dir).await;
     let first = applier.apply(vec![go("bad")]).await;
     assert!(matches!(first[0], Ok(Done::Applied { .. })), "{first:?}");
     damage(&dir.db_url(), "bad").await;
@@ -188,19 +194,7 @@ async fn a_store_error_preparing_a_group_leaves_out_only_its_unit() {
 async fn a_timer_prepared_again_after_a_unit_is_left_out_fires_from_the_store() {
     use nudge_runtime::engine::EngineInput;
     let dir = daemon_kit::Scratch::new("faults-reprepare");
-    let store = store::open(&dir.db_url()).await.unwrap();
-    let clock = Arc::new(ManualClock::new(1_767_225_600));
-    let bundle = Arc::new(vm_support::bundle(PROJECT));
-    let applier = Applier {
-        store: store.clone(),
-        version: bundle.hash().unwrap(),
-        bundle,
-        env: Default::default(),
-        clock: clock.clone(),
-        metrics: Arc::new(Metrics::default()),
-        older: Default::default(),
-        calls: Default::default(),
-    };
+    let (store, clock, applier) = applier_on(&dir).await;
     let first = applier.apply(vec![go("ann")]).await;
     assert!(matches!(first[0], Ok(Done::Applied { .. })), "{first:?}");
     clock.advance(3_601);

@@ -65,6 +65,7 @@ impl Memory {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     fn with(pairs: &[(&str, &str)]) -> Result<Memory, StoreError> {
