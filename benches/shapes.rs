@@ -26,7 +26,11 @@
 //! * `growth` (and `memory`): for each size of `NUDGE_BENCH_STORED`
 //!   (default `10000,100000`), a fresh database with that many contacts
 //!   stored (posted untimed through the daemon), then ingest and timers of
-//!   N, and the process's VmRSS/VmHWM.
+//!   N, and the process's VmRSS/VmHWM;
+//! * `alone` (`shapes/alone.rs`): the memory of the daemon alone, the real
+//!   `nudge run` as a child process filled over HTTP with the last size of
+//!   `NUDGE_BENCH_STORED` stored and N waiting, before and after the N
+//!   timers fired on the wall clock.
 //!
 //! `NUDGE_BENCH_N` sets N (default 100 000). The contacts `timers` fires are
 //! posted whatever the selection (untimed where `ingest`/`one` are off).
@@ -42,6 +46,9 @@ mod support;
 
 #[path = "shapes/raw.rs"]
 mod raw;
+
+#[path = "shapes/alone.rs"]
+mod alone;
 
 use nudge_runtime::daemon::{Clock, ManualClock};
 use nudge_testkit::{HttpSink, SmtpSink};
@@ -61,6 +68,9 @@ const DAY: i64 = 86_400;
 const FIRE_1: (i64, &str) = (T0 + DAY, "2027-01-16T08:00:00Z");
 /// `fire_at` of the `one` contacts: T0 + 2 days.
 const FIRE_2: (i64, &str) = (T0 + 2 * DAY, "2027-01-17T08:00:00Z");
+/// Seconds added to the `alone` phase's estimate of its ingest time for
+/// the wall-clock instant its waits end.
+const FIRE_SLACK: i64 = 10;
 
 struct Options {
     n: usize,
@@ -72,7 +82,7 @@ impl Options {
     fn read() -> Options {
         let n = support::env_n(100_000).max(ONE_BATCH) / ONE_BATCH * ONE_BATCH;
         let phases = std::env::var("NUDGE_BENCH_PHASES")
-            .unwrap_or_else(|_| "ingest,existing,one,timers,growth,memory".into())
+            .unwrap_or_else(|_| "ingest,existing,one,timers,growth,memory,alone".into())
             .split(',')
             .map(|p| p.trim().to_string())
             .collect();
@@ -110,6 +120,10 @@ fn main() {
                 100.0 * (timers / t0 - 1.0)
             );
         }
+    }
+    if options.has("alone") {
+        let stored = options.stored.last().copied().unwrap_or(0);
+        rt.block_on(alone::alone(options.n, stored));
     }
 }
 

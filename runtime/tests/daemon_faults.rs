@@ -13,7 +13,7 @@ mod vm_support;
 use nudge_runtime::compiler::value::Value;
 use nudge_runtime::daemon::api::RETRY_AFTER_SECS;
 use nudge_runtime::daemon::{self, Applier, ApplyError, Config, ContactRef, Done, Job};
-use nudge_runtime::daemon::{ManualClock, metrics::Metrics};
+use nudge_runtime::daemon::{Clock, ManualClock, metrics::Metrics};
 use nudge_runtime::store::sqlite::SqliteStore;
 use nudge_runtime::store::{self, Store};
 use serde_json::json;
@@ -128,11 +128,8 @@ async fn a_damaged_contact_is_quarantined_and_the_others_timers_fire() {
     running.shutdown().await;
 }
 
-/// One unit naming a quarantined contact is left out of the group; the
-/// other units of the same group apply. A page of timers skips it.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_store_error_preparing_a_group_leaves_out_only_its_unit() {
-    let dir = daemon_kit::Scratch::new("faults-group");
+/// An applier of [`PROJECT`] on a fresh file in `dir`, with a manual clock.
+async fn applier_on(dir: &daemon_kit::Scratch) -> (Arc<dyn Store>, Arc<ManualClock>, Applier) {
     let store = store::open(&dir.db_url()).await.unwrap();
     let clock = Arc::new(ManualClock::new(1_767_225_600));
     let bundle = Arc::new(vm_support::bundle(PROJECT));
@@ -146,6 +143,15 @@ async fn a_store_error_preparing_a_group_leaves_out_only_its_unit() {
         older: Default::default(),
         calls: Default::default(),
     };
+    (store, clock, applier)
+}
+
+/// One unit naming a quarantined contact is left out of the group; the
+/// other units of the same group apply. A page of timers skips it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_error_preparing_a_group_leaves_out_only_its_unit() {
+    let dir = daemon_kit::Scratch::new("faults-group");
+    let (store, clock, applier) = applier_on(&dir).await;
     let first = applier.apply(vec![go("bad")]).await;
     assert!(matches!(first[0], Ok(Done::Applied { .. })), "{first:?}");
     damage(&dir.db_url(), "bad").await;
@@ -179,6 +185,52 @@ async fn a_store_error_preparing_a_group_leaves_out_only_its_unit() {
     assert_eq!(page[1], Ok(Done::Skipped), "{page:?}");
     assert!(matches!(page[2], Ok(Done::Applied { .. })), "{page:?}");
     assert_eq!(n_of(&store, "bob").await, Value::Int(10));
+}
+
+/// A group moves a timer's scheduler read into its first preparation
+/// (no copy of the state). When another unit of the group is left out and
+/// the rest prepared again, the timer has no read any more: it is loaded
+/// from the store and still fires, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timer_prepared_again_after_a_unit_is_left_out_fires_from_the_store() {
+    use nudge_runtime::engine::EngineInput;
+    let dir = daemon_kit::Scratch::new("faults-reprepare");
+    let (store, clock, applier) = applier_on(&dir).await;
+    let first = applier.apply(vec![go("ann")]).await;
+    assert!(matches!(first[0], Ok(Done::Applied { .. })), "{first:?}");
+    clock.advance(3_601);
+    let page = store.due_after(clock.now(), None, 10).await.unwrap();
+    assert_eq!(page.len(), 1);
+    let read = Arc::new(page.into_iter().next().unwrap().1);
+    let nobody = Job::Manual {
+        contact: "nobody".into(),
+        input: EngineInput::Remove {
+            flow: "later".into(),
+        },
+    };
+    let timer = Job::Timer {
+        contact: "ann".into(),
+        read: Some(read),
+    };
+    let got = applier
+        .apply_units(vec![vec![go("xavier"), nobody], vec![timer]])
+        .await;
+    assert_eq!(got[0][0], Err(ApplyError::Aborted), "{got:?}");
+    assert!(
+        matches!(&got[0][1], Err(ApplyError::NotFound(c)) if c == "nobody"),
+        "{got:?}"
+    );
+    assert!(matches!(got[1][0], Ok(Done::Applied { .. })), "{got:?}");
+    assert_eq!(n_of(&store, "ann").await, Value::Int(10));
+    let left_out = store.load_contacts(&["xavier".to_string()]).await.unwrap();
+    assert!(left_out.is_empty(), "the left-out unit wrote nothing");
+    assert!(
+        store
+            .due_after(clock.now(), None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 /// Commits big contacts over the API until one is refused; its status (a

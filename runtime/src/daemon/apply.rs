@@ -608,10 +608,12 @@ impl Applier {
             });
         }
         for v in read {
-            let id = &v.state.contact.id;
-            if !slots.contains_key(id) && ids.binary_search(id).is_err() {
-                let slot = Slot::loaded(v.state.clone(), v.version, v.next_wake, &self.bundle);
-                slots.insert(id.clone(), slot);
+            let id = v.state.contact.id.clone();
+            if !slots.contains_key(&id) && ids.binary_search(&id).is_err() {
+                // the group moved the read into these jobs (`group.rs`): no copy
+                let v = Arc::try_unwrap(v).unwrap_or_else(|shared| (*shared).clone());
+                let slot = Slot::loaded(v.state, v.version, v.next_wake, &self.bundle);
+                slots.insert(id, slot);
             }
         }
         for v in self.load(&jobs, &by_key, ids).await? {

@@ -96,6 +96,21 @@ impl Overlay {
     }
 }
 
+/// A copy of `job` to prepare. A timer's state as the scheduler read it
+/// moves into the copy (the unit keeps `read: None`), so the preparation
+/// takes it without copying the state; should the unit be prepared again
+/// (a unit left out, a failed commit in flight, a conflict), the contact is
+/// loaded from the store, as for any timer without a read.
+fn take_read(job: &mut Job) -> Job {
+    match job {
+        Job::Timer { contact, read } => Job::Timer {
+            contact: contact.clone(),
+            read: read.take(),
+        },
+        j => j.clone(),
+    }
+}
+
 /// A group on its way: prepared, maybe committing, then settled.
 pub struct Group {
     units: Vec<Vec<Job>>,
@@ -149,10 +164,10 @@ impl Applier {
         // each round leaves out at least one unit, so this ends (a store
         // error that no unit causes alone fails them all)
         while !active.is_empty() {
-            let jobs: Vec<Job> = active
-                .iter()
-                .flat_map(|&u| g.units[u].iter().cloned())
-                .collect();
+            let mut jobs: Vec<Job> = Vec::new();
+            for &u in &active {
+                jobs.extend(g.units[u].iter_mut().map(take_read));
+            }
             let prepared = match self.prepare(jobs, overlay).await {
                 Ok(p) => p,
                 Err(e) if active.len() == 1 => {

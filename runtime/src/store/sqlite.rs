@@ -19,6 +19,7 @@
 
 mod commit;
 mod health;
+mod memory;
 mod outbox;
 mod quarantine;
 mod recount;
@@ -134,6 +135,7 @@ impl SqliteStore {
     /// `sqlite://path.db` or `sqlite::memory:`. Does not migrate: call
     /// [`Store::migrate`].
     pub async fn open(url: &str) -> Result<SqliteStore> {
+        let sizes = memory::Memory::from_env()?;
         let options = SqliteConnectOptions::from_str(url)
             .map_err(|source| StoreError::Open {
                 url: url.to_string(),
@@ -143,15 +145,14 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(5))
             .foreign_keys(false)
             .statement_cache_capacity(256)
-            .pragma("cache_size", "-32768")
             // readers map the file instead of copying pages through read():
             // each commit empties their page caches
-            .pragma("mmap_size", "1073741824")
+            .pragma("mmap_size", sizes.mmap_pragma())
             .pragma("temp_store", "memory");
         // SQL text only at trace (slow statements stay warn); docs/operations.md "Logs"
         let options = sqlx::ConnectOptions::log_statements(options, log::LevelFilter::Trace);
-        let memory = url.contains(":memory:") || url.contains("mode=memory");
-        let options = if memory {
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        let options = if in_memory {
             options
         } else {
             options
@@ -168,7 +169,7 @@ impl SqliteStore {
                 .acquire_timeout(Duration::from_secs(30))
         };
         // An in-memory database lives as long as its one connection.
-        let writer = if memory {
+        let writer = if in_memory {
             pool(1)
         } else {
             pool(1).after_release(health::writer_released)
@@ -177,13 +178,20 @@ impl SqliteStore {
             .min_connections(1)
             .idle_timeout(None)
             .max_lifetime(None)
-            .connect_with(options.clone())
+            .connect_with(options.clone().pragma(
+                "cache_size",
+                memory::Memory::cache_pragma(sizes.writer_cache),
+            ))
             .await
             .map_err(|source| StoreError::Open {
                 url: url.to_string(),
                 source,
             })?;
-        let (reader, checkpointer) = if memory {
+        let options = options.pragma(
+            "cache_size",
+            memory::Memory::cache_pragma(sizes.reader_cache),
+        );
+        let (reader, checkpointer) = if in_memory {
             (writer.clone(), None)
         } else {
             (
@@ -195,7 +203,7 @@ impl SqliteStore {
             writer,
             reader,
             checkpointer,
-            memory,
+            memory: in_memory,
             health: Arc::default(),
         })
     }
