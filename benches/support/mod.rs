@@ -76,9 +76,12 @@ pub fn temp(name: &str) -> PathBuf {
 /// A started daemon on `db` with the project `text`, a manual clock at
 /// [`T0`], loopback allowed as a destination and a 100 ms tick.
 pub async fn start(db: &Path, text: &str, clock: &ManualClock) -> daemon::Running {
-    let store = nudge_runtime::store::open(&format!("sqlite://{}", db.display()))
-        .await
-        .unwrap();
+    start_on(&format!("sqlite://{}", db.display()), text, clock).await
+}
+
+/// [`start`] on the database at `url` (any engine).
+pub async fn start_on(url: &str, text: &str, clock: &ManualClock) -> daemon::Running {
+    let store = nudge_runtime::store::open(url).await.unwrap();
     let mut config = Config::new("127.0.0.1:0".parse().unwrap());
     config.allow_hosts = vec!["127.0.0.1".into()];
     config.tick = Duration::from_millis(100);
