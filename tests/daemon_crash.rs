@@ -11,12 +11,13 @@
 
 mod crash_support;
 
-use crash_support::{Daemon, Gate, free_port, request};
+use crash_support::{
+    Daemon, Gate, both_messages, free_port, redelivered, request, wait_for_messages,
+};
 use nudge_testkit::HttpSink;
 use nudge_testkit::engine::{Engine, TestDb};
 use nudge_testkit::on_both_engines;
 use serde_json::json;
-use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -201,31 +202,8 @@ fn kill_9_under_load_loses_nothing_acknowledged(engine: Engine) {
     }
 
     // (c) waits pending at the crash fire: both messages reach every contact
-    let want: HashSet<(String, String)> = contacts
-        .iter()
-        .flat_map(|c| {
-            [
-                (c.to_string(), "first".into()),
-                (c.to_string(), "second".into()),
-            ]
-        })
-        .collect();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let (requests, missing) = loop {
-        let requests = sink.requests();
-        let got: HashSet<(String, String)> = requests
-            .iter()
-            .filter_map(|r| {
-                let v = r.json()?;
-                Some((v["contact"].as_str()?.into(), v["note"].as_str()?.into()))
-            })
-            .collect();
-        let missing = want.difference(&got).count();
-        if missing == 0 || Instant::now() > deadline {
-            break (requests, missing);
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let want = both_messages(contacts.iter().copied());
+    let (requests, missing) = wait_for_messages(&sink, &want, Duration::from_secs(20));
     assert_eq!(
         missing,
         0,
@@ -235,29 +213,7 @@ fn kill_9_under_load_loses_nothing_acknowledged(engine: Engine) {
     );
 
     // (d) duplicates: one key per message, redeliveries at most one claim
-    let mut per_key: HashMap<String, usize> = HashMap::new();
-    let mut key_of: HashMap<(String, String), HashSet<String>> = HashMap::new();
-    for r in &requests {
-        let key = r
-            .header("idempotency-key")
-            .unwrap_or_else(|| panic!("a delivery without an Idempotency-Key: {r:?}"))
-            .to_string();
-        *per_key.entry(key.clone()).or_default() += 1;
-        let v = r.json().unwrap();
-        let what = (
-            v["contact"].as_str().unwrap().into(),
-            v["note"].as_str().unwrap().into(),
-        );
-        key_of.entry(what).or_default().insert(key);
-    }
-    for (what, keys) in &key_of {
-        assert_eq!(
-            keys.len(),
-            1,
-            "{what:?} went out under several keys: {keys:?}"
-        );
-    }
-    let again = per_key.values().filter(|&&n| n > 1).count();
+    let again = redelivered(&requests);
     assert!(
         again >= 1,
         "{sent} deliveries reached the sink unrecorded, none went out again"

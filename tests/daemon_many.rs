@@ -17,11 +17,11 @@
 
 mod crash_support;
 
-use crash_support::{Daemon, free_port, request};
+use crash_support::{Daemon, both_messages, free_port, redelivered, request, wait_for_messages};
 use nudge_testkit::HttpSink;
 use nudge_testkit::engine::{Engine, TestDb};
 use serde_json::json;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -224,31 +224,8 @@ fn three_daemons_on_one_postgres_one_killed_lose_nothing() {
 
     // every wait fires, the killed daemon's claims included
     let contacts: Vec<&String> = sent.iter().flat_map(|b| &b.contacts).collect();
-    let want: HashSet<(String, String)> = contacts
-        .iter()
-        .flat_map(|c| {
-            [
-                (c.to_string(), "first".into()),
-                (c.to_string(), "second".into()),
-            ]
-        })
-        .collect();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let (requests, missing) = loop {
-        let requests = sink.requests();
-        let got: HashSet<(String, String)> = requests
-            .iter()
-            .filter_map(|r| {
-                let v = r.json()?;
-                Some((v["contact"].as_str()?.into(), v["note"].as_str()?.into()))
-            })
-            .collect();
-        let missing = want.difference(&got).count();
-        if missing == 0 || Instant::now() > deadline {
-            break (requests, missing);
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let want = both_messages(contacts.iter().copied());
+    let (requests, missing) = wait_for_messages(&sink, &want, Duration::from_secs(30));
     assert_eq!(
         missing,
         0,
@@ -258,23 +235,7 @@ fn three_daemons_on_one_postgres_one_killed_lose_nothing() {
     );
 
     // one key per message; redeliveries within one claim of the dead daemon
-    let mut per_key: HashMap<String, usize> = HashMap::new();
-    let mut key_of: HashMap<(String, String), HashSet<String>> = HashMap::new();
-    for r in &requests {
-        let key = r.header("idempotency-key").unwrap().to_string();
-        *per_key.entry(key.clone()).or_default() += 1;
-        let v = r.json().unwrap();
-        let what = (
-            v["contact"].as_str().unwrap().to_string(),
-            v["note"].as_str().unwrap().to_string(),
-        );
-        key_of.entry(what).or_default().insert(key);
-    }
-    assert!(
-        key_of.values().all(|k| k.len() == 1),
-        "a message under two keys"
-    );
-    let again = per_key.values().filter(|&&n| n > 1).count();
+    let again = redelivered(&requests);
     assert!(
         again <= CLAIM,
         "{again} messages delivered more than once (at most one claim of {CLAIM})"

@@ -4,12 +4,17 @@
 //! handle ([`Daemon`]) that starts `nudge run` and waits until it answers,
 //! a [`Gate`]: a TCP proxy in front of a sink that, until opened, keeps
 //! every delivery in flight so that a kill always finds some, and a plain
-//! proxy ([`forward`]).
+//! proxy ([`forward`]); and the checks of what reached the sink
+//! (`messages.rs`).
 //!
 //! Guarantees: every request has a connect and read timeout, so a killed
 //! daemon shows up as an `Err`, never a hang; a [`Daemon`] is killed when
 //! dropped, so a failing test leaves no process behind.
 #![allow(clippy::unwrap_used, dead_code)]
+
+mod messages;
+#[allow(unused_imports)] // not every test binary checks the sink
+pub use messages::{both_messages, redelivered, wait_for_messages};
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
