@@ -8,6 +8,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+// the builders only: the suite functions are `store.rs`'s
+#[allow(unused_imports)]
 mod store_suite;
 
 use nudge_runtime::store::copy::{self, CopyError, CopyOptions, CopyReport};
