@@ -18,31 +18,9 @@ use nudge_runtime::store::sqlite::SqliteStore;
 use nudge_runtime::store::*;
 use nudge_runtime::vm::Status;
 use nudge_testkit::pg::PgDatabase;
-use std::path::PathBuf;
 use store_suite::*;
 
 const CONTACTS: usize = 23;
-
-/// A SQLite file of its own, removed on drop.
-struct File(PathBuf);
-
-impl File {
-    fn new(name: &str) -> File {
-        let dir = std::env::temp_dir().join(format!("nudge-copy-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        File(dir)
-    }
-    fn url(&self) -> String {
-        format!("sqlite://{}", self.0.join("nudge.db").display())
-    }
-}
-
-impl Drop for File {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn id(i: usize) -> String {
     format!("c{i:02}")
@@ -199,7 +177,10 @@ fn copied(r: &CopyReport, table: &str) -> (u64, u64) {
 
 #[tokio::test]
 async fn a_copy_reads_the_same_and_a_second_one_writes_nothing() {
-    let (file, db) = (File::new("same"), PgDatabase::create("copy_same").await);
+    let (file, db) = (
+        TempDb::new("copy-same"),
+        PgDatabase::create("copy_same").await,
+    );
     fill(&file.url()).await;
     let first = run(&file.url(), db.url(), 7, None).await.unwrap();
     assert!(first.complete);
@@ -241,7 +222,10 @@ async fn new_ids_follow_the_copied_ones(dst: &dyn Store) {
 
 #[tokio::test]
 async fn an_interrupted_copy_run_again_converges() {
-    let (file, db) = (File::new("resume"), PgDatabase::create("copy_resume").await);
+    let (file, db) = (
+        TempDb::new("copy-resume"),
+        PgDatabase::create("copy_resume").await,
+    );
     fill(&file.url()).await;
     // 3 pages of 5: contacts 0..15 only, nothing else, no counters
     let part = run(&file.url(), db.url(), 5, Some(3)).await.unwrap();
@@ -262,7 +246,7 @@ async fn an_interrupted_copy_run_again_converges() {
 #[tokio::test]
 async fn a_target_holding_other_rows_is_a_mismatch_naming_the_table() {
     let (file, db) = (
-        File::new("mismatch"),
+        TempDb::new("copy-mismatch"),
         PgDatabase::create("copy_mismatch").await,
     );
     fill(&file.url()).await;
@@ -285,7 +269,7 @@ async fn only_sqlite_to_postgres_and_no_password_shown() {
     let err = run(db.url(), "sqlite://x.db", 10, None).await.unwrap_err();
     assert!(matches!(err, CopyError::Direction(_)), "{err}");
     let to = "postgres://u:hunter2@127.0.0.1:1/none";
-    let file = File::new("direction");
+    let file = TempDb::new("copy-direction");
     let err = run(&file.url(), to, 10, None).await.unwrap_err();
     assert!(matches!(err, CopyError::Target(_)), "{err}");
     assert!(!err.to_string().contains("hunter2"), "{err}");
