@@ -270,6 +270,9 @@ async fn only_sqlite_to_postgres_and_no_password_shown() {
     assert!(matches!(err, CopyError::Direction(_)), "{err}");
     let to = "postgres://u:hunter2@127.0.0.1:1/none";
     let file = TempDb::new("copy-direction");
+    let err = run(&file.url(), db.url(), 10, None).await.unwrap_err();
+    assert!(matches!(err, CopyError::NoSource(_)), "{err}");
+    fill(&file.url()).await;
     let err = run(&file.url(), to, 10, None).await.unwrap_err();
     assert!(matches!(err, CopyError::Target(_)), "{err}");
     assert!(!err.to_string().contains("hunter2"), "{err}");

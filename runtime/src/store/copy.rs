@@ -35,6 +35,9 @@ pub enum CopyError {
     /// Not from `sqlite:` to `postgres:`.
     #[error("migrate-db copies from a SQLite store to a PostgreSQL one; {0}")]
     Direction(String),
+    /// The source names no existing file (opening it would create one).
+    #[error("the source `{0}` is not an existing SQLite file")]
+    NoSource(String),
     #[error("cannot open the source: {0}")]
     Source(#[source] StoreError),
     #[error("cannot open the target: {0}")]
@@ -334,11 +337,23 @@ async fn open_both(from: &str, to: &str) -> Result<(SqliteStore, PgStore)> {
             redacted(to)
         )));
     }
+    if !source_exists(from) {
+        return Err(CopyError::NoSource(redacted(from)));
+    }
     let src = SqliteStore::open(from).await.map_err(CopyError::Source)?;
     src.migrate().await.map_err(CopyError::Source)?;
     let dst = PgStore::open(to).await.map_err(CopyError::Target)?;
     dst.migrate().await.map_err(CopyError::Target)?;
     Ok((src, dst))
+}
+
+/// Whether a `sqlite:` URL names a file that exists (`:memory:` does not).
+fn source_exists(url: &str) -> bool {
+    let path = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"));
+    let path = path.and_then(|p| p.split('?').next()).unwrap_or("");
+    !path.is_empty() && path != ":memory:" && std::path::Path::new(path).is_file()
 }
 
 /// One table, page by page; `pages_left` counts down to an interruption.
