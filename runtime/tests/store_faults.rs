@@ -12,30 +12,7 @@ mod store_suite;
 use nudge_runtime::compiler::value::Value;
 use nudge_runtime::store::sqlite::SqliteStore;
 use nudge_runtime::store::{Commit, ContactWrite, HeldPostback, Store, StoreError};
-use std::path::PathBuf;
 use store_suite::*;
-
-/// A database file in its own temporary directory, removed on drop.
-struct TempDb(PathBuf);
-
-impl TempDb {
-    fn new(name: &str) -> TempDb {
-        let dir = std::env::temp_dir().join(format!("nudge-faults-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDb(dir)
-    }
-
-    fn url(&self) -> String {
-        format!("sqlite://{}", self.0.join("nudge.db").display())
-    }
-}
-
-impl Drop for TempDb {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 async fn fresh(db: &TempDb) -> SqliteStore {
     let s = SqliteStore::open(&db.url()).await.unwrap();
@@ -72,7 +49,7 @@ async fn fill(s: &SqliteStore) -> String {
 
 #[tokio::test]
 async fn a_full_disk_fails_writes_only_while_it_is_full() {
-    let db = TempDb::new("full");
+    let db = TempDb::new("faults-full");
     let s = fresh(&db).await;
     commit(&s, big("before")).await;
 
@@ -120,7 +97,7 @@ async fn a_full_disk_fails_writes_only_while_it_is_full() {
 /// becomes ready again by itself.
 #[tokio::test]
 async fn readiness_probes_writes_after_a_failure() {
-    let db = TempDb::new("probe");
+    let db = TempDb::new("faults-probe");
     let s = fresh(&db).await;
     fill(&s).await;
     assert!(matches!(s.ready(1).await, Err(StoreError::Unwritable(_))));
@@ -139,7 +116,7 @@ async fn raw(db: &TempDb) -> sqlx::SqlitePool {
 
 #[tokio::test]
 async fn an_unreadable_state_is_quarantined_and_blocks_no_one() {
-    let db = TempDb::new("poison");
+    let db = TempDb::new("faults-poison");
     let s = fresh(&db).await;
     poisoned_contacts(&s).await;
     let pool = raw(&db).await;
@@ -153,7 +130,7 @@ async fn an_unreadable_state_is_quarantined_and_blocks_no_one() {
 
 #[tokio::test]
 async fn an_unreadable_held_postback_is_quarantined_and_kept() {
-    let db = TempDb::new("held");
+    let db = TempDb::new("faults-held");
     let s = fresh(&db).await;
     let held = |n: &str| HeldPostback {
         id: 0,

@@ -79,7 +79,16 @@ pub enum Command {
     Outbox(OutboxCommand),
     /// Apply an event to a contact, as `POST /v1/events` would
     SendEvent(SendEventArgs),
+    /// Copy a whole store from SQLite to PostgreSQL (resumable, verified)
+    #[command(after_help = MIGRATE_DB_AFTER_HELP)]
+    MigrateDb(MigrateDbArgs),
 }
+
+const MIGRATE_DB_AFTER_HELP: &str = "\
+Stop the daemon writing the source first (or copy again once it is stopped:
+an interrupted or repeated copy resumes and converges). Both databases are
+migrated to their latest schema; at the end every table's rows are counted
+on both sides. Summary per table on stdout, progress on stderr.";
 
 const RUN_AFTER_HELP: &str = "\
 Environment:
@@ -255,6 +264,16 @@ pub enum OutboxCommand {
         #[command(flatten)]
         db: DbArgs,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct MigrateDbArgs {
+    /// The SQLite store to copy (`sqlite://FILE`)
+    #[arg(long)]
+    pub from: String,
+    /// The PostgreSQL store to fill (`postgres://…`; the database must exist)
+    #[arg(long)]
+    pub to: String,
 }
 
 #[derive(Debug, Args)]

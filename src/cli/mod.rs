@@ -19,6 +19,7 @@ mod human;
 mod io_diag;
 mod logs;
 mod machine;
+mod migrate_db;
 mod ops;
 mod project;
 mod redeploy;
@@ -58,6 +59,7 @@ pub fn run() -> ExitCode {
         Command::Flow(c) => ops::flow(c),
         Command::Outbox(c) => ops::outbox(c),
         Command::SendEvent(a) => ops::send_event(a),
+        Command::MigrateDb(a) => migrate_db::run(a),
     };
     match result.and_then(print) {
         Ok(true) => ExitCode::from(PROBLEMS),

@@ -11,6 +11,7 @@
 //! returned; its idempotency key is unique, so it applies at most once. A
 //! postback's `dedupe` value is unique per source the same way.
 
+pub mod copy;
 pub mod doc;
 mod health;
 pub mod postgres;

@@ -31,6 +31,8 @@ mod commit;
 mod outbox;
 mod quarantine;
 
+pub(super) use commit::channel_of;
+
 use super::health::Health;
 use super::quarantine::{HeldRow, StateRow, decode_held, decode_states};
 use super::rows::limit;
@@ -139,6 +141,11 @@ impl PgStore {
             timer_lease: o.timer_lease.max(1),
             shard: draw_shard(),
         })
+    }
+
+    /// The pool, for the copy from SQLite (`store/copy.rs`).
+    pub(super) fn pool(&self) -> &PgPool {
+        &self.pool
     }
 
     /// Closes every connection (waits for the ones in use).

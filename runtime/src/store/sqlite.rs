@@ -131,6 +131,11 @@ impl Checkpointer {
 }
 
 impl SqliteStore {
+    /// The reader pool, for the copy to Postgres (`store/copy.rs`).
+    pub(super) fn reader(&self) -> &SqlitePool {
+        &self.reader
+    }
+
     /// Opens (creating the file if missing) the database at `url`:
     /// `sqlite://path.db` or `sqlite::memory:`. Does not migrate: call
     /// [`Store::migrate`].

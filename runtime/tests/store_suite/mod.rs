@@ -26,6 +26,28 @@ pub use records::*;
 
 // ---- builders
 
+/// A SQLite database file in its own temporary directory, removed on drop.
+pub struct TempDb(std::path::PathBuf);
+
+impl TempDb {
+    pub fn new(name: &str) -> TempDb {
+        let dir = std::env::temp_dir().join(format!("nudge-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDb(dir)
+    }
+
+    pub fn url(&self) -> String {
+        format!("sqlite://{}", self.0.join("nudge.db").display())
+    }
+}
+
+impl Drop for TempDb {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 pub fn enrollment(flow: &str, step: &str, status: Status, wake: Option<i64>) -> Enrollment {
     Enrollment {
         flow: flow.into(),

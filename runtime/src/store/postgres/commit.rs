@@ -450,7 +450,7 @@ async fn write_events(conn: &mut PgConnection, c: &Commit) -> Result<()> {
 
 /// The channel a claim tells an outbox row apart by: the payload's
 /// `channel`, `url` for none (a call to a bare URL).
-fn channel_of(payload: &str) -> String {
+pub(in crate::store) fn channel_of(payload: &str) -> String {
     #[derive(serde::Deserialize)]
     struct Channel {
         channel: Option<serde_json::Value>,
