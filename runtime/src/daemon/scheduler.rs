@@ -9,10 +9,13 @@
 //! due contact stays due.
 //!
 //! Paused flows are left out of a contact's wake time by the applier, so
-//! their due timers wait here for the resume.
+//! their due timers wait here for the resume. On a store shared by several
+//! daemons (Postgres) each page is a claim (`Store::due_after`), renewed
+//! while the page waits in the applier's queue (`Store::renew_due`).
 
 use super::Shared;
 use super::apply::{Done, Job};
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -113,6 +116,10 @@ pub async fn fire_due(shared: &Arc<Shared>, now: i64) -> Result<usize, crate::st
             return Ok(total);
         };
         after = Some(last);
+        let ids: Vec<String> = page
+            .iter()
+            .map(|(_, v)| v.state.contact.id.clone())
+            .collect();
         let jobs = page
             .into_iter()
             .map(|(_, v)| Job::Timer {
@@ -122,9 +129,7 @@ pub async fn fire_due(shared: &Arc<Shared>, now: i64) -> Result<usize, crate::st
             .collect();
         let s = shared.clone();
         inflight.push_back(tokio::spawn(async move {
-            let fired = s
-                .queue
-                .submit(jobs)
+            let fired = renewing(&s, ids, s.queue.submit(jobs))
                 .await
                 .iter()
                 .filter(|o| matches!(o, Ok(Done::Applied { .. })))
@@ -138,6 +143,30 @@ pub async fn fire_due(shared: &Arc<Shared>, now: i64) -> Result<usize, crate::st
             && let Some(h) = inflight.pop_front()
         {
             total += fired(h).await;
+        }
+    }
+}
+
+/// Runs `work` (a claimed page in the applier's queue) while renewing the
+/// page's claims every third of the store's lease, so that a slow applier
+/// keeps its timers instead of another daemon firing them too (which the
+/// version check would make harmless, but wasted). Nothing for a store
+/// that does not claim.
+async fn renewing<T>(shared: &Shared, ids: Vec<String>, work: impl Future<Output = T>) -> T {
+    let Some(lease) = shared.store.due_lease() else {
+        return work.await;
+    };
+    let every = Duration::from_secs(u64::try_from(lease / 3).unwrap_or(0).max(1));
+    tokio::pin!(work);
+    loop {
+        tokio::select! {
+            done = &mut work => return done,
+            () = tokio::time::sleep(every) => {
+                let until = shared.clock.now().saturating_add(lease);
+                if let Err(e) = shared.store.renew_due(&ids, until).await {
+                    tracing::warn!(error = %e, "cannot renew the claims of due contacts");
+                }
+            }
         }
     }
 }

@@ -524,6 +524,19 @@ pub trait Store: Send + Sync {
         after: Option<(i64, &str)>,
         limit: usize,
     ) -> Result<Vec<(i64, Versioned)>>;
+    /// How long a claim of [`Store::due_after`] holds, in the caller's
+    /// seconds; `None` for an engine that does not claim (SQLite: one
+    /// daemon per file).
+    fn due_lease(&self) -> Option<i64> {
+        None
+    }
+    /// Extends the claims of due contacts still held (claimed and not
+    /// written since) to `lease_until`: the scheduler renews the pages
+    /// waiting in the applier's queue, so a slow applier keeps its timers.
+    async fn renew_due(&self, ids: &[String], lease_until: i64) -> Result<()> {
+        let _ = (ids, lease_until);
+        Ok(())
+    }
     /// The earliest wake time of any contact.
     async fn next_wake(&self) -> Result<Option<i64>>;
     /// Contact ids after `after`, in id order, `limit` at most: a page of a

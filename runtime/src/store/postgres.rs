@@ -421,6 +421,23 @@ impl Store for PgStore {
         Ok(self.due_page(now, after, limit_).await?.0)
     }
 
+    fn due_lease(&self) -> Option<i64> {
+        Some(self.timer_lease)
+    }
+
+    async fn renew_due(&self, ids: &[String], lease_until: i64) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        // a written contact has no claim (0) and is left so
+        let q = sqlx::query(
+            "UPDATE contacts SET wake_lease = $2 WHERE id = ANY($1) AND wake_lease > 0",
+        )
+        .bind(ids)
+        .bind(lease_until);
+        self.write(q).await.map(drop)
+    }
+
     async fn next_wake(&self) -> Result<Option<i64>> {
         let (at,): (Option<i64>,) =
             sqlx::query_as("SELECT min(next_wake) FROM contacts WHERE next_wake IS NOT NULL")

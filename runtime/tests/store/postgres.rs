@@ -492,3 +492,34 @@ async fn a_hold_and_a_new_owner_of_its_key_never_both_commit() {
         Err(StoreError::Conflict(_))
     ));
 }
+
+/// A claim renewed while its page waits holds past its first end; a
+/// contact written since has no claim, and a renewal gives it none.
+#[tokio::test]
+async fn due_claims_renew_until_written() {
+    let db = PgDatabase::create("due_renew").await;
+    let (a, b) = (fresh(&db).await, fresh(&db).await);
+    assert_eq!(a.due_lease(), Some(60));
+    put(&a, vec![due("ann", 5), due("bob", 5)]).await;
+    let mut claimed = page_ids(a.due_after(30, None, 10).await.unwrap());
+    claimed.sort();
+    assert_eq!(claimed, ["ann", "bob"]);
+    a.renew_due(&claimed, 150).await.unwrap();
+    assert!(
+        b.due_after(100, None, 10).await.unwrap().is_empty(),
+        "renewed past the first lease (90)"
+    );
+    // Bob is written: his claim is gone, and renewing does not bring it back
+    let v = version_of(&a, "bob").await.unwrap();
+    let st = a.load_contacts(&["bob".to_string()]).await.unwrap()[0]
+        .state
+        .clone();
+    put(&a, vec![waking(update(st, v), 5)]).await;
+    a.renew_due(&claimed, 200).await.unwrap();
+    // Bob is claimable at once (now by `b`, until 160); Ann is held to 200
+    assert_eq!(page_ids(b.due_after(100, None, 10).await.unwrap()), ["bob"]);
+    assert!(b.due_after(150, None, 10).await.unwrap().is_empty());
+    let mut later = page_ids(b.due_after(200, None, 10).await.unwrap());
+    later.sort();
+    assert_eq!(later, ["ann", "bob"]);
+}

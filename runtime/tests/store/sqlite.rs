@@ -383,3 +383,16 @@ async fn a_damaged_outbox_payload_is_dead_lettered_not_a_blocked_outbox() {
     a_damaged_outbox_payload_is_dead_lettered(&s).await;
     s.close().await;
 }
+
+/// One daemon per file: due pages are read, not claimed.
+#[tokio::test]
+async fn due_pages_are_not_claimed() {
+    let db = TempDb::new("no-claims");
+    let s = fresh(&db).await;
+    assert_eq!(s.due_lease(), None);
+    put(&s, vec![due("ann", 5)]).await;
+    for _ in 0..2 {
+        assert_eq!(s.due_after(30, None, 10).await.unwrap().len(), 1);
+    }
+    s.close().await;
+}
