@@ -21,6 +21,7 @@ pub mod bundle;
 pub mod diagnostics;
 pub mod files;
 pub mod fmt;
+pub mod graph;
 pub mod lower;
 pub mod model;
 pub mod resolve;

@@ -61,6 +61,9 @@ pub enum Command {
     Fmt(FmtArgs),
     /// Compile a project to its bundle (or show the bytecode)
     Compile(CompileArgs),
+    /// Draw each flow as a Mermaid or Graphviz dot diagram
+    #[command(after_help = GRAPH_AFTER_HELP)]
+    Graph(GraphArgs),
     /// Run the project's `test` blocks on a virtual clock
     Test(TestArgs),
     /// Run the daemon: HTTP API and postbacks in, the outbox out
@@ -341,6 +344,42 @@ pub struct CheckArgs {
     /// Treat warnings as errors (exit 1 if there are any)
     #[arg(long)]
     pub deny_warnings: bool,
+}
+
+const GRAPH_AFTER_HELP: &str = "\
+Examples:
+  nudge graph examples/quickstart > flows.mmd
+  nudge graph . --flow onboarding --format dot | dot -Tsvg > onboarding.svg
+
+Output:
+  The diagram on stdout: Mermaid `flowchart TD` (renders on GitHub in a
+  ```mermaid block) or a Graphviz `digraph`, one subgraph per flow. A project
+  with errors prints its diagnostics to stderr instead.
+
+Exit status:
+  0  the diagram was printed
+  1  the project has errors
+  2  usage or I/O problems (an unknown --flow lists the flows)";
+
+#[derive(Debug, Args)]
+pub struct GraphArgs {
+    /// A project directory (every `*.nudge` file below it) or one file
+    #[arg(default_value = ".")]
+    pub path: PathBuf,
+    /// Draw only this flow (every flow when absent)
+    #[arg(long)]
+    pub flow: Option<String>,
+    /// The diagram language
+    #[arg(long, value_enum, default_value_t = GraphFormat::Mermaid)]
+    pub format: GraphFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum GraphFormat {
+    /// Mermaid `flowchart TD`
+    Mermaid,
+    /// Graphviz `digraph`
+    Dot,
 }
 
 #[derive(Debug, Args)]

@@ -28,19 +28,22 @@ pub fn bundle(path: &Path) -> Result<Result<Bundle, String>, CliError> {
     let (sources, diagnostics, bundle) = compiled(project::decode(project::load(path)?));
     match bundle {
         Some(b) if !diagnostics.has_errors() => Ok(Ok(b)),
-        _ => {
-            let style = human::Style::detect(std::io::stderr().is_terminal());
-            let mut text = human::render(&sources, &diagnostics, style);
-            text.push_str(&human::summary(
-                diagnostics.error_count(),
-                diagnostics.warning_count(),
-                sources.files.len(),
-                false,
-            ));
-            text.push('\n');
-            Ok(Err(text))
-        }
+        _ => Ok(Err(report(&sources, &diagnostics))),
     }
+}
+
+/// The human diagnostic report with its summary line, for stderr.
+pub fn report(sources: &SourceSet, diagnostics: &Diagnostics) -> String {
+    let style = human::Style::detect(std::io::stderr().is_terminal());
+    let mut text = human::render(sources, diagnostics, style);
+    text.push_str(&human::summary(
+        diagnostics.error_count(),
+        diagnostics.warning_count(),
+        sources.files.len(),
+        false,
+    ));
+    text.push('\n');
+    text
 }
 
 /// Check and compile decoded sources (a bundle only if every file is text).

@@ -21,6 +21,9 @@ pub enum CliError {
     Write { path: PathBuf, source: io::Error },
     #[error("cannot write the report: {}", describe(.0))]
     Output(io::Error),
+    /// `nudge graph --flow NAME` with a name no flow has.
+    #[error("no flow `{name}`; the flows are: {known}")]
+    UnknownFlow { name: String, known: String },
     /// The daemon or a database command could not go on.
     #[error("{0}")]
     Runtime(String),

@@ -1,5 +1,5 @@
 //! The CLI: argument parsing ([`args`]), finding and reading the project
-//! ([`project`]), the commands ([`check`], [`fmt`]) and the report formats
+//! ([`project`]), the commands ([`check`], [`fmt`], [`graph`], …) and the report formats
 //! ([`human`], [`machine`]).
 //!
 //! Commands are functions from their arguments to an [`Outcome`] (the text
@@ -15,6 +15,7 @@ mod check;
 mod compile;
 mod error;
 mod fmt;
+mod graph;
 mod human;
 mod io_diag;
 mod logs;
@@ -52,6 +53,7 @@ pub fn run() -> ExitCode {
         Command::Check(a) => check::run(a),
         Command::Fmt(a) => fmt::run(a),
         Command::Compile(a) => compile::run(a),
+        Command::Graph(a) => graph::run(a),
         Command::Test(a) => test::run(a),
         Command::Run(a) => run::run(a),
         Command::Stats(a) => ops::stats(a),
