@@ -41,6 +41,10 @@ pub fn flow(index: usize, flow: &FlowDecl, text: &str) -> FlowGraph {
         others: HashMap::new(),
         exit: None,
     };
+    if let Some(doc) = &flow.doc {
+        let doc = doc.split_whitespace().collect::<Vec<_>>().join(" ");
+        b.node(doc, Shape::Note);
+    }
     let entry = b.triggers(flow);
     b.options(flow);
     b.declare_steps(flow);

@@ -4,7 +4,7 @@
 //!
 //! Takes the modules of a project that checked without errors and their
 //! sources (labels quote conditions and durations as written); gives one
-//! [`FlowGraph`] per flow, in source order. Nodes are the flow's triggers,
+//! [`FlowGraph`] per flow, in source order. Nodes are the flow's doc comment, triggers,
 //! goals and `exit when`s, its steps (name and title), waits, `if`s, splits,
 //! handlers, `start`/`stop`/`emit`, `exit` and *completed*; edges follow the
 //! control flow, a `goto` to another flow ends at a node named for it.
