@@ -73,3 +73,26 @@ pub fn flows(sources: &SourceSet, modules: &[(FileId, Module)]) -> Vec<FlowGraph
     }
     out
 }
+
+/// `text` on one line (line breaks and tabs as spaces), each character that
+/// `special` names replaced by what it gives: the renderers' escaping.
+fn escape_with(text: &str, special: impl Fn(char) -> Option<&'static str>) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match (special(c), c) {
+            (Some(s), _) => out.push_str(s),
+            (None, '\n' | '\r' | '\t') => out.push(' '),
+            (None, c) => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn line_breaks_become_spaces_in_both_formats() {
+        assert_eq!(super::mermaid::escape("a\nb\tc"), "a b c");
+        assert_eq!(super::dot::escape("a\r\nb"), "a  b");
+    }
+}
