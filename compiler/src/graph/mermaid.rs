@@ -43,7 +43,7 @@ fn brackets(shape: Shape) -> (&'static str, &'static str) {
 
 /// A label's text for inside `"…"`: `"` as `#quot;`, and the characters
 /// Mermaid would read as markup (`#` entities, `<`/`>` HTML, a backtick's
-/// Markdown) as entities.
+/// Markdown, `|` ending an edge label) as entities.
 pub fn escape(label: &str) -> String {
     super::escape_with(label, |c| match c {
         '"' => Some("#quot;"),
@@ -51,6 +51,7 @@ pub fn escape(label: &str) -> String {
         '<' => Some("#lt;"),
         '>' => Some("#gt;"),
         '`' => Some("#96;"),
+        '|' => Some("#124;"),
         _ => None,
     })
 }
@@ -62,8 +63,8 @@ mod tests {
     #[test]
     fn quotes_and_markup_become_entities() {
         assert_eq!(
-            escape(r#"if contact.plan == "free" #1 <b>`x`"#),
-            "if contact.plan == #quot;free#quot; #35;1 #lt;b#gt;#96;x#96;"
+            escape(r#"if contact.plan == "free" #1 <b>`x`|"#),
+            "if contact.plan == #quot;free#quot; #35;1 #lt;b#gt;#96;x#96;#124;"
         );
     }
 }
