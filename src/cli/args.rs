@@ -104,6 +104,7 @@ Environment:
                      --allow-origin); any other `Origin` is refused 403
   NUDGE_MAX_CONNECTIONS  HTTP connections open at once (as --max-connections)
   NUDGE_MAX_HEAD_SIZE  bytes a request head may take (as --max-head-size)
+  NUDGE_MAX_GROUP    inputs per commit at most (as --max-group)
   NUDGE_DB_POOL_SIZE, NUDGE_DB_CONNECT_TIMEOUT, NUDGE_TIMER_LEASE  Postgres
                      settings (as --db-pool-size, --db-connect-timeout,
                      --timer-lease)
@@ -187,6 +188,9 @@ pub struct RunArgs {
     /// database deployed
     #[arg(long, env = "NUDGE_BUNDLE_POLL", default_value_t = 5)]
     pub bundle_poll: u64,
+    /// Inputs (events, postbacks, timers) written in one commit at most
+    #[arg(long, env = "NUDGE_MAX_GROUP", default_value_t = 1000)]
+    pub max_group: usize,
     /// Postgres only: connections in the daemon's pool (commits, claims
     /// and reads in flight at once)
     #[arg(long, env = "NUDGE_DB_POOL_SIZE", default_value_t = 16)]

@@ -146,6 +146,7 @@ fn config(args: &RunArgs, env: std::collections::BTreeMap<String, String>) -> Co
         .filter(|t| !t.is_empty());
     config.allow_hosts = trimmed(&args.allow_host);
     config.outbox_lease = Duration::from_secs(args.outbox_lease.max(1));
+    config.max_group = args.max_group.max(1);
     config.retry = RetryPolicy {
         base: Duration::from_secs(args.retry_base.max(1)),
         max_attempts: args.max_attempts.max(1),
