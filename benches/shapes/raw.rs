@@ -149,12 +149,7 @@ impl Shape {
 
     /// `text` with the sample's token replaced by `id`'s.
     fn text(&self, text: &str, id: &str) -> String {
-        String::from_utf8(replace_bytes(
-            text.as_bytes(),
-            self.token.as_bytes(),
-            id.as_bytes(),
-        ))
-        .unwrap()
+        crate::support::replace_text(text, &self.token, id)
     }
 }
 

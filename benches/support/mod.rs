@@ -245,6 +245,16 @@ pub async fn wait_delivered(store: &Arc<dyn Store>, now: i64, want: i64) {
 }
 
 /// `bytes` with every `from` replaced by `to` (of the same length).
+/// `text` with every `from` replaced by `to`.
+pub fn replace_text(text: &str, from: &str, to: &str) -> String {
+    String::from_utf8(replace_bytes(
+        text.as_bytes(),
+        from.as_bytes(),
+        to.as_bytes(),
+    ))
+    .unwrap()
+}
+
 pub fn replace_bytes(bytes: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
     let mut out = bytes.to_vec();
     let mut i = 0;

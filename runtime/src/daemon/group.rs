@@ -31,11 +31,9 @@ const ALONE_ATTEMPTS: u32 = 6;
 /// and up to as much again at random, so that two daemons retrying on the
 /// same contact fall apart.
 fn conflict_pause(n: u32) -> Duration {
-    use std::hash::{BuildHasher, Hasher};
-    let base = 1u64 << n.saturating_sub(1).min(4);
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u32(n);
-    Duration::from_micros(base * 1000 + h.finish() % (base * 1000))
+    use rand::Rng;
+    let base = 1000u64 << n.saturating_sub(1).min(4);
+    Duration::from_micros(base + rand::rng().random_range(0..base))
 }
 
 /// What a commit in flight writes, as the next group must see it: the

@@ -96,20 +96,12 @@ pub struct PgStore {
 }
 
 /// How many counter shards there are (see [`PgStore`]'s `shard`).
-const COUNTER_SHARDS: u64 = 16;
+const COUNTER_SHARDS: i16 = 16;
 
-/// A counter shard drawn at random (std's per-process random hash keys).
+/// A counter shard drawn at random.
 fn draw_shard() -> i16 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(wall_now_nanos());
-    i16::try_from(h.finish() % COUNTER_SHARDS).unwrap_or(0)
-}
-
-fn wall_now_nanos() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos().into())
+    use rand::Rng;
+    rand::rng().random_range(0..COUNTER_SHARDS)
 }
 
 impl PgStore {
